@@ -1,0 +1,12 @@
+"""Dash callbacks: one module per view, each with ``register(app)``."""
+
+from __future__ import annotations
+
+import dash
+
+
+def register_all(app: dash.Dash) -> None:
+    from callbacks import features, instances, network, state, statistics
+
+    for module in (state, statistics, instances, network, features):
+        module.register(app)

@@ -1,0 +1,57 @@
+"""``python -m dashboard [--cache DIR] [--host 127.0.0.1] [--port 8050]``.
+
+With no ``--cache`` it serves the embedded demo (``cache/digits``), building it
+first from ``configs/digits.yaml`` when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from transferviz.errors import TransferVizError
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = REPO / "configs" / "digits.yaml"
+
+
+def ensure_demo_cache(cache_root: Path) -> Path:
+    """Returns the demo cache folder, building it first if it is absent."""
+    from transferviz.cache import current_build
+
+    if current_build(cache_root, "digits") is None:
+        from transferviz.config import load_config
+        from transferviz.pipeline import build
+        from transferviz.preprocess import resolve_device
+
+        print(f"no demo cache under {cache_root}: building it from {DEMO_CONFIG} (a few minutes on a CPU)",
+              file=sys.stderr)
+        report = build(load_config(DEMO_CONFIG), cache_root, resolve_device("auto"),
+                       log=lambda m: print(m, file=sys.stderr))
+        print(report.summary(), file=sys.stderr)
+    return cache_root / "digits"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dashboard", description="Serve the transferviz dashboard.")
+    p.add_argument("--cache", type=Path, help="a built cache folder (default: the demo, built if absent)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--debug", action="store_true", help="Dash debug mode (hot reload, error pop-ups)")
+    args = p.parse_args(argv)
+    try:
+        cache_dir = args.cache if args.cache is not None else ensure_demo_cache(REPO / "cache")
+        from dashboard.app import create_app
+
+        app = create_app(cache_dir)
+    except TransferVizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"serving {cache_dir} at http://{args.host}:{args.port}/", file=sys.stderr)
+    app.run(host=args.host, port=args.port, debug=args.debug)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

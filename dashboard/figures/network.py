@@ -1,0 +1,1161 @@
+"""Network relation view (paper section 5.3.3, Figure 4).
+
+Neuron similarity matrices of consecutive layers sit along the diagonal, from the top left
+to the bottom right, in a zig-zag: the source/target axes swap from one matrix to the next
+(with the default ``first_rows="target"`` matrix 1 has target rows and source columns,
+matrix 2 source rows and target columns, ...). The weights of the model whose neurons are
+the rows of matrix *i* (and, after the swap, the columns of matrix *i+1*) then fill the
+corner to the upper right of the pair, aligned with both matrices; the other model's
+weights fill the corner to the lower left. For the layers 1-2 of the paper's Figure 4 (A)
+this puts the source weights in the bottom-left corner and the target weights in the
+top-right one; the corners alternate from pair to pair.
+
+Every matrix is split into four regions (Figure 4 B): important x important drawn cell by
+cell (brightness = similarity, 0 white, 1 black) and the three other regions as histograms
+of their similarity values in strips along the right and bottom edges. Every weight block
+is split likewise (Figure 4 C): (1) the important weights between important neurons as an
+adjacency matrix (brightness = weight value, a red dot where the source model has the
+corresponding important weight: target model only); (2)/(3) one boxplot per important
+neuron of the important weights joining it to the other layer's non-important neurons,
+its thickness by the number of weights, with a pie glyph (target model only) of the share
+of those weights without a source correspondence; (4) a histogram of the important weights
+between non-important neurons.
+
+Everything lives in one data coordinate space where a cell is one unit square; the figure
+grows with the number of important neurons (``cell_px`` pixels per cell) instead of
+shrinking cells, so the page scrolls and the mode bar zooms. Neuron indices, cells, boxes
+and pies all hover; neuron indices and weight squares are clickable, their ``customdata``
+decoded by :func:`parse_click`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures.theme import (
+    DOMAIN_COLORS,
+    DOMAIN_LIGHT,
+    DOMAIN_TINT,
+    KERNEL_COLORSCALE,
+    NEUTRAL_COLOR,
+    SIMILARITY_COLORSCALE,
+    SOURCE_COLOR,
+    TARGET_COLOR,
+    TEMPLATE,
+    TEXT_COLOR,
+    WEIGHT_COLORSCALE,
+    apply_theme,
+    empty_figure,
+)
+
+Model = Literal["source", "target"]
+
+__all__ = [
+    "Histogram",
+    "LayerBlock",
+    "NeuronBoxes",
+    "ModelWeights",
+    "PairBlock",
+    "relation_matrices",
+    "parse_click",
+    "kernel_heatmap",
+    "layout_geometry",
+]
+
+
+# =======================================================================================
+# Data classes (plain numpy; build them from cache slices)
+# =======================================================================================
+def _f(a: Any) -> np.ndarray:
+    return np.asarray(a if a is not None else [], dtype=float).reshape(-1)
+
+
+def _i(a: Any) -> np.ndarray:
+    return np.asarray(a if a is not None else [], dtype=np.int64).reshape(-1)
+
+
+@dataclass
+class Histogram:
+    """Counts over bins: ``counts`` (B,), ``edges`` (B+1,) ascending."""
+
+    counts: np.ndarray
+    edges: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.counts = _f(self.counts)
+        self.edges = _f(self.edges)
+        if len(self.edges) != len(self.counts) + 1 and len(self.counts):
+            raise ValueError(
+                f"histogram needs len(edges) == len(counts) + 1, got {len(self.edges)} and {len(self.counts)}"
+            )
+
+    @property
+    def total(self) -> int:
+        """Number of values counted."""
+        return int(round(float(self.counts.sum()))) if len(self.counts) else 0
+
+    @classmethod
+    def from_values(cls, values: Any, bins: int = 10, value_range: tuple[float, float] | None = None) -> "Histogram":
+        """Histogram of ``values`` (NaNs dropped) with ``bins`` equal bins over ``value_range``
+        (default: the data range, widened to a unit interval around a constant)."""
+        v = _f(values)
+        v = v[np.isfinite(v)]
+        if value_range is None:
+            if len(v):
+                lo, hi = float(v.min()), float(v.max())
+                if hi - lo < 1e-12:
+                    lo, hi = lo - 0.5, hi + 0.5
+            else:
+                lo, hi = 0.0, 1.0
+            value_range = (lo, hi)
+        counts, edges = np.histogram(v, bins=bins, range=value_range)
+        return cls(counts=counts, edges=edges)
+
+
+@dataclass
+class LayerBlock:
+    """One analysed layer's neuron similarity matrix, split by importance (Figure 4 B).
+
+    ``similarity`` is the block of the full source x target similarity matrix restricted
+    to the important neurons: shape ``(len(src_important), len(tgt_important))``, rows
+    source, columns target, both in rank order (most important first). The three
+    histograms summarise the other regions, oriented (source, target):
+    ``hist_imp_nonimp`` = important source x non-important target,
+    ``hist_nonimp_imp`` = non-important source x important target,
+    ``hist_nonimp_nonimp`` = non-important x non-important; ``None`` when absent.
+    ``n_source``/``n_target`` are the layer's neuron counts (for hover texts).
+    """
+
+    name: str
+    number: int
+    src_important: np.ndarray
+    tgt_important: np.ndarray
+    similarity: np.ndarray
+    hist_imp_nonimp: Histogram | None = None
+    hist_nonimp_imp: Histogram | None = None
+    hist_nonimp_nonimp: Histogram | None = None
+    n_source: int | None = None
+    n_target: int | None = None
+
+    def __post_init__(self) -> None:
+        self.src_important = _i(self.src_important)
+        self.tgt_important = _i(self.tgt_important)
+        s = np.asarray(self.similarity if self.similarity is not None else np.zeros((0, 0)), dtype=float)
+        if s.size == 0:
+            s = np.zeros((len(self.src_important), len(self.tgt_important)))
+        if s.shape != (len(self.src_important), len(self.tgt_important)):
+            raise ValueError(
+                f"layer {self.name}: similarity block has shape {s.shape}, expected "
+                f"{(len(self.src_important), len(self.tgt_important))} (source rows x target columns)"
+            )
+        self.similarity = s
+
+    def important(self, model: Model) -> np.ndarray:
+        """Important neuron indices of ``model`` in rank order."""
+        return self.src_important if model == "source" else self.tgt_important
+
+    @classmethod
+    def from_similarity(
+        cls,
+        name: str,
+        number: int,
+        similarity: np.ndarray,
+        src_important: Sequence[int],
+        tgt_important: Sequence[int],
+        bins: int = 10,
+    ) -> "LayerBlock":
+        """Build a block from the full ``(N_source, N_target)`` similarity matrix.
+
+        Histograms use ``bins`` equal bins over [0, 1] (values outside are clipped into
+        the end bins, as cosine similarity of attributions can be slightly negative).
+        """
+        S = np.asarray(similarity, dtype=float)
+        si, ti = _i(src_important), _i(tgt_important)
+        ns = np.setdiff1d(np.arange(S.shape[0]), si)
+        nt = np.setdiff1d(np.arange(S.shape[1]), ti)
+
+        def h(v: np.ndarray) -> Histogram | None:
+            if v.size == 0:
+                return None
+            return Histogram.from_values(np.clip(v, 0.0, 1.0), bins=bins, value_range=(0.0, 1.0))
+
+        return cls(
+            name=name,
+            number=number,
+            src_important=si,
+            tgt_important=ti,
+            similarity=S[np.ix_(si, ti)],
+            hist_imp_nonimp=h(S[np.ix_(si, nt)]),
+            hist_nonimp_imp=h(S[np.ix_(ns, ti)]),
+            hist_nonimp_nonimp=h(S[np.ix_(ns, nt)]),
+            n_source=S.shape[0],
+            n_target=S.shape[1],
+        )
+
+
+@dataclass
+class NeuronBoxes:
+    """Boxplot statistics per important neuron (regions 2 and 3 of Figure 4 C).
+
+    For each important neuron ``neurons[j]`` (one side of a layer pair), the distribution
+    of the important weights joining it to non-important neurons on the other side:
+    ``q1``, ``median``, ``q3``, whiskers ``lower``/``upper`` and ``count`` (all (k,);
+    NaN statistics where ``count == 0``). ``no_correspondence`` (target model only; else
+    ``None``) is the share in [0, 1] of those weights without a corresponding important
+    weight in the source model.
+    """
+
+    neurons: np.ndarray
+    q1: np.ndarray
+    median: np.ndarray
+    q3: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    count: np.ndarray
+    no_correspondence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.neurons = _i(self.neurons)
+        for name in ("q1", "median", "q3", "lower", "upper", "count"):
+            arr = _f(getattr(self, name))
+            if len(arr) != len(self.neurons):
+                raise ValueError(f"NeuronBoxes.{name} has {len(arr)} values for {len(self.neurons)} neurons")
+            setattr(self, name, arr)
+        if self.no_correspondence is not None:
+            self.no_correspondence = _f(self.no_correspondence)
+            if len(self.no_correspondence) != len(self.neurons):
+                raise ValueError("NeuronBoxes.no_correspondence must have one share per neuron")
+
+    @classmethod
+    def from_groups(
+        cls,
+        neurons: Sequence[int],
+        groups: Sequence[Sequence[float]],
+        no_correspondence_counts: Sequence[int] | None = None,
+    ) -> "NeuronBoxes":
+        """Compute the statistics from one array of weight values per neuron.
+
+        Whiskers follow Tukey (the most extreme values within 1.5 IQR of the box).
+        ``no_correspondence_counts[j]`` counts the weights of ``groups[j]`` without a
+        source correspondence (target model only).
+        """
+        stats = np.full((len(groups), 6), np.nan)
+        for j, g in enumerate(groups):
+            v = _f(g)
+            v = v[np.isfinite(v)]
+            stats[j, 5] = len(v)
+            if len(v) == 0:
+                continue
+            q1, med, q3 = np.percentile(v, [25, 50, 75])
+            iqr = q3 - q1
+            lo = v[v >= q1 - 1.5 * iqr].min()
+            hi = v[v <= q3 + 1.5 * iqr].max()
+            stats[j, :5] = (q1, med, q3, lo, hi)
+        stats[:, 5] = np.nan_to_num(stats[:, 5])
+        share = None
+        if no_correspondence_counts is not None:
+            cnt = _f(no_correspondence_counts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(stats[:, 5] > 0, cnt / np.maximum(stats[:, 5], 1), np.nan)
+        return cls(
+            neurons=_i(neurons),
+            q1=stats[:, 0],
+            median=stats[:, 1],
+            q3=stats[:, 2],
+            lower=stats[:, 3],
+            upper=stats[:, 4],
+            count=stats[:, 5],
+            no_correspondence=share,
+        )
+
+
+@dataclass
+class ModelWeights:
+    """One model's important weights between layer i (``from``) and layer i+1 (``to``).
+
+    Region 1: ``rows``/``cols``/``values`` (K,) - the important weights whose two neurons
+    are both important (``rows`` in layer i, ``cols`` in layer i+1, neuron indices);
+    ``has_correspondence`` (K,) bool, target model only (``None`` for the source model).
+    Regions 2/3: ``boxes_to`` - per important neuron of layer i+1, its weights from
+    non-important layer-i neurons; ``boxes_from`` - per important neuron of layer i, its
+    weights to non-important layer-(i+1) neurons. Region 4: ``hist_rest`` - the important
+    weights between non-important neurons.
+    """
+
+    model: Model
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    has_correspondence: np.ndarray | None = None
+    boxes_from: NeuronBoxes | None = None
+    boxes_to: NeuronBoxes | None = None
+    hist_rest: Histogram | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in ("source", "target"):
+            raise ValueError(f"model must be 'source' or 'target', got {self.model!r}")
+        self.rows, self.cols, self.values = _i(self.rows), _i(self.cols), _f(self.values)
+        if not (len(self.rows) == len(self.cols) == len(self.values)):
+            raise ValueError("ModelWeights rows, cols and values must have the same length")
+        if self.has_correspondence is not None:
+            self.has_correspondence = np.asarray(self.has_correspondence, dtype=bool).reshape(-1)
+            if len(self.has_correspondence) != len(self.values):
+                raise ValueError("ModelWeights.has_correspondence must have one flag per weight")
+
+    @classmethod
+    def from_important_weights(
+        cls,
+        model: Model,
+        from_idx: Sequence[int],
+        to_idx: Sequence[int],
+        values: Sequence[float],
+        important_from: Sequence[int],
+        important_to: Sequence[int],
+        has_correspondence: Sequence[bool] | None = None,
+        bins: int = 10,
+    ) -> "ModelWeights":
+        """Split a model's important-weight list into the four regions of Figure 4 C.
+
+        ``from_idx``/``to_idx``/``values`` list the important weights (neuron in layer i,
+        neuron in layer i+1, value); ``important_from``/``important_to`` are the layers'
+        important neurons (rank order); ``has_correspondence`` flags the weights with a
+        corresponding important source weight (target model only).
+        """
+        fi, ti, v = _i(from_idx), _i(to_idx), _f(values)
+        corr = None if has_correspondence is None else np.asarray(has_correspondence, dtype=bool).reshape(-1)
+        imp_f, imp_t = _i(important_from), _i(important_to)
+        a = np.isin(fi, imp_f)
+        b = np.isin(ti, imp_t)
+        r1 = a & b
+
+        def boxes(neurons: np.ndarray, owner: np.ndarray, sel: np.ndarray) -> NeuronBoxes:
+            groups, ncount = [], []
+            for n in neurons:
+                m = sel & (owner == n)
+                groups.append(v[m])
+                ncount.append(int((~corr[m]).sum()) if corr is not None else 0)
+            return NeuronBoxes.from_groups(neurons, groups, ncount if corr is not None else None)
+
+        rest = v[~a & ~b]
+        return cls(
+            model=model,
+            rows=fi[r1],
+            cols=ti[r1],
+            values=v[r1],
+            has_correspondence=None if corr is None else corr[r1],
+            boxes_from=boxes(imp_f, fi, a & ~b),
+            boxes_to=boxes(imp_t, ti, ~a & b),
+            hist_rest=Histogram.from_values(rest, bins=bins) if len(rest) else None,
+        )
+
+
+@dataclass
+class PairBlock:
+    """The weights between two consecutive analysed layers, for both models."""
+
+    layer_from: str
+    layer_to: str
+    target: ModelWeights | None = None
+    source: ModelWeights | None = None
+
+    def weights(self, model: Model) -> ModelWeights | None:
+        return self.target if model == "target" else self.source
+
+
+# =======================================================================================
+# Layout geometry
+# =======================================================================================
+_GAP = 0.3  # between the important region and its strip
+_PAD = 0.5  # between a weight block and the next matrix's label band
+
+
+@dataclass
+class _Mat:
+    block: LayerBlock
+    index: int
+    row_domain: Model
+    col_domain: Model
+    rows: np.ndarray  # neuron indices along rows
+    cols: np.ndarray
+    x0: float
+    y0: float
+    kr: int
+    kc: int
+    strip: float
+
+    @property
+    def kr_l(self) -> int:
+        return max(self.kr, 1)
+
+    @property
+    def kc_l(self) -> int:
+        return max(self.kc, 1)
+
+    @property
+    def w(self) -> float:
+        return self.kc_l + (_GAP + self.strip if self.strip else 0.0)
+
+    @property
+    def h(self) -> float:
+        return self.kr_l + (_GAP + self.strip if self.strip else 0.0)
+
+    @property
+    def sx(self) -> float:  # x of the right strip
+        return self.x0 + self.kc_l + _GAP
+
+    @property
+    def sy(self) -> float:  # y of the bottom strip
+        return self.y0 + self.kr_l + _GAP
+
+
+def _other(d: Model) -> Model:
+    return "source" if d == "target" else "target"
+
+
+def _label_band(blocks: Sequence[LayerBlock]) -> float:
+    digits = 1
+    for b in blocks:
+        for arr in (b.src_important, b.tgt_important):
+            if len(arr):
+                digits = max(digits, len(str(int(arr.max()))))
+    return max(2.0, 0.55 * digits + 0.9)
+
+
+def layout_geometry(
+    blocks: Sequence[LayerBlock], show_nonimportant: bool = True, first_rows: Model = "target", strip: float = 4.0
+) -> list[dict[str, Any]]:
+    """Where each similarity matrix goes (data units, y growing downwards).
+
+    Returns one dict per block: ``x0, y0, width, height`` of the matrix (strips included),
+    ``row_domain``, ``col_domain``. Exposed for tests and for callers that overlay marks.
+    """
+    return [
+        dict(x0=m.x0, y0=m.y0, width=m.w, height=m.h, row_domain=m.row_domain, col_domain=m.col_domain)
+        for m in _place(blocks, show_nonimportant, first_rows, strip, _label_band(blocks))
+    ]
+
+
+def _place(blocks: Sequence[LayerBlock], show_nonimp: bool, first_rows: Model, strip: float, band: float) -> list[_Mat]:
+    mats: list[_Mat] = []
+    x = y = band
+    rd: Model = first_rows
+    for i, b in enumerate(blocks):
+        cd = _other(rd)
+        rows, cols = b.important(rd), b.important(cd)
+        m = _Mat(b, i, rd, cd, rows, cols, x, y, len(rows), len(cols), strip if show_nonimp else 0.0)
+        mats.append(m)
+        x += m.w + _PAD + band
+        y += m.h + _PAD + band
+        rd = cd
+    return mats
+
+
+# =======================================================================================
+# Drawing helpers
+# =======================================================================================
+class _Acc:
+    """Collects polygons / segments / hover points in flat None-separated arrays."""
+
+    def __init__(self) -> None:
+        self.x: list[float | None] = []
+        self.y: list[float | None] = []
+
+    def poly(self, xs: Iterable[float], ys: Iterable[float]) -> None:
+        xs, ys = list(xs), list(ys)
+        self.x += xs + [xs[0], None]
+        self.y += ys + [ys[0], None]
+
+    def rect(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.poly([x0, x1, x1, x0], [y0, y0, y1, y1])
+
+    def seg(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.x += [x0, x1, None]
+        self.y += [y0, y1, None]
+
+    @property
+    def xa(self) -> np.ndarray:
+        """x as float32 with NaN gaps (sent base64-encoded; NaN splits segments like None)."""
+        return np.array([np.nan if v is None else v for v in self.x], dtype=np.float32)
+
+    @property
+    def ya(self) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in self.y], dtype=np.float32)
+
+    def __bool__(self) -> bool:
+        return bool(self.x)
+
+
+def _disc(acc: _Acc, cx: float, cy: float, r: float, n: int = 20) -> None:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    acc.poly(cx + r * np.sin(t), cy - r * np.cos(t))
+
+
+def _wedge(acc: _Acc, cx: float, cy: float, r: float, share: float, n: int = 20) -> None:
+    """Wedge from 12 o'clock clockwise covering ``share`` of the disc (y grows downwards)."""
+    if share <= 0:
+        return
+    if share >= 0.999:
+        _disc(acc, cx, cy, r, n)
+        return
+    steps = max(2, int(math.ceil(n * share)) + 1)
+    t = np.linspace(0, 2 * np.pi * share, steps)
+    acc.poly([cx] + list(cx + r * np.sin(t)), [cy] + list(cy - r * np.cos(t)))
+
+
+_KIND_SIMILARITY = 1
+_KIND_WEIGHT = 2
+_MODEL_CODE = {"source": 0, "target": 1}
+_CODE_MODEL = {0: "source", 1: "target"}
+
+
+def _tr(kind: str, **kw: Any) -> dict:
+    """A trace as a plain dict (validated once by the tests, not on every build: speed)."""
+    kw["type"] = kind
+    return kw
+
+
+class _Traces:
+    """Trace collector: the figure is assembled once, without per-trace validation."""
+
+    def __init__(self) -> None:
+        self.data: list[dict] = []
+
+    def add_trace(self, trace: dict) -> None:
+        self.data.append(trace)
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v:.{digits}f}"
+
+
+def _lname(b: LayerBlock) -> str:
+    return f"L{b.number}"
+
+
+# =======================================================================================
+# The figure
+# =======================================================================================
+def relation_matrices(
+    blocks: Sequence[LayerBlock],
+    pairs: Sequence[PairBlock | None],
+    show_nonimportant: bool = True,
+    show_source_weights: bool = True,
+    *,
+    first_rows: Model = "target",
+    cell_px: int = 16,
+    strip: float = 4.0,
+    class_name: str | None = None,
+) -> go.Figure:
+    """The network relation view: zig-zag similarity matrices with weights between them.
+
+    ``blocks`` are the chosen consecutive layers in forward order; ``pairs[i]`` holds the
+    weights between ``blocks[i]`` and ``blocks[i+1]`` (``None`` or a missing entry: not
+    drawn, with a note). ``show_nonimportant=False`` drops the histogram/boxplot strips
+    (regions other than important x important); ``show_source_weights=False`` leaves the
+    source model's corner blocks empty (the layout does not move).
+
+    ``first_rows`` names the model whose neurons are the rows of the first matrix; the
+    default ``"target"`` reproduces the paper's Figure 4 A (source weights of layers 1-2
+    in the bottom-left corner). ``cell_px`` is the pixel size of one cell: the figure's
+    ``width``/``height`` follow from it; ``strip`` is the thickness (in cells) of the
+    non-important strips.
+
+    (``first_rows="source"`` gives matrix 1 source rows / target columns, which moves the
+    layers 1-2 target weights to the bottom-left corner.)
+
+    Trace ``meta`` dicts name every element's role (``"similarity"``, ``"weights"``,
+    ``"correspondence"``, ``"neuron-labels"``, ``"similarity-hist"``, ``"weight-boxes"``,
+    ``"weight-box-hover"``, ``"pie-with-corr"``, ``"pie-no-corr"``, ``"pie-hover"``,
+    ``"weight-hist"``, ``"layer-tag"``, ``"legend-key"``) with its layer(s), model and
+    placement; ``layout.meta`` holds ``matrices`` (each matrix's box and row/column
+    domains), ``layer_names`` ({number: name}) and ``cell_px``. Neuron indices carry
+    ``["neuron", model, layer name, neuron, layer number]``; similarity and weight cells
+    compact numeric codes (sent base64-encoded): decode any of them with
+    ``parse_click(clickData, fig.layout.meta["layer_names"])``. Hover texts on every cell,
+    index, box, pie and histogram bar. ``uirevision`` changes with the layers, class and
+    switches, so a new selection resets the zoom while a re-render keeps it.
+    """
+    blocks = [b for b in (blocks or []) if b is not None]
+    if not blocks:
+        return empty_figure("No layers selected" + (f" for class '{class_name}'" if class_name else ""), height=300)
+    if all(len(b.src_important) == 0 and len(b.tgt_important) == 0 for b in blocks):
+        return empty_figure(
+            "No important neurons" + (f" for class '{class_name}'" if class_name else "") + " in the selected layers",
+            height=300,
+        )
+    pairs = list(pairs or [])
+    band = _label_band(blocks)
+    mats = _place(blocks, show_nonimportant, first_rows, strip, band)
+    font_px = int(min(12, max(7, round(cell_px * 0.58))))
+    fig = _Traces()
+    shapes: list[dict] = []
+    annotations: list[dict] = []
+    x_max = mats[-1].x0 + mats[-1].w
+    y_max = mats[-1].y0 + mats[-1].h
+
+    # ---------------- weight colour range (all weights drawn) ----------------
+    wvals: list[np.ndarray] = []
+    for p in pairs:
+        if p is None:
+            continue
+        for mw in (p.target, p.source if show_source_weights else None):
+            if mw is None:
+                continue
+            wvals.append(mw.values)
+            for bx in (mw.boxes_from, mw.boxes_to):
+                if bx is not None:
+                    wvals += [bx.lower, bx.upper]
+    wv = np.concatenate(wvals) if wvals else np.zeros(0)
+    wv = wv[np.isfinite(wv)]
+    w_lo, w_hi = (float(wv.min()), float(wv.max())) if len(wv) else (0.0, 1.0)
+    if w_hi - w_lo < 1e-12:
+        w_lo, w_hi = w_lo - 0.5, w_hi + 0.5
+
+    # ---------------- similarity matrices ----------------
+    for m in mats:
+        _draw_matrix(fig, shapes, annotations, m, band, cell_px, font_px)
+
+    # ---------------- weight blocks ----------------
+    for i in range(len(mats) - 1):
+        a, b = mats[i], mats[i + 1]
+        p = pairs[i] if i < len(pairs) else None
+        # upper-right: rows = matrix i rows (layer i), cols = matrix i+1 cols (layer i+1)
+        # lower-left : rows = matrix i+1 rows (layer i+1), cols = matrix i cols (layer i)
+        for corner, rows_m, cols_m in (("upper-right", a, b), ("lower-left", b, a)):
+            model = rows_m.row_domain
+            assert model == cols_m.col_domain
+            x0, y0 = cols_m.x0, rows_m.y0
+            w, h = cols_m.w, rows_m.h
+            label_y = y0 - 0.35 if corner == "upper-right" else y0 + h + 0.35
+            title = f"{model} weights {_lname(a.block)}→{_lname(b.block)}"
+            if model == "source" and not show_source_weights:
+                continue
+            mw = p.weights(model) if p is not None else None
+            shapes.append(
+                dict(type="rect", x0=x0 - 0.1, y0=y0 - 0.1, x1=x0 + w + 0.1, y1=y0 + h + 0.1,
+                     line=dict(color=DOMAIN_COLORS[model], width=1), fillcolor=DOMAIN_TINT[model], layer="below")
+            )
+            annotations.append(
+                dict(x=x0, y=label_y, text=f"<b>{title}</b>", showarrow=False, xanchor="left",
+                     yanchor="bottom" if corner == "upper-right" else "top",
+                     font=dict(size=max(font_px, 10), color=DOMAIN_COLORS[model]))
+            )
+            if mw is None:
+                annotations.append(
+                    dict(x=x0 + w / 2, y=y0 + h / 2, text="weights not in the cache", showarrow=False,
+                         font=dict(size=font_px + 1, color="#888888"))
+                )
+                continue
+            _draw_weights(fig, annotations, mw, a.block, b.block, rows_m, cols_m, corner, x0, y0,
+                          w_lo, w_hi, cell_px, font_px)
+        y_max = max(y_max, b.y0 + b.h + 1.6)  # room for the lower-left title
+
+    # ---------------- legend keys ----------------
+    _legend_keys(fig, pairs, show_source_weights, show_nonimportant)
+
+    # ---------------- axes and size ----------------
+    x_min, y_min = -0.2, -1.0  # room for the first upper-right title
+    x_max += 0.4
+    width_units, height_units = x_max - x_min, y_max - y_min
+    top = 82 if class_name else 58
+    margin = dict(l=8, r=120, t=top, b=8)
+    plot_w = int(round(width_units * cell_px))
+    plot_h = int(round(height_units * cell_px))
+    bar_len = int(max(60, min(150, (plot_h - 24) / 2)))
+    layout: dict[str, Any] = dict(
+        width=plot_w + margin["l"] + margin["r"],
+        height=plot_h + margin["t"] + margin["b"],
+        margin=margin,
+        xaxis=dict(visible=False, range=[x_min, x_max], showgrid=False, zeroline=False, constrain="domain"),
+        yaxis=dict(visible=False, range=[y_max, y_min], showgrid=False, zeroline=False,
+                   scaleanchor="x", scaleratio=1, constrain="domain"),
+        shapes=shapes,
+        annotations=annotations,
+        barmode="overlay",
+        hovermode="closest",
+        hoverdistance=6,
+        dragmode="pan",
+        showlegend=True,
+        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=11),
+                    itemclick=False, itemdoubleclick=False,
+                    tracegroupgap=0),
+        coloraxis=dict(
+            colorscale=SIMILARITY_COLORSCALE, cmin=0.0, cmax=1.0,
+            colorbar=dict(title=dict(text="similarity", side="top", font=dict(size=11)), x=1.0, xanchor="left",
+                          xpad=12, y=1.0, yanchor="top", len=bar_len, lenmode="pixels", thickness=10,
+                          tickvals=[0, 0.5, 1], tickfont=dict(size=10)),
+        ),
+        coloraxis2=dict(
+            colorscale=WEIGHT_COLORSCALE, cmin=w_lo, cmax=w_hi,
+            colorbar=dict(title=dict(text="weight", side="top", font=dict(size=11)), x=1.0, xanchor="left",
+                          xpad=12, y=0.0, yanchor="bottom", len=bar_len, lenmode="pixels", thickness=10,
+                          tickfont=dict(size=10), nticks=4),
+        ),
+        meta={
+            "kind": "network-relation",
+            "first_rows": first_rows,
+            "cell_px": cell_px,
+            "layers": [b.name for b in blocks],
+            "layer_names": {str(b.number): b.name for b in blocks},
+            "matrices": [
+                dict(layer=m.block.name, x0=m.x0, y0=m.y0, width=m.w, height=m.h,
+                     row_domain=m.row_domain, col_domain=m.col_domain)
+                for m in mats
+            ],
+        },
+        uirevision="|".join([class_name or "", *(b.name for b in blocks), first_rows,
+                              str(show_nonimportant), str(show_source_weights)]),
+    )
+    if class_name:
+        layout["title"] = dict(text=f"Network relation · class <b>{class_name}</b>", x=0, xanchor="left",
+                               xref="container", y=1.0, yanchor="top", yref="container", pad=dict(t=8, l=8),
+                               font=dict(size=13))
+    out = go.Figure(data=fig.data, layout=layout, _validate=False)
+    out.update_layout(template=TEMPLATE)
+    return out
+
+
+def _draw_matrix(
+    fig: _Traces, shapes: list, annotations: list, m: _Mat, band: float, cell_px: int, font_px: int
+) -> None:
+    b = m.block
+    ln = _lname(b)
+    # important x important cells
+    if m.kr and m.kc:
+        z = b.similarity if m.row_domain == "source" else b.similarity.T
+        rr, cc = np.meshgrid(m.rows, m.cols, indexing="ij")
+        src_n, tgt_n = (rr, cc) if m.row_domain == "source" else (cc, rr)
+        # numeric customdata (kind code, layer number, source neuron, target neuron): fast to build
+        # and sent base64-encoded; decoded by parse_click
+        cd = np.stack([np.full_like(rr, _KIND_SIMILARITY), np.full_like(rr, b.number), src_n, tgt_n], axis=-1)
+        fig.add_trace(
+            _tr("heatmap",
+                z=z.astype(np.float32),
+                x0=m.x0 + 0.5, dx=1, y0=m.y0 + 0.5, dy=1,
+                coloraxis="coloraxis",
+                customdata=cd.astype(np.int32 if max(int(m.rows.max()), int(m.cols.max())) > 32000 else np.int16),
+                xgap=0.5 if cell_px >= 10 else 0, ygap=0.5 if cell_px >= 10 else 0,
+                hovertemplate=(
+                    f"{ln} ({b.name})<br>source #%{{customdata[2]}} × target #%{{customdata[3]}}"
+                    "<br>similarity %{z:.3f}<extra></extra>"
+                ),
+                name=f"similarity {ln}",
+                showlegend=False,
+                meta={"role": "similarity", "layer": b.name, "row_domain": m.row_domain,
+                      "col_domain": m.col_domain, "x0": m.x0, "y0": m.y0},
+            )
+        )
+        shapes.append(dict(type="rect", x0=m.x0, y0=m.y0, x1=m.x0 + m.kc, y1=m.y0 + m.kr,
+                           line=dict(color="#9e9e9e", width=0.8), layer="above"))
+    else:
+        annotations.append(dict(x=m.x0 + m.kc_l / 2, y=m.y0 + m.kr_l / 2, text="no important<br>neurons",
+                                showarrow=False, font=dict(size=font_px, color="#888888")))
+
+    # strips with similarity histograms
+    if m.strip:
+        src_rows = m.row_domain == "source"
+        right = b.hist_imp_nonimp if src_rows else b.hist_nonimp_imp
+        bottom = b.hist_nonimp_imp if src_rows else b.hist_imp_nonimp
+        region_name = {
+            "right": f"important {m.row_domain} × non-important {m.col_domain}",
+            "bottom": f"non-important {m.row_domain} × important {m.col_domain}",
+            "corner": "non-important × non-important",
+        }
+        for where, hist, x0, y0, w, h in (
+            ("right", right, m.sx, m.y0, m.strip, m.kr_l),
+            ("bottom", bottom, m.x0, m.sy, m.kc_l, m.strip),
+            ("corner", b.hist_nonimp_nonimp, m.sx, m.sy, m.strip, m.strip),
+        ):
+            shapes.append(dict(type="rect", x0=x0, y0=y0, x1=x0 + w, y1=y0 + h,
+                               line=dict(color="#d0d0d0", width=0.6), fillcolor="#f7f7f7", layer="below"))
+            _hist_bars(fig, hist, x0, y0, w, h, vertical=(where != "right"), color=NEUTRAL_COLOR,
+                       label=f"{ln} similarity<br>{region_name[where]}", value_name="similarity",
+                       meta={"role": "similarity-hist", "layer": b.name, "region": where})
+
+    # neuron indices: rows on the left, columns on top (staggered in two lines)
+    lab_font = dict(size=font_px, family="Roboto Mono, Consolas, monospace")
+    for axis, neurons, domain in (("rows", m.rows, m.row_domain), ("cols", m.cols, m.col_domain)):
+        if len(neurons) == 0:
+            continue
+        k = np.arange(len(neurons))
+        if axis == "rows":
+            xs = np.full(len(neurons), m.x0 - band / 2 - 0.1)
+            ys = m.y0 + 0.5 + k
+        else:
+            xs = m.x0 + 0.5 + k
+            ys = np.where(k % 2 == 0, m.y0 - band * 0.3, m.y0 - band * 0.72)
+        count = b.n_source if domain == "source" else b.n_target
+        fig.add_trace(
+            _tr("scatter",
+                x=xs, y=ys, mode="markers+text",
+                text=[str(int(n)) for n in neurons],
+                textposition="middle center",
+                textfont=dict(color=DOMAIN_COLORS[domain], **lab_font),
+                marker=dict(symbol="square", size=cell_px, color="rgba(0,0,0,0)", line=dict(width=0)),
+                customdata=[["neuron", domain, b.name, int(n), b.number] for n in neurons],
+                hovertext=[
+                    f"{domain} model · {ln} ({b.name})<br>neuron #{int(n)} · importance rank {r + 1}"
+                    + (f" of {count}" if count else "") + "<br><i>click for details</i>"
+                    for r, n in enumerate(neurons)
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+                cliponaxis=False,
+                showlegend=False,
+                name=f"{domain} neurons {ln}",
+                meta={"role": "neuron-labels", "layer": b.name, "axis": axis, "domain": domain},
+            )
+        )
+    # layer tag in the corner between the two label bands
+    fig.add_trace(
+        _tr("scatter",
+            x=[m.x0 - band / 2], y=[m.y0 - band / 2], mode="text", text=[f"<b>{ln}</b>"],
+            textfont=dict(size=font_px + 2, color=TEXT_COLOR),
+            hovertext=[f"Layer {b.number} ({b.name})<br>rows: {m.row_domain} neurons"
+                       f"<br>columns: {m.col_domain} neurons"],
+            hovertemplate="%{hovertext}<extra></extra>", showlegend=False, name=f"tag {ln}",
+            meta={"role": "layer-tag", "layer": b.name},
+        )
+    )
+
+
+def _hist_bars(fig: _Traces, hist: Histogram | None, x0: float, y0: float, w: float, h: float, *,
+               vertical: bool, color: str, label: str, value_name: str, meta: dict) -> None:
+    """A histogram filling the box (x0, y0, w, h); ``vertical`` bars rise from its bottom edge,
+    otherwise bars grow rightwards from its left edge (bins running downwards)."""
+    if hist is None or len(hist.counts) == 0 or hist.total == 0:
+        return
+    n = len(hist.counts)
+    rel = hist.counts / max(hist.counts.max(), 1e-12)
+    length = (w if vertical else h) / n
+    centers = (x0 if vertical else y0) + length * (np.arange(n) + 0.5)
+    depth = 0.92 * (h if vertical else w)
+    texts = [
+        f"{label}<br>{value_name} {_fmt(hist.edges[j], 2)} – {_fmt(hist.edges[j + 1], 2)}: {int(round(hist.counts[j]))}"
+        f"<br>total {hist.total}"
+        for j in range(n)
+    ]
+    common = dict(marker=dict(color=color, line=dict(width=0)), width=length * 0.9, hovertext=texts,
+                  hovertemplate="%{hovertext}<extra></extra>", showlegend=False, meta=meta)
+    if vertical:
+        fig.add_trace(_tr("bar", x=centers, y=-rel * depth, base=y0 + h, orientation="v", **common))
+    else:
+        fig.add_trace(_tr("bar", y=centers, x=rel * depth, base=x0, orientation="h", **common))
+
+
+def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBlock, lb: LayerBlock,
+                  rows_m: _Mat, cols_m: _Mat, corner: str, x0: float, y0: float,
+                  w_lo: float, w_hi: float, cell_px: int, font_px: int) -> None:
+    model = mw.model
+    from_rows = corner == "upper-right"  # rows are layer-i ("from") neurons
+    rows, cols = rows_m.rows, cols_m.cols
+    rpos = {int(n): j for j, n in enumerate(rows)}
+    cpos = {int(n): j for j, n in enumerate(cols)}
+    la_n, lb_n = _lname(la), _lname(lb)
+    meta_base = {"model": model, "layer_from": la.name, "layer_to": lb.name, "corner": corner, "x0": x0, "y0": y0}
+
+    # region 1: adjacency matrix
+    kr, kc = rows_m.kr, cols_m.kc
+    if kr and kc:
+        z = np.full((kr, kc), np.nan)
+        group = np.full((kr, kc), -1, dtype=np.int8)  # correspondence code per cell: 1 yes, 0 no, -1 n/a
+        cd = np.full((kr, kc, 7), -1, dtype=np.int16)
+        dots_x, dots_y, dots_cd = [], [], []
+        mcode = _MODEL_CODE[model]
+        for idx, (nf, nt, v) in enumerate(zip(mw.rows, mw.cols, mw.values)):
+            r, c = (rpos.get(int(nf)), cpos.get(int(nt))) if from_rows else (rpos.get(int(nt)), cpos.get(int(nf)))
+            if r is None or c is None:
+                continue
+            corr = None if mw.has_correspondence is None else bool(mw.has_correspondence[idx])
+            code = -1 if corr is None else int(corr)
+            z[r, c] = v
+            group[r, c] = code
+            cd[r, c] = (_KIND_WEIGHT, mcode, la.number, lb.number, int(nf), int(nt), code)
+            if corr:
+                dots_x.append(x0 + c + 0.5)
+                dots_y.append(y0 + r + 0.5)
+                dots_cd.append((int(nf), int(nt), v))
+        corr_text = None
+        if mw.has_correspondence is not None:
+            corr_text = np.where(group == 1, "yes (red dot)", np.where(group == 0, "no", "")).tolist()
+        fig.add_trace(
+            _tr("heatmap",
+                z=z.astype(np.float32), x0=x0 + 0.5, dx=1, y0=y0 + 0.5, dy=1, coloraxis="coloraxis2",
+                customdata=cd, hoverongaps=False, text=corr_text,
+                xgap=0.5 if cell_px >= 10 else 0, ygap=0.5 if cell_px >= 10 else 0,
+                hovertemplate=(
+                    f"{model} weight {la_n} #%{{customdata[4]}} → {lb_n} #%{{customdata[5]}}"
+                    "<br>value %{z:.4f}<br>source correspondence: "
+                    + ("%{text}" if corr_text is not None else "n/a (source model)")
+                    + "<br><i>click for the kernel</i><extra></extra>"
+                ),
+                showlegend=False, name=f"{model} weights {la_n}→{lb_n}",
+                meta={"role": "weights", **meta_base},
+            )
+        )
+        if dots_x:
+            fig.add_trace(
+                _tr("scatter",
+                    x=dots_x, y=dots_y, mode="markers",
+                    marker=dict(color=SOURCE_COLOR, size=max(4, cell_px * 0.38), line=dict(width=0)),
+                    customdata=np.asarray(dots_cd, dtype=np.float32),
+                    hovertemplate=(f"{model} weight {la_n} #%{{customdata[0]}} → {lb_n} #%{{customdata[1]}}"
+                                   "<br>value %{customdata[2]:.4f}"
+                                   "<br>the source model has the corresponding important weight<extra></extra>"),
+                    showlegend=False,
+                    name="correspondence", meta={"role": "correspondence", **meta_base},
+                )
+            )
+
+    # regions 2-4
+    strip = rows_m.strip
+    if not strip:
+        return
+    # bottom strip: one vertical box per column neuron; right strip: one horizontal box per row neuron
+    col_boxes = mw.boxes_to if from_rows else mw.boxes_from
+    row_boxes = mw.boxes_from if from_rows else mw.boxes_to
+    col_layer, row_layer = (lb, la) if from_rows else (la, lb)
+    rect, lines, hov_x, hov_y, hov_t = _Acc(), _Acc(), [], [], []
+    pie_bg, pie_fg = _Acc(), _Acc()
+    pie_x, pie_y, pie_t = [], [], []
+    counts_max = max(
+        [float(np.nanmax(bx.count)) for bx in (col_boxes, row_boxes) if bx is not None and len(bx.count)] + [1.0]
+    )
+    show_pie = model == "target"
+    span = w_hi - w_lo
+    sy, sx = y0 + rows_m.kr_l + _GAP, x0 + cols_m.kc_l + _GAP
+
+    for orient, boxes, pos, layer, other in (
+        ("v", col_boxes, cpos, col_layer, row_layer),
+        ("h", row_boxes, rpos, row_layer, col_layer),
+    ):
+        if boxes is None:
+            continue
+        for j, n in enumerate(boxes.neurons):
+            p = pos.get(int(n))
+            if p is None:
+                continue
+            cnt = int(boxes.count[j])
+            centre_c = (x0 if orient == "v" else y0) + p + 0.5  # across the strip
+            # value axis along the strip thickness, after a one-cell pie slot
+            v0 = (sy if orient == "v" else sx) + 1.05
+            v1 = (sy if orient == "v" else sx) + strip - 0.1
+
+            def at(v: float) -> float:
+                t = (v - w_lo) / span
+                # vertical boxes: high values upwards (towards region 1); horizontal: rightwards
+                return v1 - t * (v1 - v0) if orient == "v" else v0 + t * (v1 - v0)
+
+            share = None if boxes.no_correspondence is None else float(boxes.no_correspondence[j])
+            direction = (f"from non-important {_lname(other)} neurons" if layer is lb
+                         else f"to non-important {_lname(other)} neurons")
+            head = f"{model} model · {_lname(layer)} #{int(n)}<br>important weights {direction}: {cnt}"
+            if cnt > 0 and np.isfinite(boxes.median[j]):
+                half = 0.5 * (0.18 + 0.72 * cnt / counts_max)
+                a_q1, a_q3, a_md = at(boxes.q1[j]), at(boxes.q3[j]), at(boxes.median[j])
+                a_lo, a_hi = at(boxes.lower[j]), at(boxes.upper[j])
+                if orient == "v":
+                    rect.rect(centre_c - half, a_q3, centre_c + half, a_q1)
+                    lines.seg(centre_c - half, a_md, centre_c + half, a_md)
+                    lines.seg(centre_c, a_lo, centre_c, a_q1)
+                    lines.seg(centre_c, a_q3, centre_c, a_hi)
+                    hov_x.append(centre_c), hov_y.append((v0 + v1) / 2)
+                else:
+                    rect.rect(a_q1, centre_c - half, a_q3, centre_c + half)
+                    lines.seg(a_md, centre_c - half, a_md, centre_c + half)
+                    lines.seg(a_lo, centre_c, a_q1, centre_c)
+                    lines.seg(a_q3, centre_c, a_hi, centre_c)
+                    hov_x.append((v0 + v1) / 2), hov_y.append(centre_c)
+                hov_t.append(
+                    f"{head}<br>median {_fmt(boxes.median[j], 4)}"
+                    f" (q1 {_fmt(boxes.q1[j], 4)}, q3 {_fmt(boxes.q3[j], 4)})"
+                    f"<br>whiskers {_fmt(boxes.lower[j], 4)} – {_fmt(boxes.upper[j], 4)}"
+                )
+            if show_pie and share is not None and cnt > 0 and np.isfinite(share):
+                pc = (centre_c, sy + 0.5) if orient == "v" else (sx + 0.5, centre_c)
+                _disc(pie_bg, pc[0], pc[1], 0.4)
+                _wedge(pie_fg, pc[0], pc[1], 0.4, share)
+                pie_x.append(pc[0]), pie_y.append(pc[1])
+                n_no = int(round(share * cnt))
+                pie_t.append(f"{head}<br>without a source correspondence: {n_no} of {cnt} ({share:.0%})"
+                             f"<br>with a correspondence: {cnt - n_no}")
+
+    color, light = DOMAIN_COLORS[model], DOMAIN_LIGHT[model]
+    if rect:
+        fig.add_trace(_tr("scatter", x=rect.xa, y=rect.ya, mode="lines", fill="toself", fillcolor=light,
+                                 line=dict(color=color, width=1), hoverinfo="skip", showlegend=False,
+                                 name="boxes", meta={"role": "weight-boxes", **meta_base}))
+        fig.add_trace(_tr("scatter", x=lines.xa, y=lines.ya, mode="lines", line=dict(color=color, width=1.2),
+                                 hoverinfo="skip", showlegend=False, name="box lines",
+                                 meta={"role": "weight-box-lines", **meta_base}))
+        fig.add_trace(_tr("scatter", x=hov_x, y=hov_y, mode="markers",
+                                 marker=dict(size=cell_px, color="rgba(0,0,0,0)", symbol="square"),
+                                 hovertext=hov_t, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
+                                 name="box details", meta={"role": "weight-box-hover", **meta_base}))
+    if pie_bg:
+        fig.add_trace(_tr("scatter", x=pie_bg.xa, y=pie_bg.ya, mode="lines", fill="toself", fillcolor=SOURCE_COLOR,
+                                 line=dict(color="white", width=0.5), hoverinfo="skip", showlegend=False,
+                                 name="pie: with correspondence", meta={"role": "pie-with-corr", **meta_base}))
+        if pie_fg:
+            fig.add_trace(_tr("scatter", x=pie_fg.xa, y=pie_fg.ya, mode="lines", fill="toself", fillcolor=TARGET_COLOR,
+                                     line=dict(color=TARGET_COLOR, width=0.3), hoverinfo="skip", showlegend=False,
+                                     name="pie: without correspondence", meta={"role": "pie-no-corr", **meta_base}))
+        fig.add_trace(_tr("scatter", x=pie_x, y=pie_y, mode="markers",
+                                 marker=dict(size=cell_px, color="rgba(0,0,0,0)"),
+                                 hovertext=pie_t, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
+                                 name="pie details", meta={"role": "pie-hover", **meta_base}))
+    # region 4: histogram of the remaining weights
+    _hist_bars(fig, mw.hist_rest, sx, sy, strip, strip, vertical=True, color=color,
+               label=f"{model} weights {la_n}→{lb_n}<br>between non-important neurons", value_name="weight",
+               meta={"role": "weight-hist", **meta_base})
+
+
+def _legend_keys(fig: _Traces, pairs: Sequence[PairBlock | None], show_source: bool, show_nonimp: bool) -> None:
+    def key(name: str, **marker: Any) -> None:
+        fig.add_trace(_tr("scatter", x=[None], y=[None], mode="markers", name=name, marker=marker,
+                                 hoverinfo="skip", meta={"role": "legend-key"}))
+
+    key("source neuron / model", symbol="square", color=SOURCE_COLOR, size=10)
+    key("target neuron / model", symbol="square", color=TARGET_COLOR, size=10)
+    if any(p is not None for p in pairs):
+        key("source has the corresponding weight", symbol="circle", color=SOURCE_COLOR, size=7)
+        if show_nonimp:
+            key("pie: share without correspondence", symbol="circle", color=TARGET_COLOR, size=10,
+                line=dict(color=SOURCE_COLOR, width=3))
+
+
+# =======================================================================================
+# Clicks and the weight detail panel
+# =======================================================================================
+def parse_click(click_data: dict | None, layer_names: Mapping[Any, str] | None = None) -> dict | None:
+    """Decode a ``dcc.Graph.clickData`` of :func:`relation_matrices`' figure.
+
+    Returns, for a neuron index::
+
+        {"kind": "neuron", "model": "source"|"target", "layer": <layer name>,
+         "neuron": int, "layer_number": int}
+
+    for a weight square (``n1`` is the neuron in layer ``from``, ``n2`` in ``to``)::
+
+        {"kind": "weight", "model", "from", "to", "n1", "n2", "from_number", "to_number",
+         "has_correspondence": True | False | None (source model)}
+
+    for a similarity cell::
+
+        {"kind": "similarity", "layer", "layer_number", "source_neuron", "target_neuron"}
+
+    and ``None`` for anything else (histograms, boxes, pies, empty or malformed input).
+    Cells carry layer *numbers* (their customdata is numeric, for speed); ``layer_names``
+    maps number -> layer name (int or str keys; the figure's ``layout.meta["layer_names"]``
+    is such a mapping) and fills ``layer``/``from``/``to``; without it those are
+    ``"L<number>"``. A dict customdata with a known ``kind`` is passed through.
+    """
+    try:
+        pts = (click_data or {}).get("points") or []
+        if not pts:
+            return None
+        cd = pts[0].get("customdata")
+    except AttributeError:
+        return None
+    if isinstance(cd, dict):
+        return dict(cd) if cd.get("kind") in ("neuron", "weight", "similarity") else None
+    if not isinstance(cd, (list, tuple)) or not cd:
+        return None
+
+    def name_of(number: int) -> str:
+        if layer_names:
+            for key in (number, str(number)):
+                if key in layer_names:
+                    return str(layer_names[key])
+        return f"L{number}"
+
+    def as_int(v: Any) -> int:
+        f = float(v)
+        if not math.isfinite(f):
+            raise ValueError("not a number")
+        return int(round(f))
+
+    try:
+        kind = cd[0]
+        if kind == "neuron" and len(cd) >= 4:
+            out = {"kind": "neuron", "model": str(cd[1]), "layer": str(cd[2]), "neuron": int(cd[3])}
+            if len(cd) >= 5 and cd[4] is not None:
+                out["layer_number"] = int(cd[4])
+            return out
+        if isinstance(kind, str) or kind is None:
+            return None
+        code = as_int(kind)
+        if code == _KIND_WEIGHT and len(cd) >= 7:
+            corr = as_int(cd[6])
+            f_num, t_num = as_int(cd[2]), as_int(cd[3])
+            return {
+                "kind": "weight",
+                "model": _CODE_MODEL[as_int(cd[1])],
+                "from": name_of(f_num),
+                "to": name_of(t_num),
+                "n1": as_int(cd[4]),
+                "n2": as_int(cd[5]),
+                "from_number": f_num,
+                "to_number": t_num,
+                "has_correspondence": True if corr == 1 else (False if corr == 0 else None),
+            }
+        if code == _KIND_SIMILARITY and len(cd) >= 4:
+            num = as_int(cd[1])
+            return {"kind": "similarity", "layer": name_of(num), "layer_number": num,
+                    "source_neuron": as_int(cd[2]), "target_neuron": as_int(cd[3])}
+    except (TypeError, ValueError, KeyError):
+        return None
+    return None
+
+
+def kernel_heatmap(
+    kernel: np.ndarray | None, title: str = "", *, height: int = 220, annotate_max: int = 7
+) -> go.Figure:
+    """Small heatmap of a weight's kernel for the weight detail panel.
+
+    ``kernel`` is 2-D (kh, kw) for a convolution or a scalar/1-element array for a linear
+    weight. Diverging purple-green scale centred on 0 (red and blue stay reserved for the
+    domains); values are printed in the cells up to ``annotate_max`` x ``annotate_max``.
+    """
+    if kernel is None:
+        return empty_figure("No kernel for this weight", height=height)
+    k = np.asarray(kernel, dtype=float)
+    if k.size == 0:
+        return empty_figure("No kernel for this weight", height=height)
+    if k.ndim == 0:
+        k = k.reshape(1, 1)
+    elif k.ndim == 1:
+        k = k.reshape(1, -1)
+    elif k.ndim > 2:
+        k = k.reshape(k.shape[-2], k.shape[-1]) if int(np.prod(k.shape[:-2])) == 1 else k.reshape(-1, k.shape[-1])
+    m = float(np.nanmax(np.abs(k))) if np.isfinite(k).any() else 1.0
+    m = m or 1.0
+    small = k.shape[0] <= annotate_max and k.shape[1] <= annotate_max
+    fig = go.Figure(
+        go.Heatmap(
+            z=k,
+            colorscale=KERNEL_COLORSCALE,
+            zmin=-m, zmax=m, zmid=0,
+            xgap=1, ygap=1,
+            texttemplate="%{z:.2f}" if small else None,
+            textfont=dict(size=10),
+            hovertemplate="row %{y}, col %{x}<br>weight %{z:.4f}<extra></extra>",
+            colorbar=dict(thickness=8, len=0.9, tickfont=dict(size=9)),
+        )
+    )
+    apply_theme(
+        fig,
+        height=height,
+        title=dict(text=title, font=dict(size=12)) if title else None,
+        margin=dict(l=28, r=8, t=30 if title else 8, b=24),
+        xaxis=dict(showgrid=False, dtick=1, constrain="domain", ticks=""),
+        yaxis=dict(showgrid=False, dtick=1, autorange="reversed", scaleanchor="x", scaleratio=1, ticks=""),
+    )
+    return fig

@@ -1,0 +1,16 @@
+"""WSGI entry point for deployment: ``gunicorn dashboard.wsgi:server``.
+
+The cache folder comes from ``TRANSFERVIZ_CACHE`` (default ``cache/digits``).
+Every worker opens the cache read-only and memory-mapped, so they share one copy
+in the page cache and behave as one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dashboard.app import create_app
+
+app = create_app(os.environ.get("TRANSFERVIZ_CACHE", "cache/digits"),
+                 url_base_pathname=os.environ.get("TRANSFERVIZ_URL_PREFIX", "/"))
+server = app.server

@@ -1,0 +1,1 @@
+"""Dash layouts: one module per view holding its components and their ids."""

@@ -1,0 +1,6 @@
+"""Component ids shared between views (each view keeps its own ids in its module)."""
+
+URL = "url"                      # dcc.Location: the query string holds the shareable state
+NOTICE = "url-notice"            # alert shown when a link carried unknown or out-of-range values
+SELECTED_CLASS = "sel-class"     # dcc.Store: int class index, the class selected across views
+TABS = "main-tabs"

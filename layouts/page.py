@@ -1,0 +1,37 @@
+"""The page: statistics across the top; instance, network relation and feature views below (paper Fig. 1)."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from layouts import features, ids, instances, network, statistics
+from transferviz.cache import Cache
+
+
+def page_layout(cache: Cache) -> html.Div:
+    dom = cache.domains
+    header = dbc.Navbar(dbc.Container([
+        html.Span("transferviz", className="navbar-brand fw-bold"),
+        html.Span([f"{cache.name}: ", html.Span(dom["source"], className="tv-source fw-semibold"), " \u2192 ",
+                   html.Span(dom["target"], className="tv-target fw-semibold")], className="text-light small"),
+    ], fluid=True), color="dark", dark=True, className="py-1")
+    analysis = html.Div([
+        statistics.layout(cache),
+        dbc.Row([
+            dbc.Col(instances.layout(cache), xl=3, lg=6, className="mb-2"),
+            dbc.Col(network.layout(cache), xl=6, lg=12, className="mb-2"),
+            dbc.Col(features.layout(cache), xl=3, lg=6, className="mb-2"),
+        ], className="g-2"),
+    ])
+    return html.Div([
+        dcc.Location(id=ids.URL, refresh=False),
+        dcc.Store(id=ids.SELECTED_CLASS),
+        header,
+        dbc.Container([
+            html.Div(id=ids.NOTICE),
+            dcc.Tabs(id=ids.TABS, value="analysis", children=[
+                dcc.Tab(label="Transfer analysis", value="analysis", children=analysis),
+            ], className="mt-1"),
+        ], fluid=True, className="px-2"),
+    ])

@@ -1,0 +1,100 @@
+"""Domain discriminability (Algorithm 1) and the biplot geometry (section 5.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transferviz.analysis.discriminability import discriminability_order, domain_discriminability, project_active
+
+
+def planted(ms=60, mt=40, p=6, neuron=3, shift=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    a_src = rng.normal(size=(ms, p))
+    a_tgt = rng.normal(size=(mt, p))
+    a_tgt[:, neuron] += shift       # only this neuron tells the domains apart
+    return a_src, a_tgt
+
+
+def test_planted_neuron_has_largest_coefficient():
+    a_src, a_tgt = planted()
+    res = domain_discriminability(a_src, a_tgt, folds=10, seed=0)
+    assert res.status == "ok" and res.converged
+    assert res.n_folds == 10
+    assert int(np.argmax(np.abs(res.u))) == 3
+    assert res.u[3] > 0                                  # larger attribution -> target (label 1)
+    assert res.cv_accuracy > 0.85 and res.cv_balanced_accuracy > 0.85
+    assert res.coords.shape == (100, 2) and res.axes.shape == (6, 2) and res.u.shape == (6,)
+    np.testing.assert_array_equal(res.labels, [0] * 60 + [1] * 40)
+    assert discriminability_order(res.u)[0] == 3
+
+
+def test_projection_geometry():
+    a_src, a_tgt = planted()
+    res = domain_discriminability(a_src, a_tgt)
+    w = res.projection.astype(np.float64)
+    # Orthonormal columns; the first is the SVM normal.
+    np.testing.assert_allclose(w.T @ w, np.eye(2), atol=1e-5)
+    np.testing.assert_allclose(w[:, 0], res.u / np.linalg.norm(res.u), rtol=1e-5, atol=1e-6)
+    # Horizontal coordinate vs the decision function: f = |u| * (x - boundary_x).
+    f = res.a_std.astype(np.float64) @ res.u + res.intercept
+    np.testing.assert_allclose(f, np.linalg.norm(res.u) * (res.coords[:, 0] - res.boundary_x), rtol=1e-4, atol=1e-4)
+    # Axes: horizontal lengths proportional to |u|, longest arrow 90 % of the data extent.
+    ratio = res.axes[:, 0] / res.u
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+    assert np.linalg.norm(res.axes, axis=1).max() == pytest.approx(0.9 * np.abs(res.coords).max(), rel=1e-4)
+    # Source left of the boundary, target right (mostly).
+    assert res.coords[res.labels == 0, 0].mean() < res.boundary_x < res.coords[res.labels == 1, 0].mean()
+
+
+def test_constant_columns_are_zero_not_nan():
+    a_src, a_tgt = planted(p=4, neuron=0)
+    a_src[:, 2] = 5.0
+    a_tgt[:, 2] = 5.0
+    res = domain_discriminability(a_src, a_tgt, folds=5)
+    assert res.status == "ok"
+    assert np.isfinite(res.u).all() and np.isfinite(res.coords).all() and np.isfinite(res.axes).all()
+    np.testing.assert_array_equal(res.a_std[:, 2], 0.0)
+    assert res.u[2] == pytest.approx(0.0, abs=1e-8)
+    assert int(np.argmax(np.abs(res.u))) == 0
+
+
+def test_all_constant_is_finite():
+    res = domain_discriminability(np.ones((5, 3)), np.ones((4, 3)), folds=3)
+    assert res.status == "ok"
+    assert np.isfinite(res.coords).all() and np.isfinite(res.axes).all()
+
+
+@pytest.mark.parametrize("ms, mt, p, word", [(1, 10, 3, "source"), (10, 0, 3, "target"), (10, 10, 0, "no neurons")])
+def test_missing_domain_or_neurons_give_a_stated_empty_state(ms, mt, p, word):
+    res = domain_discriminability(np.zeros((ms, p)), np.zeros((mt, p)))
+    assert res.status != "ok" and word in res.status
+    assert res.cv_accuracy is None and res.n_folds == 0
+    assert res.u.shape == (0,) and res.coords.shape == (0, 2) and res.axes.shape == (0, 2)
+
+
+def test_folds_lowered_to_smallest_domain_and_deterministic():
+    a_src, a_tgt = planted(ms=30, mt=4)
+    r1 = domain_discriminability(a_src, a_tgt, folds=10, seed=1)
+    r2 = domain_discriminability(a_src, a_tgt, folds=10, seed=1)
+    assert r1.n_folds == 4
+    np.testing.assert_array_equal(r1.u, r2.u)
+    np.testing.assert_array_equal(r1.coords, r2.coords)
+    assert r1.cv_accuracy == r2.cv_accuracy
+
+
+def test_project_active_top_five():
+    a_src, a_tgt = planted(p=8)
+    res = domain_discriminability(a_src, a_tgt)
+    active = discriminability_order(np.abs(res.u))[:5]
+    coords, axes = project_active(res, active)
+    assert coords.shape == (100, 2) and axes.shape == (5, 2)
+    ratio = axes[:, 0] / res.u[active]
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+    full_coords, full_axes = project_active(res, np.arange(8))
+    np.testing.assert_allclose(full_coords, res.coords, rtol=1e-4, atol=1e-4)
+
+
+def test_nan_rejected():
+    with pytest.raises(ValueError):
+        domain_discriminability(np.full((3, 2), np.nan), np.zeros((3, 2)))

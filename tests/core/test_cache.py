@@ -1,0 +1,158 @@
+"""The cache contract: the Cache API round trip, stage reuse and atomic publishing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from transferviz.cache import Cache, current_build
+from transferviz.config import parse_config
+from transferviz.errors import TransferVizError
+from transferviz.pipeline import build
+from tests.conftest import REPO, tiny_config_dict
+
+
+def test_api_round_trip(tiny_cache: Cache):
+    c = tiny_cache
+    df = c.instances
+    for col in ["id", "domain", "split", "label", "source_pred", "source_loss", "source_conf",
+                "target_pred", "target_loss", "target_conf"]:
+        assert col in df.columns
+    assert list(df["id"]) == list(range(len(df)))
+    assert set(df.domain) == {"source", "target"} and set(df.split) == {"train", "val"}
+    assert c.classes == [str(i) for i in range(10)]
+    assert c.layers == ["features.0", "features.3", "features.6", "features.8", "features.10",
+                        "classifier.1", "classifier.4"]
+    assert set(c.history.model) == {"source", "target"}
+    assert {"epoch", "source_train", "target_train", "val"} <= set(c.history.columns)
+    ids = np.array([0, 5, len(df) - 1])
+    x = c.inputs(ids)
+    assert tuple(x.shape) == (3, 3, 28, 28) and x.dtype == torch.float32
+    with torch.no_grad():
+        for which in ("source", "target"):
+            model = c.model(which)
+            assert not model.training
+            pred = model(x).argmax(1).numpy()
+            assert (pred == df.loc[ids, f"{which}_pred"].to_numpy()).all()
+    assert c.thumbnail(5)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert isinstance(c.images, np.memmap)
+
+
+def test_manifest_describes_artifacts(tiny_cache: Cache):
+    m = tiny_cache.manifest
+    assert m["schema_version"] == 1
+    assert m["config"]["name"] == "tiny"
+    assert "torch" in m["packages"]
+    for name, stage in m["stages"].items():
+        assert stage["seconds"] >= 0
+        for rel in stage["artifacts"]:
+            art = m["artifacts"][rel]
+            assert art["meaning"]
+            assert (tiny_cache.root / rel).exists()
+            if art["kind"] == "array":
+                arr = np.load(tiny_cache.root / rel, mmap_mode="r")
+                assert list(arr.shape) == art["shape"] and str(arr.dtype) == art["dtype"]
+    # no pickle anywhere: every file is one of the declared formats
+    exts = {p.suffix for p in tiny_cache.root.rglob("*") if p.is_file()}
+    assert exts <= {".npy", ".parquet", ".json", ".safetensors", ".png"}
+
+
+def test_epoch_checkpoints_and_model_errors(tiny_cache: Cache):
+    assert tiny_cache.epochs("target") == [0, 1, 2]
+    assert tiny_cache.epochs("source") == [1, 2]
+    m0 = tiny_cache.model("target", epoch=0)
+    src = tiny_cache.model("source")
+    for a, b in zip(m0.state_dict().values(), src.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(TransferVizError, match="available epochs"):
+        tiny_cache.model("target", epoch=99)
+    with pytest.raises(TransferVizError, match="'source' or 'target'"):
+        tiny_cache.model("teacher")  # type: ignore[arg-type]
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(TransferVizError, match="no cache at"):
+        Cache.open(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": 999}))
+    with pytest.raises(TransferVizError, match="schema version 999.*--force"):
+        Cache.open(tmp_path)
+
+
+def _quiet_build(cfg, root, **kw):
+    return build(cfg, root, torch.device("cpu"), progress=False, log=lambda m: None, **kw)
+
+
+def test_reuse_and_invalidation(tmp_path):
+    cfg = parse_config(tiny_config_dict(featvis={"enabled": False}), "t.yaml")
+    first = _quiet_build(cfg, tmp_path)
+    assert not any(s["reused"] for s in first.stages)
+    second = _quiet_build(cfg, tmp_path)
+    reused = {s["name"]: s["reused"] for s in second.stages}
+    assert reused.pop("data") is False  # always re-read: its content hash guards everything else
+    assert all(reused.values()), reused
+    c1, c2 = first.build_dir, second.build_dir
+    assert np.array_equal(np.load(c1 / "analysis/conductance/target/features.0.npy"),
+                          np.load(c2 / "analysis/conductance/target/features.0.npy"))
+    # a new analysis setting re-runs the analysis but keeps the trained models
+    cfg3 = parse_config(tiny_config_dict(featvis={"enabled": False},
+                                         analysis={"n_steps": 3, "discriminability_folds": 3,
+                                                   "tsne_perplexity": 10}), "t.yaml")
+    third = {s["name"]: s["reused"] for s in _quiet_build(cfg3, tmp_path).stages}
+    assert third["models"] and third["forward"] and not third["attribute"]
+    forced = _quiet_build(cfg3, tmp_path, force=True)
+    assert not any(s["reused"] for s in forced.stages)
+    # only the newest two finished builds are kept
+    assert len(list((tmp_path / ".builds").iterdir())) == 2
+
+
+def test_failed_build_leaves_previous_cache(tmp_path, monkeypatch):
+    cfg = parse_config(tiny_config_dict(featvis={"enabled": False}), "t.yaml")
+    _quiet_build(cfg, tmp_path)
+    before = current_build(tmp_path, "tiny")
+    manifest = (before / "manifest.json").read_text()
+
+    import transferviz.pipeline as pipeline
+
+    def boom(ctx):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pipeline, "stage_forward", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        _quiet_build(cfg, tmp_path, force=True)
+    assert current_build(tmp_path, "tiny") == before
+    assert (before / "manifest.json").read_text() == manifest
+    assert len(Cache.open(tmp_path / "tiny").instances) > 0
+
+
+def test_killed_build_leaves_previous_cache(tmp_path):
+    """A real process killed mid-build (SIGKILL: no cleanup runs) must not disturb the published cache."""
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config_dict(featvis={"enabled": False})))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "transferviz", "build", str(cfg_path), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, cwd=REPO)
+    before = current_build(tmp_path / "c", "tiny")
+    manifest = (before / "manifest.json").read_text()
+    proc = subprocess.Popen(cmd + ["--force"], env=env, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.time() + 120
+    for line in proc.stderr:  # wait until training is under way, then kill without warning
+        if "[models]" in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert current_build(tmp_path / "c", "tiny") == before
+    assert (before / "manifest.json").read_text() == manifest
+    c = Cache.open(tmp_path / "c" / "tiny")
+    assert len(c.instances) > 0 and c.conductance("target", c.layers[0]).shape[0] == len(c.instances)
+    # the next build prunes the abandoned half-written folder (after its grace period) and succeeds
+    subprocess.run(cmd, check=True, env=env, capture_output=True, cwd=REPO)
+    assert Cache.open(tmp_path / "c" / "tiny").manifest["stages"]["models"]["reused"]

@@ -1,0 +1,5 @@
+import sys
+
+from transferviz.cli import main
+
+sys.exit(main())

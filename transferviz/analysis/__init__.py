@@ -1,0 +1,1 @@
+"""Analysis of the source and target models: conductance, ranking, weights, similarity, discriminability."""

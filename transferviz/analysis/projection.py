@@ -1,0 +1,246 @@
+"""t-SNE maps of the instance embeddings (paper section 5.2) with openTSNE.
+
+* :func:`pca_features` -- PCA to at most 50 dimensions (seeded). Both maps work on these
+  features; the build stage should cache them once so selection maps never redo the PCA.
+* :func:`tsne_map` -- the global map of all instances: PCA, then openTSNE with PCA
+  initialisation, exact neighbours below 1000 points and Annoy above, Barnes-Hut below
+  10 000 points and FFT above (openTSNE's ``"auto"`` rules), all seeded.
+* :func:`selection_map` -- the map of the instances of a few selected classes. It does not
+  start from scratch: the instances' positions in the global map are the initialisation
+  (centred and rescaled to openTSNE's standard std of 1e-4, which keeps their arrangement
+  but lets t-SNE choose the subset's own scale) and the embedding is refined for a short,
+  exaggeration-free run on the subset's own affinities. Starting from a good layout makes
+  the exaggeration phase unnecessary, keeps the selection map visually consistent with the
+  global map (no random rotation or mirroring), and makes it fast enough to compute when a
+  user selects classes.
+* :func:`memoized_selection_map` -- disk memo for selection maps, safe between processes
+  (gunicorn workers): ``<memo_dir>/<key>.npy``, written to a temporary file then
+  ``os.replace``-d; an unreadable or malformed file is recomputed and replaced.
+  :func:`selection_key` derives the key from the cache id and the sorted class list.
+
+Determinism: everything is seeded; with ``n_jobs=1`` results are bit-identical between runs.
+With ``n_jobs > 1`` Annoy's index build and the threaded gradients may differ in the last
+bits (and then grow into visibly different but equally valid maps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+__all__ = [
+    "pca_features",
+    "tsne_map",
+    "selection_map",
+    "selection_key",
+    "memoized_selection_map",
+]
+
+log = logging.getLogger(__name__)
+
+#: Below this many points t-SNE is meaningless (perplexity would be < 1): PCA is used instead.
+MIN_TSNE_POINTS = 5
+
+
+def pca_features(x: np.ndarray, pca_dims: int = 50, seed: int = 0) -> np.ndarray:
+    """Reduces the features to at most ``pca_dims`` principal components.
+
+    Args:
+        x: ``(N, D)`` features (e.g. the embedding before the first linear layer).
+        pca_dims: target dimension; no reduction when ``D <= pca_dims``.
+        seed: seeds the randomized SVD.
+
+    Returns:
+        ``(N, min(D, pca_dims, N))`` float32 (centred when reduced).
+    """
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"features must be 2-D (N, D), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("features contain NaN or infinity")
+    n, d = arr.shape
+    if d <= pca_dims or n <= 1:
+        return arr.copy()
+    from sklearn.decomposition import PCA
+
+    dims = min(pca_dims, n)
+    return PCA(n_components=dims, random_state=seed).fit_transform(arr).astype(np.float32)
+
+
+def _effective_perplexity(n: int, perplexity: float) -> float:
+    # openTSNE uses 3 * perplexity neighbours, which must stay below n.
+    return float(max(1.0, min(perplexity, (n - 1) / 3.0)))
+
+
+def _tiny_layout(x: np.ndarray) -> np.ndarray:
+    """Layout for fewer than MIN_TSNE_POINTS points: the first two principal components."""
+    n = x.shape[0]
+    out = np.zeros((n, 2), dtype=np.float32)
+    if n <= 1:
+        return out
+    centred = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    k = min(2, s.size)
+    out[:, :k] = (u[:, :k] * s[:k]).astype(np.float32)
+    return out
+
+
+def tsne_map(x: np.ndarray, seed: int = 0, pca_dims: int = 50, perplexity: float = 30,
+             n_jobs: int = 1) -> np.ndarray:
+    """Global t-SNE map of all instances.
+
+    Args:
+        x: ``(N, D)`` features.
+        seed: seeds PCA, neighbour search and optimisation.
+        pca_dims: PCA dimension before t-SNE.
+        perplexity: lowered to ``(N - 1) / 3`` for small N.
+        n_jobs: openTSNE threads (1 = bit-reproducible).
+
+    Returns:
+        ``(N, 2)`` float32; for ``N < 5`` the first two principal components instead.
+    """
+    from openTSNE import TSNE
+
+    feats = pca_features(x, pca_dims, seed)
+    n = feats.shape[0]
+    if n < MIN_TSNE_POINTS:
+        return _tiny_layout(feats)
+    tsne = TSNE(perplexity=_effective_perplexity(n, perplexity), initialization="pca",
+                random_state=seed, n_jobs=n_jobs, verbose=False)
+    return np.asarray(tsne.fit(feats), dtype=np.float32)
+
+
+def selection_map(x_subset: np.ndarray, init_positions: np.ndarray, seed: int = 0, *,
+                  perplexity: float = 30, n_iter: int = 100, pca_dims: int = 50,
+                  n_jobs: int = 1) -> np.ndarray:
+    """t-SNE map of a subset (the selected classes), refined from its global-map positions.
+
+    Args:
+        x_subset: ``(n, D)`` features of the subset -- preferably the cached
+            :func:`pca_features` rows (otherwise a PCA of the subset is done here).
+        init_positions: ``(n, 2)`` the same instances' positions in the global map.
+        seed: seeds the neighbour search and optimisation.
+        perplexity: lowered to ``(n - 1) / 3`` for small subsets.
+        n_iter: refinement iterations (no early exaggeration).
+        pca_dims: PCA dimension if ``x_subset`` is wider.
+        n_jobs: openTSNE threads.
+
+    Returns:
+        ``(n, 2)`` float32; for ``n < 5`` the centred initial positions.
+    """
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PerplexityBasedNN
+
+    feats = pca_features(x_subset, pca_dims, seed)
+    init = np.asarray(init_positions, dtype=np.float64)
+    n = feats.shape[0]
+    if init.shape != (n, 2):
+        raise ValueError(f"init_positions must have shape ({n}, 2), got {init.shape}")
+    if not np.isfinite(init).all():
+        raise ValueError("init_positions contain NaN or infinity")
+    init = init - init.mean(axis=0) if n else init
+    if n < MIN_TSNE_POINTS:
+        return init.astype(np.float32)
+    if float(init.std()) == 0.0:
+        # All global positions equal (degenerate): spread them deterministically.
+        init = np.random.default_rng(seed).normal(size=init.shape)
+    # openTSNE's rescale(): one factor for both axes (aspect kept), std of x-axis -> 1e-4.
+    ref = float(init[:, 0].std()) or float(init.std())
+    init = init / ref * 1e-4
+    affinities = PerplexityBasedNN(feats, perplexity=_effective_perplexity(n, perplexity), method="auto",
+                                   n_jobs=n_jobs, random_state=seed, verbose=False)
+    embedding = TSNEEmbedding(init, affinities, random_state=seed, n_jobs=n_jobs,
+                              negative_gradient_method="auto", verbose=False)
+    embedding = embedding.optimize(n_iter, momentum=0.8, learning_rate="auto")
+    return np.asarray(embedding, dtype=np.float32)
+
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+def selection_key(cache_id: str, classes: Iterable[int], extra: str = "") -> str:
+    """Memo key of a selection map: hash of the cache id, the sorted class list and ``extra``.
+
+    Args:
+        cache_id: identifies the cache (and so the global map and features) the map comes from.
+        classes: the selected class indices (any order; duplicates ignored).
+        extra: anything else the map depends on (e.g. ``"seed=0;n_iter=100"``).
+
+    Returns:
+        A 32-hex-digit key, safe as a file name.
+    """
+    cls = sorted({int(c) for c in classes})
+    payload = f"{cache_id}\x00{','.join(map(str, cls))}\x00{extra}".encode()
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
+def _load_memo(path: Path, expected_rows: int | None) -> np.ndarray | None:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # truncated, garbage, wrong format: recompute
+        log.warning("selection-map memo %s is unreadable (%s); recomputing", path, exc)
+        return None
+    if (arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.floating)
+            or not np.isfinite(arr).all() or (expected_rows is not None and arr.shape[0] != expected_rows)):
+        log.warning("selection-map memo %s has shape %s dtype %s; recomputing", path, arr.shape, arr.dtype)
+        return None
+    return arr.astype(np.float32, copy=False)
+
+
+def memoized_selection_map(memo_dir: Path | str, key: str, compute: Callable[[], np.ndarray], *,
+                           expected_rows: int | None = None) -> np.ndarray:
+    """Returns the memoized ``(n, 2)`` map for ``key``, computing and storing it if needed.
+
+    Safe between processes: the file is written completely to a temporary file in the
+    same folder and renamed over the target with ``os.replace`` (atomic on POSIX), so a
+    reader sees either no file or a whole one. Two processes computing the same key at
+    once both compute and the last rename wins -- same content, no harm. If the memo
+    folder is not writable the map is still returned (logged, not raised).
+
+    Args:
+        memo_dir: folder for the ``.npy`` files (created if missing).
+        key: file stem, ``[A-Za-z0-9_.-]{1,128}`` (use :func:`selection_key`).
+        compute: called without arguments when there is no valid memo; returns ``(n, 2)``.
+        expected_rows: if given, a memo with another row count is treated as invalid.
+
+    Returns:
+        ``(n, 2)`` float32.
+    """
+    if not _KEY_RE.match(key) or key in (".", ".."):
+        raise ValueError(f"memo key {key!r} is not a safe file name; use selection_key()")
+    memo_dir = Path(memo_dir)
+    path = memo_dir / f"{key}.npy"
+    cached = _load_memo(path, expected_rows)
+    if cached is not None:
+        return cached
+    result = np.asarray(compute(), dtype=np.float32)
+    if result.ndim != 2 or result.shape[1] != 2:
+        raise ValueError(f"compute() returned shape {result.shape}, expected (n, 2)")
+    tmp_name = None
+    try:
+        memo_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=memo_dir)
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, result, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        log.warning("cannot write selection-map memo %s (%s); serving it uncached", path, exc)
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+    return result

@@ -1,0 +1,249 @@
+"""Neuron similarity between the source and the target model (paper section 5.3.2, 5.3.3).
+
+Two neurons of the same layer, one per model, are similar when their attribution
+(Layer Conductance) vectors over the *same* target instances point the same way:
+``S[p, q] = cos(a_src[:, p], a_tgt[:, q])``. Rows of ``S`` are source neurons, columns
+target neurons, everywhere in this module.
+
+Weight correspondence: a target weight ``n1 -> n2`` (layers i -> j) is *inherited* when the
+source weight between the target neurons' most similar source neurons,
+``n1' = argmax_p S_i[p, n1]`` and ``n2' = argmax_p S_j[p, n2]``, is an important source
+weight. A target neuron whose attribution vector is all zero has no most similar source
+neuron (its column of ``S`` is all zero), so its weights never correspond.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "cosine_similarity_matrix",
+    "top_similar",
+    "most_similar_source",
+    "weight_correspondence",
+    "correspondence_matrix",
+    "correspondence_share",
+    "SimilarityRegions",
+    "similarity_regions",
+    "DEFAULT_SIMILARITY_BINS",
+]
+
+#: Fixed histogram edges for cosine similarities: 20 bins of width 0.1 over [-1, 1], so the
+#: histograms of every class, layer and region are comparable.
+DEFAULT_SIMILARITY_BINS = np.linspace(-1.0, 1.0, 21)
+
+
+def cosine_similarity_matrix(a_src: np.ndarray, a_tgt: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every source neuron with every target neuron.
+
+    Args:
+        a_src: ``(M, Ns)`` source-model attributions on the M target instances.
+        a_tgt: ``(M, Nt)`` target-model attributions on the same instances, same order.
+
+    Returns:
+        ``(Ns, Nt)`` float32 in ``[-1, 1]``; a pair involving an all-zero column is 0
+        (never NaN), and so is everything when ``M == 0``.
+    """
+    src = np.asarray(a_src, dtype=np.float64)
+    tgt = np.asarray(a_tgt, dtype=np.float64)
+    if src.ndim != 2 or tgt.ndim != 2:
+        raise ValueError(f"attribution matrices must be 2-D, got {src.shape} and {tgt.shape}")
+    if src.shape[0] != tgt.shape[0]:
+        raise ValueError(f"source and target attributions cover different instances: "
+                         f"{src.shape[0]} vs {tgt.shape[0]} rows")
+    if not (np.isfinite(src).all() and np.isfinite(tgt).all()):
+        raise ValueError("attributions contain NaN or infinity")
+    # Scale by the column norms first (float64) so huge conductances cannot overflow and
+    # zero columns simply stay zero.
+    ns = np.linalg.norm(src, axis=0)
+    nt = np.linalg.norm(tgt, axis=0)
+    src_u = np.divide(src, ns, out=np.zeros_like(src), where=ns > 0)
+    tgt_u = np.divide(tgt, nt, out=np.zeros_like(tgt), where=nt > 0)
+    s = src_u.T @ tgt_u
+    return np.clip(s, -1.0, 1.0).astype(np.float32)
+
+
+def top_similar(s: np.ndarray, k: int = 5, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most similar neurons of the other model, for every neuron.
+
+    Args:
+        s: ``(Ns, Nt)`` similarity matrix.
+        k: neighbours per neuron; clipped to the other model's neuron count.
+        axis: ``1``: for each source neuron (row) its most similar target neurons;
+            ``0``: for each target neuron (column) its most similar source neurons.
+
+    Returns:
+        ``(indices, values)``, both ``(n, k)`` (``n = Ns`` for axis 1, ``Nt`` for axis 0),
+        most similar first, ties by the lower index; indices int64, values float32.
+    """
+    arr = np.asarray(s, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"similarity matrix must be 2-D, got shape {arr.shape}")
+    if axis not in (0, 1):
+        raise ValueError(f"axis must be 0 or 1, got {axis}")
+    rows = arr if axis == 1 else arr.T
+    kk = max(0, min(int(k), rows.shape[1]))
+    # A stable sort on the negated values keeps lower indices first among ties.
+    idx = np.argsort(-rows, axis=1, kind="stable")[:, :kk].astype(np.int64)
+    return idx, np.take_along_axis(rows, idx, axis=1).astype(np.float32)
+
+
+def most_similar_source(s: np.ndarray) -> np.ndarray:
+    """For every target neuron (column) the most similar source neuron.
+
+    Args:
+        s: ``(Ns, Nt)`` similarity matrix.
+
+    Returns:
+        ``(Nt,)`` int64 row indices (ties: lower index); -1 where the column is all zero,
+        i.e. the target neuron had no attribution (no defined neighbour).
+    """
+    arr = np.asarray(s)
+    if arr.ndim != 2:
+        raise ValueError(f"similarity matrix must be 2-D, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        return np.full(arr.shape[1], -1, dtype=np.int64)
+    best = np.argmax(arr, axis=0).astype(np.int64)
+    best[~np.any(arr != 0, axis=0)] = -1
+    return best
+
+
+def _pairs(p: np.ndarray | Sequence, name: str) -> np.ndarray:
+    arr = np.asarray(p, dtype=np.int64)
+    if arr.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (K, 2) of (n1, n2), got {arr.shape}")
+    return arr
+
+
+def _important_mask(src_important_pairs: np.ndarray, ns_i: int, ns_j: int) -> np.ndarray:
+    """``(ns_j, ns_i)`` bool: True at ``[n2', n1']`` for every important source weight."""
+    pairs = _pairs(src_important_pairs, "src_important_pairs")
+    mask = np.zeros((ns_j, ns_i), dtype=bool)
+    if pairs.size:
+        if pairs[:, 0].max() >= ns_i or pairs[:, 1].max() >= ns_j or pairs.min() < 0:
+            raise ValueError("src_important_pairs index a neuron outside the similarity matrices")
+        mask[pairs[:, 1], pairs[:, 0]] = True
+    return mask
+
+
+def weight_correspondence(tgt_pairs: np.ndarray, src_important_pairs: np.ndarray,
+                          s_i: np.ndarray, s_j: np.ndarray) -> np.ndarray:
+    """Whether each target weight has an important source counterpart.
+
+    Args:
+        tgt_pairs: ``(K, 2)`` target weights as ``(n1, n2)`` (layer i neuron, layer j neuron).
+        src_important_pairs: ``(L, 2)`` important source weights as ``(n1', n2')``.
+        s_i: ``(Ns_i, Nt_i)`` similarity of layer i (rows source, columns target).
+        s_j: ``(Ns_j, Nt_j)`` similarity of layer j.
+
+    Returns:
+        ``(K,)`` bool.
+    """
+    tgt = _pairs(tgt_pairs, "tgt_pairs")
+    s_i, s_j = np.asarray(s_i), np.asarray(s_j)
+    if tgt.size == 0:
+        return np.zeros(0, dtype=bool)
+    if tgt[:, 0].max() >= s_i.shape[1] or tgt[:, 1].max() >= s_j.shape[1] or tgt.min() < 0:
+        raise ValueError("tgt_pairs index a neuron outside the similarity matrices")
+    mask = _important_mask(src_important_pairs, s_i.shape[0], s_j.shape[0])
+    n1p = most_similar_source(s_i)[tgt[:, 0]]
+    n2p = most_similar_source(s_j)[tgt[:, 1]]
+    defined = (n1p >= 0) & (n2p >= 0)
+    out = np.zeros(tgt.shape[0], dtype=bool)
+    out[defined] = mask[n2p[defined], n1p[defined]]
+    return out
+
+
+def correspondence_matrix(src_important_pairs: np.ndarray, s_i: np.ndarray, s_j: np.ndarray) -> np.ndarray:
+    """Correspondence of *every* target weight, for the boxplots' pie glyphs and red dots.
+
+    Args:
+        src_important_pairs: ``(L, 2)`` important source weights as ``(n1', n2')``.
+        s_i: ``(Ns_i, Nt_i)`` similarity of layer i.
+        s_j: ``(Ns_j, Nt_j)`` similarity of layer j.
+
+    Returns:
+        ``(Nt_j, Nt_i)`` bool, indexed ``[n2, n1]`` like the weight matrices.
+    """
+    s_i, s_j = np.asarray(s_i), np.asarray(s_j)
+    mask = _important_mask(src_important_pairs, s_i.shape[0], s_j.shape[0])
+    n1p = most_similar_source(s_i)
+    n2p = most_similar_source(s_j)
+    out = mask[np.ix_(np.maximum(n2p, 0), np.maximum(n1p, 0))]
+    out[n2p < 0, :] = False
+    out[:, n1p < 0] = False
+    return out
+
+
+def correspondence_share(tgt_pairs: np.ndarray, src_important_pairs: np.ndarray,
+                         s_i: np.ndarray, s_j: np.ndarray) -> float | None:
+    """Share of the target weights that correspond to an important source weight.
+
+    Args: as :func:`weight_correspondence`.
+
+    Returns:
+        A float in ``[0, 1]``, or ``None`` when there are no target weights (undefined;
+        ``None`` rather than NaN so it serialises to JSON as ``null``).
+    """
+    corr = weight_correspondence(tgt_pairs, src_important_pairs, s_i, s_j)
+    return float(corr.mean()) if corr.size else None
+
+
+@dataclass(frozen=True)
+class SimilarityRegions:
+    """The four regions of a grouped similarity matrix (Figure 4 B).
+
+    Attributes:
+        block: ``(len(imp_src), len(imp_tgt))`` similarities of important x important
+            neurons, rows/columns in the given (rank) order.
+        hist_src_imp: histogram of important source x non-important target cells.
+        hist_tgt_imp: histogram of non-important source x important target cells.
+        hist_neither: histogram of non-important x non-important cells.
+        bin_edges: shared edges (``len = bins + 1``).
+    """
+
+    block: np.ndarray
+    hist_src_imp: np.ndarray
+    hist_tgt_imp: np.ndarray
+    hist_neither: np.ndarray
+    bin_edges: np.ndarray
+
+
+def similarity_regions(s: np.ndarray, imp_src: Sequence[int], imp_tgt: Sequence[int],
+                       bins: int | np.ndarray = DEFAULT_SIMILARITY_BINS) -> SimilarityRegions:
+    """Splits a similarity matrix into the view's important block and three histograms.
+
+    Args:
+        s: ``(Ns, Nt)`` similarity matrix.
+        imp_src: important source neurons, in rank order.
+        imp_tgt: important target neurons, in rank order.
+        bins: histogram edges, or a bin count over ``[-1, 1]``.
+
+    Returns:
+        :class:`SimilarityRegions`.
+    """
+    arr = np.asarray(s, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"similarity matrix must be 2-D, got shape {arr.shape}")
+    ns, nt = arr.shape
+    isrc = np.asarray(imp_src, dtype=np.int64).reshape(-1)
+    itgt = np.asarray(imp_tgt, dtype=np.int64).reshape(-1)
+    nsrc = np.setdiff1d(np.arange(ns), isrc)
+    ntgt = np.setdiff1d(np.arange(nt), itgt)
+    edges = np.linspace(-1.0, 1.0, int(bins) + 1) if np.ndim(bins) == 0 else np.asarray(bins, np.float64)
+
+    def hist(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.histogram(arr[np.ix_(rows, cols)].reshape(-1), bins=edges)[0].astype(np.int64)
+
+    return SimilarityRegions(
+        block=arr[np.ix_(isrc, itgt)].copy(),
+        hist_src_imp=hist(isrc, ntgt),
+        hist_tgt_imp=hist(nsrc, itgt),
+        hist_neither=hist(nsrc, ntgt),
+        bin_edges=edges.astype(np.float64),
+    )

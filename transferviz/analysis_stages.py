@@ -1,0 +1,321 @@
+"""Analysis stages: the paper's sections 5.1-5.4 computed into the cache.
+
+attribute    Layer Conductance of every neuron of every analysed layer, all instances, both models
+abstract     per class: important neurons (5.3.1 A) and important weights (5.3.1 B)
+compare      per class: source x target neuron similarity, top-5, weight correspondence (5.3.2)
+discriminate per class and model: Algorithm 1 and the biplot (5.4)
+project      the global openTSNE map of the target model's embeddings (5.2)
+featvis      feature visualizations of the important neurons of both models (issue 5)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from transferviz.analysis import ranking
+from transferviz.config import Config
+from transferviz.stages import BuildContext, Stage
+
+MODELS = ("source", "target")
+SIM_BINS = 20
+WEIGHT_BINS = 20
+FULL_SIMILARITY_MAX = 1024 * 1024  # larger layers keep only what the view draws (block, histograms, top-5)
+
+
+def _labels(ctx: BuildContext) -> tuple[pd.DataFrame, np.ndarray]:
+    df = ctx.cache.table("data/base.parquet")
+    return df, df["label"].to_numpy()
+
+
+def _class_rows(df: pd.DataFrame, c: int, domain: str = "target") -> np.ndarray:
+    return np.flatnonzero(((df.domain == domain) & (df.label == c)).to_numpy())
+
+
+def pair_name(layer_i: str, layer_j: str) -> str:
+    return f"{layer_i}__{layer_j}"
+
+
+# --- attribute ---------------------------------------------------------------------
+
+def stage_attribute(ctx: BuildContext) -> None:
+    from transferviz.analysis.conductance import layer_conductance
+    from transferviz.pipeline import all_inputs, load_models
+
+    a = ctx.config.analysis
+    df, y = _labels(ctx)
+    x = all_inputs(ctx)
+    layers = ctx.cache.layers
+    completeness = {}
+    for which, model in load_models(ctx).items():
+        bar = ctx.bar(len(x), f"conductance ({which})", "inst")
+        res = layer_conductance(model, layers, x, torch.from_numpy(y), n_steps=a.n_steps, method=a.method,
+                                baseline=a.baseline, memory_budget_mb=a.memory_budget_mb, device=ctx.device,
+                                autocast=a.autocast, progress=lambda done, b=bar: b.update(done - b.n))
+        bar.close()
+        for layer in layers:
+            ctx.writer.array(f"analysis/conductance/{which}/{layer}.npy", res.values[layer].astype(np.float32),
+                             f"Layer Conductance of each {layer} neuron (conv: max over its map) for each "
+                             f"instance w.r.t. its true class, {which} model, (N, neurons)")
+        completeness[which] = {k: float(v) for k, v in res.completeness.items()}
+    ctx.notes["completeness"] = completeness
+    worst = max(v for m in completeness.values() for v in m.values())
+    ctx.notes["summary"] = f"{len(x)} instances x {len(layers)} layers x 2 models; worst completeness gap {worst:.2e}"
+
+
+# --- abstract ----------------------------------------------------------------------
+
+def stage_abstract(ctx: BuildContext) -> None:
+    from transferviz.analysis.weights import important_weights, weight_value_matrix
+    from transferviz.pipeline import all_inputs, load_models
+
+    c, w, a = ctx.cache, ctx.writer, ctx.config.analysis
+    df, _ = _labels(ctx)
+    classes, layers = c.classes, c.layers
+    x = all_inputs(ctx)
+    important: dict[tuple[str, str], list[np.ndarray]] = {}
+    for which in MODELS:
+        for layer in layers:
+            cond = c.conductance(which, layer)
+            n = cond.shape[1]
+            k = ranking.top_k(n, a.neuron_fraction)
+            imp = np.full((len(classes), k), -1, dtype=np.int64)
+            sums = np.zeros((len(classes), n), dtype=np.float64)
+            for ci in range(len(classes)):
+                rows = _class_rows(df, ci)
+                if len(rows):
+                    vals = np.asarray(cond[rows])
+                    sums[ci] = ranking.rank_sums(vals)
+                    imp[ci] = ranking.important_neurons(vals, k)
+            important[(which, layer)] = list(imp)
+            w.array(f"analysis/neurons/{which}/{layer}.npy", imp,
+                    f"important {layer} neurons of the {which} model per class (rows), most important first; "
+                    "-1 where the class has no target instances")
+            w.array(f"analysis/neurons/{which}/{layer}_ranksum.npy", sums,
+                    f"summed within-instance ranks of each {layer} neuron over the class's target instances")
+    models = load_models(ctx)
+    pairs = list(zip(layers[:-1], layers[1:]))
+    bar = ctx.bar(len(pairs) * len(classes) * 2, "important weights", "class")
+    for which in MODELS:
+        model = models[which]
+        for li, lj in pairs:
+            rows_out = []
+            for ci in range(len(classes)):
+                rows = _class_rows(df, ci)
+                res = important_weights(model, li, lj, x[rows], k_instance=a.weight_top_k, k_class=a.weight_top_k,
+                                        device=ctx.device, memory_budget_mb=a.memory_budget_mb,
+                                        fraction=a.neuron_fraction)
+                rows_out.append(pd.DataFrame({"class_index": ci, "rank": np.arange(len(res.n1)), "n1": res.n1,
+                                              "n2": res.n2, "count": res.count, "value": res.value,
+                                              "level_sum": res.level_sum}))
+                bar.update(1)
+            name = pair_name(li, lj)
+            w.table(f"analysis/weights/{which}/{name}.parquet", pd.concat(rows_out, ignore_index=True),
+                    f"important weights {li} -> {lj} of the {which} model per class: n1 (in {li}), n2 (in {lj}), "
+                    "count of instances with it in their top k, value drawn by the view, summed level")
+            w.array(f"analysis/weights/{which}/{name}_values.npy",
+                    weight_value_matrix(dict(model.named_modules())[lj], _in_groups(model, li, lj)).astype(np.float32),
+                    f"(neurons of {lj}, neurons of {li}) weight value per pair: W for linear, kernel-slice mean for conv")
+    bar.close()
+    ks = {l: len(important[("target", l)][0]) for l in layers}
+    ctx.notes["summary"] = "important neurons per class: " + ", ".join(f"{l}:{k}" for l, k in ks.items())
+
+
+def _in_groups(model: torch.nn.Module, li: str, lj: str) -> int | None:
+    mods = dict(model.named_modules())
+    mi, mj = mods[li], mods[lj]
+    if isinstance(mj, torch.nn.Linear) and isinstance(mi, torch.nn.Conv2d):
+        return mi.out_channels
+    return None
+
+
+# --- compare -----------------------------------------------------------------------
+
+def stage_compare(ctx: BuildContext) -> None:
+    from transferviz.analysis import similarity as sim
+    from transferviz.analysis.weights import weight_regions
+
+    c, w = ctx.cache, ctx.writer
+    df, _ = _labels(ctx)
+    classes, layers = c.classes, c.layers
+    n_cls = len(classes)
+    sims: dict[str, np.ndarray] = {}
+    for layer in layers:
+        a_s, a_t = c.conductance("source", layer), c.conductance("target", layer)
+        ns, nt = a_s.shape[1], a_t.shape[1]
+        imp_s = c.array(f"analysis/neurons/source/{layer}.npy")
+        imp_t = c.array(f"analysis/neurons/target/{layer}.npy")
+        k = imp_t.shape[1]
+        full = np.zeros((n_cls, ns, nt), dtype=np.float32)
+        block = np.zeros((n_cls, k, k), dtype=np.float32)
+        hists = np.zeros((n_cls, 3, SIM_BINS), dtype=np.int64)
+        top = {key: np.zeros((n_cls, n, 5), dtype=dt) for key, n, dt in
+               (("s2t_idx", ns, np.int32), ("s2t_val", ns, np.float32), ("t2s_idx", nt, np.int32), ("t2s_val", nt, np.float32))}
+        edges = np.linspace(-1, 1, SIM_BINS + 1)
+        for ci in range(n_cls):
+            rows = _class_rows(df, ci)
+            s = sim.cosine_similarity_matrix(np.asarray(a_s[rows]), np.asarray(a_t[rows]))
+            full[ci] = s
+            if imp_t[ci, 0] >= 0:
+                reg = sim.similarity_regions(s, imp_s[ci], imp_t[ci], bins=edges)
+                block[ci] = reg.block
+                hists[ci] = [reg.hist_src_imp, reg.hist_tgt_imp, reg.hist_neither]
+            i, v = sim.top_similar(s, 5, axis=1)
+            top["s2t_idx"][ci], top["s2t_val"][ci] = i, v
+            i, v = sim.top_similar(s, 5, axis=0)
+            top["t2s_idx"][ci], top["t2s_val"][ci] = i, v
+        sims[layer] = full
+        if ns * nt <= FULL_SIMILARITY_MAX:
+            w.array(f"analysis/similarity/{layer}.npy", full,
+                    f"(class, source neuron, target neuron) cosine similarity of {layer} attributions over the class's target instances")
+        w.array(f"analysis/similarity/{layer}_block.npy", block,
+                "(class, important source neuron, important target neuron) similarity, both in rank order")
+        w.array(f"analysis/similarity/{layer}_hist.npy", hists,
+                "(class, region [imp src x other tgt, other src x imp tgt, neither], bin) similarity histogram counts")
+        for key, arr in top.items():
+            w.array(f"analysis/similarity/{layer}_{key}.npy", arr,
+                    f"five most similar neurons in the other model ({key.replace('_', ' ')}), per class and neuron")
+    w.array("analysis/similarity/hist_edges.npy", edges, "bin edges of the similarity histograms")
+
+    shares = []
+    for li, lj in zip(layers[:-1], layers[1:]):
+        name = pair_name(li, lj)
+        tw = c.table(f"analysis/weights/target/{name}.parquet")
+        sw = c.table(f"analysis/weights/source/{name}.parquet")
+        corr_col = np.zeros(len(tw), dtype=bool)
+        box_rows, hist_rows, block_vals, block_corr = [], [], {}, []
+        k_i = c.array(f"analysis/neurons/target/{li}.npy").shape[1]
+        k_j = c.array(f"analysis/neurons/target/{lj}.npy").shape[1]
+        for which in MODELS:
+            block_vals[which] = np.zeros((n_cls, k_j, k_i), dtype=np.float32)
+        block_corr = np.zeros((n_cls, k_j, k_i), dtype=bool)
+        hist_counts = np.zeros((2, n_cls, WEIGHT_BINS), dtype=np.int64)
+        hist_edges = np.zeros((2, n_cls, WEIGHT_BINS + 1), dtype=np.float64)
+        for ci in range(n_cls):
+            sel_t = (tw.class_index == ci).to_numpy()
+            src_pairs = sw.loc[sw.class_index == ci, ["n1", "n2"]].to_numpy()
+            s_i, s_j = sims[li][ci], sims[lj][ci]
+            corr_col[sel_t] = sim.weight_correspondence(tw.loc[sel_t, ["n1", "n2"]].to_numpy(), src_pairs, s_i, s_j)
+            cmat = sim.correspondence_matrix(src_pairs, s_i, s_j)
+            shares.append({"layer_i": li, "layer_j": lj, "class_index": ci, "n_target_weights": int(sel_t.sum()),
+                           "share": float(corr_col[sel_t].mean()) if sel_t.any() else np.nan})
+            for mi, which in enumerate(MODELS):
+                imp_i = c.array(f"analysis/neurons/{which}/{li}.npy")[ci]
+                imp_j = c.array(f"analysis/neurons/{which}/{lj}.npy")[ci]
+                if imp_i[0] < 0:
+                    continue
+                values = c.array(f"analysis/weights/{which}/{name}_values.npy")
+                reg = weight_regions(np.asarray(values), imp_i, imp_j, bins=WEIGHT_BINS,
+                                     correspondence=cmat if which == "target" else None)
+                block_vals[which][ci] = reg.block
+                if which == "target" and reg.block_corresponds is not None:
+                    block_corr[ci] = reg.block_corresponds
+                hist_counts[mi, ci], hist_edges[mi, ci] = reg.hist_counts, reg.bin_edges
+                for side, boxes in (("out", reg.by_out), ("in", reg.by_in)):
+                    for b in boxes:
+                        box_rows.append({"model": which, "class_index": ci, "side": side, "neuron": b.neuron,
+                                         "count": b.count, "min": b.minimum, "q1": b.q1, "median": b.median,
+                                         "q3": b.q3, "max": b.maximum,
+                                         "non_corresponding": np.nan if b.non_corresponding is None else b.non_corresponding})
+        tw = tw.assign(corresponds=corr_col)
+        w.table(f"analysis/weights/target/{name}_correspondence.parquet", tw,
+                "important target weights with 'corresponds': the most similar source neurons n1', n2' are joined by an important source weight")
+        for which in MODELS:
+            w.array(f"analysis/weights/{which}/{name}_block.npy", block_vals[which],
+                    "(class, important neuron of layer j, important neuron of layer i) weight values, rank order (region 1)")
+        w.array(f"analysis/weights/target/{name}_block_corr.npy", block_corr,
+                "(class, j, i) True where the region-1 target weight has a corresponding important source weight (red dot)")
+        w.table(f"analysis/weights/{name}_boxes.parquet", pd.DataFrame(box_rows),
+                "regions 2/3 boxplots: per model, class and important neuron (side 'out' = layer j neuron, weights from "
+                "non-important layer-i neurons; 'in' = layer i neuron, weights to non-important layer-j neurons)")
+        w.array(f"analysis/weights/{name}_hist.npy", hist_counts, "(model, class, bin) region 4 histogram counts")
+        w.array(f"analysis/weights/{name}_hist_edges.npy", hist_edges, "(model, class, bin edge) region 4 histogram edges")
+    share_df = pd.DataFrame(shares)
+    w.table("analysis/correspondence.parquet", share_df,
+            "per layer pair and class: share of the important target weights that correspond to important source weights")
+    per_pair = share_df.groupby(["layer_i", "layer_j"], sort=False)["share"].mean()
+    ctx.notes["correspondence"] = {f"{i}->{j}": float(v) for (i, j), v in per_pair.items()}
+    ctx.notes["summary"] = "mean correspondence " + ", ".join(f"{v:.2f}" for v in per_pair.values)
+
+
+# --- discriminate -------------------------------------------------------------------
+
+def stage_discriminate(ctx: BuildContext) -> None:
+    from transferviz.analysis.discriminability import domain_discriminability
+
+    c, w, a = ctx.cache, ctx.writer, ctx.config.analysis
+    df, _ = _labels(ctx)
+    for which in MODELS:
+        summary, neurons, points = [], [], []
+        for ci in range(len(c.classes)):
+            cols, names = [], []
+            for layer in c.layers:
+                imp = c.array(f"analysis/neurons/{which}/{layer}.npy")[ci]
+                if imp[0] < 0:
+                    continue
+                cols.append(np.asarray(c.conductance(which, layer)[:, imp]))
+                names += [(layer, int(n)) for n in imp]
+            rs, rt = _class_rows(df, ci, "source"), _class_rows(df, ci, "target")
+            A = np.concatenate(cols, axis=1) if cols else np.zeros((len(df), 0), np.float32)
+            res = domain_discriminability(A[rs], A[rt], folds=a.discriminability_folds, seed=ctx.config.seed)
+            summary.append({"class_index": ci, "status": res.status, "cv_accuracy": res.cv_accuracy,
+                            "cv_balanced_accuracy": res.cv_balanced_accuracy, "n_folds": res.n_folds,
+                            "n_source": len(rs), "n_target": len(rt), "n_neurons": len(names),
+                            "boundary_x": res.boundary_x if res.status == "ok" else np.nan,
+                            "converged": res.converged})
+            if res.status != "ok":
+                continue
+            for p, (layer, n) in enumerate(names):
+                neurons.append({"class_index": ci, "layer": layer, "neuron": n, "u": float(res.u[p]),
+                                "g": float(res.g[p]), "axis_x": float(res.axes[p, 0]), "axis_y": float(res.axes[p, 1])})
+            ids = np.concatenate([rs, rt])
+            points.append(pd.DataFrame({"class_index": ci, "id": ids, "domain": np.where(res.labels == 0, "source", "target"),
+                                        "x": res.coords[:, 0].astype(np.float32), "y": res.coords[:, 1].astype(np.float32)}))
+        base = f"analysis/discriminability/{which}"
+        w.table(f"{base}/summary.parquet", pd.DataFrame(summary),
+                f"Algorithm 1 per class ({which} model): status, cross-validated accuracy, folds, sizes")
+        w.table(f"{base}/neurons.parquet", pd.DataFrame(neurons, columns=["class_index", "layer", "neuron", "u", "g", "axis_x", "axis_y"]),
+                "per class, each important neuron: discriminability u, first PC g, biplot axis (x, y)")
+        w.table(f"{base}/points.parquet", pd.concat(points, ignore_index=True) if points else
+                pd.DataFrame(columns=["class_index", "id", "domain", "x", "y"]),
+                "per class, each instance of the class in both domains: biplot coordinates A.[u, g']")
+        ok = [s["cv_accuracy"] for s in summary if s["status"] == "ok"]
+        ctx.notes[f"{which}_mean_cv_accuracy"] = float(np.mean(ok)) if ok else None
+    ctx.notes["summary"] = (f"domain classifier mean CV accuracy: source model {ctx.notes['source_mean_cv_accuracy']:.2f}, "
+                            f"target model {ctx.notes['target_mean_cv_accuracy']:.2f}")
+
+
+# --- project ------------------------------------------------------------------------
+
+def stage_project(ctx: BuildContext) -> None:
+    from transferviz.analysis.projection import pca_features, tsne_map
+
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    emb = np.asarray(c.array("analysis/embedding/target.npy"))
+    feats = pca_features(emb, 50, cfg.seed)
+    w.array("analysis/pca50.npy", feats.astype(np.float32), "target-model embeddings reduced by PCA (<= 50 dims), the t-SNE input")
+    w.array("analysis/tsne.npy", tsne_map(emb, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
+            "(N, 2) openTSNE map of every instance's target-model embedding")
+    pixels = np.asarray(c.images, dtype=np.float32).reshape(len(emb), -1) / 255.0
+    w.array("analysis/tsne_pixels.npy", tsne_map(pixels, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
+            "(N, 2) openTSNE map of the raw pixels, for comparison with the embedding map")
+    ctx.notes["summary"] = f"t-SNE of {len(emb)} instances"
+
+
+def stages() -> list[Stage]:
+    an = lambda cfg: cfg.analysis  # noqa: E731
+    return [
+        Stage("attribute", stage_attribute, lambda cfg: {k: getattr(cfg.analysis, k) for k in
+              ("n_steps", "method", "baseline")}, deps=("data", "models"),
+              doc="Layer Conductance of every neuron, every instance, both models"),
+        Stage("abstract", stage_abstract, lambda cfg: {"f": cfg.analysis.neuron_fraction, "k": cfg.analysis.weight_top_k},
+              deps=("data", "models", "attribute"), doc="important neurons and weights per class"),
+        Stage("compare", stage_compare, lambda cfg: {}, deps=("abstract",),
+              doc="neuron similarity and weight correspondence"),
+        Stage("discriminate", stage_discriminate, lambda cfg: {"folds": cfg.analysis.discriminability_folds,
+                                                               "seed": cfg.seed}, deps=("abstract",),
+              doc="domain discriminability (Algorithm 1)"),
+        Stage("project", stage_project, lambda cfg: {"p": an(cfg).tsne_perplexity, "seed": cfg.seed},
+              deps=("forward",), doc="t-SNE maps"),
+    ]

@@ -1,0 +1,337 @@
+"""The cache: the contract between the pipeline and the dashboard.
+
+Layout (``docs/cache.md`` documents every artifact)::
+
+    cache/<run>            -> symlink to cache/.builds/<run>-<build id>/
+    cache/.builds/<run>-<build id>/manifest.json, data/, models/, analysis/, thumbs/
+
+A build writes into a fresh folder under ``.builds`` and publishes it by
+atomically replacing the ``<run>`` symlink (``os.replace``), so readers never see
+half a cache and a failed or interrupted build leaves the previous one in place.
+Arrays are ``.npy`` (opened memory-mapped), tables Parquet, weights safetensors,
+images PNG, metadata JSON: no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import pandas as pd
+
+from transferviz.errors import TransferVizError
+
+SCHEMA_VERSION = 1
+BUILDS_DIR = ".builds"
+ModelName = Literal["source", "target"]
+
+__all__ = ["Cache", "CacheWriter", "SCHEMA_VERSION", "publish", "new_build_dir", "ModelName"]
+
+
+@dataclass
+class Artifact:
+    path: str
+    kind: str  # array | table | json | safetensors | png-dir
+    meaning: str
+    dtype: str | None = None
+    shape: list[int] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class CacheWriter:
+    """Writes artifacts into a build folder and records them for the manifest."""
+
+    root: Path
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+
+    def _target(self, rel: str) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def array(self, rel: str, arr: np.ndarray, meaning: str) -> None:
+        arr = np.ascontiguousarray(arr)
+        np.save(self._target(rel), arr, allow_pickle=False)
+        self.artifacts[rel] = Artifact(rel, "array", meaning, str(arr.dtype), list(arr.shape))
+
+    def table(self, rel: str, df: pd.DataFrame, meaning: str) -> None:
+        df.to_parquet(self._target(rel), index=False)
+        self.artifacts[rel] = Artifact(rel, "table", meaning, None, [len(df), len(df.columns)])
+
+    def json(self, rel: str, obj: Any, meaning: str) -> None:
+        self._target(rel).write_text(json.dumps(obj, indent=1, default=_json_default))
+        self.artifacts[rel] = Artifact(rel, "json", meaning)
+
+    def weights(self, rel: str, state: dict, meaning: str) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(self._target(rel)))
+        self.artifacts[rel] = Artifact(rel, "safetensors", meaning)
+
+    def png_dir(self, rel: str, images: Iterable[tuple[str, bytes]], meaning: str) -> None:
+        d = self.root / rel
+        d.mkdir(parents=True, exist_ok=True)
+        n = 0
+        for name, data in images:
+            (d / f"{name}.png").write_bytes(data)
+            n += 1
+        self.artifacts[rel] = Artifact(rel, "png-dir", meaning, None, [n])
+
+    def adopt(self, old_root: Path, artifacts: list[dict[str, Any]]) -> None:
+        """Reuses artifacts of a previous build: hard links where possible (no copy, no extra disk)."""
+        for a in artifacts:
+            src, dst = old_root / a["path"], self.root / a["path"]
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+            else:
+                _link_or_copy(src, dst)
+            self.artifacts[a["path"]] = Artifact(**{k: a.get(k) for k in ("path", "kind", "meaning", "dtype", "shape")})
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --- publishing -------------------------------------------------------------------
+
+def new_build_dir(cache_root: Path, run: str) -> Path:
+    d = cache_root / BUILDS_DIR / f"{run}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    d.mkdir(parents=True, exist_ok=False)
+    return d
+
+
+def current_build(cache_root: Path, run: str) -> Path | None:
+    """The published build folder of ``run``, if any (following the symlink)."""
+    link = cache_root / run
+    if link.is_symlink() or link.is_dir():
+        real = link.resolve()
+        if (real / "manifest.json").is_file():
+            return real
+    return None
+
+
+def publish(cache_root: Path, run: str, build: Path, keep: int = 2) -> Path:
+    """Atomically points ``cache_root/run`` at ``build``; keeps the newest ``keep`` builds."""
+    link = cache_root / run
+    if link.exists() and not link.is_symlink():
+        # A plain folder (e.g. copied by hand): move it aside so the symlink can take its place.
+        link.rename(cache_root / BUILDS_DIR / f"{run}-moved-{time.strftime('%Y%m%d-%H%M%S')}")
+    tmp_link = cache_root / f".{run}.link-{os.getpid()}"
+    if tmp_link.is_symlink():
+        tmp_link.unlink()
+    tmp_link.symlink_to(os.path.relpath(build, cache_root))
+    os.replace(tmp_link, link)  # the atomic step
+    prune_builds(cache_root, run, keep)
+    return link
+
+
+def prune_builds(cache_root: Path, run: str, keep: int = 2) -> None:
+    """Deletes old or unfinished builds of ``run`` except the newest ``keep`` finished ones.
+
+    The previous build is kept so a dashboard still reading it is not pulled out from under.
+    """
+    builds_root = cache_root / BUILDS_DIR
+    if not builds_root.is_dir():
+        return
+    live = current_build(cache_root, run)
+    mine = sorted((d for d in builds_root.iterdir() if d.name.startswith(f"{run}-") and d.is_dir()),
+                  key=lambda d: d.stat().st_mtime, reverse=True)
+    finished = [d for d in mine if (d / "manifest.json").is_file()]
+    keep_set = set(finished[:keep]) | ({live} if live else set())
+    for d in mine:
+        if d in keep_set:
+            continue
+        if not (d / "manifest.json").is_file() and time.time() - d.stat().st_mtime < 60:
+            continue  # maybe another build in progress right now
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --- reading -----------------------------------------------------------------------
+
+class Cache:
+    """Read-only access to a built cache. Arrays come back memory-mapped.
+
+    >>> c = Cache.open("cache/digits")          # doctest: +SKIP
+    >>> c.instances.head(); c.layers; c.model("target")
+    """
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Cache":
+        p = Path(path)
+        root = p.resolve()
+        mf = root / "manifest.json"
+        if not mf.is_file():
+            raise TransferVizError(f"no cache at {p} (no manifest.json); build one with "
+                                   "'transferviz build configs/digits.yaml'")
+        manifest = json.loads(mf.read_text())
+        version = manifest.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise TransferVizError(f"cache {p} has schema version {version}, this transferviz reads "
+                                   f"{SCHEMA_VERSION}; rebuild it with 'transferviz build CONFIG --force'")
+        return cls(root, manifest)
+
+    # -- generic access
+    def has(self, rel: str) -> bool:
+        return rel in self.manifest.get("artifacts", {}) or (self.root / rel).exists()
+
+    def array(self, rel: str, mmap: bool = True) -> np.ndarray:
+        p = self.root / rel
+        if not p.is_file():
+            raise TransferVizError(f"cache {self.root} lacks {rel}; rebuild it with 'transferviz build CONFIG'")
+        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def table(self, rel: str) -> pd.DataFrame:
+        p = self.root / rel
+        if not p.is_file():
+            raise TransferVizError(f"cache {self.root} lacks {rel}; rebuild it with 'transferviz build CONFIG'")
+        return pd.read_parquet(p)
+
+    def json(self, rel: str) -> Any:
+        return json.loads((self.root / rel).read_text())
+
+    # -- run-level metadata
+    @property
+    def name(self) -> str:
+        return self.manifest["config"]["name"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest["config"]
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        return self.json("data/meta.json")
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def layers(self) -> list[str]:
+        """Analysed layers in forward order (the paper's Layer 1..L)."""
+        return list(self.layer_info["layers"])
+
+    @cached_property
+    def layer_info(self) -> dict[str, Any]:
+        """Analysed layers, per-layer detail (type, shape, neurons, weight change) and the embedding layer."""
+        return self.json("models/layers.json")
+
+    @property
+    def domains(self) -> dict[str, str]:
+        return dict(self.meta["domain_names"])
+
+    @cached_property
+    def instances(self) -> pd.DataFrame:
+        """Per instance: id, domain, split, label, label_name and each model's pred, loss and conf."""
+        rel = "data/instances.parquet" if (self.root / "data/instances.parquet").is_file() else "data/base.parquet"
+        return self.table(rel)
+
+    @cached_property
+    def history(self) -> pd.DataFrame:
+        return self.table("models/history.parquet")
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """uint8 (N, S, S, 3) images at the model's input size, row i = instance id i."""
+        return self.array("data/images.npy")
+
+    def inputs(self, ids: Iterable[int] | np.ndarray):
+        """The preprocessed tensor exactly as the models see those instances."""
+        from transferviz.preprocess import to_tensor
+
+        idx = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+        m = self.config["model"]
+        return to_tensor(np.asarray(self.images[idx]), m["mean"], m["std"])
+
+    def thumbnail(self, instance_id: int) -> bytes:
+        p = self.root / "thumbs" / f"{int(instance_id)}.png"
+        if not p.is_file():
+            raise TransferVizError(f"no thumbnail for instance {instance_id} in {self.root}")
+        return p.read_bytes()
+
+    def model(self, which: ModelName, epoch: int | None = None):
+        """An eval-mode module with the model's weights (``epoch=None``: the final weights)."""
+        from safetensors.torch import load_file
+
+        from transferviz.models import build_model, load_state_dict_checked
+
+        if which not in ("source", "target"):
+            raise TransferVizError(f"model must be 'source' or 'target', not {which!r}")
+        rel = f"models/{which}.safetensors" if epoch is None else f"models/epochs/{which}_{int(epoch):03d}.safetensors"
+        p = self.root / rel
+        if not p.is_file():
+            avail = sorted(x.stem for x in (self.root / "models" / "epochs").glob(f"{which}_*.safetensors"))
+            raise TransferVizError(f"cache has no weights {rel}; available epochs: {', '.join(avail) or 'none'}")
+        m = self.config["model"]
+        model = build_model(m["arch"], len(self.classes), m["input_size"])
+        load_state_dict_checked(model, load_file(str(p)), str(p))
+        return model.eval()
+
+    def epochs(self, which: ModelName) -> list[int]:
+        d = self.root / "models" / "epochs"
+        return sorted(int(p.stem.split("_")[-1]) for p in d.glob(f"{which}_*.safetensors"))
+
+    # -- analysis accessors (arrays are memory-mapped)
+    def conductance(self, which: ModelName, layer: str) -> np.ndarray:
+        """(instances x neurons) float32 Layer Conductance w.r.t. each instance's true class."""
+        self._check_layer(layer)
+        return self.array(f"analysis/conductance/{which}/{layer}.npy")
+
+    def _check_layer(self, layer: str) -> None:
+        if layer not in self.layers:
+            raise TransferVizError(f"unknown layer {layer!r}; analysed layers: {', '.join(self.layers)}")
+
+    def class_index(self, cls: str | int) -> int:
+        if isinstance(cls, (int, np.integer)):
+            if not 0 <= int(cls) < len(self.classes):
+                raise TransferVizError(f"class index {cls} out of range 0..{len(self.classes) - 1}")
+            return int(cls)
+        if cls not in self.classes:
+            raise TransferVizError(f"unknown class {cls!r}; classes: {', '.join(self.classes)}")
+        return self.classes.index(cls)
+
+    def __repr__(self) -> str:
+        return f"Cache({self.root}, run={self.name!r}, {len(self.instances)} instances)"
+
+
+def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
+    """Encodes an (H, W, 3) uint8 image as PNG, optionally upscaled with nearest neighbour."""
+    from PIL import Image
+
+    im = Image.fromarray(np.asarray(img, dtype=np.uint8))
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

@@ -1,0 +1,75 @@
+"""Command line: ``transferviz build CONFIG`` (also ``python -m transferviz``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from transferviz.errors import TransferVizError
+
+DEFAULT_CACHE = Path("cache")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="transferviz", description="Explain and diagnose transfer learning "
+                                "between a source and a fine-tuned target CNN.")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="train or load the models and compute every analysis into a cache")
+    b.add_argument("config", help="YAML config, e.g. configs/digits.yaml (or just 'digits')")
+    b.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="folder holding caches (default: cache)")
+    b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    b.add_argument("--force", action="store_true", help="rebuild every stage, reusing nothing")
+    b.add_argument("--no-featvis", action="store_true", help="skip the feature visualization stage")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    i = sub.add_parser("info", help="print a built cache's summary")
+    i.add_argument("cache", type=Path, help="a cache folder, e.g. cache/digits")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "build":
+            return _build(args)
+        if args.command == "info":
+            return _info(args)
+    except TransferVizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the previous cache (if any) is untouched", file=sys.stderr)
+        return 130
+    return 1
+
+
+def _build(args: argparse.Namespace) -> int:
+    from transferviz.config import load_config
+    from transferviz.pipeline import build
+    from transferviz.preprocess import resolve_device
+
+    cfg = load_config(args.config)
+    device = resolve_device(args.device)
+    print(f"building '{cfg.name}' into {args.cache_dir / cfg.name} on {device}", file=sys.stderr)
+    report = build(cfg, args.cache_dir, device, force=args.force, featvis=not args.no_featvis,
+                   progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    print(report.summary())
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from transferviz.cache import Cache
+
+    c = Cache.open(args.cache)
+    m = c.manifest
+    print(f"{c.name}: {len(c.instances)} instances, {len(c.classes)} classes, layers {', '.join(c.layers)}")
+    print(f"created {m['created']} on {m['device']}; schema {m['schema_version']}")
+    for name, s in m["stages"].items():
+        print(f"  {name:<13} {'reused' if s['reused'] else 'built':<7} {s['seconds']:7.1f} s  {s['notes'].get('summary', '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Run configuration: YAML validated into frozen pydantic models.
+
+Every validation failure becomes a one-line :class:`TransferVizError` naming the
+file, the key and what is allowed. Relative paths inside a config are resolved
+against the config file's folder; ``~`` and ``$VARS`` are expanded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from transferviz.errors import TransferVizError
+
+__all__ = ["Config", "load_config", "config_hash", "REPO_CONFIGS"]
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- domains -----------------------------------------------------------------
+
+class _Domain(_Frozen):
+    max_per_class: int | None = Field(None, ge=1)  # seeded subsample per class (the paper downsamples SVHN/MNIST)
+
+
+class SyntheticDigits(_Domain):
+    """Printed digits rendered by the project (a street-number-like domain in the spirit of SVHN)."""
+    kind: Literal["synthetic_digits"]
+    name: str = "printed"
+    n_per_class: int = Field(200, ge=2, le=100_000)
+
+
+class SklearnDigits(_Domain):
+    """scikit-learn's handwritten digits (1797 real 8x8 scans shipped in the package)."""
+    kind: Literal["sklearn_digits"]
+    name: str = "handwritten"
+
+
+class ImageFolder(_Domain):
+    """``<root>/<domain>/images/<class>/*.jpg`` (Office-31's layout); any class names."""
+    kind: Literal["image_folder"]
+    root: Path
+    domain: str
+    name: str | None = None
+
+
+class Svhn(_Domain):
+    """SVHN read by torchvision from a local root (``<root>/train_32x32.mat``); never downloaded."""
+    kind: Literal["svhn"]
+    root: Path
+    per_class: int = Field(1500, ge=1)
+    name: str = "svhn"
+
+
+class Mnist(_Domain):
+    """MNIST read by torchvision from a local root (``<root>/MNIST/raw/``); never downloaded."""
+    kind: Literal["mnist"]
+    root: Path
+    per_class: int = Field(150, ge=1)
+    name: str = "mnist"
+
+
+DomainSpec = Annotated[Union[SyntheticDigits, SklearnDigits, ImageFolder, Svhn, Mnist],
+                       Field(discriminator="kind")]
+
+
+# --- model, training, analysis ---------------------------------------------------
+
+class ModelSpec(_Frozen):
+    arch: str = "small_alexnet"
+    input_size: int = Field(28, ge=8, le=1024)
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    init_weights: Path | None = None  # optional local weights (e.g. ImageNet AlexNet) to start the source model
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) <= 0:
+            raise ValueError("every std must be > 0")
+        return v
+
+
+class TrainSpec(_Frozen):
+    epochs: int = Field(8, ge=1, le=1000)
+    lr: float = Field(1e-3, gt=0, le=10)
+    batch_size: int = Field(64, ge=1, le=65536)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class TrainingSpec(_Frozen):
+    source: TrainSpec = TrainSpec()
+    target: TrainSpec = TrainSpec()
+    keep_epoch_checkpoints: bool = True
+
+
+class CheckpointsSpec(_Frozen):
+    """Existing models: training is skipped."""
+    source: Path
+    target: Path
+    history: Path | None = None  # CSV: epoch, model, source_train, target_train, val
+    target_epochs: tuple[Path, ...] = ()  # optional per-epoch target checkpoints for the timeline
+
+
+class AnalysisSpec(_Frozen):
+    n_steps: int = Field(16, ge=2, le=1000)
+    method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"] = "gausslegendre"
+    baseline: float = 0.0
+    neuron_fraction: float = Field(0.1, gt=0, le=1)
+    weight_top_k: int | None = Field(None, ge=1)
+    embedding_layer: str | None = None
+    memory_budget_mb: int = Field(512, ge=16)
+    autocast: bool = False
+    discriminability_folds: int = Field(10, ge=2, le=100)
+    tsne_perplexity: float = Field(30.0, gt=1, le=500)
+
+
+class FeatvisSpec(_Frozen):
+    enabled: bool = True
+    steps: int = Field(64, ge=1, le=10_000)
+    size: int | None = Field(None, ge=8, le=1024)  # default: the model's input size
+    lr: float = Field(0.05, gt=0, le=10)
+
+
+class Config(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    seed: int = 0
+    source: DomainSpec
+    target: DomainSpec
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    model: ModelSpec = ModelSpec()
+    training: TrainingSpec | None = None
+    checkpoints: CheckpointsSpec | None = None
+    analysis: AnalysisSpec = AnalysisSpec()
+    featvis: FeatvisSpec = FeatvisSpec()
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> "Config":
+        if self.training is not None and self.checkpoints is not None:
+            raise ValueError("give either 'training' (train both models) or 'checkpoints' (load them), not both")
+        if self.training is None and self.checkpoints is None:
+            object.__setattr__(self, "training", TrainingSpec())
+        return self
+
+
+# --- loading -----------------------------------------------------------------------
+
+def _resolve_paths(node: Any, base: Path) -> Any:
+    """Expands ``~``/``$VAR`` and makes relative path-like values absolute against the config's folder."""
+    path_keys = {"root", "init_weights", "source", "target", "history", "target_epochs"}
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in path_keys and isinstance(v, str):
+                out[k] = str(_absolute(v, base))
+            elif k == "target_epochs" and isinstance(v, list):
+                out[k] = [str(_absolute(x, base)) if isinstance(x, str) else x for x in v]
+            else:
+                out[k] = _resolve_paths(v, base)
+        return out
+    return node
+
+
+def _absolute(value: str, base: Path) -> Path:
+    p = Path(os.path.expandvars(os.path.expanduser(value)))
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at ``loc`` (the parent of an unknown key)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            # discriminated-union tag (e.g. 'synthetic_digits') picks the member class
+            members = [c for c in (SyntheticDigits, SklearnDigits, ImageFolder, Svhn, Mnist)
+                       if c.model_fields["kind"].annotation.__args__[0] == part]
+            if members:
+                current = members[0]
+                continue
+            return []
+        ann = field.annotation
+        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = candidates[0] if candidates else ann
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _one_line(error: dict[str, Any], origin: str) -> str:
+    loc = tuple(error.get("loc", ()))
+    etype = error.get("type", "")
+    keys = [str(p) for p in loc if not (isinstance(p, str) and p in
+            {"synthetic_digits", "sklearn_digits", "image_folder", "svhn", "mnist"})]
+    where = ".".join(keys) or "(top level)"
+    if etype == "extra_forbidden":
+        allowed = _allowed_keys(Config, loc[:-1])
+        return f"{origin}: unknown key '{where}' (allowed here: {', '.join(allowed)})"
+    if etype == "missing":
+        return f"{origin}: missing required key '{where}'"
+    if etype == "union_tag_invalid":
+        return (f"{origin}: '{where}.kind' is {error.get('input', {}).get('kind')!r}; allowed: "
+                "synthetic_digits, sklearn_digits, image_folder, svhn, mnist")
+    if etype == "union_tag_not_found":
+        return (f"{origin}: '{where}' needs a 'kind': one of "
+                "synthetic_digits, sklearn_digits, image_folder, svhn, mnist")
+    msg = error.get("msg", "invalid value").replace("Value error, ", "")
+    got = error.get("input")
+    got_txt = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    return f"{origin}: '{where}': {msg}{got_txt}"
+
+
+def parse_config(data: Any, origin: str = "<config>", base: Path | None = None) -> Config:
+    """Validates a mapping (e.g. parsed YAML) into a :class:`Config`."""
+    if not isinstance(data, dict):
+        raise TransferVizError(f"{origin}: the file must hold a mapping of keys (name, source, target, ...)")
+    data = _resolve_paths(data, base or Path.cwd())
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise TransferVizError(_one_line(exc.errors()[0], origin)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Reads and validates a YAML config; a bare name like ``digits`` means ``configs/digits.yaml``."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and (REPO_CONFIGS / f"{p.name}.yaml").exists():
+        p = REPO_CONFIGS / f"{p.name}.yaml"
+    if not p.is_file():
+        raise TransferVizError(f"config {p} does not exist; pass a YAML file such as configs/digits.yaml")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise TransferVizError(f"{p}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_config(data, str(p), p.resolve().parent)
+
+
+def config_hash(obj: Any) -> str:
+    """A stable content hash of (parts of) a config, for stage keys."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
