@@ -33,6 +33,24 @@ def _class_rows(df: pd.DataFrame, c: int, domain: str = "target") -> np.ndarray:
     return np.flatnonzero(((df.domain == domain) & (df.label == c)).to_numpy())
 
 
+TOP_INSTANCES = 5
+
+
+def top_instances(values: np.ndarray, domains: np.ndarray, k: int = TOP_INSTANCES) -> np.ndarray:
+    """Per neuron and domain, the ids of the k instances with the highest attribution (best first)."""
+    out = np.full((values.shape[1], 2, k), -1, dtype=np.int64)
+    for d, dom in enumerate(("source", "target")):
+        rows = np.flatnonzero(domains == dom)
+        if not len(rows):
+            continue
+        vals = values[rows]
+        kk = min(k, len(rows))
+        part = np.argpartition(-vals, kk - 1, axis=0)[:kk]  # (kk, neurons), unordered
+        order = np.argsort(-np.take_along_axis(vals, part, 0), axis=0, kind="stable")
+        out[:, d, :kk] = rows[np.take_along_axis(part, order, 0)].T
+    return out
+
+
 def pair_name(layer_i: str, layer_j: str) -> str:
     return f"{layer_i}__{layer_j}"
 
@@ -59,6 +77,11 @@ def stage_attribute(ctx: BuildContext) -> None:
                              f"Layer Conductance of each {layer} neuron (conv: max over its map) for each "
                              f"instance w.r.t. its true class, {which} model, (N, neurons)")
         completeness[which] = {k: float(v) for k, v in res.completeness.items()}
+        for layer in layers:
+            ctx.writer.array(f"analysis/top_instances/{which}/{layer}.npy",
+                             top_instances(res.values[layer], df["domain"].to_numpy()),
+                             f"(neuron, domain [source, target], rank) ids of the {TOP_INSTANCES} instances with the "
+                             f"highest {which}-model conductance for each {layer} neuron; -1 pads short domains")
     ctx.notes["completeness"] = completeness
     worst = max(v for m in completeness.values() for v in m.values())
     ctx.notes["summary"] = f"{len(x)} instances x {len(layers)} layers x 2 models; worst completeness gap {worst:.2e}"
@@ -303,6 +326,60 @@ def stage_project(ctx: BuildContext) -> None:
     ctx.notes["summary"] = f"t-SNE of {len(emb)} instances"
 
 
+# --- featvis -------------------------------------------------------------------------
+
+def featvis_neurons(cache, fraction_all_max: int = 512) -> list[tuple[str, int]]:
+    """Every neuron when the model is small (cheap), else the union of important neurons of both models."""
+    total = sum(int(d["neurons"]) for d in cache.layer_info["detail"])
+    if total <= fraction_all_max:
+        return [(d["name"], n) for d in cache.layer_info["detail"] for n in range(int(d["neurons"]))]
+    out: list[tuple[str, int]] = []
+    for layer in cache.layers:
+        ids: set[int] = set()
+        for which in MODELS:
+            imp = np.asarray(cache.array(f"analysis/neurons/{which}/{layer}.npy"))
+            ids |= {int(v) for v in imp.ravel() if v >= 0}
+        out += [(layer, n) for n in sorted(ids)]
+    return out
+
+
+def stage_featvis(ctx: BuildContext) -> None:
+    from transferviz.cache import png_bytes
+    from transferviz.featvis import compare_renders, render_neurons
+    from transferviz.pipeline import load_models
+
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    fv = cfg.featvis
+    neurons = featvis_neurons(c)
+    size = fv.size or cfg.model.input_size
+    renders = {}
+    for which, model in load_models(ctx).items():
+        bar = ctx.bar(len(neurons), f"feature visualization ({which})", "neuron")
+        renders[which] = render_neurons(model, neurons, size=size, steps=fv.steps, lr=fv.lr, seed=cfg.seed,
+                                        mean=cfg.model.mean, std=cfg.model.std, device=ctx.device,
+                                        progress=lambda done, total, b=bar: b.update(done - b.n))
+        bar.close()
+        scale = max(1, 64 // size)
+        w.png_dir(f"featvis/{which}", ((f"{layer}/{n}", png_bytes(img, scale)) for (layer, n), img
+                                       in zip(neurons, renders[which])),
+                  f"feature visualization of each rendered {which}-model neuron, '<layer>/<neuron>.png'")
+    layers = [l for l, _ in neurons]
+    change = compare_renders(renders["source"], renders["target"], layers, top=5)
+    rank = np.full(len(neurons), -1, dtype=np.int64)
+    for layer, pos in change.most_changed.items():
+        rank[pos] = np.arange(len(pos))
+    table = pd.DataFrame({"layer": layers, "neuron": [n for _, n in neurons],
+                          "similarity": change.similarity, "colourfulness_source": change.score_source,
+                          "colourfulness_target": change.score_target, "gray_source": change.gray_source,
+                          "gray_target": change.gray_target, "most_changed_rank": rank})
+    w.table("featvis/change.parquet", table, "per rendered neuron: cosine similarity of the embeddings of its source and "
+            "target visualizations, colourfulness, gray flags, rank among the layer's five most changed (-1: not)")
+    w.json("featvis/meta.json", {"size": size, "steps": fv.steps, "lr": fv.lr, "gray_cutoff": change.cutoff,
+                                 "n_neurons": len(neurons)}, "feature visualization settings and the gray cut-off")
+    ctx.notes["summary"] = f"{len(neurons)} neurons x 2 models at {size} px, {fv.steps} steps"
+    ctx.notes["most_changed"] = {l: [int(neurons[i][1]) for i in pos] for l, pos in change.most_changed.items()}
+
+
 def stages() -> list[Stage]:
     an = lambda cfg: cfg.analysis  # noqa: E731
     return [
@@ -318,4 +395,7 @@ def stages() -> list[Stage]:
               doc="domain discriminability (Algorithm 1)"),
         Stage("project", stage_project, lambda cfg: {"p": an(cfg).tsne_perplexity, "seed": cfg.seed},
               deps=("forward",), doc="t-SNE maps"),
+        Stage("featvis", stage_featvis, lambda cfg: cfg.featvis, deps=("abstract",),
+              enabled=lambda cfg, opts: cfg.featvis.enabled and opts.featvis,
+              doc="feature visualizations of neurons and their change through fine-tuning"),
     ]

@@ -84,7 +84,9 @@ class CacheWriter:
         d.mkdir(parents=True, exist_ok=True)
         n = 0
         for name, data in images:
-            (d / f"{name}.png").write_bytes(data)
+            target = d / f"{name}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
             n += 1
         self.artifacts[rel] = Artifact(rel, "png-dir", meaning, None, [n])
 

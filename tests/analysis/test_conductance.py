@@ -189,24 +189,23 @@ def test_functional_inplace_ops_are_handled() -> None:
         _assert_close(res.values[layer], _captum(model, layer, x, t, n_steps=8))
 
 
-@pytest.mark.parametrize("budget_mb", [0.05, 2.0, 12.0])
+@pytest.mark.parametrize("budget_mb", [0.05, 4.0, 24.0])
 def test_memory_budget_splits_do_not_change_results(budget_mb: float) -> None:
-    """0.05 MB: one path point per pass; 2 MB: a few points per pass; 12 MB: whole instances."""
+    """0.05 MB: one path point per pass; 4 MB: a few points per pass, with carries between
+    passes; 24 MB: two whole instances per pass."""
     model = _small("trained")
-    x, t = _data(5)
+    x, t = _data()
     b = _baseline("per_instance", x)
     layers = analysed_layers(model)
-    kw = dict(n_steps=8, method="gausslegendre", baseline=b, reduce="none")
+    kw = dict(n_steps=6, method="gausslegendre", baseline=b, reduce="none")
     ref = layer_conductance(model, layers, x, t, memory_budget_mb=4096, **kw)
     done: list[int] = []
     res = layer_conductance(model, layers, x, t, memory_budget_mb=budget_mb, progress=done.append, **kw)
     for layer in layers:
-        np.testing.assert_allclose(res.values[layer], ref.values[layer], rtol=1e-5,
+        np.testing.assert_allclose(res.values[layer], ref.values[layer], rtol=1e-6,
                                    atol=1e-9 * np.abs(ref.values[layer]).max())
         assert res.completeness[layer] == pytest.approx(ref.completeness[layer], rel=1e-6)
-    assert done == sorted(done) and done[-1] == len(x)
-    if budget_mb < 12:
-        assert len(done) == len(x)  # an instance at a time
+    assert done == ([1, 2, 3] if budget_mb < 24 else [2, 3])
 
 
 def test_callers_model_is_left_untouched() -> None:
@@ -221,6 +220,18 @@ def test_callers_model_is_left_untouched() -> None:
     assert all(p.is_contiguous() for p in model.parameters())
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_works_under_no_grad_and_inference_mode() -> None:
+    model = _small(dtype=torch.float32)
+    x, t = _data(2, dtype=torch.float32)
+    ref = layer_conductance(model, ["features.6"], x, t, n_steps=4)
+    with torch.no_grad():
+        a = layer_conductance(model, ["features.6"], x, t, n_steps=4)
+    with torch.inference_mode():
+        b = layer_conductance(model, ["features.6"], x.clone(), t, n_steps=4)
+    np.testing.assert_array_equal(a.values["features.6"], ref.values["features.6"])
+    np.testing.assert_array_equal(b.values["features.6"], ref.values["features.6"])
 
 
 def test_result_type_and_errors() -> None:
@@ -241,14 +252,15 @@ def test_result_type_and_errors() -> None:
 
 def test_autocast_runs_and_stays_close() -> None:
     model = _small("trained", dtype=torch.float32)
-    x, t = _data(2, dtype=torch.float32)
+    x, t = _data(4, dtype=torch.float32)
     layers = ["features.3", "classifier.4"]
-    ref = layer_conductance(model, layers, x, t, n_steps=4, reduce="none")
-    low = layer_conductance(model, layers, x, t, n_steps=4, reduce="none", autocast=True, device="cpu")
+    ref = layer_conductance(model, layers, x, t, n_steps=8)
+    low = layer_conductance(model, layers, x, t, n_steps=8, autocast=True, device="cpu")
     for layer in layers:
-        assert low.values[layer].dtype == np.float32
-        err = np.abs(low.values[layer] - ref.values[layer]).max() / np.abs(ref.values[layer]).max()
-        assert err < 0.1
+        a, b = low.values[layer], ref.values[layer]
+        assert a.dtype == np.float32 and np.isfinite(a).all()
+        assert np.abs(a - b).max() < 0.05 * np.abs(b).max()
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
 
 
 def test_torchvision_alexnet_matches_captum() -> None:
@@ -262,7 +274,7 @@ def test_torchvision_alexnet_matches_captum() -> None:
     x = torch.randn(2, 3, 224, 224)
     t = torch.tensor([1, 3])
     check = ["features.10", "classifier.4"]
-    res = layer_conductance(model, check, x, t, n_steps=3, method="riemann_trapezoid", reduce="max")
+    res = layer_conductance(model, check, x, t, n_steps=2, method="riemann_trapezoid", reduce="max")
     for layer in check:
-        ref = _captum(model, layer, x, t, n_steps=3, method="riemann_trapezoid")
+        ref = _captum(model, layer, x, t, n_steps=2, method="riemann_trapezoid")
         _assert_close(res.values[layer], ref.amax(dim=(2, 3)) if ref.dim() == 4 else ref)

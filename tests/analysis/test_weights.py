@@ -217,3 +217,20 @@ def test_weight_regions_hand_checked():
     np.testing.assert_allclose(regions.bin_edges, np.linspace(0, 11, 5))
     np.testing.assert_array_equal(regions.hist_counts, [2, 1, 1, 0])
     assert regions.hist_counts.sum() == 4
+
+
+@pytest.mark.parametrize("k_inst", [5, 300, 1500])
+def test_linear_zero_input_shortcut_is_exact(k_inst):
+    # After the ReLU about half the inputs are 0; the shortcut skips their columns while
+    # the k-th level is > 0 and must fall back (k=1500 > positive levels) otherwise.
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(8, 40), nn.ReLU(), nn.Linear(40, 50), nn.ReLU(), nn.Linear(50, 2))
+    inputs = torch.randn(6, 8)
+    x = layer_inputs(model, "2", inputs)
+    assert (x == 0).any()
+    levels = brute_linear_levels(model[2], x, None)
+    res = important_weights(model, "0", "2", inputs, k_instance=k_inst, k_class=7)
+    n1, n2, counts, _ = brute_important(levels, weight_value_matrix(model[2]), k_inst, 7)
+    np.testing.assert_array_equal(res.counts, counts)
+    np.testing.assert_array_equal(res.n1, n1)
+    np.testing.assert_array_equal(res.n2, n2)

@@ -14,7 +14,9 @@ Typical use by the cache stage::
 
 Use the same ``seed`` and the same normalisation for both models: each neuron then starts
 from the same image and sees the same transforms in both, which is what makes the pair
-comparable. The heavy imports (torch) happen when the submodules load.
+comparable. :func:`visualize_neurons` is :func:`render_neurons` that also returns the
+objective before, after and at every step. (No function here is called ``render``, so that
+``transferviz.featvis.render`` always names the module.)
 """
 
 from transferviz.featvis.compare import (
@@ -29,7 +31,7 @@ from transferviz.featvis.compare import (
     most_changed,
 )
 from transferviz.featvis.param import FourierImage, image_to_spectrum, spectrum_to_image
-from transferviz.featvis.render import RenderResult, TransformSpec, neuron_seed, render, render_neurons
+from transferviz.featvis.render import RenderResult, TransformSpec, neuron_seed, render_neurons, visualize_neurons
 
 __all__ = [
     "ChangeResult",
@@ -46,7 +48,7 @@ __all__ = [
     "image_to_spectrum",
     "most_changed",
     "neuron_seed",
-    "render",
     "render_neurons",
     "spectrum_to_image",
+    "visualize_neurons",
 ]

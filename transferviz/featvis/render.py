@@ -9,10 +9,18 @@ needed layer has produced its output, so a batch of conv neurons never runs the 
 Determinism: every neuron owns a CPU ``torch.Generator`` seeded from ``(seed, layer, index)``.
 It draws the neuron's initial spectrum and, up front, all of its per-step jitter/scale/
 rotation parameters. The loss is the *sum* of per-image objectives and Adam is element-wise,
-so an image's trajectory does not depend on which other neurons share its batch, on the batch
-size, or on the order of ``neurons``; and the same neuron of the source and of the fine-tuned
-model starts from the same image and sees the same transforms, which makes their images
-directly comparable (:mod:`transferviz.featvis.compare`).
+so mathematically an image's trajectory does not depend on which other neurons share its
+batch, on the batch size, or on the order of ``neurons``; and the same neuron of the source and
+of the fine-tuned model starts from the same image and sees the same transforms, which makes
+their images directly comparable (:mod:`transferviz.featvis.compare`).
+
+Numerically, the same call gives the same images on the same machine and thread count. Across
+batch compositions the images agree up to floating-point rounding: oneDNN and BLAS pick
+different kernels for different batch sizes (a 1-image conv or GEMM sums in another order,
+~1e-7 relative), and in a ReLU/max-pool network with Adam such a difference can occasionally
+flip a near-tie and grow over many steps into a visibly different (equally valid) image. The
+cache stage renders both models with the same neuron list and batch size, so their pairs are
+computed identically.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from torch import Tensor, nn
 from transferviz.errors import TransferVizError
 from transferviz.featvis.param import FourierImage
 
-__all__ = ["Neuron", "TransformSpec", "RenderResult", "neuron_seed", "random_affine", "render", "render_neurons"]
+__all__ = ["Neuron", "TransformSpec", "RenderResult", "neuron_seed", "random_affine", "visualize_neurons", "render_neurons"]
 
 Neuron = tuple[str, int]
 Progress = Callable[[int, int], None]
@@ -58,7 +66,7 @@ class TransformSpec:
 
 @dataclass
 class RenderResult:
-    """Output of :func:`render`; row ``i`` of every array belongs to ``neurons[i]``.
+    """Output of :func:`visualize_neurons`; row ``i`` of every array belongs to ``neurons[i]``.
 
     images: ``(N, S, S, 3)`` uint8, the untransformed final images (gray models: replicated).
     objective_start / objective_end: the raw objective (channel mean or unit value, not
@@ -234,7 +242,7 @@ def _render_batch(model: nn.Module, batch: Sequence[Neuron], *, size: int, steps
     return final.detach().cpu(), start, end, history
 
 
-def render(model: nn.Module, neurons: Sequence[Neuron], *, size: int, steps: int = 128, lr: float = 0.05,
+def visualize_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int, steps: int = 128, lr: float = 0.05,
            seed: int = 0, mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
            mode: Literal["max", "min"] = "max", batch_size: int = 64, device: str | torch.device | None = None,
            progress: Progress | None = None, transforms: TransformSpec = TransformSpec(),
@@ -324,5 +332,5 @@ def render_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int, st
     device: default CUDA when available, else CPU.
     progress: called as ``progress(done, total)`` after each batch.
     """
-    return render(model, neurons, size=size, steps=steps, lr=lr, seed=seed, mean=mean, std=std, mode=mode,
+    return visualize_neurons(model, neurons, size=size, steps=steps, lr=lr, seed=seed, mean=mean, std=std, mode=mode,
                   batch_size=batch_size, device=device, progress=progress).images

@@ -1,0 +1,264 @@
+"""Cache slices shaped for the figure builders and components of views A and B.
+
+Small pure lookups (a cache in, plain Python / numpy / pandas out) so that callbacks
+stay thin and are tested without Dash. Nothing here writes the cache; the one thing
+heavier than a lookup, the class-selection t-SNE, is memoized on disk
+(:func:`projection_frame`). The network and feature views keep theirs in
+``dashboard/data_network.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from dashboard.figures.instances import class_color_map
+from transferviz.cache import Cache
+
+__all__ = [
+    "TABLE_COLUMNS",
+    "class_counts",
+    "class_colors",
+    "class_table_records",
+    "instance_records",
+    "memo_dir_for",
+    "projection_frame",
+    "selected_ids",
+    "thumb_src",
+    "transferability",
+]
+
+#: Rows of the confusion table: (column id, header). Ids are stable for tests and styling.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("class", "class"),
+    ("n", "n"),
+    ("source_acc", "source acc"),
+    ("target_acc", "target acc"),
+    ("diff", "difference"),
+    ("mistaken_for", "mistaken for (count)"),
+)
+
+#: Selection-map settings; part of the memo key, so changing them never serves a stale map.
+SELECTION_ITERATIONS = 100
+
+
+def _num(x: Any) -> float | None:
+    """JSON-safe number: NaN/inf become None (an empty, sortable-last cell)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+# --- view A: statistics ---------------------------------------------------------------
+
+def class_table_records(cache: Cache) -> list[dict[str, Any]]:
+    """The confusion table rows in class order; row ``i`` is class ``i`` and carries ``id = i``
+    (DataTable's row id, so selections survive sorting)."""
+    if not cache.has("analysis/class_table.parquet"):
+        return []
+    t = cache.table("analysis/class_table.parquet").sort_values("class_index")
+    rows = []
+    for r in t.to_dict("records"):
+        n = int(r["n"])
+        rows.append({
+            "id": int(r["class_index"]),
+            "class_index": int(r["class_index"]),
+            "class": str(r["class"]),
+            "n": n,
+            "source_acc": _num(r["source_acc"]),
+            "target_acc": _num(r["target_acc"]),
+            "diff": _num(r["diff"]),
+            # an empty string reads as "nothing mistaken" and sorts first
+            "mistaken_for": str(r.get("mistaken_for") or "") if n else "no target validation instances",
+        })
+    return rows
+
+
+def transferability(cache: Cache) -> float | None:
+    """The run's transferability score (pipeline's ``analysis/summary.json``), else from the history."""
+    if cache.has("analysis/summary.json"):
+        v = _num(cache.json("analysis/summary.json").get("transferability"))
+        if v is not None:
+            return v
+    from dashboard.figures.statistics import transferability_score
+
+    try:
+        return transferability_score(history_frame(cache))
+    except Exception:
+        return None
+
+
+def history_frame(cache: Cache) -> pd.DataFrame | None:
+    """``models/history.parquet`` or None when the cache has no training history (given checkpoints)."""
+    return cache.history if cache.has("models/history.parquet") else None
+
+
+def best_accuracies(cache: Cache) -> dict[str, float | None]:
+    """Best accuracies on the target validation data behind the score (for the badge's caption)."""
+    if not cache.has("analysis/summary.json"):
+        return {"target": None, "source": None}
+    s = cache.json("analysis/summary.json")
+    return {"target": _num(s.get("best_target_on_target")), "source": _num(s.get("best_source_on_target"))}
+
+
+# --- view B: instances ----------------------------------------------------------------
+
+def class_counts(cache: Cache) -> pd.DataFrame:
+    """Per class: ``class_index``, ``name``, ``source`` and ``target`` instance counts (all splits)."""
+    df = cache.instances
+    n = len(cache.classes)
+    out = pd.DataFrame({"class_index": np.arange(n), "name": cache.classes})
+    for dom in ("source", "target"):
+        labels = df.loc[df["domain"] == dom, "label"].to_numpy()
+        out[dom] = np.bincount(labels, minlength=n)[:n] if len(labels) else 0
+    return out
+
+
+def class_colors(cache: Cache) -> dict[int, str]:
+    """Class index -> colour over *all* classes, so a class keeps its colour whatever the selection."""
+    return class_color_map(list(range(len(cache.classes))))
+
+
+def memo_dir_for(cache: Cache) -> Path:
+    """Where class-selection t-SNE maps are memoized.
+
+    Preferred: ``<folder holding the build>/.memo-<run>`` -- beside the cache rather than
+    in it (a published cache is read-only and content-addressed), shared by every worker
+    and surviving rebuilds (the memo key holds the projection stage's key, so a map made
+    from other data is never served). ``prune_builds`` only removes ``<run>-*`` folders,
+    so the memo is left alone. If that folder cannot be written (read-only mount), a
+    per-user folder in the system temp dir is used instead.
+    """
+    preferred = cache.root.parent / f".memo-{cache.name}"
+    probe = preferred if preferred.exists() else preferred.parent
+    if os.access(probe, os.W_OK | os.X_OK):
+        return preferred
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"transferviz-memo-{uid}" / cache.name
+
+
+def _cache_id(cache: Cache) -> str:
+    """Identifies what the selection maps depend on: the projection stage's key (else the build)."""
+    key = cache.manifest.get("inputs", {}).get("project")
+    return f"{cache.name}:{key}" if key else str(cache.root)
+
+
+def _selection_coords(cache: Cache, rows: np.ndarray, classes: Sequence[int], memo_dir: Path | None) -> np.ndarray:
+    """(len(rows), 2) coordinates: the global map for all classes, else the memoized selection map."""
+    from transferviz.analysis.projection import memoized_selection_map, selection_key, selection_map
+
+    global_map = cache.array("analysis/tsne.npy")
+    if len(set(classes)) >= len(cache.classes) or memo_dir is None:
+        # every class selected (or memo disabled): the global map *is* the map of this selection
+        return np.asarray(global_map[rows], dtype=np.float32)
+    seed = int(cache.config.get("seed", 0))
+    perplexity = float(cache.config.get("analysis", {}).get("tsne_perplexity", 30))
+    feats_rel = "analysis/pca50.npy" if cache.has("analysis/pca50.npy") else "analysis/embedding/target.npy"
+
+    def compute() -> np.ndarray:
+        return selection_map(np.asarray(cache.array(feats_rel)[rows]), np.asarray(global_map[rows]), seed,
+                             perplexity=perplexity, n_iter=SELECTION_ITERATIONS)
+
+    key = selection_key(_cache_id(cache), classes, f"seed={seed};perp={perplexity};it={SELECTION_ITERATIONS}")
+    return memoized_selection_map(memo_dir, key, compute, expected_rows=len(rows))
+
+
+def projection_frame(cache: Cache, classes: Iterable[int], memo_dir: Path | None) -> pd.DataFrame:
+    """The instances of ``classes`` (both domains, all splits) with their map coordinates.
+
+    Columns are those of :func:`dashboard.figures.instances.tsne_scatter` (``id x y label
+    label_name domain target_pred``). Unknown class indices are ignored; none left -> an
+    empty frame. ``memo_dir=None`` uses the global map's coordinates (no t-SNE run).
+    """
+    n = len(cache.classes)
+    cls = sorted({int(c) for c in classes if 0 <= int(c) < n})
+    cols = ["id", "x", "y", "label", "label_name", "domain", "target_pred"]
+    if not cls or not cache.has("analysis/tsne.npy"):
+        return pd.DataFrame(columns=cols)
+    df = cache.instances
+    rows = np.flatnonzero(np.isin(df["label"].to_numpy(), cls))
+    if len(rows) == 0:
+        return pd.DataFrame(columns=cols)
+    ids = df["id"].to_numpy()[rows]
+    xy = _selection_coords(cache, ids, cls, memo_dir)
+    sub = df.iloc[rows]
+    return pd.DataFrame({
+        "id": ids,
+        "x": xy[:, 0],
+        "y": xy[:, 1],
+        "label": sub["label"].to_numpy(),
+        "label_name": sub["label_name"].astype(str).to_numpy(),
+        "domain": sub["domain"].astype(str).to_numpy(),
+        "target_pred": sub["target_pred"].to_numpy(),
+    })
+
+
+def instance_records(cache: Cache, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Hover and list details of instances: id, domain (+ display name), split, true label and
+    both models' predictions and confidences. Unknown ids are skipped; input order is kept."""
+    df = cache.instances
+    id_col = df["id"].to_numpy()
+    # instance ids are row numbers by construction; fall back to a search if a cache ever differs
+    positional = len(id_col) > 0 and id_col[0] == 0 and id_col[-1] == len(id_col) - 1
+    names = cache.classes
+    domains = cache.domains
+    out = []
+    for i in ids:
+        i = int(i)
+        if positional:
+            if not 0 <= i < len(df):
+                continue
+            pos = i
+        else:
+            hit = np.flatnonzero(id_col == i)
+            if len(hit) == 0:
+                continue
+            pos = int(hit[0])
+        r = df.iloc[pos]
+        label, t_pred, s_pred = int(r["label"]), int(r["target_pred"]), int(r["source_pred"])
+        out.append({
+            "id": i,
+            "domain": str(r["domain"]),
+            "domain_name": domains.get(str(r["domain"]), str(r["domain"])),
+            "split": str(r["split"]),
+            "label": label,
+            "label_name": names[label] if 0 <= label < len(names) else str(label),
+            "target_pred": t_pred,
+            "target_pred_name": names[t_pred] if 0 <= t_pred < len(names) else str(t_pred),
+            "target_conf": _num(r["target_conf"]),
+            "source_pred": s_pred,
+            "source_pred_name": names[s_pred] if 0 <= s_pred < len(names) else str(s_pred),
+            "correct": t_pred == label,
+        })
+    return out
+
+
+def selected_ids(selected_data: dict | None) -> list[int]:
+    """Instance ids of a lasso/box selection (``customdata`` of the chosen points), first-seen order."""
+    if not selected_data:
+        return []
+    seen: dict[int, None] = {}
+    for p in selected_data.get("points") or []:
+        cd = p.get("customdata")
+        if isinstance(cd, list):
+            cd = cd[0] if cd else None
+        if cd is None:
+            continue
+        try:
+            seen.setdefault(int(cd), None)
+        except (TypeError, ValueError):
+            continue
+    return list(seen)
+
+
+def thumb_src(prefix: str, instance_id: int) -> str:
+    """URL of an instance thumbnail under the app's path prefix (served by ``dashboard.app``)."""
+    return f"{(prefix or '/').rstrip('/')}/thumb/{int(instance_id)}.png"

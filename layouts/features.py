@@ -1,0 +1,81 @@
+"""View D, the feature view (paper 5.4.2): components and their ids.
+
+A model switch (source / target) and an order switch (most / least discriminative) in the
+title bar; the ranking list of the neurons of Algorithm 1 (one checkbox row per neuron:
+layer, index, discriminability, feature visualization when the cache has one, mirrored
+conductance histogram of the class's source instances above and target instances below);
+the domain discrimination biplot with an axis per checked neuron and a thumbnail tooltip.
+"""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard.figures.theme import empty_figure, graph_config
+from transferviz.cache import Cache
+
+MODEL = "features-model"
+ORDER = "features-order"
+RANKING = "features-ranking"
+STATUS = "features-status"
+BIPLOT = "feature-biplot"
+TOOLTIP = "features-tooltip"
+
+#: Rows checked when a ranking list is (re)built, as in the paper.
+TOP_CHECKED = 5
+BIPLOT_HEIGHT = 360
+BIPLOT_CONFIG = graph_config("domain_discriminability")
+
+#: Column widths of a ranking row (label, value, image, histogram), shared with the header.
+COL_LABEL, COL_VALUE, COL_IMAGE, COL_HIST = "4.6rem", "3.6rem", "2.2rem", "150px"
+
+
+def _switch(id_: str, options: list[tuple[str, str]], value: str, label: str) -> html.Div:
+    return html.Div([
+        html.Span(label, className="small text-muted me-1"),
+        dbc.RadioItems(id=id_, options=[{"label": t, "value": v} for v, t in options], value=value, inline=True,
+                       className="btn-group btn-group-sm tv-switch", inputClassName="btn-check",
+                       labelClassName="btn btn-outline-secondary py-0 px-2",
+                       labelCheckedClassName="active"),
+    ], className="d-flex align-items-center me-2")
+
+
+def ranking_header() -> html.Div:
+    """Column captions of the ranking list (aligned with the rows' fixed widths)."""
+    cell = "small text-muted d-inline-block"
+    return html.Div([
+        html.Span("", style={"width": "1.5rem"}, className="d-inline-block"),
+        html.Span("neuron", style={"width": COL_LABEL}, className=cell),
+        html.Span("u", title="discriminability: the domain classifier's weight of the neuron",
+                  style={"width": COL_VALUE}, className=cell + " text-end pe-1"),
+        html.Span("", style={"width": COL_IMAGE}, className=cell),
+        html.Span(["conductance: ", html.Span("source ↑", className="tv-source"), " ",
+                   html.Span("target ↓", className="tv-target")], style={"width": COL_HIST}, className=cell),
+    ], className="tv-ranking-header d-flex align-items-center")
+
+
+def layout(cache: Cache) -> html.Div:
+    title_bar = html.Div([
+        html.Span("Features", className="tv-card-title me-2"),
+        _switch(MODEL, [("source", "source"), ("target", "target")], "target", "model"),
+        _switch(ORDER, [("most", "most"), ("least", "least")], "most", "discriminative"),
+    ], className="d-flex flex-wrap align-items-center gap-1 mb-1")
+    ranking = html.Div([
+        ranking_header(),
+        html.Div(dcc.Checklist(id=RANKING, options=[], value=[], className="tv-ranking",
+                               labelStyle={"display": "flex", "alignItems": "center"},
+                               inputStyle={"marginRight": "0.5rem"}),
+                 className="tv-scroll", style={"maxHeight": "15.5rem"}),
+    ], className="mb-1")
+    biplot = html.Div([
+        dcc.Graph(id=BIPLOT, figure=empty_figure("Loading…", height=BIPLOT_HEIGHT), config=BIPLOT_CONFIG,
+                  clear_on_unhover=True, style={"height": f"{BIPLOT_HEIGHT}px"}),
+        dcc.Tooltip(id=TOOLTIP, direction="right"),
+    ], className="position-relative")
+    return html.Div([
+        title_bar,
+        html.Div(id=STATUS, className="small mb-1"),
+        ranking,
+        biplot,
+    ], className="tv-card tv-view-features")

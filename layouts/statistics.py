@@ -1,0 +1,176 @@
+"""View A, statistics (paper section 5.1): transferability score, accuracy chart, confusion table.
+
+The score and the chart depend only on the run, so they are built once here rather than
+by a callback (nothing to wait for on page load). The table's row selection selects a
+class in every other view through the URL state (``callbacks/state.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import dash_table, dcc, html
+from dash.dash_table.Format import Format, Scheme, Sign
+
+from dashboard import data
+from dashboard.figures.statistics import accuracy_chart, transferability_badge
+from dashboard.urlstate import default_state
+from dashboard.figures.theme import (
+    NEGATIVE_COLOR,
+    POSITIVE_COLOR,
+    SOURCE_COLOR,
+    TARGET_COLOR,
+    FONT_FAMILY,
+    empty_figure,
+    graph_config,
+)
+from transferviz.cache import Cache
+
+# Component ids of this view.
+CARD = "stats-card"
+BADGE = "stats-badge"
+ACCURACY = "stats-accuracy"
+TABLE = "stats-table"
+
+#: Height (px) shared by the chart and the table so the row reads as one band at 1366 x 768.
+BAND_HEIGHT = 250
+SELECTED_ROW_BG = "#fff4d6"  # pale amber: neither domain colour, so it cannot be read as red/blue
+
+
+def _badge(cache: Cache) -> html.Div:
+    score = data.transferability(cache)
+    b = transferability_badge(score)
+    best = data.best_accuracies(cache)
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
+    return html.Div(
+        id=BADGE,
+        title=b["title"],
+        className="text-center",
+        style={"flex": "0 0 118px", "alignSelf": "center"},
+        children=[
+            html.Div("transferability", className="tv-card-title", style={"fontSize": "0.7rem"}),
+            html.Div(b["text"], className="fw-bold", style={"fontSize": "2.1rem", "lineHeight": 1.1,
+                                                         "color": b["color"]}),
+            html.Div(["best on target val:", html.Br(),
+                      html.Span(f"target model {fmt(best['target'])}", style={"color": TARGET_COLOR}), html.Br(),
+                      html.Span(f"source model {fmt(best['source'])}", style={"color": SOURCE_COLOR})],
+                     className="text-muted", style={"fontSize": "0.72rem", "lineHeight": 1.25, "marginTop": 4}),
+        ],
+    )
+
+
+def _accuracy(cache: Cache) -> dcc.Graph:
+    hist = data.history_frame(cache)
+    if hist is None:
+        fig = empty_figure("This cache has no training history (models were given as checkpoints)",
+                           height=BAND_HEIGHT)
+    else:
+        fig = accuracy_chart(hist, height=BAND_HEIGHT)
+        # room above the plot for the mode bar, which would otherwise cover the legend's title
+        fig.update_layout(margin_t=30)
+    return dcc.Graph(id=ACCURACY, figure=fig, config=graph_config("accuracy"),
+                     style={"height": BAND_HEIGHT})
+
+
+def table_columns() -> list[dict[str, Any]]:
+    """DataTable columns: numbers stay numbers (so native sorting is numeric) with a display format."""
+    acc = Format(precision=2, scheme=Scheme.fixed)
+    fmt = {"source_acc": acc, "target_acc": acc, "diff": Format(precision=2, scheme=Scheme.fixed, sign=Sign.positive)}
+    cols = []
+    for cid, name in data.TABLE_COLUMNS:
+        col: dict[str, Any] = {"id": cid, "name": name}
+        if cid in fmt:
+            col.update(type="numeric", format=fmt[cid])
+        elif cid == "n":
+            col.update(type="numeric")
+        else:
+            col.update(type="text")
+        cols.append(col)
+    return cols
+
+
+def selected_row_style(class_index: int | None) -> list[dict[str, Any]]:
+    """Conditional styles: signed difference colours, plus the selected class's row highlight."""
+    styles: list[dict[str, Any]] = [
+        {"if": {"filter_query": "{diff} > 0", "column_id": "diff"}, "color": POSITIVE_COLOR, "fontWeight": 600},
+        {"if": {"filter_query": "{diff} < 0", "column_id": "diff"}, "color": NEGATIVE_COLOR, "fontWeight": 600},
+        {"if": {"column_id": "source_acc"}, "color": SOURCE_COLOR},
+        {"if": {"column_id": "target_acc"}, "color": TARGET_COLOR},
+    ]
+    if class_index is not None:
+        styles.append({"if": {"filter_query": f"{{class_index}} = {int(class_index)}"},
+                       "backgroundColor": SELECTED_ROW_BG})
+    return styles
+
+
+def _table(cache: Cache) -> html.Div:
+    rows = data.class_table_records(cache)
+    # the table is always rendered (the state callback reads and writes its selection); an empty
+    # one says why above it
+    # start on the default class so a plain link renders without waiting for the state callback
+    start = [default_state(cache).cls] if rows else []
+    note = [] if rows else [html.Div("This cache has no confusion table (its forward stage did not run).",
+                                     className="text-muted p-2")]
+    return html.Div(note + [dash_table.DataTable(
+        id=TABLE,
+        columns=table_columns(),
+        data=rows,
+        sort_action="native",
+        sort_mode="single",
+        row_selectable="single",
+        selected_rows=start,
+        page_action="none",
+        fixed_rows={"headers": True},
+        cell_selectable=True,
+        style_table={"height": BAND_HEIGHT, "overflowY": "auto", "overflowX": "auto"},
+        # DataTable's own font is monospace; use the figures' font so the band reads as one
+        style_cell={"fontFamily": FONT_FAMILY, "fontSize": "0.8rem", "padding": "1px 6px", "textAlign": "right",
+                    "minWidth": 40, "whiteSpace": "nowrap", "cursor": "pointer", "height": 22},
+        style_data={"lineHeight": "20px"},
+        style_cell_conditional=[
+            {"if": {"column_id": "class"}, "textAlign": "left", "fontWeight": 600, "minWidth": 56},
+            {"if": {"column_id": "mistaken_for"}, "textAlign": "left", "minWidth": 150, "maxWidth": 320,
+             "overflow": "hidden", "textOverflow": "ellipsis"},
+        ],
+        style_header={"fontWeight": 600, "backgroundColor": "#f3f4f6", "fontSize": "0.75rem",
+                      "whiteSpace": "normal", "lineHeight": "14px", "height": "auto", "padding": "3px 6px"},
+        style_header_conditional=[
+            {"if": {"column_id": "source_acc"}, "color": SOURCE_COLOR},
+            {"if": {"column_id": "target_acc"}, "color": TARGET_COLOR},
+        ],
+        style_data_conditional=selected_row_style(start[0] if start else None),
+        tooltip_header={
+            "n": "instances of the class in the target validation set",
+            "source_acc": "source model's accuracy on the class's target validation instances",
+            "target_acc": "target model's accuracy on the class's target validation instances",
+            "diff": "target minus source accuracy",
+            "mistaken_for": "classes the target model predicts for the class's target validation instances",
+        },
+        tooltip_delay=300,
+        tooltip_duration=None,
+        # the active-cell outline is DataTable's pink; keep the focus cue but in the neutral palette
+        css=[{"selector": "td.cell--selected, td.focused",
+              "rule": "background-color: transparent !important; border: 1px solid #9e9e9e !important;"},
+             {"selector": ".dash-spreadsheet-container .dash-spreadsheet-inner input[type=radio]",
+              "rule": "cursor: pointer;"}],
+    )])
+
+
+def layout(cache: Cache) -> html.Div:
+    """The statistics band across the top of the page."""
+    return html.Div(id=CARD, className="tv-card mb-2 mt-1", children=[
+        html.Div([
+            html.Span("Statistics", className="tv-card-title"),
+            html.Span(" accuracy per epoch of both models; per-class accuracy on the target validation data "
+                      "(select a row to inspect that class below)", className="text-muted small ms-1"),
+        ]),
+        html.Div(style={"display": "flex", "flexWrap": "wrap", "gap": "8px", "alignItems": "stretch"}, children=[
+            _badge(cache),
+            html.Div(_accuracy(cache), style={"flex": "1 1 430px", "minWidth": 340}),
+            html.Div(_table(cache), style={"flex": "1 1 470px", "minWidth": 360}),
+        ]),
+    ])

@@ -1,0 +1,428 @@
+"""Views C (network relation) and D (features): callbacks called directly on the tiny cache.
+
+The callbacks are module-level pure functions of ``(cache, inputs...)``; these tests call
+them as the app would and assert on the figures (zig-zag, trace counts, colours), the
+detail panels of a neuron, weight and similarity click, the ranking list, the biplot, the
+tooltip and the empty states (a class without target instances).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from dash import html, no_update
+
+from callbacks import features as cf
+from callbacks import network as cn
+from dashboard import data_network as dn
+from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
+from layouts import features as lf
+from layouts import network as ln
+from transferviz.cache import Cache
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+def traces(fig, role, **meta):
+    out = []
+    for t in fig.data:
+        m = t.meta if isinstance(t.meta, dict) else {}
+        if m.get("role") == role and all(m.get(k) == v for k, v in meta.items()):
+            out.append(t)
+    return out
+
+
+def walk(component):
+    """Every component of a Dash tree (depth first)."""
+    yield component
+    children = getattr(component, "children", None)
+    if children is None:
+        return
+    if not isinstance(children, (list, tuple)):
+        children = [children]
+    for c in children:
+        if hasattr(c, "to_plotly_json"):
+            yield from walk(c)
+
+
+def texts(component) -> str:
+    out = []
+    for c in walk(component):
+        ch = getattr(c, "children", None)
+        for x in (ch if isinstance(ch, (list, tuple)) else [ch]):
+            if isinstance(x, (str, int, float)):
+                out.append(str(x))
+    return " ".join(out)
+
+
+def of_type(component, cls):
+    return [c for c in walk(component) if isinstance(c, cls)]
+
+
+def prop(component, name):
+    return component.to_plotly_json()["props"].get(name)
+
+
+def click(customdata):
+    return {"points": [{"curveNumber": 0, "pointNumber": 0, "customdata": customdata}]}
+
+
+@pytest.fixture(scope="module")
+def cache(request) -> Cache:
+    """The session's tiny cache; TRANSFERVIZ_TEST_TINY_CACHE points at a built one to skip the
+    build while iterating (as TRANSFERVIZ_TEST_DEMO_CACHE does for the demo)."""
+    import os
+
+    given = os.environ.get("TRANSFERVIZ_TEST_TINY_CACHE")
+    return Cache.open(given) if given else request.getfixturevalue("tiny_cache")
+
+
+@pytest.fixture(scope="module")
+def odd_cache(cache, tmp_path_factory) -> Cache:
+    """A copy of the tiny cache where class 0 has no target instances (the analysis then
+    writes -1 neurons and a non-ok discriminability status) and featvis PNGs exist for the
+    target model's features.3 neurons."""
+    root = tmp_path_factory.mktemp("odd-cache") / "odd"
+    shutil.copytree(cache.root, root)
+    c = Cache.open(root)
+    for model in ("source", "target"):
+        for layer in c.layers:
+            p = root / f"analysis/neurons/{model}/{layer}.npy"
+            a = np.load(p)
+            a[0] = -1
+            np.save(p, a)
+        base = root / f"analysis/discriminability/{model}"
+        s = pd.read_parquet(base / "summary.parquet")
+        s.loc[s.class_index == 0, ["status", "n_target"]] = ["the target domain has 0 instance(s); at least 2 per domain are needed", 0]
+        s.loc[s.class_index == 0, "cv_accuracy"] = np.nan
+        s.to_parquet(base / "summary.parquet", index=False)
+        for name in ("neurons", "points"):
+            t = pd.read_parquet(base / f"{name}.parquet")
+            t[t.class_index != 0].to_parquet(base / f"{name}.parquet", index=False)
+    fv = root / "featvis" / "target" / "features.3"
+    fv.mkdir(parents=True)
+    png = (cache.root / "thumbs" / "0.png").read_bytes()
+    for n in range(c.layer_info["detail"][1]["neurons"]):
+        (fv / f"{n}.png").write_bytes(png)
+    return Cache.open(root)
+
+
+# --------------------------------------------------------------------------------------
+# view C: the figure
+# --------------------------------------------------------------------------------------
+def test_layer_range_is_clamped_and_consecutive(cache):
+    L = cache.layers
+    assert cn.layers_from_range(cache, [1, 3]) == L[:3]
+    assert cn.layers_from_range(cache, [3, 2]) == L[1:3]  # reversed ends
+    assert cn.layers_from_range(cache, [0, 99]) == L[: ln.MAX_LAYERS]  # clipped, at most MAX_LAYERS
+    assert cn.layers_from_range(cache, None) == L[: ln.DEFAULT_LAYERS]
+    assert cn.layers_from_range(cache, ["x", None]) == L[: ln.DEFAULT_LAYERS]
+    assert cn.range_from_layers(cache, L[2:4]) == [3, 4]
+    assert cn.range_from_layers(cache, ["nope"]) == [1, ln.DEFAULT_LAYERS]
+
+
+def test_network_figure_zigzag_and_weights(cache):
+    c = 3
+    fig = cn.network_figure(cache, c, [1, 3])
+    L = cache.layers[:3]
+    mats = fig.layout.meta["matrices"]
+    assert [m["layer"] for m in mats] == L
+    # the zig-zag: each matrix lies to the lower right of the previous; rows/columns swap domains
+    for a, b in zip(mats, mats[1:]):
+        assert b["x0"] > a["x0"] + a["width"] and b["y0"] > a["y0"] + a["height"]
+        assert a["row_domain"] == b["col_domain"] and a["col_domain"] == b["row_domain"]
+    assert [m["row_domain"] for m in mats] == ["target", "source", "target"]
+    # one similarity heatmap per layer, drawn from the cache's important block
+    sims = traces(fig, "similarity")
+    assert len(sims) == 3
+    imp_s = dn.class_important(cache, "source", L[0], c)
+    imp_t = dn.class_important(cache, "target", L[0], c)
+    block = np.asarray(cache.array(f"analysis/similarity/{L[0]}_block.npy")[c])[: len(imp_s), : len(imp_t)]
+    np.testing.assert_allclose(np.asarray(sims[0].z, dtype=float), block.T, rtol=1e-5)  # matrix 1: target rows
+    # neuron indices coloured by domain
+    lab = {(t.meta["layer"], t.meta["axis"]): t for t in traces(fig, "neuron-labels")}
+    assert lab[(L[0], "rows")].textfont.color == TARGET_COLOR
+    assert lab[(L[0], "cols")].textfont.color == SOURCE_COLOR
+    assert list(lab[(L[0], "rows")].text) == [str(n) for n in imp_t]
+    # both models' weights for both pairs, in opposite corners
+    w = traces(fig, "weights")
+    assert {(t.meta["model"], t.meta["layer_from"]) for t in w} == {(m, l) for m in ("source", "target") for l in L[:2]}
+    assert {t.meta["corner"] for t in traces(fig, "weights", layer_from=L[0])} == {"upper-right", "lower-left"}
+    # region 1 values are the cache's block (rows layer i, columns layer i+1 in the upper-right corner)
+    tw = traces(fig, "weights", model="target", layer_from=L[0])[0]
+    wb = np.asarray(cache.array(f"analysis/weights/target/{L[0]}__{L[1]}_block.npy")[c], dtype=float)
+    np.testing.assert_allclose(np.asarray(tw.z, dtype=float), wb.T, rtol=1e-5)
+    # red dots: exactly the cache's correspondence flags of region 1 (target side only)
+    n_dots = sum(len(t.x) for t in traces(fig, "correspondence"))
+    n_corr = sum(int(np.asarray(cache.array(f"analysis/weights/target/{a}__{b}_block_corr.npy")[c]).sum())
+                 for a, b in zip(L[:-1], L[1:]))
+    assert n_dots == n_corr
+    assert all(t.marker.color == SOURCE_COLOR and t.meta["model"] == "target" for t in traces(fig, "correspondence"))
+    # regions 2-4: histograms, boxes, pies (target side only)
+    assert traces(fig, "similarity-hist") and traces(fig, "weight-hist")
+    assert {t.meta["model"] for t in traces(fig, "weight-boxes")} == {"source", "target"}
+    assert {t.meta["model"] for t in traces(fig, "pie-hover")} <= {"target"}
+    go.Figure(fig.to_dict())  # valid plotly
+    json.loads(fig.to_json())
+
+
+def test_network_switches(cache):
+    full = cn.network_figure(cache, 1, [2, 3])
+    slim = cn.network_figure(cache, 1, [2, 3], hide_nonimportant=True)
+    for role in ("similarity-hist", "weight-boxes", "weight-hist"):
+        assert traces(full, role) and not traces(slim, role)
+    no_src = cn.network_figure(cache, 1, [2, 3], hide_source=True)
+    assert not [t for t in no_src.data if isinstance(t.meta, dict) and t.meta.get("model") == "source"]
+    assert traces(no_src, "weights", model="target")
+    assert no_src.layout.meta["matrices"] == full.layout.meta["matrices"]
+
+
+def test_network_single_layer_and_conv_to_linear(cache):
+    one = cn.network_figure(cache, 2, [6, 6])
+    assert len(traces(one, "similarity")) == 1 and not traces(one, "weights")
+    mixed = cn.network_figure(cache, 2, [5, 6])  # conv -> linear pair
+    assert len(traces(mixed, "weights")) == 2
+
+
+def test_network_empty_states(cache, odd_cache):
+    assert is_empty_figure(cn.network_figure(cache, None, [1, 2]))
+    assert is_empty_figure(cn.network_figure(cache, 999, [1, 2]))
+    fig = cn.network_figure(odd_cache, 0, [1, 2])
+    assert is_empty_figure(fig) and "no target instances" in fig.layout.meta["message"]
+    assert not is_empty_figure(cn.network_figure(odd_cache, 1, [1, 2]))
+
+
+# --------------------------------------------------------------------------------------
+# view C: the detail panel
+# --------------------------------------------------------------------------------------
+def _label_click(fig, layer, axis, k=0):
+    t = traces(fig, "neuron-labels", layer=layer, axis=axis)[0]
+    return click(list(t.customdata[k]))
+
+
+def test_neuron_click_without_featvis_shows_top_instances_and_similar(cache):
+    c = 3
+    fig = cn.network_figure(cache, c, [1, 3])
+    layer = cache.layers[1]
+    panel = cn.detail_panel(cache, _label_click(fig, layer, "cols"), c)  # matrix 2: target columns
+    n = int(dn.class_important(cache, "target", layer, c)[0])
+    txt = texts(panel)
+    assert f"L2 #{n}" in txt and "target model" in txt and "importance rank 1" in txt
+    assert "No feature visualization" in txt
+    thumbs = [i for i in of_type(panel, html.Img) if "/thumb/" in i.src]
+    rows = [r for r in of_type(panel, html.Tr) if getattr(r, "className", None) == "tv-similar-row"]
+    assert len(rows) == 5
+    # the five most similar source neurons, from the cache's top-5, most similar first
+    idx = np.asarray(cache.array(f"analysis/similarity/{layer}_t2s_idx.npy")[c, n])
+    val = np.asarray(cache.array(f"analysis/similarity/{layer}_t2s_val.npy")[c, n])
+    assert [texts(r.children[0]) for r in rows] == [f"L2 #{int(j)}" for j in idx]
+    assert [r.children[1].children for r in rows] == [f"{v:.3f}" for v in val]
+    assert rows[0].children[0].children.style["color"] == SOURCE_COLOR
+    # top instances: three per domain plus one per similar neuron
+    assert len(thumbs) == 6 + 5
+    top = dn.top_instances(cache, "target", layer, n, c)
+    cond = np.asarray(cache.conductance("target", layer)[:, n])
+    assert cond[top["target"][0][0]] >= cond[top["target"][1][0]]
+
+
+def test_neuron_click_with_featvis(odd_cache):
+    c = 1
+    fig = cn.network_figure(odd_cache, c, [1, 3])
+    layer = odd_cache.layers[1]
+    panel = cn.detail_panel(odd_cache, _label_click(fig, layer, "cols"), c, url_for=lambda p: "/base" + p)
+    imgs = [i.src for i in of_type(panel, html.Img)]
+    n = int(dn.class_important(odd_cache, "target", layer, c)[0])
+    assert f"/base/featvis/target/{layer}/{n}.png" in imgs
+    assert "No feature visualization" not in texts(panel)
+
+
+def test_weight_click_shows_values_and_kernel(cache):
+    c = 3
+    fig = cn.network_figure(cache, c, [1, 3])
+    L = cache.layers
+    hm = traces(fig, "weights", model="target", layer_from=L[0])[0]
+    cd = np.asarray(hm.customdata)
+    payload = json.loads(json.dumps(cd[0, 0].tolist()))  # as it comes back from the browser
+    panel = cn.detail_panel(cache, click(payload), c)
+    txt = texts(panel)
+    n1, n2 = int(payload[4]), int(payload[5])
+    assert f"L1 #{n1}" in txt and f"L2 #{n2}" in txt
+    assert "source correspondence" in txt and ("yes" in txt or "no" in txt)
+    value = float(cache.array(f"analysis/weights/target/{L[0]}__{L[1]}_values.npy")[n2, n1])
+    assert f"{value:.4f}" in txt
+    graphs = [g for g in walk(panel) if type(g).__name__ == "Graph"]
+    assert len(graphs) == 1
+    k = np.asarray(graphs[0].figure.data[0].z)
+    assert k.shape == (3, 3)  # features.3 has 3 x 3 kernels
+    from safetensors.numpy import load_file
+
+    w = load_file(str(cache.root / "models" / "target.safetensors"))[f"{L[1]}.weight"]
+    np.testing.assert_allclose(k, w[n2, n1], rtol=1e-6)
+
+
+def test_weight_detail_conv_to_linear_and_linear(cache):
+    L = cache.layers
+    d = dn.weight_detail(cache, 2, "source", L[4], L[5], 3, 7)
+    assert d.kernel.shape == (3, 3) and d.corresponds is None  # a channel's 3 x 3 block of the flatten
+    n1 = int(dn.class_important(cache, "target", L[5], 2)[0])
+    n2 = int(dn.class_important(cache, "target", L[6], 2)[0])
+    d = dn.weight_detail(cache, 2, "target", L[5], L[6], n1, n2)
+    assert d.kernel.shape == (1, 1) and d.corresponds is not None and d.counterpart is not None
+    # an important weight carries its count
+    iw = cache.table(f"analysis/weights/target/{L[0]}__{L[1]}.parquet")
+    r = iw[iw.class_index == 2].iloc[0]
+    d = dn.weight_detail(cache, 2, "target", L[0], L[1], int(r.n1), int(r.n2))
+    assert d.important and d.count == int(r["count"]) and d.rank == int(r["rank"]) + 1
+
+
+def test_similarity_click_and_junk(cache):
+    c = 3
+    fig = cn.network_figure(cache, c, [1, 2])
+    hm = traces(fig, "similarity", layer=cache.layers[1])[0]
+    panel = cn.detail_panel(cache, click(np.asarray(hm.customdata)[0, 0].tolist()), c)
+    assert "similarity" in texts(panel) and prop(panel, "data-kind") == "similarity"
+    for junk in (None, {}, click(None), click(["neuron", "target", "no.such.layer", 1, 9]), click([2, 1, 99, 98, 0, 0, 1])):
+        assert cn.detail_panel(cache, junk, c).className.endswith("tv-network-hint")
+    assert cn.detail_panel(cache, _label_click(fig, cache.layers[0], "rows"), None).className.endswith("tv-network-hint")
+
+
+def test_class_sync(cache):
+    # the dropdown writes the store; the store drives the dropdown; no ping-pong
+    assert cn.sync_class(cache, ln.CLASS, 1, 4) == (4, no_update)
+    assert cn.sync_class(cache, ln.CLASS, 4, 4) == (no_update, no_update)
+    assert cn.sync_class(cache, "sel-class", 7, 4) == (no_update, 7)
+    assert cn.sync_class(cache, "sel-class", 99, 4) == (no_update, no_update)
+
+
+# --------------------------------------------------------------------------------------
+# view D
+# --------------------------------------------------------------------------------------
+def test_ranking_list_order_and_default_checks(cache):
+    c = 4
+    options, value, status = cf.ranking(cache, c, "target", "most")
+    d = dn.discriminability(cache, "target", c)
+    assert len(options) == len(d.neurons) > 5
+    u = {cf.neuron_key(l, n): abs(v) for l, n, v in zip(d.neurons.layer, d.neurons.neuron, d.neurons.discriminability)}
+    order = [o["value"] for o in options]
+    assert [u[k] for k in order] == sorted(u.values(), reverse=True)
+    assert value == order[:5]  # the top five checked
+    least, lvalue, _ = cf.ranking(cache, c, "target", "least")
+    assert [u[o["value"]] for o in least] == sorted(u.values())
+    assert lvalue == [o["value"] for o in least][:5]
+    # a row: label coloured by model, signed value, mirrored histogram (red up, blue down)
+    row = options[0]["label"]
+    assert row.children[0].style["color"] == TARGET_COLOR
+    svg = [i for i in of_type(row, html.Img) if i.src.startswith("data:image/svg+xml")]
+    assert len(svg) == 1
+    import base64
+
+    body = base64.b64decode(svg[0].src.split(",", 1)[1]).decode()
+    assert SOURCE_COLOR in body and TARGET_COLOR in body
+    assert "CV accuracy" in texts(status)
+    # URL-given checks survive when they name neurons of the list, else the top five
+    assert cf.ranking(cache, c, "target", "most", [order[7], "nope:1"])[1] == [order[7]]
+    assert cf.ranking(cache, c, "target", "most", ["nope:1"])[1] == order[:5]
+    src_opts = cf.ranking(cache, c, "source", "most")[0]
+    assert src_opts[0]["label"].children[0].style["color"] == SOURCE_COLOR
+
+
+def test_mirrored_histogram_svg_directions():
+    svg = dn.mirrored_histogram_svg(np.ones(5), np.zeros(5), bins=4, width=40, height=20)
+    rects = [r for r in svg.split("<rect")[1:]]
+    red = [r for r in rects if SOURCE_COLOR in r]
+    blue = [r for r in rects if TARGET_COLOR in r]
+    assert len(red) == 1 and len(blue) == 1
+    y_red = float(red[0].split('y="')[1].split('"')[0])
+    y_blue = float(blue[0].split('y="')[1].split('"')[0])
+    assert y_red < 10 <= y_blue  # source above the axis, target below
+    assert "<rect" not in dn.mirrored_histogram_svg([], [])
+
+
+def test_biplot_axes_for_checked_neurons(cache):
+    c = 4
+    options, value, _ = cf.ranking(cache, c, "target", "most")
+    fig = cf.biplot_figure(cache, c, "target", value)
+    pts = {t.meta["domain"]: t for t in fig.data if (t.meta or {}).get("role") == "instances"}
+    assert pts["source"].marker.symbol == "x" and pts["source"].marker.color == SOURCE_COLOR
+    assert pts["target"].marker.symbol == "circle" and pts["target"].marker.color == TARGET_COLOR
+    d = dn.discriminability(cache, "target", c)
+    assert len(pts["source"].x) == d.n_source and len(pts["target"].x) == d.n_target
+    lab = [t for t in fig.data if (t.meta or {}).get("role") == "axes-labels"][0]
+    assert len(lab.text) == 5
+    first = options[0]["value"].split(":")
+    assert lab.text[0].endswith(f"#{first[1]}")
+    assert any("CV accuracy" in a.text for a in fig.layout.annotations)
+    assert fig.layout.uirevision == f"biplot|target|{c}"
+    none = cf.biplot_figure(cache, c, "target", [])
+    assert not [t for t in none.data if (t.meta or {}).get("role") == "axes-lines"]
+
+
+def test_feature_view_empty_state(odd_cache):
+    options, value, status = cf.ranking(odd_cache, 0, "target", "most")
+    assert options == [] and value == []
+    assert f"no {odd_cache.domains['target']} (target) instances" in texts(status)
+    assert prop(status, "data-empty") == "true"
+    fig = cf.biplot_figure(odd_cache, 0, "source", [])
+    assert is_empty_figure(fig) and "both domains" in fig.layout.meta["message"]
+    assert is_empty_figure(cf.biplot_figure(odd_cache, None, "target", []))
+    assert cf.ranking(odd_cache, 1, "target", "most")[0]  # other classes unaffected
+
+
+def test_ranking_featvis_thumbnail(odd_cache):
+    options, _, _ = cf.ranking(odd_cache, 1, "target", "most", url_for=lambda p: "/x" + p)
+    fv = [i.src for o in options for i in of_type(o["label"], html.Img) if "/featvis/" in i.src]
+    assert fv and all(s.startswith("/x/featvis/target/features.3/") for s in fv)
+
+
+def test_tooltip(cache):
+    show, bbox, children = cf.tooltip(cache, {"points": [{"customdata": 7, "bbox": {"x0": 1, "x1": 2}}]})
+    assert show is True and bbox == {"x0": 1, "x1": 2}
+    assert of_type(children, html.Img)[0].src == "/thumb/7.png"
+    assert cf.tooltip(cache, None)[0] is False
+    assert cf.tooltip(cache, {"points": [{"customdata": [0.3, 0.1]}]})[0] is False  # a neuron axis label
+    assert cf.tooltip(cache, {"points": [{"x": 1}]})[0] is False
+
+
+# --------------------------------------------------------------------------------------
+# wiring and speed
+# --------------------------------------------------------------------------------------
+def test_register_uses_app_callbacks_only(cache):
+    import dash
+
+    from callbacks import features, network
+    from layouts import ids
+
+    app = dash.Dash(__name__, suppress_callback_exceptions=True)
+    app.server.config["TRANSFERVIZ_CACHE_OBJECT"] = cache
+    app.layout = html.Div([dash.dcc.Store(id=ids.SELECTED_CLASS), ln.layout(cache), lf.layout(cache)])
+    before = len(dash._callback.GLOBAL_CALLBACK_LIST)
+    network.register(app)
+    features.register(app)
+    assert len(dash._callback.GLOBAL_CALLBACK_LIST) == before
+    outputs = " ".join(app.callback_map)
+    for comp in (ln.GRAPH, ln.DETAIL, lf.RANKING, lf.BIPLOT, lf.TOOLTIP):
+        assert comp in outputs
+
+
+def test_callbacks_are_lookups(cache):
+    """Warm calls stay far below the 150 ms budget even on a loaded CI runner."""
+    import time
+
+    def p95(fn, n=8):
+        ts = []
+        for i in range(n):
+            t = time.perf_counter()
+            fn(i)
+            ts.append(time.perf_counter() - t)
+        return sorted(ts)[int(0.95 * (n - 1))]
+
+    cn.network_figure(cache, 0, [1, 3]), cf.ranking(cache, 0, "target", "most")
+    assert p95(lambda i: cn.network_figure(cache, i % 10, [1, 3])) < 1.0
+    assert p95(lambda i: cf.ranking(cache, i % 10, "target", "most")) < 1.0
