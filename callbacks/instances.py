@@ -109,7 +109,7 @@ def _thumb(rec: dict[str, Any], prefix: str) -> html.Div:
     title = (f"#{rec['id']} · {rec['domain']} ({rec['domain_name']}) · true {rec['label_name']} · "
              f"target model {rec['target_pred_name']}{mark}")
     return html.Div(title=title, style={"width": 50, "textAlign": "center", "fontSize": "0.66rem"}, children=[
-        html.Img(src=data.thumb_src(prefix, rec["id"]), width=44, height=44, alt=title, loading="lazy",
+        html.Img(src=data.thumb_src(prefix, rec["id"]), width=44, height=44, alt=title,
                  style={"imageRendering": "pixelated", "borderRadius": 2,
                         "border": f"2px solid {color}",
                         "outline": f"2px solid {MISPREDICTED_COLOR}" if not rec["correct"] else "none",

@@ -246,6 +246,24 @@ def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_
     ], className="tv-detail tv-detail-similarity", **{"data-kind": "similarity"})
 
 
+def normalise_click(click_data: Any) -> Any:
+    """The browser's clickData with array-like ``customdata`` turned back into a list.
+
+    The figure's numeric customdata travels base64-encoded (int16); plotly.js decodes it
+    into a typed array, and a typed-array row serialises to JSON as ``{"0": .., "1": ..}``,
+    which :func:`parse_click` does not read. Only that shape is rewritten.
+    """
+    try:
+        pts = click_data.get("points") or []
+        cd = pts[0].get("customdata")
+    except (AttributeError, IndexError, TypeError):
+        return click_data
+    if isinstance(cd, dict) and cd and all(isinstance(k, str) and k.isdigit() for k in cd):
+        first = dict(pts[0], customdata=[cd[k] for k in sorted(cd, key=int)])
+        return dict(click_data, points=[first, *pts[1:]])
+    return click_data
+
+
 def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
                  url_for: UrlFor = _identity) -> html.Div:
     """Decodes a click on the network figure into the matching detail panel."""
@@ -254,7 +272,7 @@ def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
         return ly.hint()
     nums = layer_numbers(cache)
     names = {str(v): k for k, v in nums.items()}
-    click = parse_click(click_data, names)
+    click = parse_click(normalise_click(click_data), names)
     if click is None:
         return ly.hint()
     class_name = cache.classes[c]

@@ -9,10 +9,12 @@ the domain discrimination biplot with an axis per checked neuron and a thumbnail
 
 from __future__ import annotations
 
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.figures.theme import empty_figure, graph_config
+from dashboard.figures.theme import DOMAIN_COLORS, empty_figure, graph_config
 from transferviz.cache import Cache
 
 MODEL = "features-model"
@@ -28,16 +30,16 @@ BIPLOT_HEIGHT = 360
 BIPLOT_CONFIG = graph_config("domain_discriminability")
 
 #: Column widths of a ranking row (label, value, image, histogram), shared with the header.
-COL_LABEL, COL_VALUE, COL_IMAGE, COL_HIST = "4.6rem", "3.6rem", "2.2rem", "150px"
+COL_LABEL, COL_VALUE, COL_IMAGE, COL_HIST = "4.6rem", "3.6rem", "2.2rem", "160px"
 
 
-def _switch(id_: str, options: list[tuple[str, str]], value: str, label: str) -> html.Div:
+def _switch(id_: str, options: list[tuple[str, Any]], value: str, label: str) -> html.Div:
+    """A compact inline radio group (two options) with a caption."""
     return html.Div([
         html.Span(label, className="small text-muted me-1"),
         dbc.RadioItems(id=id_, options=[{"label": t, "value": v} for v, t in options], value=value, inline=True,
-                       className="btn-group btn-group-sm tv-switch", inputClassName="btn-check",
-                       labelClassName="btn btn-outline-secondary py-0 px-2",
-                       labelCheckedClassName="active"),
+                       className="tv-switch", label_class_name="small", input_class_name="me-1",
+                       style={"display": "inline-flex", "gap": "0"}),
     ], className="d-flex align-items-center me-2")
 
 
@@ -50,22 +52,27 @@ def ranking_header() -> html.Div:
         html.Span("u", title="discriminability: the domain classifier's weight of the neuron",
                   style={"width": COL_VALUE}, className=cell + " text-end pe-1"),
         html.Span("", style={"width": COL_IMAGE}, className=cell),
-        html.Span(["conductance: ", html.Span("source ↑", className="tv-source"), " ",
-                   html.Span("target ↓", className="tv-target")], style={"width": COL_HIST}, className=cell),
+        html.Span(["conductance ", html.Span("source ↑", className="tv-source"), " ",
+                   html.Span("target ↓", className="tv-target")], style={"width": COL_HIST}, className=cell,
+                  title="histogram of the neuron's Layer Conductance over the class's source instances "
+                        "(above the axis) and target instances (below), each normalised to its domain size"),
     ], className="tv-ranking-header d-flex align-items-center")
 
 
 def layout(cache: Cache) -> html.Div:
     title_bar = html.Div([
         html.Span("Features", className="tv-card-title me-2"),
-        _switch(MODEL, [("source", "source"), ("target", "target")], "target", "model"),
-        _switch(ORDER, [("most", "most"), ("least", "least")], "most", "discriminative"),
+        _switch(MODEL, [(m, html.Span(m, style={"color": DOMAIN_COLORS[m]})) for m in ("source", "target")],
+                "target", "model"),
+        _switch(ORDER, [("most", "most"), ("least", "least")], "most", "discriminative first"),
     ], className="d-flex flex-wrap align-items-center gap-1 mb-1")
     ranking = html.Div([
         ranking_header(),
-        html.Div(dcc.Checklist(id=RANKING, options=[], value=[], className="tv-ranking",
-                               labelStyle={"display": "flex", "alignItems": "center"},
-                               inputStyle={"marginRight": "0.5rem"}),
+        # dbc's Checklist, not dcc's: Dash 4.4's dcc.Checklist reuses stale component labels when
+        # its options are replaced (React "reading 'props'" errors and rows that do not update)
+        html.Div(dbc.Checklist(id=RANKING, options=[], value=[], class_name="tv-ranking",
+                               label_style={"display": "flex", "alignItems": "center", "width": "100%"},
+                               input_class_name="mt-0", style={"paddingLeft": "0.2rem"}),
                  className="tv-scroll", style={"maxHeight": "15.5rem"}),
     ], className="mb-1")
     biplot = html.Div([

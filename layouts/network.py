@@ -64,9 +64,12 @@ def layout(cache: Cache) -> html.Div:
                      style={"width": f"{max(10, 2.4 * n_layers):.0f}rem"}, title=", ".join(
                          f"L{i + 1} = {name}" for i, name in enumerate(cache.layers))),
         ], className="d-flex align-items-center me-3 tv-network-layers"),
-        dbc.Switch(id=HIDE_NONIMPORTANT, label="hide non-important regions", value=False,
-                   className="small mb-0 me-3"),
-        dbc.Switch(id=HIDE_SOURCE, label="hide source weights", value=False, className="small mb-0"),
+        html.Div([  # stacked: two short lines instead of one long one in a narrow column
+            dbc.Switch(id=HIDE_NONIMPORTANT, label="hide non-important regions", value=False,
+                       className="small mb-0", style={"minHeight": 0}),
+            dbc.Switch(id=HIDE_SOURCE, label="hide source weights", value=False, className="small mb-0",
+                       style={"minHeight": 0}),
+        ], className="d-flex flex-column"),
     ], className="d-flex flex-wrap align-items-center gap-1 mb-1 tv-network-titlebar")
     body = html.Div([
         # scrolls both ways; the figure never shrinks to fit (readability of large layers)

@@ -214,6 +214,10 @@ def stage_compare(ctx: BuildContext) -> None:
             block_vals[which] = np.zeros((n_cls, k_j, k_i), dtype=np.float32)
         block_corr = np.zeros((n_cls, k_j, k_i), dtype=bool)
         hist_counts = np.zeros((2, n_cls, WEIGHT_BINS), dtype=np.int64)
+        # one set of bin edges per pair, over both models' weights, so their histograms line up
+        lo = min(float(np.min(c.array(f"analysis/weights/{m}/{name}_values.npy"))) for m in MODELS)
+        hi = max(float(np.max(c.array(f"analysis/weights/{m}/{name}_values.npy"))) for m in MODELS)
+        pair_edges = np.linspace(lo, hi if hi > lo else lo + 1.0, WEIGHT_BINS + 1)
         hist_edges = np.zeros((2, n_cls, WEIGHT_BINS + 1), dtype=np.float64)
         for ci in range(n_cls):
             sel_t = (tw.class_index == ci).to_numpy()
@@ -229,7 +233,7 @@ def stage_compare(ctx: BuildContext) -> None:
                 if imp_i[0] < 0:
                     continue
                 values = c.array(f"analysis/weights/{which}/{name}_values.npy")
-                reg = weight_regions(np.asarray(values), imp_i, imp_j, bins=WEIGHT_BINS,
+                reg = weight_regions(np.asarray(values), imp_i, imp_j, bins=pair_edges,
                                      correspondence=cmat if which == "target" else None)
                 block_vals[which][ci] = reg.block
                 if which == "target" and reg.block_corresponds is not None:
@@ -318,7 +322,7 @@ def stage_project(ctx: BuildContext) -> None:
     emb = np.asarray(c.array("analysis/embedding/target.npy"))
     feats = pca_features(emb, 50, cfg.seed)
     w.array("analysis/pca50.npy", feats.astype(np.float32), "target-model embeddings reduced by PCA (<= 50 dims), the t-SNE input")
-    w.array("analysis/tsne.npy", tsne_map(emb, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
+    w.array("analysis/tsne.npy", tsne_map(feats, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
             "(N, 2) openTSNE map of every instance's target-model embedding")
     pixels = np.asarray(c.images, dtype=np.float32).reshape(len(emb), -1) / 255.0
     w.array("analysis/tsne_pixels.npy", tsne_map(pixels, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),

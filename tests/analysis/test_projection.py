@@ -100,3 +100,18 @@ def test_memo_round_trip_and_corruption(tmp_path):
     np.testing.assert_array_equal(np.load(memo / f"{key}.npy"), value)  # repaired on disk
     with pytest.raises(ValueError):
         memoized_selection_map(memo, "../escape", compute)
+
+
+def test_memo_concurrent_writers_leave_one_valid_file(tmp_path):
+    # Writers race on one key (as gunicorn workers would): unique temporary names plus
+    # os.replace mean every caller gets the right map and exactly one whole file remains.
+    from concurrent.futures import ThreadPoolExecutor
+
+    value = np.random.default_rng(0).normal(size=(2000, 2)).astype(np.float32)
+    key = selection_key("c", [4, 2])
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: memoized_selection_map(tmp_path, key, lambda: value), range(32)))
+    for r in results:
+        np.testing.assert_array_equal(r, value)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{key}.npy"]
+    np.testing.assert_array_equal(np.load(tmp_path / f"{key}.npy"), value)

@@ -249,8 +249,11 @@ def test_weight_click_shows_values_and_kernel(cache):
     L = cache.layers
     hm = traces(fig, "weights", model="target", layer_from=L[0])[0]
     cd = np.asarray(hm.customdata)
-    payload = json.loads(json.dumps(cd[0, 0].tolist()))  # as it comes back from the browser
-    panel = cn.detail_panel(cache, click(payload), c)
+    payload = json.loads(json.dumps(cd[0, 0].tolist()))
+    # plotly.js decodes the base64 int16 customdata into a typed array, whose JSON is an object
+    browser = {str(i): v for i, v in enumerate(payload)}
+    assert texts(cn.detail_panel(cache, click(browser), c)) == texts(cn.detail_panel(cache, click(payload), c))
+    panel = cn.detail_panel(cache, click(browser), c)
     txt = texts(panel)
     n1, n2 = int(payload[4]), int(payload[5])
     assert f"L1 #{n1}" in txt and f"L2 #{n2}" in txt

@@ -227,7 +227,10 @@ def _render_batch(model: nn.Module, batch: Sequence[Neuron], *, size: int, steps
             start = objective(tap.run(model, (image() - mean) / std)).cpu()
         for step in range(steps):
             x = random_affine(image(), draws[step], spec)
-            obj = objective(tap.run(model, (x - mean) / std))
+            # channels-last: same values, but CPU max-pooling is ~5x faster in it (vectorised
+            # over channels) and oneDNN/cuDNN convolutions are at least as fast
+            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+            obj = objective(tap.run(model, x))
             # Sum, not mean: each image's gradient is then exactly its own objective's,
             # whatever the batch size. autograd.grad leaves the model's .grad untouched.
             (grad,) = torch.autograd.grad(-sign * obj.sum(), [image.spectrum])
@@ -242,11 +245,13 @@ def _render_batch(model: nn.Module, batch: Sequence[Neuron], *, size: int, steps
     return final.detach().cpu(), start, end, history
 
 
-def visualize_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int, steps: int = 128, lr: float = 0.05,
-           seed: int = 0, mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
-           mode: Literal["max", "min"] = "max", batch_size: int = 64, device: str | torch.device | None = None,
-           progress: Progress | None = None, transforms: TransformSpec = TransformSpec(),
-           decorrelate: bool | None = None, sd: float = 0.01) -> RenderResult:
+def visualize_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int, steps: int = 128,
+                      lr: float = 0.05, seed: int = 0, mean: Sequence[float] = (0.5, 0.5, 0.5),
+                      std: Sequence[float] = (0.5, 0.5, 0.5), mode: Literal["max", "min"] = "max",
+                      batch_size: int = 64, device: str | torch.device | None = None,
+                      progress: Progress | None = None, num_threads: int | None = None,
+                      transforms: TransformSpec = TransformSpec(), decorrelate: bool | None = None,
+                      sd: float = 0.01) -> RenderResult:
     """Renders one feature visualization per neuron; see :func:`render_neurons` for the arguments.
 
     transforms: the per-step random transforms. decorrelate: colour decorrelation (default:
@@ -281,14 +286,22 @@ def visualize_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int,
     sign = 1.0 if mode == "max" else -1.0
 
     # Batches of neurons of the same or neighbouring layers stop the forward pass early
-    # together; the order does not change any image (see the module docstring).
+    # together; the order does not change any image beyond rounding (module docstring).
     todo = sorted(range(n), key=lambda i: (order[neurons[i][0]], neurons[i][1], i))
     images = torch.empty((n, channels, size, size))
     start, end = torch.empty(n), torch.empty(n)
     history = torch.empty((steps, n))
 
+    threads_before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(max(1, int(num_threads)))
     was_training = model.training
     model.eval()  # dropout off, batch-norm on running statistics: per-image independence
+    # Without this, autograd still computes the weights' gradients on the way to the image
+    # (about 20% of the time), even though autograd.grad never stores them.
+    grad_flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in grad_flags:
+        p.requires_grad_(False)
     try:
         for lo in range(0, n, batch_size):
             idx = todo[lo:lo + batch_size]
@@ -300,6 +313,9 @@ def visualize_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int,
                 progress(min(lo + batch_size, n), n)
     finally:
         model.train(was_training)
+        for p, flag in grad_flags:
+            p.requires_grad_(flag)
+        torch.set_num_threads(threads_before)
 
     pixels = images.permute(0, 2, 3, 1)
     if channels != 3:
@@ -313,12 +329,12 @@ def render_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int, st
                    seed: int = 0, mean: Sequence[float] = (0.5, 0.5, 0.5),
                    std: Sequence[float] = (0.5, 0.5, 0.5), mode: Literal["max", "min"] = "max",
                    batch_size: int = 64, device: str | torch.device | None = None,
-                   progress: Progress | None = None) -> np.ndarray:
+                   progress: Progress | None = None, num_threads: int | None = None) -> np.ndarray:
     """Feature visualizations of ``neurons``, ``(len(neurons), size, size, 3)`` uint8.
 
-    model: any ``nn.Module``; it is put in eval mode for the call (its mode is restored) and
-        its parameters are neither changed nor given gradients. A copy is made only if it has
-        to move to ``device``.
+    model: any ``nn.Module``; for the call it is put in eval mode and its parameters'
+        ``requires_grad`` is switched off (both restored afterwards); its parameters are
+        neither changed nor given gradients. A copy is made only if it has to move to ``device``.
     neurons: ``(module_path, index)`` pairs, e.g. ``("features.3", 7)`` or ``("classifier.4", 12)``;
         any mix of layers.
     size: image side; must be an input size the model accepts.
@@ -331,6 +347,11 @@ def render_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int, st
     batch_size: images optimised together; any value gives the same images.
     device: default CUDA when available, else CPU.
     progress: called as ``progress(done, total)`` after each batch.
+    num_threads: CPU intra-op threads for the call (restored after); ``None`` keeps torch's
+        setting. The tensors are small, so a second thread gains little when the cores are
+        free, and on a busy machine every op waits for the other thread: 1 is the safe choice
+        next to other work.
     """
-    return visualize_neurons(model, neurons, size=size, steps=steps, lr=lr, seed=seed, mean=mean, std=std, mode=mode,
-                  batch_size=batch_size, device=device, progress=progress).images
+    return visualize_neurons(model, neurons, size=size, steps=steps, lr=lr, seed=seed, mean=mean, std=std,
+                             mode=mode, batch_size=batch_size, device=device, progress=progress,
+                             num_threads=num_threads).images

@@ -1,0 +1,303 @@
+"""End to end in a real headless Chromium against the demo cache (dash[testing]'s ``dash_duo``).
+
+The page loads; choosing a class in the confusion table updates the instance view, the
+network relation view and the feature view; a link carries the state and a bad link opens
+the defaults with a notice; hovering a point shows its thumbnail card and a lasso lists the
+chosen instances. The browser console must stay free of errors. Screenshots of the page and
+of each view are saved to ``test-artifacts/`` at 1366 x 768 and at 1920 x 1080.
+
+Set ``TRANSFERVIZ_TEST_DEMO_CACHE`` to a built cache to skip building the demo, and
+``TRANSFERVIZ_TEST_BOOTSTRAP_CSS`` to a local ``bootstrap.min.css`` to style the page when
+the machine is offline and the app's stylesheet comes from a CDN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.by import By
+
+from layouts import ids
+from layouts import instances as inst_layout
+from layouts import statistics as stats_layout
+
+NETWORK_GRAPH = "network-graph"  # layouts/network.py
+FEATURE_BIPLOT = "feature-biplot"  # layouts/features.py
+NETWORK_CLASS = "network-class"
+LARGE = (1920, 1080)
+TIMEOUT = 60  # the first class-selection t-SNE of a fresh memo may take a few seconds
+
+
+# --- helpers --------------------------------------------------------------------------
+
+def make_app(cache_root: Path):
+    from dashboard.app import create_app
+
+    app = create_app(cache_root)
+    css = os.environ.get("TRANSFERVIZ_TEST_BOOTSTRAP_CSS")
+    if css and Path(css).is_file():
+        from flask import send_file
+
+        app.server.add_url_rule("/_test/bootstrap.min.css", "test_bootstrap",
+                                lambda: send_file(css, mimetype="text/css"))
+        app.config.external_stylesheets = ["/_test/bootstrap.min.css"]
+    return app
+
+
+def wait_until(what: str, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    end = time.time() + timeout
+    last: Any = None
+    while time.time() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # the element may be re-rendered between calls
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def graph_js(graph_id: str) -> str:
+    return f"document.querySelector('#{graph_id} .js-plotly-plot')"
+
+
+def figure_fingerprint(driver, graph_id: str) -> str | None:
+    """A hash of a drawn figure's data and annotations (None while it is not drawn)."""
+    js = (f"const gd = {graph_js(graph_id)}; if (!gd || !gd._fullLayout) return null;"
+          "return JSON.stringify([gd.data, (gd.layout || {}).annotations || [], (gd.layout || {}).meta || null]);")
+    text = driver.execute_script(js)
+    return hashlib.sha1(text.encode()).hexdigest() if text else None
+
+
+def is_loading(driver, graph_id: str) -> bool:
+    js = (f"const gd = {graph_js(graph_id)}; if (!gd || !gd._fullLayout) return true;"
+          "const m = (gd.layout || {}).meta; return !!(m && m.empty && String(m.message).startsWith('Loading'));")
+    return bool(driver.execute_script(js))
+
+
+def scatter_classes(driver) -> set[int]:
+    js = (f"const gd = {graph_js(inst_layout.SCATTER)}; if (!gd || !gd.data) return null;"
+          "return gd.data.filter(t => t.meta && t.meta.role === 'instances').map(t => t.meta.label);")
+    return set(driver.execute_script(js) or [])
+
+
+def checked_classes(driver) -> set[int]:
+    return {int(e.get_attribute("value")) for e in
+            driver.find_elements(By.CSS_SELECTOR, f"#{inst_layout.CLASSES} input[type=checkbox]")
+            if e.is_selected()}
+
+
+def console_errors(dash_duo) -> list[dict]:
+    """Severe console entries, less failed fetches of *external* resources: an offline machine
+    cannot reach a CDN stylesheet, which says nothing about the app's own code."""
+    local = {"localhost", "127.0.0.1"}
+    out = []
+    for entry in dash_duo.get_logs():
+        msg = entry.get("message", "")
+        url = msg.split(" ", 1)[0]
+        if entry.get("source") == "network" and url.startswith("http") and urlparse(url).hostname not in local:
+            continue
+        out.append(entry)
+    return out
+
+
+def select_class_in_table(driver, name: str) -> None:
+    # with fixed header rows DataTable also renders hidden copies of the rows in the header
+    # quadrant (to size the columns); the body quadrant is .cell-1-1
+    cells = driver.find_elements(By.CSS_SELECTOR, f"#{stats_layout.TABLE} .cell-1-1 td[data-dash-column='class']")
+    cell = next(c for c in cells if c.text.strip() == name)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
+    cell.click()
+
+
+def shoot(driver, artifacts: Path, name: str) -> Path:
+    path = artifacts / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def shoot_views(driver, artifacts: Path, suffix: str) -> None:
+    """One screenshot per view (the card around each view's main component)."""
+    for view, anchor in (("statistics", stats_layout.CARD), ("instances", inst_layout.CARD),
+                         ("network", NETWORK_GRAPH), ("features", FEATURE_BIPLOT)):
+        el = driver.find_element(By.ID, anchor)
+        if "tv-card" not in (el.get_attribute("class") or ""):
+            el = el.find_element(By.XPATH, "./ancestor::div[contains(concat(' ', @class, ' '), ' tv-card ')][1]")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", el)
+        time.sleep(0.3)
+        el.screenshot(str(artifacts / f"view_{view}_{suffix}.png"))
+    driver.execute_script("window.scrollTo(0, 0);")
+
+
+def full_page(driver, artifacts: Path, name: str, width: int) -> None:
+    """The whole page at ``width``: the window grows to the page height for one shot."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, max(height + 120, 600))
+    time.sleep(1.0)
+    shoot(driver, artifacts, name)
+
+
+def wait_page_ready(dash_duo) -> None:
+    d = dash_duo.driver
+    dash_duo.wait_for_element(f"#{stats_layout.TABLE}", timeout=TIMEOUT)
+    wait_until("the instance scatter", lambda: scatter_classes(d))
+    for gid in (NETWORK_GRAPH, FEATURE_BIPLOT):
+        wait_until(f"{gid} to be drawn", lambda gid=gid: not is_loading(d, gid))
+
+
+# --- tests ----------------------------------------------------------------------------
+
+def test_page_loads_and_a_class_selection_updates_every_view(dash_duo, demo_cache, artifacts):
+    from dashboard.urlstate import StateSpace
+
+    space = StateSpace.from_cache(demo_cache)
+    dash_duo.start_server(make_app(demo_cache.root))
+    d = dash_duo.driver
+    wait_page_ready(dash_duo)
+
+    # the default class is selected everywhere
+    assert scatter_classes(d) == set(space.default_classes(space.default_cls))
+    assert checked_classes(d) == set(space.default_classes(space.default_cls))
+    before = {g: figure_fingerprint(d, g) for g in (NETWORK_GRAPH, FEATURE_BIPLOT)}
+    shoot(d, artifacts, "page_1366x768_top")
+    shoot_views(d, artifacts, "1366")
+
+    # choose another class in the confusion table
+    target = next(c for c in range(len(space.classes)) if c not in space.default_classes(space.default_cls))
+    name = space.classes[target]
+    select_class_in_table(d, name)
+
+    wait_until("the URL to record the class", lambda: f"class={name}" in d.current_url)
+    expected = set(space.default_classes(target))
+    wait_until("the checklist to follow", lambda: checked_classes(d) == expected)
+    wait_until("the scatter to show the class", lambda: scatter_classes(d) == expected)
+    wait_until("the table's radio", lambda: d.find_elements(
+        By.CSS_SELECTOR, f"#{stats_layout.TABLE} input[type=radio]")[target].is_selected())
+    wait_until("the network view's class selector", lambda: d.find_element(
+        By.CSS_SELECTOR, f"#{NETWORK_CLASS}").text.strip().startswith(name))
+    for gid in (NETWORK_GRAPH, FEATURE_BIPLOT):
+        wait_until(f"{gid} to redraw for class {name}",
+                   lambda gid=gid: not is_loading(d, gid) and figure_fingerprint(d, gid) not in (None, before[gid]))
+    time.sleep(0.5)
+    shoot(d, artifacts, f"page_1366x768_class_{target}")
+    full_page(d, artifacts, "page_full_1366", 1366)
+
+    d.set_window_size(*LARGE)
+    time.sleep(1.0)
+    shoot(d, artifacts, "page_1920x1080_top")
+    shoot_views(d, artifacts, "1920")
+    full_page(d, artifacts, "page_full_1920", LARGE[0])
+
+    # nothing on the page overflows the window horizontally at either size
+    for width in (1366, LARGE[0]):
+        d.set_window_size(width, 768)
+        time.sleep(0.8)
+        scroll_w = d.execute_script("return document.documentElement.scrollWidth")
+        assert scroll_w <= width, f"page is {scroll_w}px wide in a {width}px window"
+    errs = console_errors(dash_duo)
+    assert errs == [], "\n".join(e["message"][:600] for e in errs)
+
+
+def test_links_carry_the_state_and_bad_links_open_defaults_with_a_notice(dash_duo, demo_cache, artifacts):
+    from dashboard.urlstate import StateSpace
+
+    space = StateSpace.from_cache(demo_cache)
+    dash_duo.start_server(make_app(demo_cache.root))
+    d = dash_duo.driver
+    base = dash_duo.server_url.rstrip("/")
+
+    c = (space.default_cls + 1) % len(space.classes)
+    classes = sorted({c, (c + 2) % len(space.classes)})
+    d.get(f"{base}/?class={space.classes[c]}&classes={','.join(space.classes[i] for i in classes)}")
+    wait_page_ready(dash_duo)
+    wait_until("the linked classes in the scatter", lambda: scatter_classes(d) == set(classes))
+    assert d.find_elements(By.CSS_SELECTOR, f"#{stats_layout.TABLE} input[type=radio]")[c].is_selected()
+    assert not d.find_elements(By.CSS_SELECTOR, f"#{ids.NOTICE} .alert")
+
+    d.get(f"{base}/?class=no-such-class&layers=conv99&model=teacher&neurons=x:1")
+    wait_page_ready(dash_duo)
+    alert = wait_until("the notice", lambda: d.find_element(By.CSS_SELECTOR, f"#{ids.NOTICE} .alert"))
+    for word in ("no-such-class", "conv99", "teacher"):
+        assert word in alert.text
+    wait_until("the default class", lambda: scatter_classes(d) == set(space.default_classes(space.default_cls)))
+    wait_until("the cleaned link", lambda: "no-such-class" not in d.current_url)
+    shoot(d, artifacts, "page_notice_1366x768")
+    alert.find_element(By.CSS_SELECTOR, "button.btn-close").click()
+    wait_until("the notice to close", lambda: not d.find_elements(By.CSS_SELECTOR, f"#{ids.NOTICE} .alert.show"))
+    errs = console_errors(dash_duo)
+    assert errs == [], "\n".join(e["message"][:600] for e in errs)
+
+
+def _point_on_screen(driver) -> tuple[float, float, int]:
+    """Viewport coordinates of the first point of an instance trace, and its instance id."""
+    js = f"""
+      const gd = {graph_js(inst_layout.SCATTER)};
+      const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+      const k = gd.data.findIndex(t => t.meta && t.meta.role === 'instances' && t.meta.domain === 'target');
+      const t = gd.data[k >= 0 ? k : 0];
+      return [r.left + fl._size.l + fl.xaxis.d2p(t.x[0]), r.top + fl._size.t + fl.yaxis.d2p(t.y[0]),
+              Number(t.customdata[0])];
+    """
+    x, y, i = driver.execute_script(js)
+    return float(x), float(y), int(i)
+
+
+def _plot_box(driver) -> tuple[float, float, float, float]:
+    js = f"""
+      const gd = {graph_js(inst_layout.SCATTER)};
+      const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+      return [r.left + fl._size.l, r.top + fl._size.t, fl._size.w, fl._size.h];
+    """
+    return tuple(float(v) for v in driver.execute_script(js))  # type: ignore[return-value]
+
+
+def test_hover_shows_the_instance_card_and_a_lasso_lists_instances(dash_duo, demo_cache, artifacts):
+    dash_duo.start_server(make_app(demo_cache.root))
+    d = dash_duo.driver
+    wait_page_ready(dash_duo)
+    scatter = d.find_element(By.ID, inst_layout.SCATTER)
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", scatter)
+    time.sleep(0.5)
+
+    x, y, inst_id = _point_on_screen(d)
+    actions = ActionBuilder(d)
+    actions.pointer_action.move_to_location(int(x) - 30, int(y) - 30)
+    actions.pointer_action.move_to_location(int(x), int(y))
+    actions.perform()
+    img = wait_until("the hover card", lambda: d.find_element(
+        By.CSS_SELECTOR, f"#{inst_layout.TOOLTIP} img"), timeout=15)
+    assert "/thumb/" in img.get_attribute("src")
+    wait_until("the thumbnail to load", lambda: d.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", img), timeout=10)
+    card = d.find_element(By.ID, inst_layout.TOOLTIP).text
+    assert "true label" in card and "target model" in card
+    shoot(d, artifacts, "instances_hover_1366x768")
+
+    # a lasso around the whole plot area selects every point
+    left, top, w, h = _plot_box(d)
+    path = [(left + 3, top + 3), (left + w - 3, top + 3), (left + w - 3, top + h - 3), (left + 3, top + h - 3),
+            (left + 3, top + 6)]
+    actions = ActionBuilder(d)
+    actions.pointer_action.move_to_location(int(path[0][0]), int(path[0][1]))
+    actions.pointer_action.pointer_down()
+    for px, py in path[1:]:
+        actions.pointer_action.move_to_location(int(px), int(py))
+    actions.pointer_action.pointer_up()
+    actions.perform()
+    wait_until("the selection list", lambda: len(d.find_elements(
+        By.CSS_SELECTOR, f"#{inst_layout.SELECTION} img")) > 0, timeout=15)
+    assert "selected" in d.find_element(By.ID, inst_layout.SELECTION).text
+    ActionChains(d).move_to_element(d.find_element(By.ID, inst_layout.SELECTION)).perform()
+    time.sleep(0.8)
+    shoot(d, artifacts, "instances_lasso_1366x768")
+    d.find_element(By.ID, inst_layout.CARD).screenshot(str(artifacts / "view_instances_lasso.png"))
+    errs = console_errors(dash_duo)
+    assert errs == [], "\n".join(e["message"][:600] for e in errs)

@@ -1,0 +1,283 @@
+"""Views A and B and the URL state: callbacks called directly on the tiny cache.
+
+The pure functions behind each callback are called with the cache, and a few requests go
+through Dash's own ``/_dash-update-component`` endpoint to check the wiring.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dash
+import dash_bootstrap_components as dbc
+import numpy as np
+import pytest
+from dash import html
+
+from callbacks import instances as cb_inst
+from callbacks import state as cb_state
+from callbacks import statistics as cb_stats
+from dashboard import data
+from dashboard.figures.theme import is_empty_figure
+from dashboard.urlstate import StateSpace, parse_state
+from layouts import ids
+from layouts import instances as inst_layout
+from layouts import statistics as stats_layout
+
+NO = dash.no_update
+
+
+@pytest.fixture(scope="module")
+def app(tiny_cache):
+    from dashboard.app import create_app
+
+    return create_app(tiny_cache.root)
+
+
+@pytest.fixture(scope="module")
+def space(tiny_cache):
+    return StateSpace.from_cache(tiny_cache)
+
+
+def _find(component, id_):
+    """The component with ``id_`` in a layout tree."""
+    if getattr(component, "id", None) == id_:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and hasattr(child, "to_plotly_json"):
+            hit = _find(child, id_)
+            if hit is not None:
+                return hit
+    return None
+
+
+def _texts(component) -> str:
+    """All text in a component tree (for asserting on rendered messages)."""
+    if component is None:
+        return ""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    if isinstance(component, (list, tuple)):
+        return " ".join(_texts(c) for c in component)
+    return _texts(getattr(component, "children", None))
+
+
+# --- layouts ------------------------------------------------------------------------
+
+def test_layouts_hold_the_views_components(app, tiny_cache, space):
+    for id_ in (stats_layout.TABLE, stats_layout.ACCURACY, stats_layout.BADGE, inst_layout.CLASSES,
+                inst_layout.SCATTER, inst_layout.TOOLTIP, inst_layout.SELECTION, ids.URL, ids.NOTICE):
+        assert _find(app.layout, id_) is not None, id_
+    table = _find(app.layout, stats_layout.TABLE)
+    assert table.sort_action == "native" and table.row_selectable == "single"
+    assert [c["id"] for c in table.columns] == [c for c, _ in data.TABLE_COLUMNS]
+    assert [r["id"] for r in table.data] == list(range(len(tiny_cache.classes)))  # row index = class index
+    assert table.selected_rows == [space.default_cls]
+    # every graph exports from its mode bar
+    for gid in (stats_layout.ACCURACY, inst_layout.SCATTER):
+        cfg = _find(app.layout, gid).config
+        assert cfg["toImageButtonOptions"]["format"] in ("svg", "png")
+    # the accuracy chart has the six series; the badge shows the signed score
+    assert len(_find(app.layout, stats_layout.ACCURACY).figure.data) == 6
+    score = tiny_cache.json("analysis/summary.json")["transferability"]
+    assert f"{score:+.2f}" in _texts(_find(app.layout, stats_layout.BADGE))
+
+
+def test_class_options_list_counts_per_domain(tiny_cache):
+    opts = inst_layout.class_options(tiny_cache)
+    counts = data.class_counts(tiny_cache)
+    assert [o["value"] for o in opts] == list(range(len(tiny_cache.classes)))
+    text = _texts(opts[0]["label"])
+    assert str(counts.loc[0, "source"]) in text and str(counts.loc[0, "target"]) in text
+
+
+def test_table_records_are_json_safe_and_sortable(tiny_cache):
+    rows = data.class_table_records(tiny_cache)
+    json.dumps(rows, allow_nan=False)
+    assert all(isinstance(r["source_acc"], (float, type(None))) for r in rows)
+    table = tiny_cache.table("analysis/class_table.parquet")
+    assert [r["mistaken_for"] for r in rows] == [m if n else "no target validation instances"
+                                                 for m, n in zip(table.mistaken_for, table.n)]
+
+
+# --- state ----------------------------------------------------------------------------
+
+def test_initial_load_without_query_selects_the_default(space):
+    out = cb_state.sync_state(space, None, "", [], [], None)
+    search, cls, notice, rows, classes = out
+    assert search is NO and notice is NO  # a plain link is not rewritten
+    assert cls == space.default_cls and rows == [space.default_cls]
+    assert classes == list(space.default_classes(space.default_cls))
+    # nothing changes when everything already agrees (no redraw of the other views)
+    again = cb_state.sync_state(space, ids.URL, "", [cls], classes, cls)
+    assert all(v is NO for v in again)
+
+
+def test_link_selects_its_class(space):
+    name = space.classes[1]
+    search, cls, notice, rows, classes = cb_state.sync_state(space, ids.URL, f"?class={name}", [0], [0], 0)
+    assert search is NO and notice is NO
+    assert cls == 1 and rows == [1] and classes == list(space.default_classes(1))
+
+
+def test_bad_link_opens_defaults_with_a_notice(space):
+    search, cls, notice, rows, classes = cb_state.sync_state(
+        space, ids.URL, "?class=nope&layers=zzz&model=x&neurons=a:1&foo=1", [], [], None)
+    assert cls == space.default_cls
+    assert isinstance(notice, dbc.Alert)
+    assert notice.dismissable and notice.is_open
+    assert "nope" in _texts(notice) and "zzz" in _texts(notice) and "foo" in _texts(notice)
+    # the link is cleaned: what is left parses without notices
+    assert parse_state(search, space)[1] == []
+
+
+def test_table_row_selects_class_everywhere(space):
+    old = f"?class={space.classes[0]}&model=source&order=least&layers={','.join(space.layers[1:3])}"
+    search, cls, notice, rows, classes = cb_state.sync_state(space, stats_layout.TABLE, old, [2], [0], 0)
+    assert cls == 2 and rows is NO and notice is NO
+    assert classes == list(space.default_classes(2))
+    state, notices = parse_state(search, space)
+    assert notices == [] and state.cls == 2
+    # the other views' keys pass through
+    assert state.model == "source" and state.order == "least" and state.layers == tuple(space.layers[1:3])
+    # deselecting (no row) changes nothing
+    assert all(v is NO for v in cb_state.sync_state(space, stats_layout.TABLE, old, [], [0], 0))
+
+
+def test_checklist_records_instance_classes(space):
+    search, cls, notice, rows, classes = cb_state.sync_state(space, inst_layout.CLASSES, "", [0], [3, 1], 0)
+    assert cls is NO and rows is NO and classes is NO
+    assert parse_state(search, space)[0].classes == (1, 3)
+    # an emptied checklist is a state too (the scatter shows its empty message)
+    search, *_ = cb_state.sync_state(space, inst_layout.CLASSES, "", [0], [], 0)
+    assert parse_state(search, space)[0].classes == ()
+
+
+def test_class_chosen_in_another_view_reaches_url_and_table(space):
+    search, cls, notice, rows, classes = cb_state.sync_state(space, ids.SELECTED_CLASS, "", [0], [0], 3)
+    assert cls is NO and rows == [3] and parse_state(search, space)[0].cls == 3
+
+
+def test_statistics_callbacks():
+    styles = cb_stats.highlight_rows(4)
+    assert any(s["if"].get("filter_query") == "{class_index} = 4" for s in styles)
+    assert not any("class_index" in s["if"].get("filter_query", "") for s in cb_stats.highlight_rows(None))
+    assert cb_stats.row_from_cell({"row": 0, "column": 1, "column_id": "class", "row_id": 7}, [2]) == [7]
+    assert cb_stats.row_from_cell({"row": 0, "column": 1, "row_id": 7}, [7]) is NO
+    assert cb_stats.row_from_cell(None, [7]) is NO
+
+
+# --- instances ------------------------------------------------------------------------
+
+def test_scatter_of_selected_classes(tiny_cache, tmp_path):
+    fig, selected, summary = cb_inst.update_scatter(tiny_cache, [1, 3], tmp_path)
+    assert selected is None  # the previous selection belonged to another map
+    pts = [t for t in fig.data if (t.meta or {}).get("role") == "instances"]
+    assert {t.meta["label"] for t in pts} == {1, 3}
+    assert all(t.type == "scattergl" and t.hoverinfo == "none" for t in pts)  # the tooltip replaces hover labels
+    df = tiny_cache.instances
+    assert sum(len(t.x) for t in pts) == int(df.label.isin([1, 3]).sum())
+    assert len(list(tmp_path.glob("*.npy"))) == 1  # the selection map was memoized
+    again, _, _ = cb_inst.update_scatter(tiny_cache, [3, 1], tmp_path)
+    assert np.allclose(np.concatenate([t.x for t in again.data if t.x is not None and t.x[0] is not None]),
+                       np.concatenate([t.x for t in fig.data if t.x is not None and t.x[0] is not None]))
+    assert "mispredicted" in _texts(summary)
+
+
+def test_scatter_of_every_class_is_the_global_map(tiny_cache, tmp_path):
+    fig, _, _ = cb_inst.update_scatter(tiny_cache, list(range(len(tiny_cache.classes))), tmp_path)
+    assert not list(tmp_path.glob("*.npy"))  # no t-SNE run: the global map is this selection's map
+    frame = data.projection_frame(tiny_cache, range(len(tiny_cache.classes)), tmp_path)
+    glob = np.asarray(tiny_cache.array("analysis/tsne.npy"))
+    assert np.allclose(frame[["x", "y"]].to_numpy(), glob[frame["id"].to_numpy()])
+    assert len(fig.data) >= 2 * len(tiny_cache.classes)
+
+
+def test_scatter_empty_state(tiny_cache, tmp_path):
+    fig, _, summary = cb_inst.update_scatter(tiny_cache, [], tmp_path)
+    assert is_empty_figure(fig) and "Select" in fig.layout.meta["message"]
+    assert summary == "No class selected."
+    fig, _, _ = cb_inst.update_scatter(tiny_cache, ["x", None], tmp_path)  # garbage from a client
+    assert is_empty_figure(fig)
+
+
+def test_hover_card_shows_thumbnail_domain_label_prediction(tiny_cache):
+    df = tiny_cache.instances
+    i = int(df.index[(df.domain == "target")][0])
+    hover = {"points": [{"customdata": i, "bbox": {"x0": 1, "x1": 2, "y0": 3, "y1": 4}, "curveNumber": 0}]}
+    show, bbox, card = cb_inst.hover_card(tiny_cache, hover, "/")
+    assert show is True and bbox == hover["points"][0]["bbox"]
+    imgs = [c for c in _walk(card) if isinstance(c, html.Img)]
+    assert imgs and imgs[0].src == f"/thumb/{i}.png"
+    text = _texts(card)
+    rec = data.instance_records(tiny_cache, [i])[0]
+    assert "target" in text and rec["label_name"] in text and rec["target_pred_name"] in text
+    assert cb_inst.hover_card(tiny_cache, None, "/")[0] is False
+    assert cb_inst.hover_card(tiny_cache, {"points": [{"curveNumber": 3}]}, "/")[0] is False  # legend key
+
+
+def test_selection_lists_thumbnails(tiny_cache):
+    sel = {"points": [{"customdata": 5}, {"customdata": 7}, {"customdata": 5}], "range": {"x": [0, 1]}}
+    out = cb_inst.selection_list(tiny_cache, sel, "/app/")
+    srcs = [c.src for c in _walk(out) if isinstance(c, html.Img)]
+    assert srcs == ["/app/thumb/5.png", "/app/thumb/7.png"]
+    assert "2 selected" in _texts(out)
+    assert "lasso" in _texts(cb_inst.selection_list(tiny_cache, None, "/"))
+    assert "No instances" in _texts(cb_inst.selection_list(tiny_cache, {"points": [], "range": {}, "lassoPoints": {"x": [1]}}, "/"))
+
+
+def test_memo_dir_is_beside_the_cache(tiny_cache):
+    d = data.memo_dir_for(tiny_cache)
+    assert d.name == f".memo-{tiny_cache.name}" and d.parent == tiny_cache.root.parent
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and hasattr(child, "to_plotly_json"):
+            yield from _walk(child)
+
+
+# --- the wiring, through Dash's own endpoint --------------------------------------------
+
+def _dispatch(app, output: str, outputs: list[dict], inputs: list[dict], changed: list[str]) -> dict:
+    client = app.server.test_client()
+    payload = {"output": output, "outputs": outputs, "inputs": inputs, "changedPropIds": changed, "state": []}
+    r = client.post("/_dash-update-component", json=payload)
+    assert r.status_code in (200, 204), r.data[:500]
+    return r.get_json() if r.status_code == 200 else {}
+
+
+def test_state_callback_wiring(app, space):
+    outputs = [{"id": ids.URL, "property": "search"}, {"id": ids.SELECTED_CLASS, "property": "data"},
+               {"id": ids.NOTICE, "property": "children"}, {"id": stats_layout.TABLE, "property": "selected_rows"},
+               {"id": inst_layout.CLASSES, "property": "value"}]
+    output = "..url.search...sel-class.data...url-notice.children...stats-table.selected_rows...inst-classes.value.."
+    inputs = [{"id": ids.URL, "property": "search", "value": "?class=bogus"},
+              {"id": stats_layout.TABLE, "property": "selected_rows", "value": []},
+              {"id": inst_layout.CLASSES, "property": "value", "value": []},
+              {"id": ids.SELECTED_CLASS, "property": "data", "value": None}]
+    resp = _dispatch(app, output, outputs, inputs, ["url.search"])["response"]
+    assert resp[ids.SELECTED_CLASS]["data"] == space.default_cls
+    assert "bogus" in json.dumps(resp[ids.NOTICE]["children"])
+    assert resp[stats_layout.TABLE]["selected_rows"] == [space.default_cls]
+
+
+def test_scatter_callback_wiring(app):
+    outputs = [{"id": inst_layout.SCATTER, "property": "figure"},
+               {"id": inst_layout.SCATTER, "property": "selectedData"},
+               {"id": inst_layout.SUMMARY, "property": "children"}]
+    output = "..inst-scatter.figure...inst-scatter.selectedData...inst-summary.children.."
+    inputs = [{"id": inst_layout.CLASSES, "property": "value", "value": [0, 1]}]
+    resp = _dispatch(app, output, outputs, inputs, ["inst-classes.value"])["response"]
+    traces = resp[inst_layout.SCATTER]["figure"]["data"]
+    assert {t["meta"]["label"] for t in traces if (t.get("meta") or {}).get("role") == "instances"} == {0, 1}
+
+
+def test_thumbnail_route(app, tiny_cache):
+    client = app.server.test_client()
+    r = client.get("/thumb/0.png")
+    assert r.status_code == 200 and r.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get("/thumb/999999.png").status_code == 404
