@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, html, no_update
+from dash import Input, Output, State, html, no_update
 
 from dashboard.data_network import (
     Discriminability,
@@ -22,6 +22,7 @@ from dashboard.data_network import (
     featvis_exists,
     mirrored_histogram_svg,
     ranking_table,
+    valid_class,
 )
 from dashboard.figures.features import discriminability_biplot, ranking_rows
 from dashboard.figures.theme import DOMAIN_COLORS, empty_figure
@@ -29,6 +30,7 @@ from dashboard.urlstate import StateSpace, parse_state, update_search
 from layouts import features as ly
 from layouts import ids
 from transferviz.cache import Cache
+from transferviz.errors import TransferVizError
 
 UrlFor = Callable[[str], str]
 
@@ -37,6 +39,7 @@ __all__ = [
     "ranking",
     "biplot_figure",
     "tooltip",
+    "hovered_instance",
     "default_checked",
     "feature_controls",
     "register",
@@ -50,14 +53,6 @@ def _identity(path: str) -> str:
 def neuron_key(layer: str, neuron: int) -> str:
     """Checklist value and URL token of a neuron: ``"features.3:12"``."""
     return f"{layer}:{int(neuron)}"
-
-
-def _valid_class(cache: Cache, class_index: Any) -> int | None:
-    try:
-        c = int(class_index)
-    except (TypeError, ValueError):
-        return None
-    return c if 0 <= c < len(cache.classes) else None
 
 
 def _model(model: Any) -> str:
@@ -91,17 +86,23 @@ def _svg_src(svg: str) -> str:
 
 
 def _row_label(row: dict, model: str, hist_svg: str, image: Any) -> html.Div:
+    """One ranking row; ``image`` None: no feature-visualization column in this list."""
     u = row["discriminability"]
-    return html.Div([
+    cells = [
         html.Span(row["label"], title=f"{row['layer']} neuron {row['neuron']}",
-                  style={"width": ly.COL_LABEL, "color": DOMAIN_COLORS[model]}, className="fw-semibold"),
+                  style={"width": ly.COL_LABEL, "flex": "0 0 auto", "color": DOMAIN_COLORS[model]},
+                  className="fw-semibold"),
         html.Span(f"{u:+.3f}", title="discriminability u (sign: towards the target domain when positive)",
-                  style={"width": ly.COL_VALUE}, className="text-end pe-1 font-monospace small"),
-        html.Span(image, style={"width": ly.COL_IMAGE}, className="d-inline-block"),
-        html.Img(src=_svg_src(hist_svg), alt=f"conductance histogram of {row['label']}", width=150, height=32,
-                 className="tv-mirror", title="conductance over the class's source (red, above) and "
-                                             "target (blue, below) instances"),
-    ], className="d-flex align-items-center tv-ranking-row")
+                  style={"width": ly.COL_VALUE, "flex": "0 0 auto"}, className="text-end pe-1 font-monospace small"),
+    ]
+    if image is not None:
+        cells.append(html.Span(image, style={"width": ly.COL_IMAGE, "flex": "0 0 auto"}, className="d-inline-block"))
+    # the histogram takes the rest of the row (its SVG stretches), so narrow columns still fit it
+    cells.append(html.Img(src=_svg_src(hist_svg), alt=f"conductance histogram of {row['label']}",
+                          className="tv-mirror", style=ly.HIST_STYLE,
+                          title="conductance over the class's source (red, above) and target (blue, below) "
+                                "instances, each normalised to its domain"))
+    return html.Div(cells, className="d-flex align-items-center tv-ranking-row", style={"width": "100%"})
 
 
 def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Sequence[str] | None = None,
@@ -111,7 +112,7 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     ``checked`` (``"layer:index"``; e.g. from the URL) overrides the default top five where
     it names neurons of this list; ``None`` or nothing valid -> the top five of the order.
     """
-    c = _valid_class(cache, class_index)
+    c = valid_class(cache, class_index)
     m = _model(model)
     if c is None:
         return [], [], html.Div(empty_message(cache, None, None), className="text-muted")
@@ -121,15 +122,20 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
                                 **{"data-empty": "true"})
     table = ranking_table(d)
     rows = ranking_rows(table, order=_order(order), top_checked=ly.TOP_CHECKED)
-    src, tgt = conductance_by_domain(cache, m, c, d.neurons)
+    try:
+        src, tgt = conductance_by_domain(cache, m, c, d.neurons)
+    except TransferVizError:  # a partial cache without conductance: rows without histograms
+        src = tgt = [[] for _ in range(len(d.neurons))]
+    has_fv = [featvis_exists(cache, m, r["layer"], r["neuron"]) for r in rows]
     options = []
-    for r in rows:
+    for r, fv in zip(rows, has_fv):
         i = r["index"]
-        image = (html.Img(src=url_for(f"/featvis/{m}/{r['layer']}/{r['neuron']}.png"), width=28, height=28,
-                          style={"imageRendering": "pixelated"}, alt="feature visualization")
-                 if featvis_exists(cache, m, r["layer"], r["neuron"]) else "")
-        options.append({"label": _row_label(r, m, mirrored_histogram_svg(src[i], tgt[i], width=150, height=32), image),
-                        "value": neuron_key(r["layer"], r["neuron"])})
+        image = None
+        if any(has_fv):  # reserve the column only when the cache has feature visualizations
+            image = (html.Img(src=url_for(f"/featvis/{m}/{r['layer']}/{r['neuron']}.png"), width=28, height=28,
+                              style={"imageRendering": "pixelated"}, alt="feature visualization") if fv else "")
+        svg = mirrored_histogram_svg(src[i], tgt[i], width=160, height=30)
+        options.append({"label": _row_label(r, m, svg, image), "value": neuron_key(r["layer"], r["neuron"])})
     keys = [o["value"] for o in options]
     wanted = [k for k in (checked or []) if k in keys]
     value = wanted if wanted else [neuron_key(r["layer"], r["neuron"]) for r in rows if r["checked"]]
@@ -149,7 +155,7 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
 # =======================================================================================
 def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[str] | None) -> go.Figure:
     """The domain discrimination biplot with an axis per checked neuron."""
-    c = _valid_class(cache, class_index)
+    c = valid_class(cache, class_index)
     m = _model(model)
     if c is None:
         return empty_figure(empty_message(cache, None, None), height=ly.BIPLOT_HEIGHT)
@@ -172,24 +178,63 @@ def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[
 # =======================================================================================
 # Tooltip
 # =======================================================================================
-def tooltip(cache: Cache, hover_data: dict | None, url_for: UrlFor = _identity) -> tuple[bool, Any, Any]:
-    """``(show, bbox, children)`` of the biplot's thumbnail tooltip."""
+def hovered_instance(cache: Cache, hover_data: dict | None, class_index: Any, model: Any) -> int | None:
+    """The instance id under the mouse in the biplot, or ``None`` (an axis label, nothing).
+
+    Dash drops ``customdata`` from the hover events of WebGL traces, so the id is found from
+    the trace and point numbers: :func:`discriminability_biplot` draws the source then the
+    target instances (a domain without points has no trace), in ``points`` order, before
+    the neuron axes.
+    """
     pts = (hover_data or {}).get("points") or []
     if not pts:
-        return False, no_update, no_update
+        return None
     p = pts[0]
     cd = p.get("customdata")
-    if isinstance(cd, (list, dict)) or isinstance(cd, bool):
-        return False, no_update, no_update  # a neuron axis label ([u, g]): not an instance
+    if cd is not None and not isinstance(cd, (list, dict, bool)):
+        try:
+            return int(cd)
+        except (TypeError, ValueError):
+            return None
+    if cd is not None:
+        return None  # a neuron axis label carries [u, g]
+    c = valid_class(cache, class_index)
+    if c is None:
+        return None
+    d = discriminability(cache, _model(model), c)
+    if not d.ok:
+        return None
+    dom = d.points["domain"].to_numpy().astype(str)
+    order = [x for x in ("source", "target") if (dom == x).any()]
     try:
-        i = int(cd)
+        curve, point = int(p.get("curveNumber")), int(p.get("pointNumber"))
     except (TypeError, ValueError):
-        return False, no_update, no_update  # an axis label, not an instance
+        return None
+    if not 0 <= curve < len(order):
+        return None
+    ids = d.points["id"].to_numpy()[dom == order[curve]]
+    return int(ids[point]) if 0 <= point < len(ids) else None
+
+
+#: Points further right than this (pixels in the graph) get their tooltip on the left, so it
+#: never runs off the page whichever column the view sits in.
+TOOLTIP_FLIP_PX = 200
+
+
+def tooltip(cache: Cache, hover_data: dict | None, class_index: Any = None, model: Any = None,
+            url_for: UrlFor = _identity) -> tuple[bool, Any, Any, Any]:
+    """``(show, bbox, direction, children)`` of the biplot's thumbnail tooltip."""
+    i = hovered_instance(cache, hover_data, class_index, model)
+    if i is None:
+        return False, no_update, no_update, no_update
+    p = hover_data["points"][0]
+    bbox = p.get("bbox") or {}
+    direction = "left" if float(bbox.get("x0", 0) or 0) > TOOLTIP_FLIP_PX else "right"
     from dashboard.data import instance_records
 
     rec = instance_records(cache, [i])
     if not rec:
-        return False, no_update, no_update
+        return False, no_update, no_update, no_update
     r = rec[0]
     children = html.Div([
         html.Img(src=url_for(f"/thumb/{i}.png"), alt=f"instance {i}",
@@ -198,7 +243,7 @@ def tooltip(cache: Cache, hover_data: dict | None, url_for: UrlFor = _identity) 
                   f" #{i}"], className="small fw-semibold"),
         html.Div(f"label {r['label_name']} · target model: {r['target_pred_name']}", className="small"),
     ], className="tv-tooltip")
-    return True, p.get("bbox"), children
+    return True, p.get("bbox"), direction, children
 
 
 # =======================================================================================
@@ -206,7 +251,7 @@ def tooltip(cache: Cache, hover_data: dict | None, url_for: UrlFor = _identity) 
 # =======================================================================================
 def default_checked(cache: Cache, class_index: Any, model: Any, order: Any) -> list[str]:
     """The top five of the ranking list in ``order`` (what ``neurons=`` empty means)."""
-    c = _valid_class(cache, class_index)
+    c = valid_class(cache, class_index)
     if c is None:
         return []
     d = discriminability(cache, _model(model), c)
@@ -237,7 +282,7 @@ def feature_controls(cache: Cache, space: StateSpace, triggered: set[str], searc
     Returns :data:`FEATURE_OUTPUTS`, ``no_update`` wherever nothing changes.
     """
     state, _ = parse_state(search, space)
-    c = _valid_class(cache, class_index)
+    c = valid_class(cache, class_index)
     url_fired = not triggered or ids.URL in triggered
     new_model = state.model if url_fired else _model(model)
     new_order = state.order if url_fired else ("least" if order == "least" else "most")
@@ -319,8 +364,11 @@ def register(app: dash.Dash) -> None:
     @app.callback(
         Output(ly.TOOLTIP, "show"),
         Output(ly.TOOLTIP, "bbox"),
+        Output(ly.TOOLTIP, "direction"),
         Output(ly.TOOLTIP, "children"),
         Input(ly.BIPLOT, "hoverData"),
+        State(ids.SELECTED_CLASS, "data"),
+        State(ly.MODEL, "value"),
     )
-    def _tooltip(hover):
-        return tooltip(get_cache(app), hover, url_for)
+    def _tooltip(hover, cls, model):
+        return tooltip(get_cache(app), hover, cls, model, url_for)

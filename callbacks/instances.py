@@ -45,8 +45,13 @@ def update_scatter(cache: Cache, classes: Sequence[Any] | None, memo_dir: Path |
     names = dict(enumerate(cache.classes))
     fig = tsne_scatter(df, data.class_colors(cache), class_names=names, height=inst_layout.SCATTER_HEIGHT,
                        empty_message="Select one or more classes above to project their instances")
-    fig.update_traces(hoverinfo="none", hovertemplate=None,
-                      selector=lambda t: isinstance(t.meta, dict) and t.meta.get("role") == "instances")
+    for t in fig.data:
+        if isinstance(t.meta, dict) and t.meta.get("role") == "instances":
+            t.hoverinfo, t.hovertemplate = "none", None
+            # a numpy customdata travels as a base64 typed array, which dcc.Graph leaves out
+            # of hoverData/selectedData (it copies customdata only from plain arrays)
+            if t.customdata is not None:
+                t.customdata = [int(v) for v in t.customdata]
     return fig, None, scatter_summary(df, len(chosen))
 
 

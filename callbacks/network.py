@@ -17,12 +17,14 @@ from dash import Input, Output, dcc, html, no_update
 
 from dashboard.data_network import (
     NeuronDetail,
+    class_important,
     WeightDetail,
     featvis_exists,
     layer_numbers,
     network_inputs,
     neuron_detail,
     top_instances,
+    valid_class,
     weight_detail,
 )
 from dashboard.figures.network import kernel_heatmap, parse_click, relation_matrices
@@ -31,11 +33,11 @@ from dashboard.urlstate import StateSpace, parse_state, update_search
 from layouts import ids
 from layouts import network as ly
 from transferviz.cache import Cache
+from transferviz.errors import TransferVizError
 
 UrlFor = Callable[[str], str]
 
 __all__ = [
-    "valid_class",
     "layers_from_range",
     "range_from_layers",
     "network_figure",
@@ -53,15 +55,6 @@ def _identity(path: str) -> str:
 # =======================================================================================
 # Inputs
 # =======================================================================================
-def valid_class(cache: Cache, class_index: Any) -> int | None:
-    """The class index if it names a class of the cache, else ``None``."""
-    try:
-        c = int(class_index)
-    except (TypeError, ValueError):
-        return None
-    return c if 0 <= c < len(cache.classes) else None
-
-
 def layers_from_range(cache: Cache, value: Sequence[Any] | None) -> list[str]:
     """RangeSlider ``[a, b]`` (1-based layer numbers) -> consecutive layer names.
 
@@ -96,7 +89,12 @@ def network_figure(cache: Cache, class_index: Any, layer_range: Sequence[Any] | 
     if c is None:
         return empty_figure("Select a class to see its network relation", height=300)
     layers = layers_from_range(cache, layer_range)
-    blocks, pairs = network_inputs(cache, c, layers)
+    try:
+        blocks, pairs = network_inputs(cache, c, layers)
+    except TransferVizError:
+        # a partial cache (an analysis stage not run): say so instead of a callback error
+        return empty_figure("This cache has no network analysis for these layers "
+                            "(rebuild it with 'transferviz build CONFIG')", height=300)
     name = cache.classes[c]
     if all(len(b.tgt_important) == 0 for b in blocks):
         # the cache marks classes without target instances (no ranking is possible)
@@ -160,17 +158,18 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
             img = _thumb(url_for, s["top_id"], 36, "the class's instance with the highest conductance")
         else:
             img = html.Span()
-        bar = html.Div(style={"width": f"{max(0.0, min(1.0, s['similarity'])) * 60:.0f}px", "height": "6px",
-                              "background": "#444"}, className="tv-sim-bar")
+        bar = html.Div(style={"width": f"{max(0.0, min(1.0, s['similarity'])) * 40:.0f}px", "height": "6px",
+                              "background": "#444"}, className="tv-sim-bar",
+                       title="similarity: cosine of the two neurons' attributions over the class's target instances")
+        rank_note = html.Sup(f" r{s['rank']}", className="text-muted",
+                             title=f"importance rank {s['rank']} in the {other} model") if s["rank"] else ""
         sim_rows.append(html.Tr([
-            html.Td(_neuron_tag(other, d.number, s["neuron"])),
+            html.Td([_neuron_tag(other, d.number, s["neuron"]), rank_note], className="text-nowrap"),
             html.Td(f"{s['similarity']:.3f}", className="text-end"),
             html.Td(bar, style={"verticalAlign": "middle"}),
             html.Td(img),
-            html.Td(f"rank {s['rank']}" if s["rank"] else "", className="small text-muted"),
         ], className="tv-similar-row"))
-    similar = (html.Table([html.Thead(html.Tr([html.Th(f"{other} neuron"), html.Th("similarity"), html.Th(""),
-                                               html.Th(""), html.Th("")])),
+    similar = (html.Table([html.Thead(html.Tr([html.Th("neuron"), html.Th("sim."), html.Th(""), html.Th("")])),
                            html.Tbody(sim_rows)], className="table table-sm small mb-0 tv-similar")
                if sim_rows else html.Div("No similarity data for this layer.", className="small text-muted"))
     return html.Div([
@@ -179,7 +178,9 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
                  className="fw-semibold"),
         html.Div(rank, className="small text-muted mb-1"),
         image,
-        html.Div(f"Five most similar {other}-model neurons", className="tv-card-title mt-2 mb-1"),
+        html.Div([html.Span("Most similar ", className="tv-card-title"),
+                  html.Span(f"{other} neurons", className="tv-card-title", style={"color": DOMAIN_COLORS[other]})],
+                 className="mt-2 mb-1"),
         similar,
     ], className="tv-detail tv-detail-neuron", **{"data-kind": "neuron"})
 
@@ -191,8 +192,8 @@ def weight_panel(d: WeightDetail, class_name: str) -> html.Div:
         ("neurons", html.Span([_neuron_tag(d.model, d.from_number, d.n1), " → ",
                                _neuron_tag(d.model, d.to_number, d.n2)])),
         ("value", "–" if d.value is None else f"{d.value:.4f}"),
-        ("important", (f"yes, rank {d.rank}: in the top weights of {d.count} instance(s) of '{class_name}'"
-                       if d.important else f"no (not in the important weights of '{class_name}')")),
+        ("important", (f"yes, rank {d.rank}: among the top weights of {d.count} instance(s) of '{class_name}'"
+                       if d.important else f"no, not among the important weights of '{class_name}'")),
     ]
     if d.model == "target":
         if d.counterpart is None:
@@ -202,11 +203,12 @@ def weight_panel(d: WeightDetail, class_name: str) -> html.Div:
             corr = html.Span([("yes" if d.corresponds else "no") + ": the most similar source neurons ",
                               _neuron_tag("source", d.from_number, c1), " → ", _neuron_tag("source", d.to_number, c2),
                               " are " + ("" if d.counterpart_important else "not ") + "joined by an important source weight"])
-        rows.append(("source correspondence", corr))
+        rows.append(("correspondence", corr))
     else:
-        rows.append(("source correspondence", "n/a (only target weights are matched)"))
-    table = html.Table(html.Tbody([html.Tr([html.Th(k, className="pe-2 text-nowrap align-top"), html.Td(v)])
-                                   for k, v in rows]), className="table table-sm small mb-1 tv-weight-table")
+        rows.append(("correspondence", "n/a: only target weights are matched to the source model"))
+    # label above value: the panel is narrow and the values are sentences
+    table = html.Div([html.Div([html.Div(k, className="text-muted text-uppercase", style={"fontSize": "0.7rem"}),
+                                html.Div(v)], className="mb-1") for k, v in rows], className="small tv-weight-table")
     what = ("kernel" if d.kernel is not None and np.asarray(d.kernel).size > 1 else "weight")
     kernel = kernel_heatmap(d.kernel, f"{what} W[{d.n2}, {d.n1}] of {d.layer_to}", height=200)
     return html.Div([
@@ -224,8 +226,6 @@ def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_
     sim = None
     rel = f"analysis/similarity/{layer}_block.npy"
     block = cache.array(rel)[class_index] if cache.has(rel) else None
-    from dashboard.data_network import class_important
-
     si = np.flatnonzero(class_important(cache, "source", layer, class_index) == s_neuron)
     ti = np.flatnonzero(class_important(cache, "target", layer, class_index) == t_neuron)
     if block is not None and len(si) and len(ti):
@@ -291,6 +291,8 @@ def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
                                     click["target_neuron"], url_for)
     except (IndexError, KeyError, ValueError):
         pass  # a stale click from another class or layer set: fall back to the hint
+    except TransferVizError:
+        return html.Div("This cache lacks the data for these details.", className="text-muted small")
     return ly.hint()
 
 
@@ -337,7 +339,7 @@ def register(app: dash.Dash) -> None:
         return app.get_relative_path(path)
 
     @app.callback(
-        Output(GRAPH_ID, "figure"),
+        Output(ly.GRAPH, "figure"),
         Input(ids.SELECTED_CLASS, "data"),
         Input(ly.LAYERS, "value"),
         Input(ly.HIDE_NONIMPORTANT, "value"),
@@ -348,7 +350,7 @@ def register(app: dash.Dash) -> None:
 
     @app.callback(
         Output(ly.DETAIL, "children"),
-        Input(GRAPH_ID, "clickData"),
+        Input(ly.GRAPH, "clickData"),
         Input(ids.SELECTED_CLASS, "data"),
     )
     def _detail(click, cls):
@@ -377,5 +379,3 @@ def register(app: dash.Dash) -> None:
         fired = {t["prop_id"].split(".")[0] for t in dash.ctx.triggered if t.get("prop_id", ".") != "."}
         return layers_url(get_cache(app), space, fired, search, value)
 
-
-GRAPH_ID = ly.GRAPH

@@ -27,6 +27,7 @@ Model = Literal["source", "target"]
 MODELS: tuple[Model, Model] = ("source", "target")
 
 __all__ = [
+    "valid_class",
     "pair_name",
     "layer_numbers",
     "layer_label",
@@ -75,6 +76,16 @@ def _arr(cache: Cache, rel: str) -> np.ndarray:
 # =======================================================================================
 # Layers and classes
 # =======================================================================================
+def valid_class(cache: Cache, class_index: Any) -> int | None:
+    """The class index if it names a class of the cache, else ``None`` (stores and URLs
+    hand the callbacks anything: None, strings, stale indices)."""
+    try:
+        c = int(class_index)
+    except (TypeError, ValueError):
+        return None
+    return c if 0 <= c < len(cache.classes) else None
+
+
 def layer_numbers(cache: Cache) -> dict[str, int]:
     """Layer name -> the paper's layer number (1-based, forward order)."""
     out = {}
@@ -542,7 +553,7 @@ def mirrored_histogram_svg(src: np.ndarray, tgt: np.ndarray, bins: int = 20, *, 
     s, t = s[np.isfinite(s)], t[np.isfinite(t)]
     mid = height / 2
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}">']
+             f'viewBox="0 0 {width} {height}" preserveAspectRatio="none">']  # stretches with its <img>
     if len(s) or len(t):
         both = np.concatenate([s, t])
         lo, hi = float(both.min()), float(both.max())

@@ -25,6 +25,14 @@ Everything here is pure: the cache is only read to learn the valid values
 Names (not indices) are written for classes, so a link stays readable and survives a
 rebuild that keeps the class list; an integer is accepted as a fallback for ``class``
 and ``classes`` when it is not itself a class name.
+
+How views use it: ``callbacks/state.py`` owns the URL (it shows the notices and keeps
+``SELECTED_CLASS``, the confusion table and the instance checklist in step). A view that
+records its own key writes ``Output(URL, "search", allow_duplicate=True)`` with
+:func:`update_search`, which keeps every other key, and returns ``no_update`` for the URL
+whenever nothing changed (above all when the URL itself fired it) so two callbacks never
+bounce the URL between them. Reading a key: ``parse_state(search, space)[0].layers``;
+build the :class:`StateSpace` once per app (``StateSpace.from_cache(cache)``).
 """
 
 from __future__ import annotations
@@ -249,7 +257,8 @@ def parse_state(search: str | None, cache_or_space: Any) -> tuple[State, list[st
         if len(vals) == 1 and vals[0] in ORDERS:
             order_ = vals[0]  # type: ignore[assignment]
         else:
-            notices.append(f"Unknown order {_short(vals)!r} (use most or least); showing the most discriminative first.")
+            notices.append(f"Unknown order {_short(vals)!r} (use most or least); "
+                           "showing the most discriminative first.")
 
     neurons: tuple[tuple[str, int], ...] = ()
     if "neurons" in raw:

@@ -30,7 +30,10 @@ BIPLOT_HEIGHT = 360
 BIPLOT_CONFIG = graph_config("domain_discriminability")
 
 #: Column widths of a ranking row (label, value, image, histogram), shared with the header.
-COL_LABEL, COL_VALUE, COL_IMAGE, COL_HIST = "4.6rem", "3.6rem", "2.2rem", "160px"
+COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "3.6rem", "2.2rem"
+#: The histogram cell takes what is left of the row: readable from ~330 px columns (1366 px
+#: screens, three columns) to wide ones.
+HIST_STYLE = {"flex": "1 1 0", "minWidth": "70px", "maxWidth": "220px", "height": "30px"}
 
 
 def _switch(id_: str, options: list[tuple[str, Any]], value: str, label: str) -> html.Div:
@@ -43,17 +46,19 @@ def _switch(id_: str, options: list[tuple[str, Any]], value: str, label: str) ->
     ], className="d-flex align-items-center me-2")
 
 
-def ranking_header() -> html.Div:
+def ranking_header(with_images: bool = False) -> html.Div:
     """Column captions of the ranking list (aligned with the rows' fixed widths)."""
     cell = "small text-muted d-inline-block"
+    image = [html.Span("", style={"width": COL_IMAGE, "flex": "0 0 auto"}, className=cell)] if with_images else []
     return html.Div([
-        html.Span("", style={"width": "1.5rem"}, className="d-inline-block"),
-        html.Span("neuron", style={"width": COL_LABEL}, className=cell),
+        html.Span("", style={"width": "1.7rem", "flex": "0 0 auto"}, className="d-inline-block"),
+        html.Span("neuron", style={"width": COL_LABEL, "flex": "0 0 auto"}, className=cell),
         html.Span("u", title="discriminability: the domain classifier's weight of the neuron",
-                  style={"width": COL_VALUE}, className=cell + " text-end pe-1"),
-        html.Span("", style={"width": COL_IMAGE}, className=cell),
-        html.Span(["conductance ", html.Span("source ↑", className="tv-source"), " ",
-                   html.Span("target ↓", className="tv-target")], style={"width": COL_HIST}, className=cell,
+                  style={"width": COL_VALUE, "flex": "0 0 auto"}, className=cell + " text-end pe-1"),
+        *image,
+        html.Span([html.Span("source ↑", className="tv-source"), " ",
+                   html.Span("target ↓", className="tv-target")], style={**HIST_STYLE, "height": "auto"},
+                  className=cell + " text-nowrap overflow-hidden",
                   title="histogram of the neuron's Layer Conductance over the class's source instances "
                         "(above the axis) and target instances (below), each normalised to its domain size"),
     ], className="tv-ranking-header d-flex align-items-center")
@@ -67,7 +72,7 @@ def layout(cache: Cache) -> html.Div:
         _switch(ORDER, [("most", "most"), ("least", "least")], "most", "discriminative first"),
     ], className="d-flex flex-wrap align-items-center gap-1 mb-1")
     ranking = html.Div([
-        ranking_header(),
+        ranking_header(with_images=(cache.root / "featvis").is_dir()),
         # dbc's Checklist, not dcc's: Dash 4.4's dcc.Checklist reuses stale component labels when
         # its options are replaced (React "reading 'props'" errors and rows that do not update)
         html.Div(dbc.Checklist(id=RANKING, options=[], value=[], class_name="tv-ranking",

@@ -80,6 +80,6 @@ def layout(cache: Cache) -> html.Div:
             style={"maxHeight": "78vh", "minWidth": 0},
         ),
         html.Div(hint(), id=DETAIL, className="tv-network-detail ms-2",
-                 style={"width": "17rem", "flex": "0 0 17rem", "maxHeight": "78vh", "overflowY": "auto"}),
+                 style={"width": "15.5rem", "flex": "0 0 15.5rem", "maxHeight": "78vh", "overflowY": "auto"}),
     ], className="d-flex align-items-start")
     return html.Div([title_bar, body], className="tv-card tv-view-network")

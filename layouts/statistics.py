@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme, Sign
 
@@ -33,8 +32,9 @@ BADGE = "stats-badge"
 ACCURACY = "stats-accuracy"
 TABLE = "stats-table"
 
-#: Height (px) shared by the chart and the table so the row reads as one band at 1366 x 768.
-BAND_HEIGHT = 250
+#: Height (px) of the chart; the table may grow a little past it so ten classes fit unscrolled.
+BAND_HEIGHT = 262
+TABLE_MAX_HEIGHT = 282
 SELECTED_ROW_BG = "#fff4d6"  # pale amber: neither domain colour, so it cannot be read as red/blue
 
 
@@ -126,10 +126,10 @@ def _table(cache: Cache) -> html.Div:
         page_action="none",
         fixed_rows={"headers": True},
         cell_selectable=True,
-        style_table={"height": BAND_HEIGHT, "overflowY": "auto", "overflowX": "auto"},
+        style_table={"maxHeight": TABLE_MAX_HEIGHT, "overflowY": "auto", "overflowX": "auto"},
         # DataTable's own font is monospace; use the figures' font so the band reads as one
         style_cell={"fontFamily": FONT_FAMILY, "fontSize": "0.8rem", "padding": "1px 6px", "textAlign": "right",
-                    "minWidth": 40, "whiteSpace": "nowrap", "cursor": "pointer", "height": 22},
+                    "minWidth": 40, "whiteSpace": "nowrap", "cursor": "pointer"},
         style_data={"lineHeight": "20px"},
         style_cell_conditional=[
             {"if": {"column_id": "class"}, "textAlign": "left", "fontWeight": 600, "minWidth": 56},
@@ -156,7 +156,11 @@ def _table(cache: Cache) -> html.Div:
         css=[{"selector": "td.cell--selected, td.focused",
               "rule": "background-color: transparent !important; border: 1px solid #9e9e9e !important;"},
              {"selector": ".dash-spreadsheet-container .dash-spreadsheet-inner input[type=radio]",
-              "rule": "cursor: pointer;"}],
+              "rule": "cursor: pointer; margin: 0;"},
+             # compact rows: a dozen classes fit the band without scrolling at 1366 x 768
+             {"selector": "tr", "rule": "height: 24px !important; min-height: 24px !important;"},
+             {"selector": "td.dash-cell, td.dash-select-cell",
+              "rule": "height: 24px !important; padding-top: 0 !important; padding-bottom: 0 !important;"}],
     )])
 
 

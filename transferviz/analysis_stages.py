@@ -68,7 +68,7 @@ def stage_attribute(ctx: BuildContext) -> None:
     completeness = {}
     for which, model in load_models(ctx).items():
         bar = ctx.bar(len(x), f"conductance ({which})", "inst")
-        res = layer_conductance(model, layers, x, torch.from_numpy(y), n_steps=a.n_steps, method=a.method,
+        res = layer_conductance(model, layers, x, torch.tensor(y, dtype=torch.long), n_steps=a.n_steps, method=a.method,
                                 baseline=a.baseline, memory_budget_mb=a.memory_budget_mb, device=ctx.device,
                                 autocast=a.autocast, progress=lambda done, b=bar: b.update(done - b.n))
         bar.close()

@@ -310,6 +310,92 @@ class Cache:
         self._check_layer(layer)
         return self.array(f"analysis/conductance/{which}/{layer}.npy")
 
+    def important_neurons(self, which: ModelName, layer: str, cls: str | int) -> np.ndarray:
+        """The class's important neurons of ``layer`` (5.3.1 A), most important first."""
+        self._check_layer(layer)
+        row = np.asarray(self.array(f"analysis/neurons/{which}/{layer}.npy")[self.class_index(cls)])
+        return row[row >= 0]
+
+    def rank_sums(self, which: ModelName, layer: str, cls: str | int) -> np.ndarray:
+        self._check_layer(layer)
+        return np.asarray(self.array(f"analysis/neurons/{which}/{layer}_ranksum.npy")[self.class_index(cls)])
+
+    def important_weights(self, which: ModelName, layer_i: str, layer_j: str, cls: str | int) -> pd.DataFrame:
+        """Important weights ``layer_i -> layer_j`` of the class (5.3.1 B); target rows carry 'corresponds'."""
+        self._check_pair(layer_i, layer_j)
+        rel = f"analysis/weights/{which}/{layer_i}__{layer_j}"
+        df = self.table(f"{rel}_correspondence.parquet" if which == "target" else f"{rel}.parquet")
+        return df[df.class_index == self.class_index(cls)].reset_index(drop=True)
+
+    def similarity(self, layer: str, cls: str | int) -> np.ndarray:
+        """(source neurons x target neurons) cosine similarity over the class's target instances (5.3.2)."""
+        self._check_layer(layer)
+        return self.array(f"analysis/similarity/{layer}.npy")[self.class_index(cls)]
+
+    def most_similar(self, layer: str, cls: str | int, direction: str = "t2s") -> tuple[np.ndarray, np.ndarray]:
+        """Five most similar neurons in the other model: ``t2s`` for each target neuron, ``s2t`` for each source one."""
+        self._check_layer(layer)
+        ci = self.class_index(cls)
+        return (np.asarray(self.array(f"analysis/similarity/{layer}_{direction}_idx.npy")[ci]),
+                np.asarray(self.array(f"analysis/similarity/{layer}_{direction}_val.npy")[ci]))
+
+    @cached_property
+    def correspondence(self) -> pd.DataFrame:
+        """Per layer pair and class, the share of important target weights with a source counterpart."""
+        return self.table("analysis/correspondence.parquet")
+
+    def discriminability(self, which: ModelName, cls: str | int) -> dict[str, Any]:
+        """Algorithm 1 for the class: summary row, neurons (u, biplot axes) and instance coordinates."""
+        ci = self.class_index(cls)
+        base = f"analysis/discriminability/{which}"
+        pick = lambda df: df[df.class_index == ci].reset_index(drop=True)  # noqa: E731
+        summary = pick(self.table(f"{base}/summary.parquet"))
+        return {"summary": summary.iloc[0].to_dict() if len(summary) else {},
+                "neurons": pick(self.table(f"{base}/neurons.parquet")),
+                "points": pick(self.table(f"{base}/points.parquet"))}
+
+    def tsne(self, pixels: bool = False) -> np.ndarray:
+        """(N, 2) t-SNE map of the target model's embeddings (or of the raw pixels)."""
+        return self.array("analysis/tsne_pixels.npy" if pixels else "analysis/tsne.npy")
+
+    def embedding(self, which: ModelName) -> np.ndarray:
+        return self.array(f"analysis/embedding/{which}.npy")
+
+    @cached_property
+    def class_table(self) -> pd.DataFrame:
+        return self.table("analysis/class_table.parquet")
+
+    @property
+    def transferability(self) -> float:
+        return float(self.json("analysis/summary.json")["transferability"])
+
+    def confusion(self, which: ModelName, domain: str) -> np.ndarray:
+        """(true, predicted) counts of ``which`` model on all instances of ``domain``."""
+        return np.asarray(self.array("analysis/confusion.npy")[("source", "target").index(which),
+                                                                ("source", "target").index(domain)])
+
+    def top_instances(self, which: ModelName, layer: str, neuron: int) -> np.ndarray:
+        """(2 domains, 5) ids of the instances with the highest attribution for the neuron (-1 pads)."""
+        self._check_layer(layer)
+        return np.asarray(self.array(f"analysis/top_instances/{which}/{layer}.npy")[int(neuron)])
+
+    def featvis(self, which: ModelName, layer: str, neuron: int) -> bytes | None:
+        """PNG of the neuron's feature visualization, or None when the cache has none."""
+        p = self.root / "featvis" / which / layer / f"{int(neuron)}.png"
+        return p.read_bytes() if p.is_file() else None
+
+    @property
+    def feature_change(self) -> pd.DataFrame | None:
+        """Per rendered neuron, how its visualization changed through fine-tuning (None without featvis)."""
+        p = self.root / "featvis" / "change.parquet"
+        return pd.read_parquet(p) if p.is_file() else None
+
+    def _check_pair(self, layer_i: str, layer_j: str) -> None:
+        self._check_layer(layer_i)
+        self._check_layer(layer_j)
+        if self.layers.index(layer_j) != self.layers.index(layer_i) + 1:
+            raise TransferVizError(f"{layer_i} -> {layer_j} are not consecutive analysed layers")
+
     def _check_layer(self, layer: str) -> None:
         if layer not in self.layers:
             raise TransferVizError(f"unknown layer {layer!r}; analysed layers: {', '.join(self.layers)}")

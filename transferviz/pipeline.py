@@ -22,7 +22,7 @@ from transferviz.errors import TransferVizError
 from transferviz.models import analysed_layers, build_model, embedding_layer, load_checkpoint, load_state_dict_checked
 from transferviz.preprocess import to_tensor
 from transferviz.stages import BuildContext, BuildOptions, BuildReport, Stage, file_hash, run_build
-from transferviz.training import TrainData, history_frame, predict, train_model
+from transferviz.training import TrainData, epoch_accuracies, train_model
 
 __all__ = ["build", "STAGES", "load_domains"]
 
@@ -125,7 +125,7 @@ def _split_tensors(ctx: BuildContext) -> tuple[TrainData, pd.DataFrame, torch.Te
     c = ctx.cache
     df = c.table("data/base.parquet")
     x = to_tensor(np.asarray(c.images), ctx.config.model.mean, ctx.config.model.std)
-    y = torch.from_numpy(df["label"].to_numpy())
+    y = torch.tensor(df["label"].to_numpy(), dtype=torch.long)
 
     def part(domain: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.from_numpy(np.flatnonzero(((df.domain == domain) & (df.split == split)).to_numpy()))
@@ -138,17 +138,6 @@ def _split_tensors(ctx: BuildContext) -> tuple[TrainData, pd.DataFrame, torch.Te
 def _new_model(cfg: Config, n_classes: int) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)
     return build_model(cfg.model.arch, n_classes, cfg.model.input_size)
-
-
-def _eval_row(model: torch.nn.Module, which: str, epoch: int, data: TrainData, device: torch.device) -> dict[str, Any]:
-    from transferviz.training import evaluate
-
-    return {"epoch": epoch, "model": which,
-            "source_train": evaluate(model, data.source_train, device),
-            "target_train": evaluate(model, data.target_train, device),
-            "val": evaluate(model, data.source_val if which == "source" else data.target_val, device),
-            "source_val": evaluate(model, data.source_val, device),
-            "target_val": evaluate(model, data.target_val, device)}
 
 
 def stage_models(ctx: BuildContext) -> None:
@@ -176,14 +165,7 @@ def stage_models(ctx: BuildContext) -> None:
                       "target model at epoch 0 = the source model it starts from")
         for k, st in enumerate(tgt.epoch_states, 1):
             w.weights(f"models/epochs/target_{k:03d}.safetensors", st, f"target model after epoch {k}")
-        # per-epoch rows, with the target-domain validation accuracy of every model (transferability)
-        for which, out in (("source", src), ("target", tgt)):
-            for k, st in enumerate(out.epoch_states or [], 1):
-                m = _new_model(cfg, len(classes))
-                m.load_state_dict(st)
-                rows.append(_eval_row(m.to(device), which, k, data, device))
-        if not rows:  # epoch checkpoints not kept: history from the training loop, final target_val only
-            rows = [dict(r) for r in src.history + tgt.history]
+        rows = src.history + tgt.history
     else:
         ck = cfg.checkpoints
         source_model, target_model = _new_model(cfg, len(classes)), _new_model(cfg, len(classes))
@@ -199,8 +181,8 @@ def stage_models(ctx: BuildContext) -> None:
         if ck.history is not None:
             rows = _read_history_csv(Path(ck.history))
         else:
-            rows = [_eval_row(source_model.to(device), "source", 1, data, device),
-                    _eval_row(target_model.to(device), "target", 1, data, device)]
+            rows = [epoch_accuracies(source_model.to(device), "source", 1, data, device),
+                    epoch_accuracies(target_model.to(device), "target", 1, data, device)]
         source_model, target_model = source_model.cpu().eval(), target_model.cpu().eval()
     w.weights("models/source.safetensors", source_model.state_dict(), "final source model weights")
     w.weights("models/target.safetensors", target_model.state_dict(), "final target model weights")
@@ -296,7 +278,7 @@ def stage_forward(ctx: BuildContext) -> None:
     classes = c.json("data/meta.json")["classes"]
     emb_layer = c.json("models/layers.json")["embedding_layer"]
     x = all_inputs(ctx)
-    y = torch.from_numpy(df["label"].to_numpy())
+    y = torch.tensor(df["label"].to_numpy(), dtype=torch.long)
     models = load_models(ctx)
     for which in ("source", "target"):
         logits, emb = _embed(models[which], emb_layer, x, ctx.device)

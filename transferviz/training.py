@@ -12,14 +12,12 @@ import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from transferviz.config import TrainSpec
 
-__all__ = ["TrainData", "TrainOutcome", "train_model", "evaluate", "predict"]
+__all__ = ["TrainData", "TrainOutcome", "train_model", "evaluate", "predict", "epoch_accuracies"]
 
 
 @dataclass
@@ -56,6 +54,18 @@ def evaluate(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: 
     return float((predict(model, x, device).argmax(1) == y).float().mean())
 
 
+def epoch_accuracies(model: nn.Module, which: str, epoch: int, data: TrainData, device: torch.device) -> dict:
+    """One history row: the paper's three series for this model (source train, target train,
+    own-domain val) plus both validation sets, which the transferability score needs."""
+    source_val = evaluate(model, data.source_val, device)
+    target_val = evaluate(model, data.target_val, device)
+    return {"epoch": epoch, "model": which,
+            "source_train": evaluate(model, data.source_train, device),
+            "target_train": evaluate(model, data.target_train, device),
+            "val": source_val if which == "source" else target_val,
+            "source_val": source_val, "target_val": target_val}
+
+
 def _optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
     if spec.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
@@ -72,7 +82,6 @@ def train_model(model: nn.Module, which: str, data: TrainData, spec: TrainSpec, 
     """
     model = copy.deepcopy(model).to(device)
     x_train, y_train = data.source_train if which == "source" else data.target_train
-    own_val = data.source_val if which == "source" else data.target_val
     opt = _optimizer(model, spec)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -89,20 +98,10 @@ def train_model(model: nn.Module, which: str, data: TrainData, spec: TrainSpec, 
             opt.step()
             if on_step:
                 on_step(len(idx))
-        outcome.history.append({
-            "epoch": epoch, "model": which,
-            "source_train": evaluate(model, data.source_train, device),
-            "target_train": evaluate(model, data.target_train, device),
-            "val": evaluate(model, own_val, device),
-        })
+        outcome.history.append(epoch_accuracies(model, which, epoch, data, device))
         if keep_states:
             outcome.epoch_states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
     model.eval()
     return outcome
 
 
-def history_frame(rows: list[dict[str, float]]) -> pd.DataFrame:
-    """The per-epoch accuracy table: epoch, model, source_train, target_train, val."""
-    df = pd.DataFrame(rows, columns=["epoch", "model", "source_train", "target_train", "val"])
-    df["epoch"] = df["epoch"].astype(np.int64)
-    return df

@@ -109,12 +109,15 @@ def console_errors(dash_duo) -> list[dict]:
     return out
 
 
+# Scrolling is always 'instant': Bootstrap turns on smooth scrolling, and a test reading
+# positions right after a smooth scroll sees the page mid-animation.
+
 def select_class_in_table(driver, name: str) -> None:
     # with fixed header rows DataTable also renders hidden copies of the rows in the header
     # quadrant (to size the columns); the body quadrant is .cell-1-1
     cells = driver.find_elements(By.CSS_SELECTOR, f"#{stats_layout.TABLE} .cell-1-1 td[data-dash-column='class']")
     cell = next(c for c in cells if c.text.strip() == name)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", cell)
     cell.click()
 
 
@@ -131,10 +134,10 @@ def shoot_views(driver, artifacts: Path, suffix: str) -> None:
         el = driver.find_element(By.ID, anchor)
         if "tv-card" not in (el.get_attribute("class") or ""):
             el = el.find_element(By.XPATH, "./ancestor::div[contains(concat(' ', @class, ' '), ' tv-card ')][1]")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", el)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start', behavior: 'instant'});", el)
         time.sleep(0.3)
         el.screenshot(str(artifacts / f"view_{view}_{suffix}.png"))
-    driver.execute_script("window.scrollTo(0, 0);")
+    driver.execute_script("window.scrollTo({top: 0, left: 0, behavior: 'instant'});")
 
 
 def full_page(driver, artifacts: Path, name: str, width: int) -> None:
@@ -241,12 +244,14 @@ def _point_on_screen(driver) -> tuple[float, float, int]:
     js = f"""
       const gd = {graph_js(inst_layout.SCATTER)};
       const fl = gd._fullLayout, r = gd.getBoundingClientRect();
-      const k = gd.data.findIndex(t => t.meta && t.meta.role === 'instances' && t.meta.domain === 'target');
-      const t = gd.data[k >= 0 ? k : 0];
-      return [r.left + fl._size.l + fl.xaxis.d2p(t.x[0]), r.top + fl._size.t + fl.yaxis.d2p(t.y[0]),
-              Number(t.customdata[0])];
+      // _fullData holds the decoded arrays (gd.data may keep numpy's base64 typed-array form)
+      const full = gd._fullData.filter(t => t.meta && t.meta.role === 'instances');
+      const t = full.find(t => t.meta.domain === 'target') || full[0];
+      const p = [r.left + fl._size.l + fl.xaxis.d2p(t.x[0]), r.top + fl._size.t + fl.yaxis.d2p(t.y[0]),
+                 Number(t.customdata[0])];
+      return p.every(Number.isFinite) ? p : null;  // axes not laid out yet: ask again
     """
-    x, y, i = driver.execute_script(js)
+    x, y, i = wait_until("the scatter's axes", lambda: driver.execute_script(js), timeout=15)
     return float(x), float(y), int(i)
 
 
@@ -264,7 +269,7 @@ def test_hover_shows_the_instance_card_and_a_lasso_lists_instances(dash_duo, dem
     d = dash_duo.driver
     wait_page_ready(dash_duo)
     scatter = d.find_element(By.ID, inst_layout.SCATTER)
-    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", scatter)
+    d.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", scatter)
     time.sleep(0.5)
 
     x, y, inst_id = _point_on_screen(d)

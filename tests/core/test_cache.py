@@ -156,3 +156,33 @@ def test_killed_build_leaves_previous_cache(tmp_path):
     # the next build prunes the abandoned half-written folder (after its grace period) and succeeds
     subprocess.run(cmd, check=True, env=env, capture_output=True, cwd=REPO)
     assert Cache.open(tmp_path / "c" / "tiny").manifest["stages"]["models"]["reused"]
+
+
+def test_analysis_accessors(tiny_cache: Cache):
+    c = tiny_cache
+    layer, nxt = c.layers[1], c.layers[2]
+    n = c.conductance("target", layer).shape[1]
+    imp = c.important_neurons("target", layer, "3")
+    assert 1 <= len(imp) <= n and len(set(imp)) == len(imp)
+    s = c.similarity(layer, 3)
+    assert s.shape == (c.conductance("source", layer).shape[1], n) and np.isfinite(s).all()
+    idx, val = c.most_similar(layer, 3, "t2s")
+    assert idx.shape == (n, 5) and (np.diff(val, axis=1) <= 1e-6).all()
+    w = c.important_weights("target", layer, nxt, 3)
+    assert {"n1", "n2", "count", "value", "corresponds"} <= set(w.columns)
+    with pytest.raises(TransferVizError, match="not consecutive"):
+        c.important_weights("target", c.layers[0], nxt, 3)
+    with pytest.raises(TransferVizError, match="unknown layer"):
+        c.conductance("target", "features.99")
+    with pytest.raises(TransferVizError, match="unknown class"):
+        c.similarity(layer, "eleven")
+    d = c.discriminability("target", 3)
+    assert d["summary"]["status"] == "ok" and len(d["points"]) == (c.instances.label == 3).sum()
+    assert c.tsne().shape == (len(c.instances), 2)
+    assert c.confusion("target", "target").sum() == (c.instances.domain == "target").sum()
+    top = c.top_instances("target", layer, int(imp[0]))
+    assert top.shape == (2, 5)
+    assert (c.instances.loc[top[0][top[0] >= 0], "domain"] == "source").all()
+    png = c.featvis("target", layer, int(imp[0]))
+    assert png is not None and png[:4] == b"\x89PNG"
+    assert c.feature_change is not None and len(c.feature_change) > 0

@@ -85,6 +85,14 @@ def cache(request) -> Cache:
 
 
 @pytest.fixture(scope="module")
+def plain_cache(cache, tmp_path_factory) -> Cache:
+    """A copy of the tiny cache without feature visualizations (the view's fallback)."""
+    root = tmp_path_factory.mktemp("plain-cache") / "plain"
+    shutil.copytree(cache.root, root, ignore=shutil.ignore_patterns("featvis"))
+    return Cache.open(root)
+
+
+@pytest.fixture(scope="module")
 def odd_cache(cache, tmp_path_factory) -> Cache:
     """A copy of the tiny cache where class 0 has no target instances (the analysis then
     writes -1 neurons and a non-ok discriminability status) and featvis PNGs exist for the
@@ -107,7 +115,7 @@ def odd_cache(cache, tmp_path_factory) -> Cache:
             t = pd.read_parquet(base / f"{name}.parquet")
             t[t.class_index != 0].to_parquet(base / f"{name}.parquet", index=False)
     fv = root / "featvis" / "target" / "features.3"
-    fv.mkdir(parents=True)
+    fv.mkdir(parents=True, exist_ok=True)
     png = (cache.root / "thumbs" / "0.png").read_bytes()
     for n in range(c.layer_info["detail"][1]["neurons"]):
         (fv / f"{n}.png").write_bytes(png)
@@ -191,6 +199,19 @@ def test_network_single_layer_and_conv_to_linear(cache):
     assert len(traces(mixed, "weights")) == 2
 
 
+def test_partial_cache_gives_empty_states(cache, tmp_path):
+    root = tmp_path / "partial"
+    shutil.copytree(cache.root, root)
+    shutil.rmtree(root / "analysis" / "similarity")
+    shutil.rmtree(root / "analysis" / "discriminability")
+    part = Cache.open(root)
+    fig = cn.network_figure(part, 1, [1, 2])
+    assert is_empty_figure(fig) and "no network analysis" in fig.layout.meta["message"]
+    options, value, status = cf.ranking(part, 1, "target", "most")
+    assert options == [] and "no domain discriminability" in texts(status)
+    assert is_empty_figure(cf.biplot_figure(part, 1, "target", []))
+
+
 def test_network_empty_states(cache, odd_cache):
     assert is_empty_figure(cn.network_figure(cache, None, [1, 2]))
     assert is_empty_figure(cn.network_figure(cache, 999, [1, 2]))
@@ -207,7 +228,8 @@ def _label_click(fig, layer, axis, k=0):
     return click(list(t.customdata[k]))
 
 
-def test_neuron_click_without_featvis_shows_top_instances_and_similar(cache):
+def test_neuron_click_without_featvis_shows_top_instances_and_similar(plain_cache):
+    cache = plain_cache
     c = 3
     fig = cn.network_figure(cache, c, [1, 3])
     layer = cache.layers[1]
@@ -222,9 +244,9 @@ def test_neuron_click_without_featvis_shows_top_instances_and_similar(cache):
     # the five most similar source neurons, from the cache's top-5, most similar first
     idx = np.asarray(cache.array(f"analysis/similarity/{layer}_t2s_idx.npy")[c, n])
     val = np.asarray(cache.array(f"analysis/similarity/{layer}_t2s_val.npy")[c, n])
-    assert [texts(r.children[0]) for r in rows] == [f"L2 #{int(j)}" for j in idx]
+    assert [texts(r.children[0]).split(" r")[0].strip() for r in rows] == [f"L2 #{int(j)}" for j in idx]
     assert [r.children[1].children for r in rows] == [f"{v:.3f}" for v in val]
-    assert rows[0].children[0].children.style["color"] == SOURCE_COLOR
+    assert rows[0].children[0].children[0].style["color"] == SOURCE_COLOR
     # top instances: three per domain plus one per similar neuron
     assert len(thumbs) == 6 + 5
     top = dn.top_instances(cache, "target", layer, n, c)
@@ -241,6 +263,14 @@ def test_neuron_click_with_featvis(odd_cache):
     n = int(dn.class_important(odd_cache, "target", layer, c)[0])
     assert f"/base/featvis/target/{layer}/{n}.png" in imgs
     assert "No feature visualization" not in texts(panel)
+    # the similar source neurons: their feature visualization where the cache has one, else a thumbnail
+    for row in [r for r in of_type(panel, html.Tr) if getattr(r, "className", None) == "tv-similar-row"]:
+        j = int(texts(row.children[0]).split("#")[1].split()[0])
+        srcs = [i.src for i in of_type(row, html.Img)]
+        if dn.featvis_exists(odd_cache, "source", layer, j):
+            assert srcs == [f"/base/featvis/source/{layer}/{j}.png"]
+        else:
+            assert srcs and "/thumb/" in srcs[0]
 
 
 def test_weight_click_shows_values_and_kernel(cache):
@@ -257,7 +287,7 @@ def test_weight_click_shows_values_and_kernel(cache):
     txt = texts(panel)
     n1, n2 = int(payload[4]), int(payload[5])
     assert f"L1 #{n1}" in txt and f"L2 #{n2}" in txt
-    assert "source correspondence" in txt and ("yes" in txt or "no" in txt)
+    assert "correspondence" in txt and ("yes:" in txt or "no:" in txt)
     value = float(cache.array(f"analysis/weights/target/{L[0]}__{L[1]}_values.npy")[n2, n1])
     assert f"{value:.4f}" in txt
     graphs = [g for g in walk(panel) if type(g).__name__ == "Graph"]
@@ -381,16 +411,29 @@ def test_feature_view_empty_state(odd_cache):
 def test_ranking_featvis_thumbnail(odd_cache):
     options, _, _ = cf.ranking(odd_cache, 1, "target", "most", url_for=lambda p: "/x" + p)
     fv = [i.src for o in options for i in of_type(o["label"], html.Img) if "/featvis/" in i.src]
-    assert fv and all(s.startswith("/x/featvis/target/features.3/") for s in fv)
+    assert fv and all(s.startswith("/x/featvis/target/") for s in fv)
+    assert any(s.startswith("/x/featvis/target/features.3/") for s in fv)
 
 
 def test_tooltip(cache):
-    show, bbox, children = cf.tooltip(cache, {"points": [{"customdata": 7, "bbox": {"x0": 1, "x1": 2}}]})
-    assert show is True and bbox == {"x0": 1, "x1": 2}
+    show, bbox, direction, children = cf.tooltip(cache, {"points": [{"customdata": 7, "bbox": {"x0": 1, "x1": 2}}]})
+    assert show is True and bbox == {"x0": 1, "x1": 2} and direction == "right"
+    assert cf.tooltip(cache, {"points": [{"customdata": 7, "bbox": {"x0": 400}}]})[2] == "left"
     assert of_type(children, html.Img)[0].src == "/thumb/7.png"
     assert cf.tooltip(cache, None)[0] is False
     assert cf.tooltip(cache, {"points": [{"customdata": [0.3, 0.1]}]})[0] is False  # a neuron axis label
     assert cf.tooltip(cache, {"points": [{"x": 1}]})[0] is False
+    # WebGL hover events reach the server without customdata: trace and point numbers instead
+    c = 4
+    fig = cf.biplot_figure(cache, c, "target", [])
+    for curve, t in enumerate(fig.data[:2]):
+        hover = {"points": [{"curveNumber": curve, "pointNumber": 3, "bbox": {"x0": 0}}]}
+        assert cf.hovered_instance(cache, hover, c, "target") == int(t.customdata[3])
+        show, _, _, children = cf.tooltip(cache, hover, c, "target", url_for=lambda p: "/a" + p)
+        assert show and of_type(children, html.Img)[0].src == f"/a/thumb/{int(t.customdata[3])}.png"
+    axis = {"points": [{"curveNumber": 3, "pointNumber": 0}]}  # an axis line or label
+    assert cf.hovered_instance(cache, axis, c, "target") is None
+    assert cf.hovered_instance(cache, {"points": [{"curveNumber": 0, "pointNumber": 10**6}]}, c, "target") is None
 
 
 # --------------------------------------------------------------------------------------

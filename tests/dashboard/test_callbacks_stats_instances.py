@@ -176,6 +176,10 @@ def test_scatter_of_selected_classes(tiny_cache, tmp_path):
     pts = [t for t in fig.data if (t.meta or {}).get("role") == "instances"]
     assert {t.meta["label"] for t in pts} == {1, 3}
     assert all(t.type == "scattergl" and t.hoverinfo == "none" for t in pts)  # the tooltip replaces hover labels
+    # plain-list ids: dcc.Graph drops a base64 typed-array customdata from hoverData/selectedData
+    raw = fig.to_plotly_json()["data"]
+    assert all(isinstance(t["customdata"], (list, tuple))
+               for t in raw if (t.get("meta") or {}).get("role") == "instances")
     df = tiny_cache.instances
     assert sum(len(t.x) for t in pts) == int(df.label.isin([1, 3]).sum())
     assert len(list(tmp_path.glob("*.npy"))) == 1  # the selection map was memoized
@@ -224,7 +228,8 @@ def test_selection_lists_thumbnails(tiny_cache):
     assert srcs == ["/app/thumb/5.png", "/app/thumb/7.png"]
     assert "2 selected" in _texts(out)
     assert "lasso" in _texts(cb_inst.selection_list(tiny_cache, None, "/"))
-    assert "No instances" in _texts(cb_inst.selection_list(tiny_cache, {"points": [], "range": {}, "lassoPoints": {"x": [1]}}, "/"))
+    empty_lasso = {"points": [], "lassoPoints": {"x": [1]}}
+    assert "No instances" in _texts(cb_inst.selection_list(tiny_cache, empty_lasso, "/"))
 
 
 def test_memo_dir_is_beside_the_cache(tiny_cache):

@@ -18,9 +18,9 @@ Numerically, the same call gives the same images on the same machine and thread 
 batch compositions the images agree up to floating-point rounding: oneDNN and BLAS pick
 different kernels for different batch sizes (a 1-image conv or GEMM sums in another order,
 ~1e-7 relative), and in a ReLU/max-pool network with Adam such a difference can occasionally
-flip a near-tie and grow over many steps into a visibly different (equally valid) image. The
-cache stage renders both models with the same neuron list and batch size, so their pairs are
-computed identically.
+flip a near-tie and grow over many steps into a visibly different (equally valid) image.
+Rendering both models with the same neuron list and batch size keeps their pairs on the same
+kernels.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from torch import Tensor, nn
 from transferviz.errors import TransferVizError
 from transferviz.featvis.param import FourierImage
 
-__all__ = ["Neuron", "TransformSpec", "RenderResult", "neuron_seed", "random_affine", "visualize_neurons", "render_neurons"]
+__all__ = ["Neuron", "TransformSpec", "RenderResult", "neuron_seed", "random_affine", "visualize_neurons",
+           "render_neurons"]
 
 Neuron = tuple[str, int]
 Progress = Callable[[int, int], None]
@@ -52,7 +53,7 @@ class TransformSpec:
     Robustness to small shifts, zooms and rotations keeps the optimiser from producing
     pixel-aligned adversarial patterns. lucid's values for 224 px (pad 12, jitter 8 and 4,
     scale 0.9-1.1, rotate +-10 degrees) are expressed here relative to the image size, so a
-    28 px image is jittered by about 2 px rather than by a third of its width.
+    28 px image is jittered by about 2 px rather than by lucid's absolute 12 px.
 
     jitter: maximum shift, as a fraction of the image side, in each of x and y.
     scale: range of the zoom factor (``> 1`` zooms in).
@@ -116,9 +117,9 @@ class _StopForward(Exception):
 class _Tap:
     """Forward hooks that reduce each needed layer's output to per-neuron values ``(B, n_units)``.
 
-    The reduction (mean over the spatial map) happens inside the hook: modules such as
-    ``nn.ReLU(inplace=True)`` overwrite the layer output right after it is produced, so a
-    kept reference would read post-ReLU values and a dead ReLU would cut the gradient.
+    The reduction (conv: mean over the map; linear: a copy) happens inside the hook: modules
+    such as ``nn.ReLU(inplace=True)`` overwrite the layer output right after it is produced, so
+    a kept reference would read post-ReLU values and a dead ReLU would cut the gradient.
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str]) -> None:
@@ -221,7 +222,7 @@ def _render_batch(model: nn.Module, batch: Sequence[Neuron], *, size: int, steps
     layers = sorted({layer for layer, _ in batch}, key=order.__getitem__)
     tap = _Tap(model, layers)
     objective = _Objective(batch, layers, device)
-    history = torch.empty((steps, len(batch)))
+    history = torch.empty((steps, len(batch)), device=device)  # stays on the device: no sync per step
     try:
         with torch.no_grad():
             start = objective(tap.run(model, (image() - mean) / std)).cpu()
@@ -236,13 +237,13 @@ def _render_batch(model: nn.Module, batch: Sequence[Neuron], *, size: int, steps
             (grad,) = torch.autograd.grad(-sign * obj.sum(), [image.spectrum])
             image.spectrum.grad = grad
             opt.step()
-            history[step] = obj.detach().cpu()
+            history[step] = obj.detach()
         with torch.no_grad():
             final = image()
             end = objective(tap.run(model, (final - mean) / std)).cpu()
     finally:
         tap.close()
-    return final.detach().cpu(), start, end, history
+    return final.detach().cpu(), start, end, history.cpu()
 
 
 def visualize_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int, steps: int = 128,
@@ -280,7 +281,9 @@ def visualize_neurons(model: nn.Module, neurons: Sequence[Neuron], *, size: int,
     order = _layer_order(model)
     unknown = [layer for layer, _ in neurons if layer not in order]
     if unknown:
-        raise TransferVizError(f"featvis: the model has no module {unknown[0]!r}")
+        known = [name for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        raise TransferVizError(f"featvis: the model has no module {unknown[0]!r}; "
+                               f"neuron layers are module paths such as {known[:8]}")
     mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     sign = 1.0 if mode == "max" else -1.0
