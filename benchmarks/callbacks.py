@@ -216,14 +216,26 @@ def _figure_outputs(app, client, scenario: Scenario, cbs: list[Callback]) -> Non
                 scenario.figures[(o["id"], c)] = fig
 
 
-def first_page_load(cache_dir: Path) -> dict[str, float]:
+def first_page_load(cache_dir: Path, memo_dir: Path | None = None) -> dict[str, float]:
+    """Server time of opening the page on a freshly started app.
+
+    ``memo_dir`` replaces the app's selection-map memo (an empty folder measures the very
+    first visit to a new cache, right after the server started).
+    """
+    import dashboard.data as dashboard_data
     from dashboard.app import create_app
     from layouts.page import page_layout
     from transferviz.cache import Cache
 
-    t = time.perf_counter()
-    app = create_app(cache_dir)
-    create_s = time.perf_counter() - t
+    original = dashboard_data.memo_dir_for
+    if memo_dir is not None:
+        dashboard_data.memo_dir_for = lambda cache: memo_dir  # type: ignore[assignment]
+    try:
+        t = time.perf_counter()
+        app = create_app(cache_dir)
+        create_s = time.perf_counter() - t
+    finally:
+        dashboard_data.memo_dir_for = original
     cache = Cache.open(cache_dir)
     t = time.perf_counter()
     page_layout(cache)
@@ -235,12 +247,15 @@ def first_page_load(cache_dir: Path) -> dict[str, float]:
         assert client.get(path).status_code == 200, path
     serve_s = time.perf_counter() - t
 
-    # the callbacks a fresh page fires, with the inputs a plain link has
-    from dashboard.urlstate import StateSpace
+    # the callbacks a fresh page fires, with the inputs a plain link has once the state callback
+    # has put the default class into the shared store (each view then draws that class once)
+    from dashboard.urlstate import default_state
+    from layouts import ids
 
-    space = StateSpace.from_cache(cache)
     defaults = _layout_values(app.layout)
-    init_vals = lambda cid, prop: "" if (cid, prop) == ("url", "search") else defaults.get((cid, prop))  # noqa: E731
+    defaults[(ids.URL, "search")] = ""
+    defaults[(ids.SELECTED_CLASS, "data")] = default_state(cache).cls
+    init_vals = lambda cid, prop: defaults.get((cid, prop))  # noqa: E731
     initial_s, slowest = 0.0, ("", 0.0)
     for cb in callbacks_of(app):
         if not cb.initial:
@@ -249,10 +264,16 @@ def first_page_load(cache_dir: Path) -> dict[str, float]:
         initial_s += dt
         if dt > slowest[1]:
             slowest = (cb.label, dt)
-    del space
     return {"create_app_s": create_s, "layout_s": layout_s, "serve_s": serve_s, "initial_callbacks_s": initial_s,
             "first_load_s": layout_s + serve_s + initial_s, "slowest_initial": slowest[0],
             "slowest_initial_s": slowest[1]}
+
+
+def _describe_load(name: str, load: dict[str, float]) -> str:
+    return (f"{name}: layout {load['layout_s'] * 1000:.0f} ms + serving /, _dash-layout, _dash-dependencies "
+            f"{load['serve_s'] * 1000:.0f} ms + initial callbacks {load['initial_callbacks_s'] * 1000:.0f} ms "
+            f"= {load['first_load_s']:.2f} s (slowest: {load['slowest_initial'].split(',')[0]} "
+            f"{load['slowest_initial_s'] * 1000:.0f} ms)")
 
 
 def cold_selection_maps(cache, k: int = 5) -> list[float]:
@@ -295,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cache {cache.root} ({cache.name}: {len(cache.instances)} instances, {len(cache.classes)} classes, "
           f"{len(cache.layers)} layers)")
 
+    # 1) the very first visit, right after the server started on a cache nobody has opened
+    with tempfile.TemporaryDirectory() as empty_memo:
+        cold_load = first_page_load(cache_dir, Path(empty_memo))
+    # 2) every other visit: the default selection's map is memoized (the app warms it at start-up)
+    from dashboard.data import memo_dir_for, projection_frame
+    from dashboard.urlstate import default_state
+
+    projection_frame(cache, default_state(cache).classes, memo_dir_for(cache))
     load = first_page_load(cache_dir)
     app = create_app(cache_dir)
     client = app.server.test_client()
@@ -332,14 +361,14 @@ def main(argv: list[str] | None = None) -> int:
               f"  {r['max_kb']:6.0f}  {ok}")
     print(f"\nclass-selection t-SNE, cold (no memo; pairs of classes): median {statistics.median(cold):.2f} s, "
           f"max {max(cold):.2f} s -- once per selection, then memoized on disk")
-    print(f"first page load (server): layout {load['layout_s'] * 1000:.0f} ms + serving /, _dash-layout, "
-          f"_dash-dependencies {load['serve_s'] * 1000:.0f} ms + initial callbacks "
-          f"{load['initial_callbacks_s'] * 1000:.0f} ms = {load['first_load_s']:.2f} s "
-          f"(goal < {GOAL_FIRST_LOAD_S:.0f} s; slowest initial callback: {load['slowest_initial']} "
-          f"{load['slowest_initial_s'] * 1000:.0f} ms); create_app {load['create_app_s']:.2f} s")
+    print("first page load (server side; goal < %.0f s):" % GOAL_FIRST_LOAD_S)
+    print("  " + _describe_load("usual visit (memo warm)", load))
+    print("  " + _describe_load("first visit just after start-up, empty memo", cold_load))
+    print(f"  create_app {load['create_app_s']:.2f} s")
     failing = [r for r in rows if r["errors"] or not r["p95_ms"] < GOAL_P95_MS]
     if args.json:
         args.json.write_text(json.dumps({"cache": str(cache.root), "callbacks": rows, "first_load": load,
+                                         "first_load_cold_memo": cold_load,
                                          "cold_selection_map_s": cold}, indent=1))
     print(f"\n{len(rows) - len(failing)}/{len(rows)} callbacks meet the p95 goal"
           + (f"; over or failing: {', '.join(r['callback'] for r in failing)}" if failing else ""))

@@ -16,11 +16,12 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, html, no_update
 
 from dashboard.data_network import (
+    warm,
     Discriminability,
-    conductance_by_domain,
     discriminability,
     featvis_exists,
     mirrored_histogram_svg,
+    ranking_histograms,
     ranking_table,
     valid_class,
 )
@@ -123,18 +124,17 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     table = ranking_table(d)
     rows = ranking_rows(table, order=_order(order), top_checked=ly.TOP_CHECKED)
     try:
-        src, tgt = conductance_by_domain(cache, m, c, d.neurons)
-    except TransferVizError:  # a partial cache without conductance: rows without histograms
-        src = tgt = [[] for _ in range(len(d.neurons))]
+        hists = ranking_histograms(cache, m, c)
+    except TransferVizError:  # a partial cache without conductance: empty histograms
+        hists = {}
     has_fv = [featvis_exists(cache, m, r["layer"], r["neuron"]) for r in rows]
     options = []
     for r, fv in zip(rows, has_fv):
-        i = r["index"]
         image = None
         if any(has_fv):  # reserve the column only when the cache has feature visualizations
             image = (html.Img(src=url_for(f"/featvis/{m}/{r['layer']}/{r['neuron']}.png"), width=28, height=28,
                               style={"imageRendering": "pixelated"}, alt="feature visualization") if fv else "")
-        svg = mirrored_histogram_svg(src[i], tgt[i], width=160, height=30)
+        svg = hists.get((r["layer"], int(r["neuron"]))) or mirrored_histogram_svg([], [])
         options.append({"label": _row_label(r, m, svg, image), "value": neuron_key(r["layer"], r["neuron"])})
     keys = [o["value"] for o in options]
     wanted = [k for k in (checked or []) if k in keys]
@@ -172,6 +172,10 @@ def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[
         n[["axis_x", "axis_y"]].to_numpy(dtype=float), labels, chk, d.cv_accuracy, height=ly.BIPLOT_HEIGHT,
     )
     fig.layout.uirevision = f"biplot|{m}|{c}"  # a new class or model resets the zoom (one property: no re-validation of the layout)
+    for t in fig.data:
+        if isinstance(t.meta, dict) and t.meta.get("role") == "instances":
+            # the thumbnail tooltip replaces plotly's label (it repeats u and g); hover events still fire
+            t.hoverinfo, t.hovertemplate = "none", None
     return fig
 
 
@@ -242,6 +246,8 @@ def tooltip(cache: Cache, hover_data: dict | None, class_index: Any = None, mode
         html.Div([html.Span(r["domain_name"], style={"color": DOMAIN_COLORS.get(r["domain"], "#333")}),
                   f" #{i}"], className="small fw-semibold"),
         html.Div(f"label {r['label_name']} · target model: {r['target_pred_name']}", className="small"),
+        *([html.Div(f"u {p['x']:.2f} · g {p['y']:.2f}", className="small text-muted")]
+          if isinstance(p.get("x"), (int, float)) and isinstance(p.get("y"), (int, float)) else []),
     ], className="tv-tooltip")
     return True, p.get("bbox"), direction, children
 
@@ -330,6 +336,7 @@ def register(app: dash.Dash) -> None:
     from dashboard.app import get_cache
 
     space = StateSpace.from_cache(get_cache(app))  # the valid URL values never change under an app
+    warm(get_cache(app))  # parse the small tables now, not on a user's first click
 
     def url_for(path: str) -> str:
         return app.get_relative_path(path)

@@ -149,13 +149,16 @@ def selection_list(cache: Cache, selected_data: dict | None, prefix: str) -> Any
 
 # --- wiring ---------------------------------------------------------------------------
 
-def _warm_tsne_imports() -> None:
-    # openTSNE takes seconds to import; pay that at start-up in the background, not on the
-    # first class selection a user makes.
+def _warm_up(cache: Cache, memo_dir: Path) -> None:
+    """Pays, in the background at start-up, what the first visitor would otherwise wait for:
+    openTSNE's import (seconds) and the default selection's map (memoized for every worker)."""
     try:
-        import openTSNE  # noqa: F401
-        from openTSNE.affinity import PerplexityBasedNN  # noqa: F401
-    except Exception:  # the callback will report the real error if it ever needs the module
+        import openTSNE  # noqa: F401  (even when the default map needs no t-SNE run)
+
+        from dashboard.urlstate import default_state
+
+        data.projection_frame(cache, default_state(cache).classes, memo_dir)
+    except Exception:  # the callback reports any real error when a user asks for the map
         pass
 
 
@@ -163,7 +166,7 @@ def register(app: dash.Dash) -> None:
     cache = get_cache(app)
     memo_dir = data.memo_dir_for(cache)
     prefix = app.config.requests_pathname_prefix
-    threading.Thread(target=_warm_tsne_imports, name="warm-opentsne", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(cache, memo_dir), name="warm-instance-map", daemon=True).start()
 
     @app.callback(
         Output(inst_layout.SCATTER, "figure"),

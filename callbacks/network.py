@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html, no_update
 
 from dashboard.data_network import (
+    warm,
     NeuronDetail,
     class_important,
     WeightDetail,
@@ -334,6 +335,7 @@ def register(app: dash.Dash) -> None:
     from dashboard.app import get_cache
 
     space = StateSpace.from_cache(get_cache(app))  # the valid URL values never change under an app
+    warm(get_cache(app))  # parse the small tables now, not on a user's first click
 
     def url_for(path: str) -> str:
         return app.get_relative_path(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
-import dash_bootstrap_components as dbc
 from flask import Response, abort
 
 from transferviz.cache import Cache
@@ -30,9 +29,10 @@ def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash
     app = dash.Dash(
         __name__,
         title=f"transferviz: {cache.name}",
-        external_stylesheets=[dbc.themes.BOOTSTRAP],
         suppress_callback_exceptions=True,
         url_base_pathname=url_base_pathname,
+        # Bootstrap 5.3.6 (MIT) is vendored in assets/: the page must style itself offline,
+        # and a CDN stylesheet would log a console error on machines without internet.
         assets_folder=str(Path(__file__).parent / "assets"),
     )
     app.server.config[_CACHE_KEY] = cache

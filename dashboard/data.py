@@ -25,6 +25,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "class_counts",
     "class_colors",
+    "distinct_class_palette",
     "class_table_records",
     "instance_records",
     "memo_dir_for",
@@ -43,6 +44,8 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("diff", "difference"),
     ("mistaken_for", "mistaken for (count)"),
 )
+
+NONE_MISTAKEN = "\u2014"
 
 #: Selection-map settings; part of the memo key, so changing them never serves a stale map.
 SELECTION_ITERATIONS = 100
@@ -76,8 +79,10 @@ def class_table_records(cache: Cache) -> list[dict[str, Any]]:
             "source_acc": _num(r["source_acc"]),
             "target_acc": _num(r["target_acc"]),
             "diff": _num(r["diff"]),
-            # an empty string reads as "nothing mistaken" and sorts first
-            "mistaken_for": str(r.get("mistaken_for") or "") if n else "no target validation instances",
+            # a dash, not a blank, for "never mistaken" (a blank reads as missing data)
+            "mistaken_for": (str(r.get("mistaken_for") or "") or NONE_MISTAKEN) if n
+            else "no target validation instances",
+            "source_mistaken_for": (str(r.get("source_mistaken_for") or "") or NONE_MISTAKEN) if n else "",
         })
     return rows
 
@@ -124,7 +129,44 @@ def class_counts(cache: Cache) -> pd.DataFrame:
 
 def class_colors(cache: Cache) -> dict[int, str]:
     """Class index -> colour over *all* classes, so a class keeps its colour whatever the selection."""
-    return class_color_map(list(range(len(cache.classes))))
+    n = len(cache.classes)
+    return dict(enumerate(distinct_class_palette(n))) if n <= 16 else class_color_map(list(range(n)))
+
+
+#: How many of the theme's class colours are taken in order before the rest are picked for contrast.
+_KEEP_IN_ORDER = 8
+
+
+def distinct_class_palette(n: int) -> list[str]:
+    """``n`` (<= 16) colours of the theme's class palette, none two alike.
+
+    The theme lists its 16 colours so that the first eight are Tableau's (without the
+    domain red and blue); taken in order, the 9th and 10th (teal, dark orange) would sit
+    next to green and orange, and ten digit classes would show two pairs of near twins.
+    So the first eight are kept and each further colour is the remaining one farthest (in
+    CIELAB) from all chosen so far.
+    """
+    from dashboard.figures.theme import class_palette
+
+    pool = class_palette(16)
+    if n <= _KEEP_IN_ORDER:
+        return pool[:max(n, 0)]
+    lab = {c: _lab(c) for c in pool}
+    chosen = pool[:_KEEP_IN_ORDER]
+    while len(chosen) < n:
+        rest = [c for c in pool if c not in chosen]
+        chosen.append(max(rest, key=lambda c: min(float(np.linalg.norm(lab[c] - lab[k])) for k in chosen)))
+    return chosen
+
+
+def _lab(hex_color: str) -> np.ndarray:
+    """CIELAB of an ``#rrggbb`` colour (D65), for perceptual colour distances."""
+    rgb = np.array([int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 
 
 def memo_dir_for(cache: Cache) -> Path:

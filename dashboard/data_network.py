@@ -27,6 +27,7 @@ Model = Literal["source", "target"]
 MODELS: tuple[Model, Model] = ("source", "target")
 
 __all__ = [
+    "warm",
     "valid_class",
     "pair_name",
     "layer_numbers",
@@ -47,6 +48,7 @@ __all__ = [
     "ranking_table",
     "conductance_by_domain",
     "mirrored_histogram_svg",
+    "ranking_histograms",
 ]
 
 
@@ -118,15 +120,38 @@ def _class_rows(cache: Cache, class_index: int, domain: str) -> np.ndarray:
     return _class_rows_memo(_root(cache), int(class_index), domain)
 
 
-@lru_cache(maxsize=256)
-def _class_rows_memo(root: str, class_index: int, domain: str) -> np.ndarray:
+@lru_cache(maxsize=8)
+def _labels_domains(root: str) -> tuple[np.ndarray, np.ndarray]:
     p = Path(root) / "data" / "instances.parquet"
     if not p.is_file():
         p = Path(root) / "data" / "base.parquet"  # the same rows, before the forward stage
     df = pd.read_parquet(p, columns=["domain", "label"])
-    rows = np.flatnonzero(((df["domain"] == domain) & (df["label"] == class_index)).to_numpy())
+    return df["label"].to_numpy(), df["domain"].astype(str).to_numpy()
+
+
+@lru_cache(maxsize=256)
+def _class_rows_memo(root: str, class_index: int, domain: str) -> np.ndarray:
+    labels, domains = _labels_domains(root)
+    rows = np.flatnonzero((domains == domain) & (labels == class_index))
     rows.setflags(write=False)  # shared between callers
     return rows
+
+
+def warm(cache: Cache) -> None:
+    """Parses the small tables the views look up (instance labels, boxplot statistics,
+    important weights, Algorithm 1 outputs) once, at app start, so that no user's first
+    click pays for it. Missing artifacts are skipped: the views show their empty states."""
+    root = _root(cache)
+    _labels_domains(root)
+    layers = cache.layers
+    for a, b in zip(layers[:-1], layers[1:]):
+        pair = pair_name(a, b)
+        if (cache.root / f"analysis/weights/{pair}_boxes.parquet").is_file():
+            _boxes_by_class(root, pair)
+        for model in MODELS:
+            _important_weights(root, model, pair)
+    for model in MODELS:
+        _disc_tables(root, model)
 
 
 # =======================================================================================
@@ -520,19 +545,54 @@ def ranking_table(d: Discriminability) -> pd.DataFrame:
 
 def conductance_by_domain(cache: Cache, model: Model, class_index: int,
                           neurons: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per neuron (row of ``neurons``), its conductance over the class's source and target
-    instances; one memory-mapped gather per layer."""
-    rs, rt = _class_rows(cache, class_index, "source"), _class_rows(cache, class_index, "target")
-    src: list[np.ndarray] = [np.zeros(0)] * len(neurons)
-    tgt: list[np.ndarray] = [np.zeros(0)] * len(neurons)
-    for layer, g in neurons.groupby("layer", sort=False):
-        cond = cache.conductance(model, str(layer))
-        cols = g["neuron"].to_numpy(dtype=np.int64)
+    """Per neuron (row of ``neurons``: ``layer``, ``neuron``), its conductance over the
+    class's source and target instances; one memory-mapped gather per layer."""
+    for layer in set(neurons["layer"]):
+        cache.conductance(model, str(layer))  # the cache's own errors for a missing layer or file
+    return _conductance_by_domain(_root(cache), model, int(class_index),
+                                  neurons["layer"].astype(str).to_numpy(), neurons["neuron"].to_numpy(dtype=np.int64))
+
+
+def _conductance_by_domain(root: str, model: str, class_index: int, layers: np.ndarray,
+                           cols_all: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rs, rt = _class_rows_memo(root, class_index, "source"), _class_rows_memo(root, class_index, "target")
+    src: list[np.ndarray] = [np.zeros(0)] * len(layers)
+    tgt: list[np.ndarray] = [np.zeros(0)] * len(layers)
+    for layer in dict.fromkeys(layers):  # forward order of first appearance
+        idx = np.flatnonzero(layers == layer)
+        cond = _mmap(root, f"analysis/conductance/{model}/{layer}.npy")
+        cols = cols_all[idx]
         a_s = np.asarray(cond[rs][:, cols], dtype=float) if len(rs) else np.zeros((0, len(cols)))
         a_t = np.asarray(cond[rt][:, cols], dtype=float) if len(rt) else np.zeros((0, len(cols)))
-        for k, i in enumerate(g.index):
+        for k, i in enumerate(idx):
             src[int(i)], tgt[int(i)] = a_s[:, k], a_t[:, k]
     return src, tgt
+
+
+def ranking_histograms(cache: Cache, model: Model, class_index: int, width: int = 160,
+                       height: int = 30) -> dict[tuple[str, int], str]:
+    """``(layer, neuron) -> SVG`` mirrored conductance histogram of every ranked neuron.
+
+    Memoized per build, model and class: the list is rebuilt on every order switch and
+    class visit, the histograms never change. Empty when the class has no ranking.
+    """
+    d = discriminability(cache, model, class_index)
+    if not d.ok:
+        return {}
+    for layer in set(d.neurons["layer"]):
+        cache.conductance(model, str(layer))  # the cache's own errors for a missing layer or file
+    return _ranking_histograms(_root(cache), model, int(class_index), width, height)
+
+
+@lru_cache(maxsize=128)
+def _ranking_histograms(root: str, model: str, class_index: int, width: int,
+                        height: int) -> dict[tuple[str, int], str]:
+    neu = _disc_tables(root, model)["neurons"]
+    n = neu[neu["class_index"] == class_index]
+    layers, cols = n["layer"].astype(str).to_numpy(), n["neuron"].to_numpy(dtype=np.int64)
+    src, tgt = _conductance_by_domain(root, model, class_index, layers, cols)
+    return {(str(layer), int(k)): mirrored_histogram_svg(src[i], tgt[i], width=width, height=height)
+            for i, (layer, k) in enumerate(zip(layers, cols))}
 
 
 def mirrored_histogram_svg(src: np.ndarray, tgt: np.ndarray, bins: int = 20, *, width: int = 150,

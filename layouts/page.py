@@ -9,6 +9,11 @@ from layouts import features, ids, instances, network, statistics
 from transferviz.cache import Cache
 
 
+# compact tab headers: the views need the height at 1366 x 768
+_TAB = {"style": {"padding": "4px 12px", "lineHeight": "20px"},
+        "selected_style": {"padding": "4px 12px", "lineHeight": "20px", "fontWeight": 600}}
+
+
 def page_layout(cache: Cache) -> html.Div:
     dom = cache.domains
     header = dbc.Navbar(dbc.Container([
@@ -31,7 +36,7 @@ def page_layout(cache: Cache) -> html.Div:
         dbc.Container([
             html.Div(id=ids.NOTICE),
             dcc.Tabs(id=ids.TABS, value="analysis", children=[
-                dcc.Tab(label="Transfer analysis", value="analysis", children=analysis),
-            ], className="mt-1"),
+                dcc.Tab(label="Transfer analysis", value="analysis", children=analysis, **_TAB),
+            ], className="mt-1", style={"height": "30px"}),
         ], fluid=True, className="px-2"),
     ])

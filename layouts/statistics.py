@@ -150,6 +150,10 @@ def _table(cache: Cache) -> html.Div:
             "diff": "target minus source accuracy",
             "mistaken_for": "classes the target model predicts for the class's target validation instances",
         },
+        # the paper's column is the target model's confusions; the source model's are one hover away
+        tooltip_data=[{"mistaken_for": {"type": "markdown", "value":
+                                        f"target model: {r['mistaken_for']}  \nsource model: {r['source_mistaken_for']}"}}
+                      for r in rows],
         tooltip_delay=300,
         tooltip_duration=None,
         # the active-cell outline is DataTable's pink; keep the focus cue but in the neutral palette

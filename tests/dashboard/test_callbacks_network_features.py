@@ -393,6 +393,7 @@ def test_biplot_axes_for_checked_neurons(cache):
     assert lab.text[0].endswith(f"#{first[1]}")
     assert any("CV accuracy" in a.text for a in fig.layout.annotations)
     assert fig.layout.uirevision == f"biplot|target|{c}"
+    assert pts["source"].hoverinfo == "none"  # the thumbnail tooltip takes over
     none = cf.biplot_figure(cache, c, "target", [])
     assert not [t for t in none.data if (t.meta or {}).get("role") == "axes-lines"]
 
@@ -472,3 +473,77 @@ def test_callbacks_are_lookups(cache):
     cn.network_figure(cache, 0, [1, 3]), cf.ranking(cache, 0, "target", "most")
     assert p95(lambda i: cn.network_figure(cache, i % 10, [1, 3])) < 1.0
     assert p95(lambda i: cf.ranking(cache, i % 10, "target", "most")) < 1.0
+
+
+# --------------------------------------------------------------------------------------
+# URL keys: layers (view C); model, order, neurons (view D)
+# --------------------------------------------------------------------------------------
+def _query(search: str) -> dict[str, str]:
+    from urllib.parse import unquote
+
+    return dict(part.split("=", 1) for part in unquote(search.lstrip("?")).split("&") if "=" in part)
+
+
+def test_layers_follow_and_write_the_url(cache):
+    from dashboard.urlstate import StateSpace
+
+    space = StateSpace.from_cache(cache)
+    L = cache.layers
+    # the URL wins on load and on back/forward
+    assert cn.layers_url(cache, space, set(), f"?layers={L[2]},{L[3]}", [1, 3]) == (no_update, [3, 4])
+    assert cn.layers_url(cache, space, {"url"}, f"?layers={L[2]},{L[3]}", [3, 4]) == (no_update, no_update)
+    # a slider move writes the URL, keeping the other keys
+    search, slider = cn.layers_url(cache, space, {ln.LAYERS}, "?class=3&model=source", [2, 3])
+    q = _query(search)
+    assert q["layers"] == f"{L[1]},{L[2]}" and q["model"] == "source" and q["class"] == cache.classes[3]
+    assert slider is no_update
+    # more than MAX_LAYERS: clamped, the slider follows
+    search, slider = cn.layers_url(cache, space, {ln.LAYERS}, "?class=3", [1, 7])
+    assert slider == [1, ln.MAX_LAYERS] and len(_query(search)["layers"].split(",")) == ln.MAX_LAYERS
+    # a bad link falls back to the default layers (the state callback shows the notice)
+    assert cn.layers_url(cache, space, {"url"}, "?layers=nope", [2, 5])[1] == [1, ln.DEFAULT_LAYERS]
+
+
+def test_feature_controls_and_the_url(cache):
+    from dashboard.urlstate import StateSpace
+
+    space = StateSpace.from_cache(cache)
+    c, name = 4, cache.classes[4]
+    top_src = cf.default_checked(cache, c, "source", "least")
+    pick = [o["value"] for o in cf.ranking(cache, c, "source", "least")[0]][6:8]
+    link = f"?class={name}&model=source&order=least&neurons=" + ",".join(pick)
+    # page load: model, order and the checked neurons come from the link
+    search, model, order, options, value, status = cf.feature_controls(
+        cache, space, set(), link, c, "target", "most", [])
+    assert (search, model, order) == (no_update, "source", "least")
+    assert len(options) > 5 and value == pick
+    # the user checks the top five of this order again: the URL drops its neurons
+    search = cf.feature_controls(cache, space, {lf.RANKING}, link, c, "source", "least", top_src)[0]
+    assert "neurons" not in _query(search) and _query(search)["model"] == "source"
+    # ... or another set: the URL records it
+    search = cf.feature_controls(cache, space, {lf.RANKING}, f"?class={name}", c, "target", "most", pick[:1])[0]
+    assert _query(search)["neurons"] == pick[0]
+    # the model switch: a new list with its top five, the URL records the model
+    search, model, order, options, value, _ = cf.feature_controls(
+        cache, space, {lf.MODEL}, link, c, "target", "least", pick)
+    assert model is no_update and options and value == cf.default_checked(cache, c, "target", "least")
+    assert _query(search)["model"] == "target" and "neurons" not in _query(search)
+    # the class changed but the URL still names the old one: the state callback owns that, no write
+    assert cf.feature_controls(cache, space, {"sel-class"}, link, 2, "source", "least", [])[0] is no_update
+    # back/forward to other checks of the same list: the checkboxes follow
+    out = cf.feature_controls(cache, space, {"url"}, link, c, "source", "least", top_src)
+    assert out[3] is no_update and out[4] == pick
+
+
+def test_conductance_slices_and_histograms(cache):
+    c = 2
+    d = dn.discriminability(cache, "source", c)
+    src, tgt = dn.conductance_by_domain(cache, "source", c, d.neurons)
+    inst = cache.instances
+    layer, n = str(d.neurons.layer[3]), int(d.neurons.neuron[3])
+    rows_t = inst.index[(inst.domain == "target") & (inst.label == c)].to_numpy()
+    np.testing.assert_allclose(tgt[3], np.asarray(cache.conductance("source", layer)[rows_t, n]))
+    assert len(src[3]) == d.n_source and len(tgt[3]) == d.n_target
+    hists = dn.ranking_histograms(cache, "source", c)
+    assert set(hists) == {(str(l), int(k)) for l, k in zip(d.neurons.layer, d.neurons.neuron)}
+    assert hists[(layer, n)] == dn.mirrored_histogram_svg(src[3], tgt[3], width=160, height=30)

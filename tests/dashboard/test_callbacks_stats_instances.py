@@ -97,8 +97,19 @@ def test_table_records_are_json_safe_and_sortable(tiny_cache):
     json.dumps(rows, allow_nan=False)
     assert all(isinstance(r["source_acc"], (float, type(None))) for r in rows)
     table = tiny_cache.table("analysis/class_table.parquet")
-    assert [r["mistaken_for"] for r in rows] == [m if n else "no target validation instances"
+    assert [r["mistaken_for"] for r in rows] == [(m or data.NONE_MISTAKEN) if n else "no target validation instances"
                                                  for m, n in zip(table.mistaken_for, table.n)]
+    assert all(r["source_mistaken_for"] for r in rows if r["n"])
+
+
+def test_class_colours_are_stable_and_distinct(tiny_cache):
+    colours = data.class_colors(tiny_cache)
+    assert list(colours) == list(range(len(tiny_cache.classes)))
+    assert len(set(colours.values())) == len(colours)
+    lab = [data._lab(c) for c in colours.values()]
+    closest = min(np.linalg.norm(a - b) for i, a in enumerate(lab) for b in lab[i + 1:])
+    assert closest > 25  # the theme's first ten, in order, have a pair at 14 (orange / dark orange)
+    assert data.distinct_class_palette(3) == list(colours.values())[:3]
 
 
 # --- state ----------------------------------------------------------------------------
