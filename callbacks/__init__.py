@@ -6,7 +6,7 @@ import dash
 
 
 def register_all(app: dash.Dash) -> None:
-    from callbacks import features, instances, network, state, statistics
+    from callbacks import change, features, instances, network, state, statistics
 
-    for module in (state, statistics, instances, network, features):
+    for module in (state, statistics, instances, network, features, change):
         module.register(app)

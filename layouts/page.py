@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from layouts import features, ids, instances, network, statistics
+from layouts import change, features, ids, instances, network, statistics
 from transferviz.cache import Cache
 
 
@@ -37,6 +37,7 @@ def page_layout(cache: Cache) -> html.Div:
             html.Div(id=ids.NOTICE),
             dcc.Tabs(id=ids.TABS, value="analysis", children=[
                 dcc.Tab(label="Transfer analysis", value="analysis", children=analysis, **_TAB),
+                dcc.Tab(label="Neuron change", value="change", children=change.layout(cache), **_TAB),
             ], className="mt-1", style={"height": "30px"}),
         ], fluid=True, className="px-2"),
     ])

@@ -1,0 +1,34 @@
+"""The neuron-change tab (seed 003): which neurons' feature visualizations changed most through
+fine-tuning, per layer, with the source and target images side by side."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from transferviz.cache import Cache
+
+LAYER = "change-layer"
+SHOW_GRAY = "change-show-gray"
+LIST = "change-list"
+ALL = "__all__"
+
+
+def layout(cache: Cache) -> html.Div:
+    names = {l: f"L{i} {l}" for i, l in enumerate(cache.layers, 1)}
+    return html.Div([
+        html.Div([
+            html.Span("Neuron change through fine-tuning", className="tv-card-title me-3"),
+            html.Span("cosine similarity of embeddings of each neuron's source and target feature visualization "
+                      "(1 = unchanged); gray, washed-out visualizations are detected by colourfulness",
+                      className="text-muted small"),
+        ], className="mb-2"),
+        dbc.Row([
+            dbc.Col(dcc.Dropdown(id=LAYER, options=[{"label": "every layer (five most changed each)", "value": ALL}]
+                                 + [{"label": v, "value": k} for k, v in names.items()],
+                                 value=ALL, clearable=False), width=4),
+            dbc.Col(dbc.Checklist(id=SHOW_GRAY, options=[{"label": "include gray visualizations", "value": "gray"}],
+                                  value=[], switch=True), width=4),
+        ], className="mb-2 g-2"),
+        html.Div(id=LIST),
+    ], className="tv-card mt-2")
