@@ -324,9 +324,6 @@ def stage_project(ctx: BuildContext) -> None:
     w.array("analysis/pca50.npy", feats.astype(np.float32), "target-model embeddings reduced by PCA (<= 50 dims), the t-SNE input")
     w.array("analysis/tsne.npy", tsne_map(feats, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
             "(N, 2) openTSNE map of every instance's target-model embedding")
-    pixels = np.asarray(c.images, dtype=np.float32).reshape(len(emb), -1) / 255.0
-    w.array("analysis/tsne_pixels.npy", tsne_map(pixels, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
-            "(N, 2) openTSNE map of the raw pixels, for comparison with the embedding map")
     ctx.notes["summary"] = f"t-SNE of {len(emb)} instances"
 
 

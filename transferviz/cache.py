@@ -354,9 +354,9 @@ class Cache:
                 "neurons": pick(self.table(f"{base}/neurons.parquet")),
                 "points": pick(self.table(f"{base}/points.parquet"))}
 
-    def tsne(self, pixels: bool = False) -> np.ndarray:
-        """(N, 2) t-SNE map of the target model's embeddings (or of the raw pixels)."""
-        return self.array("analysis/tsne_pixels.npy" if pixels else "analysis/tsne.npy")
+    def tsne(self) -> np.ndarray:
+        """(N, 2) t-SNE map of the target model's embeddings."""
+        return self.array("analysis/tsne.npy")
 
     def embedding(self, which: ModelName) -> np.ndarray:
         return self.array(f"analysis/embedding/{which}.npy")
