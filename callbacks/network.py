@@ -186,8 +186,8 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
     ], className="tv-detail tv-detail-neuron", **{"data-kind": "neuron"})
 
 
-def weight_panel(d: WeightDetail, class_name: str) -> html.Div:
-    """The weight detail panel (paper Figure 1 C.2): neurons, values and the kernel."""
+def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -> html.Div:
+    """The weight detail panel (paper Figure 1 C.2): neurons, their images, values and the kernel."""
     color = DOMAIN_COLORS[d.model]
     rows: list[tuple[str, Any]] = [
         ("neurons", html.Span([_neuron_tag(d.model, d.from_number, d.n1), " → ",
@@ -215,10 +215,23 @@ def weight_panel(d: WeightDetail, class_name: str) -> html.Div:
     return html.Div([
         html.Div([html.Span(f"{d.model} weight ", style={"color": color}),
                   html.Span(f"L{d.from_number} → L{d.to_number}", className="text-muted")], className="fw-semibold"),
+        html.Div([html.Div([_neuron_tag(d.model, num, n), html.Div(img)], className="me-2")
+                  for (num, n), img in zip(((d.from_number, d.n1), (d.to_number, d.n2)), images)],
+                 className="d-flex mb-1") if images else None,
         table,
         dcc.Graph(id=ly.KERNEL, figure=kernel, config={**GRAPH_CONFIG, "displayModeBar": "hover"},
                   style={"height": "200px"}),
     ], className="tv-detail tv-detail-weight", **{"data-kind": "weight"})
+
+
+def neuron_image(cache: Cache, model: str, layer: str, n: int, class_index: int, url_for: UrlFor = _identity,
+                 size: int = 64) -> Any:
+    """The neuron's feature visualization, or (without one) the class's instance it attributes most to."""
+    if featvis_exists(cache, model, layer, n):
+        return _featvis(url_for, model, layer, n, size=size)
+    top = top_instances(cache, model, layer, n, class_index, n=1)
+    first = top.get("target") or top.get("source")
+    return _thumb(url_for, first[0][0], 48, "the class's instance with the highest conductance") if first else html.Span()
 
 
 def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_neuron: int, t_neuron: int,
@@ -231,15 +244,8 @@ def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_
     ti = np.flatnonzero(class_important(cache, "target", layer, class_index) == t_neuron)
     if block is not None and len(si) and len(ti):
         sim = float(block[si[0], ti[0]])
-    cols = []
-    for model, n in (("source", s_neuron), ("target", t_neuron)):
-        if featvis_exists(cache, model, layer, n):
-            img = _featvis(url_for, model, layer, n, size=64)
-        else:
-            top = top_instances(cache, model, layer, n, class_index, n=1)
-            first = top.get("target") or top.get("source")
-            img = _thumb(url_for, first[0][0], 48, "the class's instance with the highest conductance") if first else html.Span()
-        cols.append(html.Div([_neuron_tag(model, number, n), html.Div(img)], className="me-3"))
+    cols = [html.Div([_neuron_tag(model, number, n), html.Div(neuron_image(cache, model, layer, n, class_index, url_for))],
+                     className="me-3") for model, n in (("source", s_neuron), ("target", t_neuron))]
     return html.Div([
         html.Div(f"L{number} ({layer}): similarity {'–' if sim is None else f'{sim:.3f}'}", className="fw-semibold"),
         html.Div(cols, className="d-flex mt-1"),
@@ -286,7 +292,9 @@ def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
             if click.get("has_correspondence") is not None:
                 # the figure's flag comes from the cache's correspondence matrix: it is authoritative
                 d.corresponds = bool(click["has_correspondence"])
-            return weight_panel(d, class_name)
+            images = [neuron_image(cache, click["model"], layer, n, c, url_for, size=48)
+                      for layer, n in ((click["from"], click["n1"]), (click["to"], click["n2"]))]
+            return weight_panel(d, class_name, images)
         if click["kind"] == "similarity" and click["layer"] in nums:
             return similarity_panel(cache, c, click["layer"], click["layer_number"], click["source_neuron"],
                                     click["target_neuron"], url_for)

@@ -395,7 +395,7 @@ def stages() -> list[Stage]:
                                                                "seed": cfg.seed}, deps=("abstract",),
               doc="domain discriminability (Algorithm 1)"),
         Stage("project", stage_project, lambda cfg: {"p": an(cfg).tsne_perplexity, "seed": cfg.seed},
-              deps=("forward",), doc="t-SNE maps"),
+              deps=("forward",), version=2, doc="t-SNE maps"),
         Stage("featvis", stage_featvis, lambda cfg: cfg.featvis, deps=("abstract",),
               enabled=lambda cfg, opts: cfg.featvis.enabled and opts.featvis,
               doc="feature visualizations of neurons and their change through fine-tuning"),

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -124,7 +125,8 @@ def _json_default(o: Any) -> Any:
 # --- publishing -------------------------------------------------------------------
 
 def new_build_dir(cache_root: Path, run: str) -> Path:
-    d = cache_root / BUILDS_DIR / f"{run}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    # time for humans, pid and a random tag so two builds in one second never collide
+    d = cache_root / BUILDS_DIR / f"{run}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     d.mkdir(parents=True, exist_ok=False)
     return d
 

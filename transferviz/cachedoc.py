@@ -29,7 +29,10 @@ def artifact_table(cache: Cache) -> str:
         key = generic(path)
         if key in rows:
             continue
-        meaning = re.sub(r"\b(source|target) model\b", "{model} model", art["meaning"])
+        meaning = re.sub(r"\b(source|target)([- ])model\b", r"{model}\2model", art["meaning"])
+        layers = "|".join(re.escape(l) for l in sorted(cache.layers, key=len, reverse=True))
+        meaning = re.sub(rf"\b({layers}) -> ({layers})\b", "{layer_i} -> {layer_j}", meaning)
+        meaning = re.sub(rf"(?<![\w.])({layers})(?![\w.])", "{layer}", meaning)
         rows[key] = (art["kind"], art.get("dtype", ""), meaning)
     stage_of = {}
     for name, st in cache.manifest["stages"].items():

@@ -665,9 +665,14 @@ def relation_matrices(
     x_min, y_min = -0.2, -1.0  # room for the first upper-right title
     x_max += 0.4
     width_units, height_units = x_max - x_min, y_max - y_min
-    top = 82 if class_name else 58
-    margin = dict(l=8, r=120, t=top, b=8)
     plot_w = int(round(width_units * cell_px))
+    # The horizontal legend wraps on narrow figures (two small layers): reserve a line per row,
+    # plus one for the title, so neither covers the other. ~7 px per character of an entry.
+    n_keys = sum(1 for t in fig.data if (t.get("meta") or {}).get("role") == "legend-key")
+    key_px = 7 * 38
+    legend_rows = max(1, -(-n_keys * key_px // max(plot_w + 120, 1)))
+    top = 24 * legend_rows + (34 if class_name else 10)
+    margin = dict(l=8, r=120, t=top, b=8)
     plot_h = int(round(height_units * cell_px))
     bar_len = int(max(60, min(150, (plot_h - 24) / 2)))
     layout: dict[str, Any] = dict(

@@ -297,6 +297,10 @@ def test_weight_click_shows_values_and_kernel(cache):
 
     w = load_file(str(cache.root / "models" / "target.safetensors"))[f"{L[1]}.weight"]
     np.testing.assert_allclose(k, w[n2, n1], rtol=1e-6)
+    # the two neurons' images sit beside the values (paper Figure 1 C.2)
+    srcs = [getattr(x, "src", "") for x in walk(panel) if type(x).__name__ == "Img"]
+    assert any(f"/{L[0]}/{n1}.png" in s or "/thumb/" in s for s in srcs)
+    assert any(f"/{L[1]}/{n2}.png" in s or "/thumb/" in s for s in srcs)
 
 
 def test_weight_detail_conv_to_linear_and_linear(cache):
