@@ -19,6 +19,7 @@ def artifact_table(cache: Cache) -> str:
         p = re.sub(r"^models/(source|target)\.", "models/{model}.", p)
         p = re.sub(r"epochs/(source|target)_\d+", "epochs/{model}_{epoch:03d}", p)
         p = re.sub(r"embedding/(source|target)\.", "embedding/{model}.", p)
+        p = re.sub(r"^featvis/(source|target)$", "featvis/{model}", p)
         layers = "|".join(re.escape(l) for l in sorted(cache.layers, key=len, reverse=True))
         p = re.sub(rf"({layers})__({layers})", "{layer_i}__{layer_j}", p)
         p = re.sub(rf"/({layers})(?=[._])", "/{layer}", p)
