@@ -381,6 +381,64 @@ def stage_featvis(ctx: BuildContext) -> None:
     ctx.notes["most_changed"] = {l: [int(neurons[i][1]) for i in pos] for l, pos in change.most_changed.items()}
 
 
+# --- timeline -------------------------------------------------------------------------
+
+def stage_timeline(ctx: BuildContext) -> None:
+    """Fine-tuning timeline (issue 6, item 7): per target epoch checkpoint (0 = the source model),
+    every instance's embedding placed in the final t-SNE map, its prediction, per-class accuracy,
+    and per layer the cosine similarity of each neuron's incoming weights to the source model's.
+    Placement: :class:`transferviz.analysis.timeline.MapPlacer` (kNN in the final PCA space;
+    unchanged embeddings keep their final position exactly)."""
+    from transferviz.analysis.timeline import MapPlacer, accuracy_table, flip_epochs, weight_drift
+    from transferviz.pipeline import _embed, all_inputs
+
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    df = c.table("data/base.parquet")
+    emb_layer = c.layer_info["embedding_layer"]
+    x = all_inputs(ctx)
+    epochs = c.epochs("target")
+    if epochs:
+        models = lambda: ((k, c.model("target", k)) for k in epochs)  # noqa: E731
+        reference = c.model("target", epochs[0]) if epochs[0] == 0 else c.model("source")
+    else:  # no per-epoch checkpoints kept: the final target model only
+        hist = c.table("models/history.parquet")
+        last = hist.loc[hist.model == "target", "epoch"]
+        epochs = [int(last.max()) if len(last) else 1]
+        models = lambda: iter([(epochs[0], c.model("target"))])  # noqa: E731
+        reference = c.model("source")
+    placer = MapPlacer(np.asarray(c.array("analysis/embedding/target.npy")), np.asarray(c.tsne()), seed=cfg.seed)
+    n = len(df)
+    positions = np.zeros((len(epochs), n, 2), dtype=np.float32)
+    pred = np.zeros((len(epochs), n), dtype=np.int16)
+    unchanged = []
+    trained = []
+    for e, (k, model) in enumerate(models()):
+        logits, emb = _embed(model, emb_layer, x, ctx.device)
+        pred[e] = logits.argmax(1).numpy().astype(np.int16)
+        emb_np = emb.numpy()
+        unchanged.append(int(placer.unchanged(emb_np).sum()))
+        positions[e] = placer.place(emb_np)
+        trained.append((k, model.cpu()))
+    drift = weight_drift(reference, trained, c.layers)
+    acc = accuracy_table(pred, df["label"].to_numpy(), df["domain"].to_numpy(), epochs, len(c.classes),
+                         df["split"].to_numpy())
+    w.array("analysis/timeline/epochs.npy", np.asarray(epochs, dtype=np.int64),
+            "target fine-tuning epoch of each timeline row (0 = the source model it starts from)")
+    w.array("analysis/timeline/positions.npy", positions,
+            "(epoch, instance, 2) position of each instance's target-model embedding at that epoch in the final "
+            "t-SNE map (kNN-weighted average in the final PCA space; unchanged embeddings keep their position)")
+    w.array("analysis/timeline/pred.npy", pred, "(epoch, instance) predicted class of the target model at that epoch")
+    w.array("analysis/timeline/flips.npy", flip_epochs(pred),
+            "(epoch, instance) True where the prediction differs from the previous epoch's")
+    w.table("analysis/timeline/accuracy.parquet", acc,
+            "per epoch, class and domain: accuracy on all its instances, n, accuracy on its validation instances")
+    w.table("analysis/timeline/drift.parquet", drift,
+            "per epoch and analysed layer: mean and min over neurons of the cosine similarity of the neuron's "
+            "incoming weights to the source model's")
+    ctx.notes["unchanged_per_epoch"] = unchanged
+    ctx.notes["summary"] = f"{len(epochs)} epochs x {n} instances, {len(c.layers)} layers"
+
+
 def stages() -> list[Stage]:
     an = lambda cfg: cfg.analysis  # noqa: E731
     return [
@@ -399,4 +457,6 @@ def stages() -> list[Stage]:
         Stage("featvis", stage_featvis, lambda cfg: cfg.featvis, deps=("abstract",),
               enabled=lambda cfg, opts: cfg.featvis.enabled and opts.featvis,
               doc="feature visualizations of neurons and their change through fine-tuning"),
+        Stage("timeline", stage_timeline, lambda cfg: {"seed": cfg.seed, "k": 10}, deps=("forward", "project", "models"),
+              version=1, doc="fine-tuning timeline: embeddings, predictions and weight drift by epoch"),
     ]

@@ -363,6 +363,31 @@ class Cache:
     def embedding(self, which: ModelName) -> np.ndarray:
         return self.array(f"analysis/embedding/{which}.npy")
 
+    # -- fine-tuning timeline (issue 6, item 7)
+    def timeline_epochs(self) -> np.ndarray:
+        """Target fine-tuning epoch of each timeline row (0 = the source model)."""
+        return np.asarray(self.array("analysis/timeline/epochs.npy"))
+
+    def timeline_positions(self) -> np.ndarray:
+        """(epochs, N, 2) float32 position of every instance in the final t-SNE map at each epoch."""
+        return self.array("analysis/timeline/positions.npy")
+
+    def timeline_pred(self) -> np.ndarray:
+        """(epochs, N) predicted class of the target model at each epoch."""
+        return self.array("analysis/timeline/pred.npy")
+
+    def timeline_flips(self) -> np.ndarray:
+        """(epochs, N) True where the prediction changed from the previous epoch."""
+        return self.array("analysis/timeline/flips.npy")
+
+    def timeline_accuracy(self) -> pd.DataFrame:
+        """Per epoch, class_index and domain: accuracy, n, val_accuracy."""
+        return self.table("analysis/timeline/accuracy.parquet")
+
+    def timeline_drift(self) -> pd.DataFrame:
+        """Per epoch and layer: mean_cos and min_cos of the neurons' incoming weights to the source's."""
+        return self.table("analysis/timeline/drift.parquet")
+
     @cached_property
     def class_table(self) -> pd.DataFrame:
         return self.table("analysis/class_table.parquet")
