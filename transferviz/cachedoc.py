@@ -30,7 +30,9 @@ def artifact_table(cache: Cache) -> str:
         key = generic(path)
         if key in rows:
             continue
-        meaning = re.sub(r"\b(source|target)([- ])model\b", r"{model}\2model", art["meaning"])
+        meaning = art["meaning"]
+        if "{model}" in key:  # only per-model artifacts name the model generically
+            meaning = re.sub(r"\b(source|target)([- ])model\b", r"{model}\2model", meaning)
         layers = "|".join(re.escape(l) for l in sorted(cache.layers, key=len, reverse=True))
         meaning = re.sub(rf"\b({layers}) -> ({layers})\b", "{layer_i} -> {layer_j}", meaning)
         meaning = re.sub(rf"(?<![\w.])({layers})(?![\w.])", "{layer}", meaning)
