@@ -5,6 +5,11 @@ from __future__ import annotations
 import dash
 
 
+def triggered_components() -> set[str]:
+    """Ids of the components whose change fired the running callback (empty on the initial call)."""
+    return {t["prop_id"].split(".")[0] for t in dash.ctx.triggered if t.get("prop_id", ".") != "."}
+
+
 def register_all(app: dash.Dash) -> None:
     from callbacks import change, features, instances, network, state, statistics
 

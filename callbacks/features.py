@@ -333,6 +333,8 @@ def feature_controls(cache: Cache, space: StateSpace, triggered: set[str], searc
 # Wiring
 # =======================================================================================
 def register(app: dash.Dash) -> None:
+    from callbacks import triggered_components
+
     from dashboard.app import get_cache
 
     space = StateSpace.from_cache(get_cache(app))  # the valid URL values never change under an app
@@ -356,7 +358,7 @@ def register(app: dash.Dash) -> None:
         prevent_initial_call="initial_duplicate",
     )
     def _controls(search, cls, model, order, value):
-        fired = {t["prop_id"].split(".")[0] for t in dash.ctx.triggered if t.get("prop_id", ".") != "."}
+        fired = triggered_components()
         return feature_controls(get_cache(app), space, fired, search, cls, model, order, value, url_for)
 
     @app.callback(

@@ -340,6 +340,8 @@ def layers_url(cache: Cache, space: StateSpace, triggered: set[str], search: str
 # Wiring
 # =======================================================================================
 def register(app: dash.Dash) -> None:
+    from callbacks import triggered_components
+
     from dashboard.app import get_cache
 
     space = StateSpace.from_cache(get_cache(app))  # the valid URL values never change under an app
@@ -386,6 +388,6 @@ def register(app: dash.Dash) -> None:
         prevent_initial_call="initial_duplicate",
     )
     def _layers(search, value):
-        fired = {t["prop_id"].split(".")[0] for t in dash.ctx.triggered if t.get("prop_id", ".") != "."}
+        fired = triggered_components()
         return layers_url(get_cache(app), space, fired, search, value)
 

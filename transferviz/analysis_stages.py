@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 
 from transferviz.analysis import ranking
-from transferviz.config import Config
 from transferviz.stages import BuildContext, Stage
 
 MODELS = ("source", "target")
@@ -207,16 +206,17 @@ def stage_compare(ctx: BuildContext) -> None:
         tw = c.table(f"analysis/weights/target/{name}.parquet")
         sw = c.table(f"analysis/weights/source/{name}.parquet")
         corr_col = np.zeros(len(tw), dtype=bool)
-        box_rows, hist_rows, block_vals, block_corr = [], [], {}, []
-        k_i = c.array(f"analysis/neurons/target/{li}.npy").shape[1]
-        k_j = c.array(f"analysis/neurons/target/{lj}.npy").shape[1]
-        for which in MODELS:
-            block_vals[which] = np.zeros((n_cls, k_j, k_i), dtype=np.float32)
+        box_rows: list[dict] = []
+        # read once per pair, not once per class: the weight values and important neurons
+        values = {m: np.asarray(c.array(f"analysis/weights/{m}/{name}_values.npy")) for m in MODELS}
+        imp = {(m, l): c.array(f"analysis/neurons/{m}/{l}.npy") for m in MODELS for l in (li, lj)}
+        k_i, k_j = imp[("target", li)].shape[1], imp[("target", lj)].shape[1]
+        block_vals = {m: np.zeros((n_cls, k_j, k_i), dtype=np.float32) for m in MODELS}
         block_corr = np.zeros((n_cls, k_j, k_i), dtype=bool)
         hist_counts = np.zeros((2, n_cls, WEIGHT_BINS), dtype=np.int64)
         # one set of bin edges per pair, over both models' weights, so their histograms line up
-        lo = min(float(np.min(c.array(f"analysis/weights/{m}/{name}_values.npy"))) for m in MODELS)
-        hi = max(float(np.max(c.array(f"analysis/weights/{m}/{name}_values.npy"))) for m in MODELS)
+        lo = min(float(v.min()) for v in values.values())
+        hi = max(float(v.max()) for v in values.values())
         pair_edges = np.linspace(lo, hi if hi > lo else lo + 1.0, WEIGHT_BINS + 1)
         hist_edges = np.zeros((2, n_cls, WEIGHT_BINS + 1), dtype=np.float64)
         for ci in range(n_cls):
@@ -228,12 +228,10 @@ def stage_compare(ctx: BuildContext) -> None:
             shares.append({"layer_i": li, "layer_j": lj, "class_index": ci, "n_target_weights": int(sel_t.sum()),
                            "share": float(corr_col[sel_t].mean()) if sel_t.any() else np.nan})
             for mi, which in enumerate(MODELS):
-                imp_i = c.array(f"analysis/neurons/{which}/{li}.npy")[ci]
-                imp_j = c.array(f"analysis/neurons/{which}/{lj}.npy")[ci]
+                imp_i, imp_j = imp[(which, li)][ci], imp[(which, lj)][ci]
                 if imp_i[0] < 0:
                     continue
-                values = c.array(f"analysis/weights/{which}/{name}_values.npy")
-                reg = weight_regions(np.asarray(values), imp_i, imp_j, bins=pair_edges,
+                reg = weight_regions(values[which], imp_i, imp_j, bins=pair_edges,
                                      correspondence=cmat if which == "target" else None)
                 block_vals[which][ci] = reg.block
                 if which == "target" and reg.block_corresponds is not None:

@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from transferviz.cache import png_bytes
 from transferviz.config import Config
 from transferviz.errors import TransferVizError
-from transferviz.models import analysed_layers, build_model, embedding_layer, load_checkpoint, load_state_dict_checked
+from transferviz.models import analysed_layers, build_model, embedding_layer, load_checkpoint
 from transferviz.preprocess import to_tensor
 from transferviz.stages import BuildContext, BuildOptions, BuildReport, Stage, file_hash, run_build
 from transferviz.training import TrainData, epoch_accuracies, train_model
 
-__all__ = ["build", "STAGES", "load_domains"]
+__all__ = ["build", "load_domains"]
 
 
 # --- data ---------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 
 from transferviz.cache import SCHEMA_VERSION, Cache, CacheWriter, current_build, new_build_dir, publish
 from transferviz.config import Config, config_hash
-from transferviz.errors import TransferVizError
 
 __all__ = ["Stage", "BuildContext", "BuildOptions", "BuildReport", "run_build"]
 
@@ -198,7 +197,3 @@ def run_build(config: Config, stages: list[Stage], options: BuildOptions,
         for n, r in records.items()], time.perf_counter() - t0)
     return report
 
-
-def require(cond: bool, message: str) -> None:
-    if not cond:
-        raise TransferVizError(message)
