@@ -11,7 +11,9 @@ def triggered_components() -> set[str]:
 
 
 def register_all(app: dash.Dash) -> None:
-    from callbacks import change, features, instances, network, state, statistics
+    from callbacks import (change, confusion, features, hard, instances, network, preview, query, state, statistics,
+                           table, timeline)
 
-    for module in (state, statistics, instances, network, features, change):
+    for module in (state, statistics, instances, network, features, change, hard, query, table, confusion, timeline,
+                   preview):
         module.register(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from layouts import change, features, ids, instances, network, statistics
+from layouts import change, confusion, features, hard, ids, instances, network, preview, query, statistics, table, timeline
 from transferviz.cache import Cache
 
 
@@ -29,15 +29,31 @@ def page_layout(cache: Cache) -> html.Div:
             dbc.Col(features.layout(cache), xl=3, lg=6, className="mb-2"),
         ], className="g-2"),
     ])
+    # issue 6: instance-level diagnosis, seeds 002 and 004; every view compares source and target
+    diagnosis = html.Div([
+        dbc.Row([
+            dbc.Col(hard.layout(cache), xl=7, lg=12, className="mb-2"),
+            dbc.Col(query.layout(cache), xl=5, lg=12, className="mb-2"),
+        ], className="g-2 mt-1"),
+        dbc.Row([
+            dbc.Col(table.layout(cache), xl=8, lg=12, className="mb-2"),
+            dbc.Col(confusion.layout(cache), xl=4, lg=12, className="mb-2"),
+        ], className="g-2"),
+    ])
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.SELECTED_CLASS),
+        dcc.Store(id=ids.FOCUS),
+        dcc.Store(id=ids.POOL, data=[]),
         header,
         dbc.Container([
             html.Div(id=ids.NOTICE),
             dcc.Tabs(id=ids.TABS, value="analysis", children=[
                 dcc.Tab(label="Transfer analysis", value="analysis", children=analysis, **_TAB),
+                dcc.Tab(label="Instance diagnosis", value="diagnosis", children=diagnosis, **_TAB),
+                dcc.Tab(label="Fine-tuning timeline", value="timeline", children=timeline.layout(cache), **_TAB),
                 dcc.Tab(label="Neuron change", value="change", children=change.layout(cache), **_TAB),
+                dcc.Tab(label="Models & data", value="preview", children=preview.layout(cache), **_TAB),
             ], className="mt-1", style={"height": "30px"}),
         ], fluid=True, className="px-2"),
     ])
