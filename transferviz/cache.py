@@ -251,6 +251,12 @@ class Cache:
         """Analysed layers, per-layer detail (type, shape, neurons, weight change) and the embedding layer."""
         return self.json("models/layers.json")
 
+    def modules(self) -> list[dict[str, Any]] | None:
+        """Every leaf module in forward order (name, type, output_shape, params, analysed, number,
+        weight_change), or None for a cache built before the architecture stage existed."""
+        p = self.root / "models" / "modules.json"
+        return json.loads(p.read_text()) if p.is_file() else None
+
     @property
     def domains(self) -> dict[str, str]:
         return dict(self.meta["domain_names"])
@@ -359,6 +365,11 @@ class Cache:
     def tsne(self) -> np.ndarray:
         """(N, 2) t-SNE map of the target model's embeddings."""
         return self.array("analysis/tsne.npy")
+
+    def pixel_tsne(self) -> np.ndarray | None:
+        """(N, 2) t-SNE map of the instances' raw pixels; None for caches built before that stage."""
+        rel = "analysis/pixel_tsne.npy"
+        return self.array(rel) if (self.root / rel).is_file() else None
 
     def embedding(self, which: ModelName) -> np.ndarray:
         return self.array(f"analysis/embedding/{which}.npy")

@@ -1,6 +1,6 @@
 """The build pipeline: every stage that turns a config into a cache.
 
-Stage order: data -> models -> forward -> attribute -> abstract -> compare ->
+Stage order: data -> models -> forward -> architecture -> attribute -> abstract -> compare ->
 discriminate -> project -> featvis. Each writes artifacts documented in
 ``docs/cache.md``; analysis stages live in :mod:`transferviz.analysis_stages`.
 """
@@ -8,6 +8,7 @@ discriminate -> project -> featvis. Each writes artifacts documented in
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -230,8 +231,8 @@ def layer_table(target: torch.nn.Module, source: torch.nn.Module, cfg: Config, n
     rows = []
     for i, name in enumerate(layers, 1):
         mt, ms = mods_t[name], mods_s[name]
-        wt, ws = mt.weight.detach(), ms.weight.detach()
-        drift = float((wt - ws).norm() / ws.norm().clamp_min(1e-12))
+        wt = mt.weight.detach()
+        drift = relative_change([mt.weight], [ms.weight])
         rows.append({"name": name, "number": i, "type": type(mt).__name__, "output_shape": list(shapes[name]),
                      "neurons": int(wt.shape[0]), "params": int(sum(p.numel() for p in mt.parameters())),
                      "weight_change": drift})
@@ -239,6 +240,64 @@ def layer_table(target: torch.nn.Module, source: torch.nn.Module, cfg: Config, n
                    for n, m in target.named_modules() if n and not list(m.children())]
     return {"layers": [r["name"] for r in rows], "detail": rows, "embedding_layer": emb, "modules": all_modules,
             "num_classes": n_classes}
+
+
+def relative_change(target: Iterable[torch.Tensor], source: Iterable[torch.Tensor]) -> float:
+    """Relative L2 change ``||Wt - Ws|| / ||Ws||`` of the given tensors taken together (one long vector)."""
+    t = torch.cat([p.detach().flatten().cpu() for p in target])
+    s = torch.cat([p.detach().flatten().cpu() for p in source])
+    return float((t - s).norm() / s.norm().clamp_min(1e-12))
+
+
+# --- architecture ---------------------------------------------------------------------
+
+def module_table(target: torch.nn.Module, source: torch.nn.Module, x: torch.Tensor,
+                 analysed: list[str]) -> list[dict[str, Any]]:
+    """Every leaf module of ``target`` in forward order with its output shape on ``x`` (no batch
+    dimension), trainable parameters, analysed-layer number and relative L2 weight change from ``source``.
+
+    Forward order is the order of first calls (a module called twice keeps its first shape);
+    leaf modules the forward pass never calls come last with ``output_shape`` None.
+    """
+    leaves = {n: m for n, m in target.named_modules() if n and not list(m.children())}
+    shapes: dict[str, list[int] | None] = {}
+
+    def record(name: str):
+        def hook(mod: torch.nn.Module, inp: Any, out: Any) -> None:  # returning a value would replace the output
+            if name not in shapes:
+                shapes[name] = list(out.shape[1:]) if isinstance(out, torch.Tensor) else None
+        return hook
+
+    hooks = [m.register_forward_hook(record(n)) for n, m in leaves.items()]
+    device = next(target.parameters(), torch.empty(0)).device  # the forward stage may have moved it
+    try:
+        with torch.no_grad():
+            target.eval()(x.to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    source_modules = dict(source.named_modules())
+    number = {n: i for i, n in enumerate(analysed, 1)}
+    rows = []
+    for name in [*shapes, *(n for n in leaves if n not in shapes)]:
+        params = list(leaves[name].parameters())
+        rows.append({"name": name, "type": type(leaves[name]).__name__, "output_shape": shapes.get(name),
+                     "params": int(sum(p.numel() for p in params if p.requires_grad)),
+                     "analysed": name in number, "number": number.get(name),
+                     "weight_change": relative_change(params, source_modules[name].parameters()) if params else None})
+    return rows
+
+
+def stage_architecture(ctx: BuildContext) -> None:
+    c = ctx.cache
+    models = load_models(ctx)
+    rows = module_table(models["target"], models["source"], c.inputs([0]), c.json("models/layers.json")["layers"])
+    ctx.writer.json("models/modules.json", rows,
+                    "every leaf module in forward order: name, type, output_shape (one instance, no batch dim), "
+                    "trainable params, analysed and its layer number, weight_change = relative L2 change "
+                    "source -> target of all its parameters (null without parameters)")
+    total = sum(r["params"] for r in rows)
+    ctx.notes["summary"] = f"{len(rows)} modules, {total:,} trainable parameters"
 
 
 def load_models(ctx: BuildContext) -> dict[str, torch.nn.Module]:
@@ -356,6 +415,8 @@ def _stages() -> list[Stage]:
               deps=("data",), fingerprint=_ckpt_fingerprint, doc="training source, fine-tuning target"),
         Stage("forward", stage_forward, lambda c: {"emb": c.analysis.embedding_layer}, deps=("data", "models"),
               doc="predictions, losses, embeddings, confusion table"),
+        Stage("architecture", stage_architecture, lambda c: {"m": c.model}, deps=("data", "models"),
+              doc="every module's output shape, parameters and weight change (one forward pass)"),
     ]
     return base + A.stages()
 

@@ -1,0 +1,212 @@
+"""Models & data tab: the module table, class counts, sample images and the older-cache fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from dash import dcc, html
+
+from callbacks import preview as P
+from dashboard.figures.preview import class_count_chart, weight_change_chart
+from dashboard.figures.theme import is_empty_figure
+from transferviz.cache import Cache
+
+
+def walk(c: Any) -> Iterator[Any]:
+    """Every component under ``c`` (lists and children included)."""
+    if isinstance(c, (list, tuple)):
+        for x in c:
+            yield from walk(x)
+        return
+    yield c
+    if not isinstance(c, str):
+        kids = getattr(c, "children", None)
+        if kids is not None:
+            yield from walk(kids)
+
+
+def text(c: Any) -> str:
+    return "".join(x for x in walk(c) if isinstance(x, str))
+
+
+def by_id(c: Any, id_: str) -> Any:
+    return next(x for x in walk(c) if getattr(x, "id", None) == id_)
+
+
+def body_rows(table: html.Table) -> list[html.Tr]:
+    tbody = next(x for x in walk(table) if isinstance(x, html.Tbody))
+    return list(tbody.children)
+
+
+def without_modules_json(cache: Cache, tmp: Path) -> Cache:
+    """The same cache as an older build would be: everything but ``models/modules.json`` (symlinks)."""
+    for p in cache.root.iterdir():
+        if p.name != "models":
+            (tmp / p.name).symlink_to(p)
+    (tmp / "models").mkdir()
+    for p in (cache.root / "models").iterdir():
+        if p.name != "modules.json":
+            (tmp / "models" / p.name).symlink_to(p)
+    return Cache.open(tmp)
+
+
+# --- models ---------------------------------------------------------------------------
+
+def test_table_rows_are_the_modules_and_totals_their_sum(tiny_cache):
+    modules = tiny_cache.modules()
+    rows, complete = P.module_rows(tiny_cache)
+    assert complete and rows == modules
+    table = P.models_table(rows, tiny_cache.layer_info["embedding_layer"])
+    trs = body_rows(table)
+    assert len(trs) == len(modules) + 1  # + totals
+    for tr, m in zip(trs, modules):
+        cells = tr.children
+        assert text(cells[0]).removesuffix("emb") == m["name"]
+        assert text(cells[1]) == m["type"]
+        assert text(cells[2]) == "\u00d7".join(map(str, m["output_shape"]))
+        assert text(cells[3]).replace(",", "") == str(m["params"])
+        assert text(cells[4]) == (f"L{m['number']}" if m["analysed"] else "")
+        assert text(cells[5]) == ("\u2014" if m["weight_change"] is None else f"{m['weight_change']:.3f}")
+    total = sum(p.numel() for p in tiny_cache.model("target").parameters())
+    assert sum(m["params"] for m in modules) == total
+    assert text(by_id(table, "preview-total-params")) == f"{total:,}"
+    assert text(trs[-1].children[4]) == f"{len(tiny_cache.layers)} analysed"
+
+
+def test_weight_change_chart_shows_every_module_with_parameters(tiny_cache):
+    rows, _ = P.module_rows(tiny_cache)
+    frame = P.weight_change_frame(rows)
+    with_params = [r for r in rows if r["params"]]
+    assert frame["name"].tolist() == [r["name"] for r in with_params]
+    fig = weight_change_chart(frame)
+    bar = fig.data[0]
+    assert list(bar.y) == pytest.approx([r["weight_change"] for r in with_params])
+    analysed_labels = [x for x in bar.x if x.startswith("L")]
+    assert analysed_labels == [f"L{i}" for i in range(1, len(tiny_cache.layers) + 1)]
+    top = int(np.argmax(bar.y))
+    assert fig.layout.annotations[0].x == bar.x[top]  # "moved most" sits on the largest change
+    assert is_empty_figure(weight_change_chart(frame.iloc[0:0]))
+
+
+def test_models_panel_names_architecture_embedding_and_heads(tiny_cache):
+    panel = P.models_panel(tiny_cache)
+    t = text(panel)
+    assert tiny_cache.config["model"]["arch"] in t
+    emb = tiny_cache.layer_info["embedding_layer"]
+    assert f"input of {emb}" in t
+    assert f"output {len(tiny_cache.classes)} classes" in t
+    assert P.FALLBACK_NOTE not in t
+
+
+def test_fallback_without_modules_json(tiny_cache, tmp_path):
+    old = without_modules_json(tiny_cache, tmp_path)
+    assert old.modules() is None
+    rows, complete = P.module_rows(old)
+    assert not complete
+    info = tiny_cache.layer_info
+    assert [r["name"] for r in rows] == [m["name"] for m in info["modules"]]
+    assert sum(r["params"] for r in rows) == sum(m["params"] for m in info["modules"])
+    detail = {d["name"]: d for d in info["detail"]}
+    for r in rows:
+        if r["name"] in detail:  # analysed: shape and change from layers.json
+            assert r["analysed"] and r["output_shape"] == detail[r["name"]]["output_shape"]
+            assert r["weight_change"] == detail[r["name"]]["weight_change"]
+        else:  # the other modules' shapes and changes are unknown, not invented
+            assert not r["analysed"] and r["output_shape"] is None and r["weight_change"] is None
+    t = text(P.models_panel(old))
+    assert P.FALLBACK_NOTE in t and "unavailable" in t
+
+
+# --- data -----------------------------------------------------------------------------
+
+def test_class_counts_equal_a_groupby(tiny_cache):
+    counts = P.class_count_frame(tiny_cache)
+    expect = tiny_cache.instances.groupby(["label", "domain", "split"]).size()
+    assert len(counts) == len(tiny_cache.classes) * 2 * 2
+    for r in counts.itertuples():
+        assert r.n == expect.get((r.class_index, r.domain, r.split), 0)
+        assert r.class_name == tiny_cache.classes[r.class_index]
+    assert counts["n"].sum() == len(tiny_cache.instances)
+    table = P.count_table(counts, tiny_cache.domains)
+    trs = body_rows(table)
+    assert len(trs) == len(tiny_cache.classes) + 1
+    inst = tiny_cache.instances
+    for ci, tr in enumerate(trs[:-1]):
+        cells = [text(c) for c in tr.children]
+        assert cells[1:5] == [str(int(((inst.label == ci) & (inst.domain == d) & (inst.split == s)).sum()))
+                              for d in ("source", "target") for s in ("train", "val")]
+        assert cells[5] == str(int((inst.label == ci).sum()))
+    assert text(trs[-1].children[5]).replace(",", "") == str(len(inst))
+    fig = class_count_chart(counts, tiny_cache.domains)
+    for tr in fig.data:
+        sub = counts[(counts.domain == tr.meta["domain"]) & (counts.split == tr.meta["split"])]
+        assert list(tr.y) == sub.sort_values("class_index")["n"].tolist()
+
+
+def test_data_summary_reports_meta(tiny_cache):
+    t = text(P.data_summary(tiny_cache))
+    meta = tiny_cache.meta
+    for d in ("source", "target"):
+        assert tiny_cache.domains[d] in t
+        n = meta["counts"][d]
+        assert f"{n['train'] + n['val']:,} = {n['train']:,} train + {n['val']:,} val" in t
+        assert f"{meta['converted'][d]:,} converted" in t
+    assert f"{meta['image_size']}\u00d7{meta['image_size']} px" in t
+
+
+def absent_class_cache(cache: Cache, cls: int, domain: str) -> Cache:
+    """A view of ``cache`` whose instances lack class ``cls`` in ``domain``."""
+    c = Cache(cache.root, cache.manifest)
+    df = cache.instances
+    c.__dict__["instances"] = df[~((df.label == cls) & (df.domain == domain))].reset_index(drop=True)
+    return c
+
+
+def test_class_absent_from_a_domain_is_flagged(tiny_cache):
+    c = absent_class_cache(tiny_cache, 2, "target")
+    trs = body_rows(P.count_table(P.class_count_frame(c), c.domains))
+    assert "\u26a0" in text(trs[2]) and trs[2].style
+    assert all("\u26a0" not in text(tr) for i, tr in enumerate(trs[:-1]) if i != 2)
+    grid = P.sample_grid(c, "train", "/")
+    row = next(x for x in walk(grid) if getattr(x, "data-class", None) == 2)
+    assert "no target" in text(row)
+    assert len([x for x in walk(row) if isinstance(x, html.Img)]) == P.lay.SAMPLES_PER_CLASS  # source only
+
+
+# --- samples --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_sample_ids_belong_to_their_class_domain_and_split(tiny_cache, split):
+    inst = tiny_cache.instances.set_index("id")
+    for d in ("source", "target"):
+        picks = P.sample_ids(tiny_cache.instances, d, split, 3)
+        for ci, chosen in picks.items():
+            rows = inst.loc[chosen]
+            assert (rows.label == ci).all() and (rows.domain == d).all() and (rows.split == split).all()
+            pool = inst[(inst.label == ci) & (inst.domain == d) & (inst.split == split)].index
+            assert chosen == sorted(pool)[:3]  # deterministic: the lowest ids
+        present = set(tiny_cache.instances.query("domain == @d and split == @split").label)
+        assert set(picks) == present
+
+
+def test_sample_grid_thumbnails(tiny_cache):
+    grid = P.sample_grid(tiny_cache, "train", "/app/")
+    picks = {d: P.sample_ids(tiny_cache.instances, d, "train", P.lay.SAMPLES_PER_CLASS) for d in ("source", "target")}
+    for ci in range(len(tiny_cache.classes)):
+        row = next(x for x in walk(grid) if getattr(x, "data-class", None) == ci)
+        srcs = [x.src for x in walk(row) if isinstance(x, html.Img)]
+        want = picks["source"].get(ci, []) + picks["target"].get(ci, [])
+        assert srcs == [f"/app/thumb/{i}.png" for i in want]
+    # an unknown split from the client falls back to train
+    assert text(P.sample_grid(tiny_cache, "nonsense", "/")) == text(P.sample_grid(tiny_cache, "train", "/"))
+
+
+def test_panels_are_graphs_with_the_builders_figures(tiny_cache):
+    graphs = [x for x in walk(P.models_panel(tiny_cache) + P.data_summary(tiny_cache)) if isinstance(x, dcc.Graph)]
+    assert len(graphs) == 2
+    assert graphs[0].figure.data[0].meta == {"role": "weight_change"}
+    assert {tr.meta["domain"] for tr in graphs[1].figure.data} == {"source", "target"}
