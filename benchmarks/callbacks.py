@@ -14,6 +14,10 @@ The class-selection t-SNE is memoized on disk; its callback is timed with the me
 The first page load is the server's share of opening the page: building the layout, serving
 ``/``, ``/_dash-layout`` and ``/_dash-dependencies``, and answering every callback the page
 fires on load (summed, i.e. as if the browser sent them one after another). Goal: < 2 s.
+
+The fine-tuning timeline's slider is timed apart as well (:func:`timeline_scrub`): every
+kept epoch, with 15 trails, both the scrub callback's pure function and the same step
+through the endpoint (it answers ``dash.Patch`` objects). Goal: p95 < 150 ms.
 """
 
 from __future__ import annotations
@@ -186,6 +190,8 @@ class Scenario:
             return ("target", "source")[(self.i // len(names)) % 2]
         if cid == "features-order" and prop == "value":
             return "most"
+        if cid == "timeline-epoch" and prop == "value":  # layouts/timeline.py: scrub through the epochs
+            return _timeline_epoch(self.cache, self.i)
         if prop == "clickData":
             return _first_customdata_click(self.figures.get((cid, c)))
         if prop == "hoverData":
@@ -291,6 +297,51 @@ def cold_selection_maps(cache, k: int = 5) -> list[float]:
     return times
 
 
+def _timeline_epoch(cache, i: int) -> int | None:
+    """The ``i``-th kept fine-tuning epoch, cycling (None when the cache has no timeline)."""
+    from layouts.timeline import has_timeline
+
+    if not has_timeline(cache):
+        return None
+    epochs = cache.timeline_epochs()
+    return int(epochs[i % len(epochs)])
+
+
+def timeline_scrub(cache, client, repeat: int = 10) -> dict[str, Any] | None:
+    """The fine-tuning timeline's slider: every epoch, ``repeat`` times, with a full image pool
+    (15 trails, the most a scrub has to move). Times the scrub callback's pure function
+    (``callbacks.timeline.scrub``, answering Patches) and the same step through the endpoint."""
+    from callbacks.timeline import scrub, timeline_data
+    from dashboard.pool import POOL_SIZE
+    from layouts import ids
+    from layouts import timeline as tl
+
+    if timeline_data(cache) is None:
+        return None
+    epochs = [int(e) for e in cache.timeline_epochs()]
+    n = len(cache.instances)
+    pool = [int(v) for v in np.linspace(0, n - 1, POOL_SIZE)]
+    scrub(cache, epochs[0], "both", pool, "target", [], set())  # the first render, not a scrub
+    values = {(tl.SLIDER, "value"): None, (tl.DOMAIN, "value"): "both", (ids.POOL, "data"): pool,
+              (tl.ACC_DOMAIN, "value"): "target", (tl.ACC_VAL, "value"): []}
+    cb = Callback(f"..{tl.MAP}.figure...{tl.ACCURACY}.figure...{tl.DRIFT}.figure...{tl.SUMMARY}.children..",
+                  [{"id": c, "property": p} for c, p in values], [], True)
+    pure, http, size = [], [], []
+    for _ in range(repeat):
+        for e in epochs:
+            t = time.perf_counter()
+            scrub(cache, e, "both", pool, "target", [], {tl.SLIDER})
+            pure.append((time.perf_counter() - t) * 1000)
+            values[(tl.SLIDER, "value")] = e
+            dt, status, nbytes = post(client, cb.payload(lambda c, p: values[(c, p)], f"{tl.SLIDER}.value"))
+            assert status == 200, status
+            http.append(dt * 1000)
+            size.append(nbytes)
+    return {"epochs": len(epochs), "calls": len(pure), "pure_median_ms": statistics.median(pure),
+            "pure_p95_ms": percentile(pure, 95), "http_median_ms": statistics.median(http),
+            "http_p95_ms": percentile(http, 95), "max_kb": max(size) / 1024}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", type=Path, default=Path("cache/digits"), help="a built cache (default cache/digits)")
@@ -361,6 +412,15 @@ def main(argv: list[str] | None = None) -> int:
               f"  {r['max_kb']:6.0f}  {ok}")
     print(f"\nclass-selection t-SNE, cold (no memo; pairs of classes): median {statistics.median(cold):.2f} s, "
           f"max {max(cold):.2f} s -- once per selection, then memoized on disk")
+    scrub = timeline_scrub(cache, client)
+    if scrub is None:
+        print("fine-tuning timeline: this cache has none (no per-epoch weights)")
+    else:
+        ok = "yes" if scrub["http_p95_ms"] < GOAL_P95_MS else "NO"
+        print(f"fine-tuning timeline scrub ({scrub['epochs']} epochs x {scrub['calls'] // scrub['epochs']}, 15 trails):"
+              f" pure function p50 {scrub['pure_median_ms']:.1f} ms, p95 {scrub['pure_p95_ms']:.1f} ms; "
+              f"through the endpoint p50 {scrub['http_median_ms']:.1f} ms, p95 {scrub['http_p95_ms']:.1f} ms, "
+              f"max {scrub['max_kb']:.0f} KB; p95<{GOAL_P95_MS:.0f}: {ok}")
     print("first page load (server side; goal < %.0f s):" % GOAL_FIRST_LOAD_S)
     print("  " + _describe_load("usual visit (memo warm)", load))
     print("  " + _describe_load("first visit just after start-up, empty memo", cold_load))
@@ -369,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"cache": str(cache.root), "callbacks": rows, "first_load": load,
                                          "first_load_cold_memo": cold_load,
-                                         "cold_selection_map_s": cold}, indent=1))
+                                         "cold_selection_map_s": cold, "timeline_scrub": scrub}, indent=1))
     print(f"\n{len(rows) - len(failing)}/{len(rows)} callbacks meet the p95 goal"
           + (f"; over or failing: {', '.join(r['callback'] for r in failing)}" if failing else ""))
     return 0

@@ -1,0 +1,140 @@
+"""End to end: the fine-tuning timeline tab in headless Chromium against the demo cache.
+
+Opens the "Fine-tuning timeline" tab, clicks an instance on the map (its trail appears),
+presses play and checks that the epoch slider advances and the points move, pauses and
+checks that the epoch stays put, then plays on to the last epoch where playback stops.
+Saves screenshots to ``test-artifacts/``.
+
+Set ``TRANSFERVIZ_TEST_DEMO_CACHE`` to a built cache to skip building the demo.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.by import By
+
+from layouts import timeline as tl
+
+TIMEOUT = 30
+
+
+def wait_until(what: str, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    end = time.time() + timeout
+    last: Any = None
+    while time.time() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # the element may be re-rendered between calls
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+GD = f"document.querySelector('#{tl.MAP} .js-plotly-plot')"
+
+
+def slider_value(driver) -> int | None:
+    """The epoch slider's value as the page shows it (the handle's aria-valuenow)."""
+    el = driver.find_elements(By.CSS_SELECTOR, f"#{tl.SLIDER} [role=slider]")
+    v = el[0].get_attribute("aria-valuenow") if el else None
+    return int(float(v)) if v not in (None, "") else None
+
+
+def map_state(driver) -> dict | None:
+    """First instance trace's drawn coordinates (decoded), and the trail slots' point counts."""
+    js = f"""
+      const gd = {GD}; if (!gd || !gd._fullData) return null;
+      const inst = gd._fullData.filter(t => t.meta && t.meta.role === 'instances');
+      if (!inst.length) return null;
+      const trails = gd._fullData.filter(t => t.meta && t.meta.role === 'trail').map(t => (t.x || []).length);
+      return {{x: Array.from(inst[0].x).slice(0, 50), y: Array.from(inst[0].y).slice(0, 50), trails: trails}};
+    """
+    return driver.execute_script(js)
+
+
+def point_on_screen(driver) -> tuple[int, int, int]:
+    """Viewport pixel position and id of a target-domain instance on the map."""
+    js = f"""
+      const gd = {GD}; const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+      const t = gd._fullData.find(t => t.meta && t.meta.role === 'instances' && t.meta.domain === 'target');
+      const k = Math.floor(t.x.length / 2);
+      const p = [r.left + fl._size.l + fl.xaxis.d2p(t.x[k]), r.top + fl._size.t + fl.yaxis.d2p(t.y[k]),
+                 Number(t.customdata[k])];
+      return p.every(Number.isFinite) ? p : null;
+    """
+    x, y, i = wait_until("the map's axes", lambda: driver.execute_script(js), timeout=15)
+    return int(x), int(y), int(i)
+
+
+def test_timeline_play_advances_the_map_pause_holds_and_play_stops_at_the_end(dash_duo, demo_cache, artifacts: Path):
+    from dashboard.app import create_app
+
+    epochs = [int(e) for e in demo_cache.timeline_epochs()]
+    assert len(epochs) >= 3, "the demo keeps several fine-tuning epochs"
+    dash_duo.start_server(create_app(demo_cache.root))
+    d = dash_duo.driver
+    tab = wait_until("the timeline tab", lambda: next(
+        (e for e in d.find_elements(By.CSS_SELECTOR, ".tab") if e.text.strip() == "Fine-tuning timeline"), None))
+    tab.click()
+    start = wait_until("the timeline map", lambda: map_state(d))
+    assert slider_value(d) == epochs[0]
+    assert f"Epoch {epochs[0]}" in d.find_element(By.ID, tl.SUMMARY).text
+
+    # the drawn points sit where the cache puts them at epoch 0 (first trace = class 0, source domain)
+    pos = np.asarray(demo_cache.timeline_positions()[0])
+    df = demo_cache.instances
+    rows = np.flatnonzero((df["label"].to_numpy() == 0) & (df["domain"].to_numpy() == "source"))[:50]
+    np.testing.assert_allclose(start["x"], pos[rows, 0], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(start["y"], pos[rows, 1], rtol=1e-5, atol=1e-4)
+
+    # a click on an instance adds it to the pool: its trail (one point at epoch 0) appears
+    d.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
+                     d.find_element(By.ID, tl.MAP))
+    time.sleep(0.4)
+    x, y, _ = point_on_screen(d)
+    actions = ActionBuilder(d)
+    actions.pointer_action.move_to_location(x, y)
+    actions.pointer_action.click()
+    actions.perform()
+    wait_until("a trail", lambda: (map_state(d) or {}).get("trails", [0])[0] == 1, timeout=10)
+
+    # play: the slider advances to later epochs and the points move (and the trail grows)
+    play = d.find_element(By.ID, tl.PLAY)
+    play.click()
+    wait_until("the slider to advance", lambda: (slider_value(d) or 0) > epochs[0], timeout=15)
+    play.click()  # pause at once (at the latest epoch reached), before playback could reach the end
+    wait_until("the play label", lambda: "play" in play.text, timeout=10)
+    paused_at = slider_value(d)
+    assert epochs[0] < paused_at < epochs[-1]
+    def moved() -> dict | None:
+        state = map_state(d)
+        return state if state and state["x"] != start["x"] else None
+
+    later = wait_until("the map to move", moved, timeout=10)
+    assert later["trails"][0] == epochs.index(paused_at) + 1
+    time.sleep(2.0)  # two play intervals: paused, nothing moves
+    assert slider_value(d) == paused_at
+    wait_until("the summary to follow", lambda: f"Epoch {paused_at}" in d.find_element(By.ID, tl.SUMMARY).text,
+               timeout=5)
+
+    # play again: it runs on to the last epoch and stops there
+    play.click()
+    wait_until("the pause label", lambda: "pause" in play.text, timeout=10)
+    d.find_element(By.ID, tl.CARD).screenshot(str(artifacts / "timeline_playing.png"))
+    wait_until("the last epoch", lambda: slider_value(d) == epochs[-1], timeout=20)
+    wait_until("playback to stop", lambda: "play" in play.text, timeout=10)
+    time.sleep(1.5)
+    assert slider_value(d) == epochs[-1]
+    wait_until("the full trail", lambda: (map_state(d) or {}).get("trails", [0])[0] == len(epochs), timeout=10)
+    ActionChains(d).move_to_element(d.find_element(By.ID, tl.SUMMARY)).perform()
+    d.save_screenshot(str(artifacts / "timeline_1366x768.png"))
+    errs = list(dash_duo.get_logs() or [])
+    assert errs == [], "\n".join(e["message"][:600] for e in errs)
