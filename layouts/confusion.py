@@ -1,11 +1,82 @@
-"""STUB: replaced by the view's implementation (issue 6)."""
+"""Confusion grid with images (issue 6 item 3): true x predicted counts per model, domain and split.
+
+Radio items choose the model (source/target), the domain of the instances and the split;
+the grid (``callbacks/confusion.py``) colours each cell by its share of the true class and
+prints its count. Clicking a cell lists its instances as thumbnails below; clicking a
+thumbnail makes that instance the focus (``ids.FOCUS``), which the image query shows.
+"""
 
 from __future__ import annotations
 
-from dash import html
+import dash_bootstrap_components as dbc
+from dash import dcc, html
 
+from dashboard.figures.diagnosis import CORRECT_COLOR, ERROR_COLOR
+from dashboard.figures.theme import GRAPH_CONFIG, SOURCE_COLOR, TARGET_COLOR
 from transferviz.cache import Cache
+
+# Component ids of this view.
+CARD = "confusion-card"
+MODEL = "confusion-model"
+DOMAIN = "confusion-domain"
+SPLIT = "confusion-split"
+GRAPH = "confusion-graph"
+CELL = "confusion-cell"          # dcc.Store: [true, predicted] of the clicked cell, or None
+CAPTION = "confusion-caption"
+LIST = "confusion-list"
+THUMB = "confusion-thumb"        # pattern-matching type: {"type": THUMB, "index": instance id}
+
+DEFAULTS = {"model": "target", "domain": "target", "split": "all"}
+SPLITS = ("all", "train", "val")
+GRID_HEIGHT = 300
+LIST_HINT = "Click a cell of the grid to see its instances."
+
+
+def _colored(word: str, color: str) -> html.Span:
+    return html.Span(word, style={"color": color, "fontWeight": 600})
+
+
+def segmented(component_id: str, options: list[dict], value: str) -> dbc.RadioItems:
+    """Radio items drawn as a compact row of joined buttons (one line where plain radios would wrap).
+
+    dbc wraps each option in a ``.form-check`` div padded for the (here hidden) radio; the
+    label's negative margin takes that padding back. The checked option gets a grey fill
+    but keeps its own text colour (the red/blue of a model or domain).
+    """
+    return dbc.RadioItems(
+        id=component_id, options=options, value=value, className="btn-group me-2 mb-1",
+        inputClassName="btn-check", labelClassName="btn btn-outline-secondary",
+        labelStyle={"marginLeft": "-1.5em", "fontSize": "0.7rem", "padding": "0 5px", "borderRadius": 0,
+                    "lineHeight": "18px", "color": "#444"},
+        labelCheckedStyle={"backgroundColor": "#dcdfe3", "fontWeight": 700, "boxShadow": "inset 0 -2px 0 #555"},
+        style={"borderRadius": 4, "overflow": "hidden"})
 
 
 def layout(cache: Cache) -> html.Div:
-    return html.Div("confusion view: not built yet", className="tv-card")
+    dom = cache.domains
+    models = [{"label": _colored("source model", SOURCE_COLOR), "value": "source"},
+              {"label": _colored("target model", TARGET_COLOR), "value": "target"}]
+    domains = [{"label": _colored(dom.get(d, d), c), "value": d}
+               for d, c in (("source", SOURCE_COLOR), ("target", TARGET_COLOR))]
+    splits = [{"label": s, "value": s} for s in SPLITS]
+    return html.Div(id=CARD, className="tv-card h-100", children=[
+        html.Div([html.Span("Confusion grid", className="tv-card-title"),
+                  html.Span(" true \u00d7 predicted counts; click a cell for its images",
+                            className="text-muted small ms-1")],
+                 style={"whiteSpace": "nowrap", "overflow": "hidden", "textOverflow": "ellipsis"}),
+        html.Div([
+            segmented(MODEL, models, DEFAULTS["model"]),
+            segmented(DOMAIN, domains, DEFAULTS["domain"]),
+        ], className="d-flex flex-wrap"),
+        html.Div([
+            segmented(SPLIT, splits, DEFAULTS["split"]),
+            html.Span(["colour: share of the true class, ", html.Span("correct", style={"color": CORRECT_COLOR}),
+                       " / ", html.Span("mistaken", style={"color": ERROR_COLOR}), " (darkest = worst)"],
+                      className="text-muted mb-1", style={"fontSize": "0.68rem"}),
+        ], className="d-flex align-items-center flex-wrap"),
+        dcc.Store(id=CELL),
+        dcc.Graph(id=GRAPH, config={**GRAPH_CONFIG, "displayModeBar": False}, style={"height": GRID_HEIGHT}),
+        html.Div(id=CAPTION, className="small", style={"minHeight": 18}),
+        html.Div(id=LIST, children=html.Div(LIST_HINT, className="text-muted small"),
+                 style={"maxHeight": 240, "overflowY": "auto"}),
+    ])

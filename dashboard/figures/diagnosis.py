@@ -1,0 +1,148 @@
+"""Instance diagnosis (issue 6 items 3 and 4): the confusion grid and the image query's waveforms.
+
+Builders take plain arrays, never the cache. The grid colours each cell by its share of
+the true class's row (so small classes read as well as large ones) and prints the count;
+correct cells (the diagonal) use a green scale, errors a purple one, so the diagonal
+stands out without relying on red/blue, which mean source/target everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures.theme import DOMAIN_COLORS, GRID_COLOR, TEMPLATE, empty_figure
+
+__all__ = ["CORRECT_COLOR", "CORRECT_SCALE", "ERROR_COLOR", "ERROR_SCALE", "MAX_TEXT_CLASSES", "confusion_heatmap",
+           "row_shares", "waveform_figure"]
+
+#: Above this many classes the cells are too small for numbers: counts move to the hover label.
+MAX_TEXT_CLASSES = 15
+CORRECT_COLOR = "#1b7837"  #: green: the diagonal (not red/blue, which mean source/target)
+ERROR_COLOR = "#762a83"    #: purple: the errors (green and purple stay apart for colour-blind readers)
+CORRECT_SCALE = [[0.0, "#ffffff"], [1.0, CORRECT_COLOR]]   # white -> green: share of the row predicted right
+ERROR_SCALE = [[0.0, "#ffffff"], [1.0, ERROR_COLOR]]       # white -> purple: share of the row mistaken for a class
+SELECTED_CELL_COLOR = "#000000"
+
+
+def row_shares(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum; an empty row (class absent) stays all zero."""
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+
+
+def confusion_heatmap(counts: np.ndarray, class_names: Sequence[str], *, selected: tuple[int, int] | None = None,
+                      height: int = 320, empty_message: str = "No instances in this selection") -> go.Figure:
+    """True (rows, top to bottom) x predicted (columns) grid of ``counts``.
+
+    Two heatmap traces share the grid: ``meta.role == "correct"`` holds the diagonal,
+    ``"errors"`` the rest (``None`` elsewhere, and gaps are neither hovered nor clicked).
+    ``z`` is the row share, ``customdata`` ``[true name, predicted name, count]``, the text the count
+    (blank for an empty error cell; no text at all above :data:`MAX_TEXT_CLASSES` classes).
+    ``selected`` (true, predicted) is outlined.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = counts.shape[0]
+    if counts.ndim != 2 or counts.shape[1] != n or n == 0 or counts.sum() == 0:
+        return empty_figure(empty_message, height=height)
+    share = row_shares(counts)
+    row_total = counts.sum(axis=1)
+    names = [str(c) for c in class_names][:n] + [str(i) for i in range(len(class_names), n)]
+    diag = np.eye(n, dtype=bool)
+    true_i, pred_i = np.indices((n, n))
+    show_text = n <= MAX_TEXT_CLASSES
+    name_arr = np.array(names, dtype=object)
+    # hover names the classes (the axes' values are indices, so duplicate names stay apart)
+    custom = np.stack([name_arr[true_i], name_arr[pred_i], counts.astype(object)], axis=-1)
+    hover = ("true <b>%{customdata[0]}</b> · predicted <b>%{customdata[1]}</b><br>"
+             "%{customdata[2]} instance(s), %{z:.0%} of the true class<extra></extra>")
+    traces = []
+    # errors are rare next to the diagonal: their scale tops out at the largest error share of the
+    # grid, so the worst confusion is the darkest purple however small (hover gives the exact share)
+    err_max = float(share[~diag].max()) if n > 1 else 0.0
+    for role, mask, scale, zmax in (("correct", diag, CORRECT_SCALE, 1.0),
+                                    ("errors", ~diag, ERROR_SCALE, err_max if err_max > 0 else 1.0)):
+        z = np.where(mask, share, None)
+        # a count on every correct cell (0 included: nothing right is news), on error cells only when > 0
+        text = np.where(mask & (diag | (counts > 0)), counts.astype(str), "")
+        traces.append(dict(
+            type="heatmap", z=z.tolist(), x=list(range(n)), y=list(range(n)), zmin=0, zmax=zmax, colorscale=scale,
+            showscale=False, hoverongaps=False, xgap=1, ygap=1,
+            text=text.tolist() if show_text else None,
+            texttemplate="%{text}" if show_text else None,
+            textfont=dict(size=11 if n <= 10 else 9),
+            customdata=np.where(mask[..., None], custom, None).tolist(),
+            hovertemplate=hover,
+            meta={"role": role},
+        ))
+    shapes = []
+    if selected is not None and 0 <= selected[0] < n and 0 <= selected[1] < n:
+        t, p = selected
+        shapes.append(dict(type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5, xref="x", yref="y",
+                           line=dict(color=SELECTED_CELL_COLOR, width=2.5)))
+    # a class absent from this domain/split: say so on its row label rather than leave a blank row
+    ticks_y = [f"{nm} (0)" if row_total[i] == 0 else nm for i, nm in enumerate(names)]
+    layout = dict(
+        height=height,
+        margin=dict(l=8, r=8, t=4, b=8),
+        shapes=shapes,
+        xaxis=dict(title=dict(text="predicted", font=dict(size=11), standoff=2), tickmode="array",
+                   tickvals=list(range(n)), ticktext=names, side="top", showgrid=False, ticks="",
+                   tickfont=dict(size=10), constrain="domain", fixedrange=True, automargin=True),
+        yaxis=dict(title=dict(text="true", font=dict(size=11), standoff=2), tickmode="array",
+                   tickvals=list(range(n)), ticktext=ticks_y, autorange="reversed", showgrid=False, ticks="",
+                   tickfont=dict(size=10), scaleanchor="x", scaleratio=1, constrain="domain", fixedrange=True,
+                   automargin=True),
+        plot_bgcolor=GRID_COLOR,
+        hovermode="closest",
+    )
+    return _figure(traces, layout)
+
+
+def waveform_figure(query: np.ndarray, neighbours: Sequence[tuple[int, np.ndarray, str]], *,
+                    query_label: str = "query", height: int = 130,
+                    empty_message: str = "No embedding") -> go.Figure:
+    """The query's hidden-layer vector as a line (x = neuron index, y = activation), dark, with
+    each neighbour's ``(id, vector, domain)`` as a thin line in its domain's colour beneath it.
+
+    Traces: one per neighbour (``meta.role == "neighbour"``, ``meta.id``), then the query
+    (``meta.role == "query"``) drawn last, on top.
+    """
+    q = np.asarray(query, dtype=float).ravel()
+    if q.size == 0:
+        return empty_figure(empty_message, height=height)
+    x = np.arange(q.size)
+    traces = []
+    for nid, vec, dom in neighbours:
+        traces.append(dict(
+            type="scatter", x=x, y=np.asarray(vec, dtype=float).ravel(), mode="lines", name=f"#{nid}",
+            line=dict(color=DOMAIN_COLORS.get(dom, "#888888"), width=0.8), opacity=0.3,
+            hovertemplate=f"#{nid} ({dom})<br>neuron %{{x}}: %{{y:.3g}}<extra></extra>",
+            meta={"role": "neighbour", "id": int(nid), "domain": dom},
+        ))
+    traces.append(dict(
+        type="scatter", x=x, y=q, mode="lines", name=query_label, line=dict(color="#000000", width=1.4),
+        hovertemplate=f"{query_label}<br>neuron %{{x}}: %{{y:.3g}}<extra></extra>", meta={"role": "query"},
+    ))
+    layout = dict(
+        height=height,
+        margin=dict(l=34, r=4, t=4, b=22),
+        showlegend=False,
+        hovermode="closest",
+        xaxis=dict(title=None, tickfont=dict(size=9), range=[-0.5, q.size - 0.5], showgrid=False),
+        yaxis=dict(title=None, tickfont=dict(size=9), rangemode="tozero", nticks=4),
+        # the same instance keeps the zoom when only the scope changes
+        uirevision=query_label,
+    )
+    return _figure(traces, layout)
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    # built without plotly's per-property validation (it costs tens of ms per figure, a callback's
+    # whole budget); the tests check the structure. Same result as theme.apply_theme.
+    fig = go.Figure(data=traces, layout=layout, _validate=False)
+    fig.update_layout(template=TEMPLATE)
+    return fig
