@@ -5,6 +5,7 @@ abstract     per class: important neurons (5.3.1 A) and important weights (5.3.1
 compare      per class: source x target neuron similarity, top-5, weight correspondence (5.3.2)
 discriminate per class and model: Algorithm 1 and the biplot (5.4)
 project      the global openTSNE map of the target model's embeddings (5.2)
+pixels       the same instances mapped by their raw pixels (issue 6, item 6)
 featvis      feature visualizations of the important neurons of both models (issue 5)
 """
 
@@ -325,6 +326,22 @@ def stage_project(ctx: BuildContext) -> None:
     ctx.notes["summary"] = f"t-SNE of {len(emb)} instances"
 
 
+# --- pixels -------------------------------------------------------------------------
+
+def stage_pixels(ctx: BuildContext) -> None:
+    """The instances positioned by their raw pixels (issue 6, item 6), beside the hidden-layer map:
+    standardised pixels, PCA to 50 dims, openTSNE with the project stage's perplexity and seed."""
+    from transferviz.analysis.projection import PIXEL_ITERATIONS, pixel_map
+
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    images = c.images  # row i = instance id i, the order of cache.instances
+    xy = pixel_map(images, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity)
+    w.array("analysis/pixel_tsne.npy", xy,
+            "(N, 2) openTSNE map of every instance's raw pixels (standardised, PCA to <= 50 dims; "
+            f"{PIXEL_ITERATIONS[0]} + {PIXEL_ITERATIONS[1]} iterations), rows = instance ids like analysis/tsne.npy")
+    ctx.notes["summary"] = f"pixel t-SNE of {len(xy)} instances"
+
+
 # --- featvis -------------------------------------------------------------------------
 
 def featvis_neurons(cache, fraction_all_max: int = 512) -> list[tuple[str, int]]:
@@ -452,6 +469,8 @@ def stages() -> list[Stage]:
               doc="domain discriminability (Algorithm 1)"),
         Stage("project", stage_project, lambda cfg: {"p": an(cfg).tsne_perplexity, "seed": cfg.seed},
               deps=("forward",), version=2, doc="t-SNE maps"),
+        Stage("pixels", stage_pixels, lambda cfg: {"p": an(cfg).tsne_perplexity, "seed": cfg.seed},
+              deps=("data",), doc="t-SNE map of the raw pixels"),
         Stage("featvis", stage_featvis, lambda cfg: cfg.featvis, deps=("abstract",),
               enabled=lambda cfg, opts: cfg.featvis.enabled and opts.featvis,
               doc="feature visualizations of neurons and their change through fine-tuning"),
