@@ -1,0 +1,191 @@
+"""End to end: the instance table's filter box, column filters, image pool and focus, in headless Chromium.
+
+On the demo cache: open the "Instance diagnosis" tab, apply a filter expression (the
+"k of N" line and the visible rows follow, with counts recomputed from the cache with
+numpy), see a code-injection string refused, filter through a column cell (the box
+shows that query), check that the validator's rewritten queries (!( ), case flags,
+column-to-column, quoted text) count what numpy counts, click a cell (the image query
+view takes the instance), tick rows (their images fill the pool), clear the pool. The browser
+console must stay free of errors (DataTable logs one for a query it cannot parse).
+
+Set ``TRANSFERVIZ_TEST_DEMO_CACHE`` to a built cache to skip building the demo.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from layouts import query as query_layout
+from layouts import table as ly
+
+TIMEOUT = 30
+
+
+def wait_until(what: str, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    end = time.time() + timeout
+    last: Any = None
+    while time.time() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 (elements are re-rendered between calls)
+            last = exc
+        time.sleep(0.15)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def count_text(d) -> str:
+    return d.find_element(By.ID, ly.COUNT).text.strip()
+
+
+def box_text(d) -> str:
+    return d.find_element(By.ID, ly.FILTER_INPUT).get_attribute("value") or ""
+
+
+def visible_column(d, column: str) -> list[str]:
+    return [c.text.strip() for c in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td[data-dash-column='{column}']")]
+
+
+def type_filter(d, text: str) -> None:
+    box = d.find_element(By.ID, ly.FILTER_INPUT)
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def scroll_to(d, el) -> None:
+    d.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", el)
+
+
+def test_filter_box_pool_and_focus(dash_duo, demo_cache, artifacts):
+    from callbacks.table import column_specs
+    from dashboard.app import create_app
+    from dashboard.filterexpr import validate
+
+    df = demo_cache.instances
+    n = len(df)
+    names = np.asarray(demo_cache.classes)
+    wrong = int((df["target_pred"].to_numpy() != df["label"].to_numpy()).sum())
+    hard = int((np.round(df["target_loss"].to_numpy(dtype=float), 4) > 2).sum())
+    assert 0 < wrong < n and 0 < hard < n
+
+    dash_duo.start_server(create_app(demo_cache.root))
+    d = dash_duo.driver
+    tab = wait_until("the diagnosis tab", lambda: next(e for e in d.find_elements(By.CSS_SELECTOR, ".tab")
+                                                       if e.text.strip() == "Instance diagnosis"))
+    tab.click()
+    wait_until("the rows to load", lambda: count_text(d) == f"{n:,} of {n:,} instances match")
+    assert len(visible_column(d, "id")) == ly.PAGE_SIZE
+
+    # 1. a filter expression: the count and the visible rows follow
+    # a bare column name on the left is accepted and braced; on the right a column needs braces
+    # (a bare word there is a value), and the box says so
+    type_filter(d, "target_pred != label")
+    wait_until("the ambiguity note", lambda: "is a column name" in d.find_element(By.ID, ly.FILTER_MSG).text)
+    type_filter(d, "target_pred != {label}")
+    wait_until("the filtered count", lambda: count_text(d) == f"{wrong:,} of {n:,} instances match")
+    assert d.find_element(By.ID, ly.FILTER_INPUT).get_attribute("value") == "{target_pred} != {label}"
+    rows = list(zip(visible_column(d, "label"), visible_column(d, "target_pred")))
+    assert rows and all(lab != pred for lab, pred in rows), rows
+    assert "applied" in d.find_element(By.ID, ly.FILTER_MSG).text
+
+    # 2. an injection string is refused and changes nothing
+    type_filter(d, "__import__('os').system('x')")
+    wait_until("the refusal", lambda: "Refused" in d.find_element(By.ID, ly.FILTER_MSG).text)
+    assert "function call" in d.find_element(By.ID, ly.FILTER_MSG).text
+    assert count_text(d) == f"{wrong:,} of {n:,} instances match"
+    scroll_to(d, d.find_element(By.ID, ly.FILTER_INPUT))
+    d.save_screenshot(str(artifacts / "table_refused_1366x768.png"))
+
+    # 3. a chip, then a column filter cell: the cell joins the chip's query, the box shows it
+    chip = next(e for e in d.find_elements(By.CSS_SELECTOR, f"#{ly.CARD} button") if e.text == "target wrong")
+    scroll_to(d, chip)
+    chip.click()
+    wait_until("the chip's query", lambda: d.find_element(By.ID, ly.FILTER_INPUT).get_attribute("value")
+               == ly.CHIPS[0][1])
+    cell = d.find_element(By.CSS_SELECTOR, f"#{ly.TABLE} th.dash-filter[data-dash-column='domain'] input")
+    scroll_to(d, cell)
+    cell.click()
+    cell.send_keys("target", Keys.ENTER)
+    wrong_target = int(((df["target_pred"] != df["label"]) & (df["domain"] == "target")).sum())
+    wait_until("the combined count", lambda: count_text(d) == f"{wrong_target:,} of {n:,} instances match")
+    wait_until("the box to show the cells' query", lambda: "{domain}" in box_text(d))
+    assert "{target_pred}" in box_text(d) and "{label}" in box_text(d)
+    assert set(visible_column(d, "domain")) == {"target"}
+
+    # a query the cells cannot show empties them (no stale cell value is kept)
+    type_filter(d, "{split} = val || {target_loss} > 2")
+    either = int(((df["split"] == "val") | (np.round(df["target_loss"].to_numpy(dtype=float), 4) > 2)).sum())
+    wait_until("the || count", lambda: count_text(d) == f"{either:,} of {n:,} instances match")
+    wait_until("empty filter cells", lambda: not any(
+        c.get_attribute("value") for c in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} th.dash-filter input[type=text]")))
+    type_filter(d, "{target_loss} > 2")
+    wait_until("the hard count", lambda: count_text(d) == f"{hard:,} of {n:,} instances match")
+    assert all(float(v) > 2 for v in visible_column(d, "target_loss"))
+
+    # a click on a cell focuses its instance (the image query view shows it)
+    row_id = visible_column(d, "id")[1]
+    split_cell = d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td[data-dash-column='split']")[1]
+    scroll_to(d, split_cell)
+    split_cell.click()
+    wait_until("the focused instance in the image query", lambda: d.find_element(
+        By.ID, query_layout.INPUT).get_attribute("value") == row_id)
+
+    # the rewritten queries are DataTable syntax and mean what they say (counts from the cache)
+    ids_ = df["id"].to_numpy()
+    for text, expected in (
+        ("!({pred_changed} = yes)", int((~df["pred_changed"].to_numpy(dtype=bool)).sum())),
+        ("{label} != 3", int((df["label"].to_numpy() != list(names).index("3")).sum())),
+        ("{id} contains 12 || {id} is odd", int(sum("12" in str(i) or i % 2 == 1 for i in ids_))),
+        ("{domain} ieq TARGET && {source_loss} > {target_loss}", int(((df["domain"] == "target") & (
+            np.round(df["source_loss"].to_numpy(dtype=float), 4) > np.round(df["target_loss"].to_numpy(dtype=float), 4)
+        )).sum())),
+    ):
+        type_filter(d, text)
+        canonical = validate(text, column_specs(demo_cache)).query
+        wait_until(f"the box to show {canonical}", lambda c=canonical: box_text(d) == c)
+        wait_until(f"the count of {text}", lambda e=expected: count_text(d) == f"{e:,} of {n:,} instances match")
+
+    # 4. tick three rows: their images fill the pool, newest first
+    type_filter(d, "{target_loss} > 2")
+    wait_until("the hard count again", lambda: count_text(d) == f"{hard:,} of {n:,} instances match")
+    ids = visible_column(d, "id")[:3]
+    boxes = d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td.dash-select-cell input")[:3]
+    for b in boxes:
+        scroll_to(d, b)
+        b.click()
+
+    def pool_imgs() -> list:
+        return d.find_elements(By.CSS_SELECTOR, f"#{ly.POOL_VIEW} img")
+
+    wait_until("three pool images", lambda: len(pool_imgs()) == 3)
+    srcs = [i.get_attribute("src") for i in pool_imgs()]
+    assert [s.rsplit("/", 1)[1] for s in srcs] == [f"{i}.png" for i in reversed(ids)]
+    assert d.find_element(By.ID, ly.POOL_TITLE).text.endswith("(3/15)")
+    wait_until("the thumbnails to load", lambda: all(d.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in pool_imgs()))
+    first = int(ids[0])
+    assert names[int(df.loc[df["id"] == first, "label"].iloc[0])] in d.find_element(By.ID, ly.POOL_VIEW).text
+
+    card = d.find_element(By.ID, ly.CARD)
+    scroll_to(d, card)
+    time.sleep(0.3)
+    d.save_screenshot(str(artifacts / "table_1366x768.png"))
+    card.screenshot(str(artifacts / "view_table_1366.png"))
+
+    # 5. clear: the pool empties and the ticks go
+    d.find_element(By.ID, ly.POOL_CLEAR).click()
+    wait_until("an empty pool", lambda: not pool_imgs())
+    wait_until("unticked rows", lambda: not any(
+        b.is_selected() for b in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td.dash-select-cell input")))
+
+    errs = list(dash_duo.get_logs() or [])
+    assert errs == [], "\n".join(e["message"][:400] for e in errs)
