@@ -31,6 +31,9 @@ def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash
         title=f"transferviz: {cache.name}",
         suppress_callback_exceptions=True,
         url_base_pathname=url_base_pathname,
+        # the instance table's rows and the loss maps are ~1 MB of JSON each, mostly repeated
+        # keys and hover text: compressed they are ~5-20x smaller (needs dash[compress])
+        compress=True,
         # Bootstrap 5.3.6 (MIT) is vendored in assets/: the page must style itself offline,
         # and a CDN stylesheet would log a console error on machines without internet.
         assets_folder=str(Path(__file__).parent / "assets"),
