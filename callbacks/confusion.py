@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, html
 
 from dashboard import data
+from dashboard.pool import clicked_id
 from dashboard.app import get_cache
 from dashboard.figures.diagnosis import confusion_heatmap
 from dashboard.figures.theme import DOMAIN_COLORS, MISPREDICTED_COLOR, SOURCE_COLOR, TARGET_COLOR
@@ -139,12 +140,8 @@ def cell_list(cache: Cache, model: Any, domain: Any, split: Any, cell: Any, pref
 
 def thumb_focus(triggered: Any, n_clicks: Any) -> Any:
     """The id of the clicked thumbnail, or no_update when the list was merely (re)drawn."""
-    if not isinstance(triggered, dict) or triggered.get("type") != ly.THUMB or not n_clicks:
-        return NO  # new thumbnails appear with n_clicks 0: not a click
-    try:
-        return int(triggered["index"])
-    except (KeyError, TypeError, ValueError):
-        return NO
+    clicked = clicked_id(triggered, n_clicks, ly.THUMB)
+    return NO if clicked is None else clicked
 
 
 def register(app: dash.Dash) -> None:

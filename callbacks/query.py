@@ -20,7 +20,7 @@ from dashboard import data, neighbours
 from dashboard.app import get_cache
 from dashboard.figures.diagnosis import waveform_figure
 from dashboard.figures.theme import DOMAIN_COLORS, MISPREDICTED_COLOR, empty_figure
-from dashboard.pool import focus_id
+from dashboard.pool import clicked_id, focus_id
 from layouts import ids
 from layouts import query as ly
 from transferviz.cache import Cache
@@ -201,12 +201,8 @@ def typed_focus(value: Any, focus: Any, n_instances: int) -> tuple[Any, Any]:
 
 def clicked_neighbour(triggered: Any, n_clicks: Any) -> Any:
     """The id of a clicked neighbour card, or no_update when the cards were merely (re)drawn."""
-    if not isinstance(triggered, dict) or triggered.get("type") != ly.NEIGHBOUR or not n_clicks:
-        return NO
-    try:
-        return int(triggered["index"])
-    except (KeyError, TypeError, ValueError):
-        return NO
+    clicked = clicked_id(triggered, n_clicks, ly.NEIGHBOUR)
+    return NO if clicked is None else clicked
 
 
 # --- wiring ---------------------------------------------------------------------------

@@ -46,3 +46,14 @@ def focus_id(value: Any, n_instances: int) -> int | None:
     """The focused instance id if ``value`` names one of ``n_instances`` instances, else None."""
     ids = as_ids([value])
     return ids[0] if ids and ids[0] < n_instances else None
+
+
+def clicked_id(triggered: Any, n_clicks: Any, kind: str) -> int | None:
+    """The instance id of a clicked pattern-matching component ``{"type": kind, "index": id}``.
+
+    None when the component was merely (re)drawn: new components fire with ``n_clicks`` 0.
+    """
+    if not isinstance(triggered, dict) or triggered.get("type") != kind or not n_clicks:
+        return None
+    ids = as_ids([triggered.get("index")])
+    return ids[0] if ids else None

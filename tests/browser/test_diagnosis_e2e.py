@@ -18,10 +18,6 @@ to skip building the demo.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
@@ -32,30 +28,7 @@ from layouts import hard as hard_ly
 from layouts import query as query_ly
 from layouts import table as table_ly
 from layouts import timeline as tl_ly
-
-TIMEOUT = 30
-
-
-def wait_until(what: str, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    end = time.time() + timeout
-    last: Any = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 (elements are re-rendered between calls)
-            last = exc
-        time.sleep(0.15)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-def open_tab(d, label: str) -> None:
-    tab = wait_until(f"the {label!r} tab", lambda: next(
-        (e for e in d.find_elements(By.CSS_SELECTOR, ".tab") if e.text.strip() == label), None))
-    d.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")  # Bootstrap scrolls smoothly
-    time.sleep(0.2)
-    tab.click()
+from tests.browser.helpers import open_tab, scroll_to, wait_until
 
 
 def click_at(d, x: float, y: float) -> None:
@@ -63,11 +36,6 @@ def click_at(d, x: float, y: float) -> None:
     actions.pointer_action.move_to_location(int(x), int(y))
     actions.pointer_action.click()
     actions.perform()
-
-
-def scroll_to(d, el) -> None:
-    d.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", el)
-    time.sleep(0.3)
 
 
 def cell_on_screen(d, true: int, pred: int) -> list[float] | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -23,6 +22,7 @@ from selenium.webdriver.common.by import By
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
+from tests.browser.helpers import wait_until
 
 NETWORK_GRAPH = "network-graph"  # layouts/network.py
 FEATURE_BIPLOT = "feature-biplot"  # layouts/features.py
@@ -37,20 +37,6 @@ def make_app(cache_root: Path):
     from dashboard.app import create_app
 
     return create_app(cache_root)
-
-
-def wait_until(what: str, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    end = time.time() + timeout
-    last: Any = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # the element may be re-rendered between calls
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def graph_js(graph_id: str) -> str:

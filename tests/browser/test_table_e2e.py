@@ -14,8 +14,6 @@ Set ``TRANSFERVIZ_TEST_DEMO_CACHE`` to a built cache to skip building the demo.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from selenium.webdriver.common.by import By
@@ -23,22 +21,7 @@ from selenium.webdriver.common.keys import Keys
 
 from layouts import query as query_layout
 from layouts import table as ly
-
-TIMEOUT = 30
-
-
-def wait_until(what: str, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    end = time.time() + timeout
-    last: Any = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 (elements are re-rendered between calls)
-            last = exc
-        time.sleep(0.15)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+from tests.browser.helpers import scroll_to, wait_until
 
 
 def count_text(d) -> str:
@@ -59,10 +42,6 @@ def type_filter(d, text: str) -> None:
     box.send_keys(Keys.DELETE)
     box.send_keys(text)
     box.send_keys(Keys.ENTER)
-
-
-def scroll_to(d, el) -> None:
-    d.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", el)
 
 
 def test_filter_box_pool_and_focus(dash_duo, demo_cache, artifacts):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 from selenium.webdriver.common.action_chains import ActionChains
@@ -20,23 +19,7 @@ from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 
 from layouts import timeline as tl
-
-TIMEOUT = 30
-
-
-def wait_until(what: str, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    end = time.time() + timeout
-    last: Any = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # the element may be re-rendered between calls
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
+from tests.browser.helpers import wait_until
 
 GD = f"document.querySelector('#{tl.MAP} .js-plotly-plot')"
 

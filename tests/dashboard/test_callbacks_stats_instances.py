@@ -23,6 +23,7 @@ from dashboard.urlstate import StateSpace, parse_state
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
+from tests.components import find, texts, walk
 
 NO = dash.no_update
 
@@ -39,56 +40,32 @@ def space(tiny_cache):
     return StateSpace.from_cache(tiny_cache)
 
 
-def _find(component, id_):
-    """The component with ``id_`` in a layout tree."""
-    if getattr(component, "id", None) == id_:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            hit = _find(child, id_)
-            if hit is not None:
-                return hit
-    return None
-
-
-def _texts(component) -> str:
-    """All text in a component tree (for asserting on rendered messages)."""
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return " ".join(_texts(c) for c in component)
-    return _texts(getattr(component, "children", None))
-
-
 # --- layouts ------------------------------------------------------------------------
 
 def test_layouts_hold_the_views_components(app, tiny_cache, space):
     for id_ in (stats_layout.TABLE, stats_layout.ACCURACY, stats_layout.BADGE, inst_layout.CLASSES,
                 inst_layout.SCATTER, inst_layout.TOOLTIP, inst_layout.SELECTION, ids.URL, ids.NOTICE):
-        assert _find(app.layout, id_) is not None, id_
-    table = _find(app.layout, stats_layout.TABLE)
+        assert find(app.layout, id_) is not None, id_
+    table = find(app.layout, stats_layout.TABLE)
     assert table.sort_action == "native" and table.row_selectable == "single"
     assert [c["id"] for c in table.columns] == [c for c, _ in data.TABLE_COLUMNS]
     assert [r["id"] for r in table.data] == list(range(len(tiny_cache.classes)))  # row index = class index
     assert table.selected_rows == [space.default_cls]
     # every graph exports from its mode bar
     for gid in (stats_layout.ACCURACY, inst_layout.SCATTER):
-        cfg = _find(app.layout, gid).config
+        cfg = find(app.layout, gid).config
         assert cfg["toImageButtonOptions"]["format"] in ("svg", "png")
     # the accuracy chart has the six series; the badge shows the signed score
-    assert len(_find(app.layout, stats_layout.ACCURACY).figure.data) == 6
+    assert len(find(app.layout, stats_layout.ACCURACY).figure.data) == 6
     score = tiny_cache.json("analysis/summary.json")["transferability"]
-    assert f"{score:+.2f}" in _texts(_find(app.layout, stats_layout.BADGE))
+    assert f"{score:+.2f}" in texts(find(app.layout, stats_layout.BADGE))
 
 
 def test_class_options_list_counts_per_domain(tiny_cache):
     opts = inst_layout.class_options(tiny_cache)
     counts = data.class_counts(tiny_cache)
     assert [o["value"] for o in opts] == list(range(len(tiny_cache.classes)))
-    text = _texts(opts[0]["label"])
+    text = texts(opts[0]["label"])
     assert str(counts.loc[0, "source"]) in text and str(counts.loc[0, "target"]) in text
 
 
@@ -138,7 +115,7 @@ def test_bad_link_opens_defaults_with_a_notice(space):
     assert cls == space.default_cls
     assert isinstance(notice, dbc.Alert)
     assert notice.dismissable and notice.is_open
-    assert "nope" in _texts(notice) and "zzz" in _texts(notice) and "foo" in _texts(notice)
+    assert "nope" in texts(notice) and "zzz" in texts(notice) and "foo" in texts(notice)
     # the link is cleaned: what is left parses without notices
     assert parse_state(search, space)[1] == []
 
@@ -197,7 +174,7 @@ def test_scatter_of_selected_classes(tiny_cache, tmp_path):
     again, _, _ = cb_inst.update_scatter(tiny_cache, [3, 1], tmp_path)
     assert np.allclose(np.concatenate([t.x for t in again.data if t.x is not None and t.x[0] is not None]),
                        np.concatenate([t.x for t in fig.data if t.x is not None and t.x[0] is not None]))
-    assert "mispredicted" in _texts(summary)
+    assert "mispredicted" in texts(summary)
 
 
 def test_scatter_of_every_class_is_the_global_map(tiny_cache, tmp_path):
@@ -223,9 +200,9 @@ def test_hover_card_shows_thumbnail_domain_label_prediction(tiny_cache):
     hover = {"points": [{"customdata": i, "bbox": {"x0": 1, "x1": 2, "y0": 3, "y1": 4}, "curveNumber": 0}]}
     show, bbox, card = cb_inst.hover_card(tiny_cache, hover, "/")
     assert show is True and bbox == hover["points"][0]["bbox"]
-    imgs = [c for c in _walk(card) if isinstance(c, html.Img)]
+    imgs = [c for c in walk(card) if isinstance(c, html.Img)]
     assert imgs and imgs[0].src == f"/thumb/{i}.png"
-    text = _texts(card)
+    text = texts(card)
     rec = data.instance_records(tiny_cache, [i])[0]
     assert "target" in text and rec["label_name"] in text and rec["target_pred_name"] in text
     assert cb_inst.hover_card(tiny_cache, None, "/")[0] is False
@@ -235,25 +212,17 @@ def test_hover_card_shows_thumbnail_domain_label_prediction(tiny_cache):
 def test_selection_lists_thumbnails(tiny_cache):
     sel = {"points": [{"customdata": 5}, {"customdata": 7}, {"customdata": 5}], "range": {"x": [0, 1]}}
     out = cb_inst.selection_list(tiny_cache, sel, "/app/")
-    srcs = [c.src for c in _walk(out) if isinstance(c, html.Img)]
+    srcs = [c.src for c in walk(out) if isinstance(c, html.Img)]
     assert srcs == ["/app/thumb/5.png", "/app/thumb/7.png"]
-    assert "2 selected" in _texts(out)
-    assert "lasso" in _texts(cb_inst.selection_list(tiny_cache, None, "/"))
+    assert "2 selected" in texts(out)
+    assert "lasso" in texts(cb_inst.selection_list(tiny_cache, None, "/"))
     empty_lasso = {"points": [], "lassoPoints": {"x": [1]}}
-    assert "No instances" in _texts(cb_inst.selection_list(tiny_cache, empty_lasso, "/"))
+    assert "No instances" in texts(cb_inst.selection_list(tiny_cache, empty_lasso, "/"))
 
 
 def test_memo_dir_is_beside_the_cache(tiny_cache):
     d = data.memo_dir_for(tiny_cache)
     assert d.name == f".memo-{tiny_cache.name}" and d.parent == tiny_cache.root.parent
-
-
-def _walk(component):
-    yield component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            yield from _walk(child)
 
 
 # --- the wiring, through Dash's own endpoint --------------------------------------------

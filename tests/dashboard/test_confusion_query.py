@@ -20,32 +20,14 @@ from dashboard.figures.theme import is_empty_figure
 from layouts import confusion as conf_layout
 from layouts import ids
 from layouts import query as query_layout
+from tests.components import texts, walk
 
 NO = dash.no_update
 PREFIX = "/app/"
 
 
-def _texts(component) -> str:
-    """All text in a component tree."""
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return " ".join(_texts(c) for c in component)
-    return _texts(getattr(component, "children", None))
-
-
-def _walk(component):
-    yield component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            yield from _walk(child)
-
-
 def _ids_of_type(component, type_: str) -> list[int]:
-    return [c.id["index"] for c in _walk(component) if isinstance(getattr(c, "id", None), dict)
+    return [c.id["index"] for c in walk(component) if isinstance(getattr(c, "id", None), dict)
             and c.id.get("type") == type_]
 
 
@@ -117,11 +99,11 @@ def test_cell_click_lists_exactly_that_cells_instances(tiny_cache):
     assert cb_conf.cell_ids(tiny_cache, model, domain, split, true, pred).tolist() == expected
     caption, listing = cb_conf.cell_list(tiny_cache, model, domain, split, cell, PREFIX)
     assert _ids_of_type(listing, conf_layout.THUMB) == expected
-    assert f" {len(expected)} " in f" {_texts(caption)} "
-    imgs = [c for c in _walk(listing) if getattr(c, "src", None)]
+    assert f" {len(expected)} " in f" {texts(caption)} "
+    imgs = [c for c in walk(listing) if getattr(c, "src", None)]
     assert imgs[0].src == f"/app/thumb/{expected[0]}.png"
     conf0 = float(df["source_conf"].iloc[expected[0]])
-    assert f"{conf0:.0%}" in _texts(listing)
+    assert f"{conf0:.0%}" in texts(listing)
 
 
 def test_cell_list_caps_and_empty_and_hint(tiny_cache, monkeypatch):
@@ -130,14 +112,14 @@ def test_cell_list_caps_and_empty_and_hint(tiny_cache, monkeypatch):
     monkeypatch.setattr(cb_conf, "MAX_LISTED", 3)
     _, listing = cb_conf.cell_list(tiny_cache, "target", "target", "all", [i, i], PREFIX)
     assert len(_ids_of_type(listing, conf_layout.THUMB)) == 3
-    assert f"and {counts[i, i] - 3} more" in _texts(listing)
+    assert f"and {counts[i, i] - 3} more" in texts(listing)
     empty = np.argwhere(counts == 0)
     if len(empty):
         t, p = (int(v) for v in empty[0])
         _, listing = cb_conf.cell_list(tiny_cache, "target", "target", "all", [t, p], PREFIX)
-        assert "empty" in _texts(listing) and not _ids_of_type(listing, conf_layout.THUMB)
+        assert "empty" in texts(listing) and not _ids_of_type(listing, conf_layout.THUMB)
     caption, listing = cb_conf.cell_list(tiny_cache, "target", "target", "all", None, PREFIX)
-    assert caption == "" and conf_layout.LIST_HINT in _texts(listing)
+    assert caption == "" and conf_layout.LIST_HINT in texts(listing)
     assert cb_conf.parse_cell({"points": [{"x": 99, "y": 0}]}, len(tiny_cache.classes)) is None
     assert cb_conf.parse_cell(None, 10) is None
 
@@ -198,7 +180,7 @@ def test_invalid_typed_ids_give_a_one_line_message(tiny_cache, value):
     n = len(tiny_cache.instances)
     focus, message = cb_query.typed_focus(value, 3, n)
     assert focus is NO
-    text = _texts(message)
+    text = texts(message)
     assert text and "\n" not in text and "Traceback" not in text
     assert f"{n - 1}" in text
 
@@ -217,9 +199,9 @@ def test_render_follows_focus_and_states_the_default(tiny_cache):
     default = int(tgt["id"].iloc[int(np.argmax(tgt["target_loss"].to_numpy()))])
     out = cb_query.render(tiny_cache, None, "all", None, PREFIX)
     box, message, info = out[0], out[1], out[2]
-    assert box is NO and "highest target-model loss" in _texts(message) and f"#{default}" in _texts(info)
+    assert box is NO and "highest target-model loss" in texts(message) and f"#{default}" in texts(info)
     out = cb_query.render(tiny_cache, 5, "all", None, PREFIX)
-    assert out[0] == 5 and out[1] == "" and "#5" in _texts(out[2])
+    assert out[0] == 5 and out[1] == "" and "#5" in texts(out[2])
     assert cb_query.render(tiny_cache, 5, "all", 5, PREFIX)[0] is NO  # the box already shows it
     assert cb_query.render(tiny_cache, 10 ** 6, "all", None, PREFIX)[0] is NO  # a stale focus: the default
 
@@ -241,12 +223,12 @@ def test_query_view_waveforms_and_neighbours(tiny_cache):
             np.testing.assert_allclose(t.y, emb[t.meta["id"]], rtol=1e-6)
         cards = _ids_of_type(view[f"nbrs_{model}"], query_layout.NEIGHBOUR)
         assert cards == found.ids.tolist() and all(dom[i] != dom[q] for i in cards)
-        text = _texts(view[f"nbrs_{model}"])
+        text = texts(view[f"nbrs_{model}"])
         assert f"cos {found.similarity[0]:.2f}" in text
     # the summary counts shared neighbours and each model's neighbours by domain
     s_ids = set(neighbours.query(tiny_cache, "source", q, "other").ids.tolist())
     t_ids = set(neighbours.query(tiny_cache, "target", q, "other").ids.tolist())
-    summary = _texts(view["summary"])
+    summary = texts(view["summary"])
     assert f"{len(s_ids & t_ids)} of 5 neighbours shared" in summary
     other = "target" if dom[q] == "source" else "source"
     assert f"5 {other}" in summary
@@ -267,7 +249,7 @@ def test_missing_embeddings_give_a_message(tiny_cache, monkeypatch):
 
     monkeypatch.setattr(tiny_cache, "embedding", missing)
     view = cb_query.query_view(tiny_cache, 0, "all", PREFIX)
-    assert "no embeddings" in _texts(view["info"]) and is_empty_figure(view["wave_source"])
+    assert "no embeddings" in texts(view["info"]) and is_empty_figure(view["wave_source"])
 
 
 # --- wiring ---------------------------------------------------------------------------

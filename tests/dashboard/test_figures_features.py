@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.figures.features import discriminability_biplot, mirrored_histogram, ranking_rows
+from dashboard.figures.features import (
+    discriminability_biplot,
+    mirrored_histogram,
+    ranking_rows,
+)
 from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
 
 

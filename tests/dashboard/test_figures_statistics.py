@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.figures.statistics import accuracy_chart, transferability_badge, transferability_score
+from dashboard.figures.statistics import (
+    accuracy_chart,
+    transferability_badge,
+    transferability_score,
+)
 from dashboard.figures.theme import (
     GRAPH_CONFIG,
     GRAPH_CONFIG_PNG,

@@ -11,21 +11,18 @@ import pytest
 
 from callbacks import hard as cb
 from dashboard import data
-from dashboard.figures.hard import FOCUS_TRACE, LOSS_FLOOR, loss_color, loss_map, loss_range
+from dashboard.figures.hard import (
+    FOCUS_TRACE,
+    LOSS_FLOOR,
+    loss_color,
+    loss_map,
+    loss_range,
+)
 from layouts import hard as ly
+from tests.components import texts, walk
 from transferviz.cache import Cache
 
 PREFIX = "/app/"
-
-
-def _texts(component) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return " ".join(_texts(c) for c in component)
-    return _texts(getattr(component, "children", None))
 
 
 def _instances(fig) -> list:
@@ -108,7 +105,7 @@ def test_maps_colour_by_the_chosen_model_and_filter_rows(tiny_cache):
                 np.testing.assert_allclose(t.y, xy[ids, 1], rtol=1e-5)
                 shown += ids.tolist()
             assert sorted(shown) == np.flatnonzero(keep).tolist(), (model, domain, wrong)
-        assert f"{int(keep.sum())} shown" in _texts(summary)
+        assert f"{int(keep.sum())} shown" in texts(summary)
 
 
 def test_focus_ring_in_both_maps_and_patch(tiny_cache):
@@ -139,7 +136,7 @@ def test_lasso_in_one_map_highlights_the_same_instances_in_the_other(tiny_cache)
     lit = [t.customdata[i] for t in _instances(hidden) for i in t.selectedpoints]
     assert sorted(lit) == sorted(lassoed)
     assert all(t.selectedpoints is None for t in _instances(pixels))  # the lassoed map keeps the user's own lasso
-    assert f"{len(lassoed)} lassoed in the raw pixels map" in _texts(summary)
+    assert f"{len(lassoed)} lassoed in the raw pixels map" in texts(summary)
     # the other way round, and under a filter only the visible ones light up
     brush = cb.brush_state(ly.HIDDEN_MAP, sel, None, None)
     hidden, pixels, _ = cb.update_maps(tiny_cache, "target", "target", [], None, brush)
@@ -174,7 +171,7 @@ def test_detail_card_shows_both_models(tiny_cache):
     wrong = np.flatnonzero((df["source_pred"] != df["label"]).to_numpy())
     fid = int(wrong[0]) if len(wrong) else 0
     card = cb.detail_card(tiny_cache, fid, PREFIX)
-    text = _texts(card)
+    text = texts(card)
     r = df.iloc[fid]
     names = tiny_cache.classes
     assert f"#{fid}" in text and str(r["domain"]) in text and str(r["split"]) in text
@@ -183,23 +180,15 @@ def test_detail_card_shows_both_models(tiny_cache):
         assert f"{m} model" in text
         assert names[int(r[f"{m}_pred"])] in text
         assert f"{float(r[f'{m}_conf']):.0%}" in text and f"{float(r[f'{m}_loss']):.3g}" in text
-    rows = [c for c in _walk(card) if (getattr(c, "className", "") or "").startswith("hard-row-")]
+    rows = [c for c in walk(card) if (getattr(c, "className", "") or "").startswith("hard-row-")]
     assert [c.className for c in rows] == ["hard-row-source", "hard-row-target"]
-    src_row = _texts(rows[0])
+    src_row = texts(rows[0])
     assert names[int(r["source_pred"])] in src_row and ("\u2717" in src_row) == (int(r["source_pred"]) != int(r["label"]))
-    img = next(c for c in _walk(card) if type(c).__name__ == "Img")
+    img = next(c for c in walk(card) if type(c).__name__ == "Img")
     assert img.src == data.thumb_src(PREFIX, fid)
-    assert "not in this cache" in _texts(cb.detail_card(tiny_cache, 10 ** 6, PREFIX))
-    assert "not in this cache" in _texts(cb.detail_card(tiny_cache, "abc", PREFIX))
-    assert _texts(cb.detail_card(tiny_cache, None, PREFIX)) == ly.DETAIL_HINT
-
-
-def _walk(component):
-    yield component
-    kids = getattr(component, "children", None)
-    for k in kids if isinstance(kids, (list, tuple)) else [kids]:
-        if k is not None and not isinstance(k, (str, int, float)):
-            yield from _walk(k)
+    assert "not in this cache" in texts(cb.detail_card(tiny_cache, 10 ** 6, PREFIX))
+    assert "not in this cache" in texts(cb.detail_card(tiny_cache, "abc", PREFIX))
+    assert texts(cb.detail_card(tiny_cache, None, PREFIX)) == ly.DETAIL_HINT
 
 
 def test_cache_without_pixel_map_says_rebuild(tiny_cache, tmp_path):
@@ -215,5 +204,5 @@ def test_cache_without_pixel_map_says_rebuild(tiny_cache, tmp_path):
 
 def test_layout_holds_the_view(tiny_cache):
     root = ly.layout(tiny_cache)
-    found = {getattr(c, "id", None) for c in _walk(root)}
+    found = {getattr(c, "id", None) for c in walk(root)}
     assert {ly.MODEL, ly.DOMAIN, ly.WRONG, ly.HIDDEN_MAP, ly.PIXEL_MAP, ly.BRUSH, ly.SUMMARY, ly.DETAIL} <= found

@@ -34,3 +34,13 @@ def test_focus_is_an_existing_instance_or_none():
     assert focus_id(10, 10) is None
     assert focus_id("seven", 10) is None
     assert focus_id(None, 10) is None
+
+
+def test_a_click_names_the_instance_but_a_redraw_does_not():
+    from dashboard.pool import clicked_id
+
+    assert clicked_id({"type": "thumb", "index": 42}, 1, "thumb") == 42
+    assert clicked_id({"type": "thumb", "index": 42}, 0, "thumb") is None  # freshly drawn
+    assert clicked_id({"type": "other", "index": 42}, 1, "thumb") is None
+    assert clicked_id("thumb", 1, "thumb") is None
+    assert clicked_id({"type": "thumb", "index": "x"}, 1, "thumb") is None

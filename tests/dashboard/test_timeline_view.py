@@ -17,7 +17,7 @@ from callbacks import timeline as ct
 from dashboard.figures.theme import is_empty_figure
 from dashboard.pool import POOL_SIZE
 from layouts import timeline as tl
-
+from tests.components import find
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -97,7 +97,12 @@ def test_map_points_sit_at_the_cache_positions_of_the_epoch(td, arrays):
 
 
 def test_an_unchanged_instance_keeps_its_place_and_the_axes_stay_fixed():
-    from dashboard.figures.timeline import MapGroup, map_epoch_fields, map_ranges, timeline_map
+    from dashboard.figures.timeline import (
+        MapGroup,
+        map_epoch_fields,
+        map_ranges,
+        timeline_map,
+    )
 
     rng = np.random.default_rng(0)
     pos = rng.normal(size=(4, 6, 2)).astype(np.float32)
@@ -263,23 +268,11 @@ def test_a_click_adds_the_instance_to_the_pool_and_focuses_it():
     assert pool == full[1:] + [99]
 
 
-def _find(component, cid):
-    if getattr(component, "id", None) == cid:
-        return component
-    kids = getattr(component, "children", None)
-    for k in kids if isinstance(kids, (list, tuple)) else [kids]:
-        if hasattr(k, "to_plotly_json"):
-            hit = _find(k, cid)
-            if hit is not None:
-                return hit
-    return None
-
-
 def test_layout_has_a_mark_per_epoch_and_starts_paused_at_the_source_model(tiny_cache, arrays):
     lay = tl.layout(tiny_cache)
-    slider = _find(lay, tl.SLIDER)
+    slider = find(lay, tl.SLIDER)
     assert sorted(slider.marks) == arrays["epochs"] and slider.value == arrays["epochs"][0]
-    assert _find(lay, tl.INTERVAL).disabled is True
+    assert find(lay, tl.INTERVAL).disabled is True
     assert "source model" in str(lay)
 
 
