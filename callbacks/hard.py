@@ -106,6 +106,28 @@ def _hard_data(root: str) -> HardData:
 
 # --- the maps ------------------------------------------------------------------------------
 
+def maps_update(cache: Cache, fired: set[str], tab: str | None, drawn: bool | None, model: Any, domain: Any,
+                wrong_only: Any, focus: Any, brush: Any) -> tuple[Any, Any, Any, Any]:
+    """``(hidden map, pixel map, summary, drawn flag)`` for whatever fired the maps' callback.
+
+    The maps (~1 MB of JSON) wait until the diagnosis tab is first shown; a focus set
+    meanwhile (e.g. from the timeline) is simply part of that first drawing. Once drawn, a
+    tab switch sends nothing, a focus change patches the ring only, and a new lasso redraws
+    only the other map (the lassoed one keeps its own outline).
+    """
+    if not drawn:
+        if tab != ids.TAB_DIAGNOSIS:
+            return NO, NO, NO, NO
+        return (*update_maps(cache, model, domain, wrong_only, focus, brush), True)
+    if fired == {ids.TABS}:
+        return NO, NO, NO, NO
+    if fired == {ids.FOCUS}:
+        return (*focus_patches(cache, focus), NO, NO)
+    lassoed = fired == {ly.BRUSH} and brushed_ids(brush) is not None
+    return (*update_maps(cache, model, domain, wrong_only, focus, brush,
+                         skip=brush["source"] if lassoed else None), NO)
+
+
 def selection(model: Any, domain: Any, wrong_only: Any) -> tuple[str, str, bool]:
     """The controls' values, anything unknown replaced by the view's default."""
     model = model if model in MODELS else ly.DEFAULTS["model"]
@@ -291,17 +313,13 @@ def register(app: dash.Dash) -> None:
 
     @app.callback(
         Output(ly.HIDDEN_MAP, "figure"), Output(ly.PIXEL_MAP, "figure"), Output(ly.SUMMARY, "children"),
+        Output(ly.DRAWN, "data"),
         Input(ly.MODEL, "value"), Input(ly.DOMAIN, "value"), Input(ly.WRONG, "value"),
-        Input(ids.FOCUS, "data"), Input(ly.BRUSH, "data"),
+        Input(ids.FOCUS, "data"), Input(ly.BRUSH, "data"), Input(ids.TABS, "value"), State(ly.DRAWN, "data"),
     )
-    def _maps(model, domain, wrong_only, focus, brush):
-        fired = triggered_components()
-        if fired == {ids.FOCUS}:
-            return (*focus_patches(get_cache(app), focus), NO)
-        # a new lasso redraws only the other map: the lassoed one keeps its own outline
-        lassoed = fired == {ly.BRUSH} and brushed_ids(brush) is not None
-        return update_maps(get_cache(app), model, domain, wrong_only, focus, brush,
-                           skip=brush["source"] if lassoed else None)
+    def _maps(model, domain, wrong_only, focus, brush, tab, drawn):
+        return maps_update(get_cache(app), triggered_components(), tab, drawn, model, domain, wrong_only, focus,
+                           brush)
 
     @app.callback(
         Output(ly.BRUSH, "data"),

@@ -12,9 +12,10 @@ from typing import Any
 
 import dash
 import pandas as pd
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
+from callbacks import first_open, triggered_components
 from dashboard import data
 from dashboard.figures.preview import class_count_chart, weight_change_chart
 from dashboard.figures.theme import (
@@ -30,7 +31,6 @@ from transferviz.cache import Cache
 
 DOMAINS = ("source", "target")
 SPLITS = ("train", "val")
-TAB = "preview"  # this tab's value in layouts/page.py
 DASH = "\u2014"
 FALLBACK_NOTE = ("Older cache (no models/modules.json): output shapes and weight change of the modules that are "
                  "not analysed are unavailable (analysed layers: from models/layers.json, weight tensor only). "
@@ -304,15 +304,18 @@ def register(app: dash.Dash) -> None:
     prefix = app.config.requests_pathname_prefix
 
     @app.callback(Output(lay.MODELS, "children"), Output(lay.DATA, "children"), Output(lay.COUNTS, "children"),
-                  Input(ids.TABS, "value"))
-    def _panels(tab):
-        if tab != TAB:
-            raise PreventUpdate  # built when the tab is first opened
+                  Output(lay.LOADED, "data"), Input(ids.TABS, "value"), State(lay.LOADED, "data"))
+    def _panels(tab, loaded):
+        if not first_open(tab, ids.TAB_PREVIEW, loaded):
+            raise PreventUpdate  # built when the tab is first opened, then kept
         cache = get_cache(app)
-        return models_panel(cache), data_summary(cache), count_table(class_count_frame(cache), cache.domains)
+        return models_panel(cache), data_summary(cache), count_table(class_count_frame(cache), cache.domains), True
 
-    @app.callback(Output(lay.SAMPLES, "children"), Input(lay.SAMPLE_SPLIT, "value"), Input(ids.TABS, "value"))
-    def _samples(split, tab):
-        if tab != TAB:
+    @app.callback(Output(lay.SAMPLES, "children"), Input(lay.SAMPLE_SPLIT, "value"), Input(ids.TABS, "value"),
+                  State(lay.LOADED, "data"))
+    def _samples(split, tab, loaded):
+        # a split change redraws; a tab switch draws only the first time (the flag is still False
+        # then: the panels callback fired by the same switch sets it)
+        if triggered_components() != {lay.SAMPLE_SPLIT} and not first_open(tab, ids.TAB_PREVIEW, loaded):
             raise PreventUpdate
         return sample_grid(get_cache(app), split or "train", prefix)

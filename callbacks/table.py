@@ -17,6 +17,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, html
 
+from callbacks import first_open
 from dashboard import data
 from dashboard.app import get_cache
 from dashboard.figures.theme import (
@@ -32,7 +33,6 @@ from layouts import table as ly
 from transferviz.cache import Cache
 
 NO = dash.no_update
-DIAGNOSIS_TAB = "diagnosis"
 ROUND = 4  # decimals kept for confidences and losses: the rows travel as JSON (~1 MB on the demo)
 
 
@@ -76,11 +76,11 @@ def records_for(cache: Cache, instance_ids: Sequence[Any]) -> list[dict[str, Any
     return [by_id[i] for i in as_ids(instance_ids) if i in by_id]
 
 
-def rows_for_tab(cache: Cache, tab: str | None, loaded: list | None) -> Any:
-    """The table's rows once the diagnosis tab is open (sent once; no update afterwards)."""
-    if tab != DIAGNOSIS_TAB or loaded:
-        return NO
-    return table_records(cache)
+def rows_for_tab(cache: Cache, tab: str | None, loaded: bool | None) -> tuple[Any, Any]:
+    """``(rows, loaded flag)``: the rows once the diagnosis tab is first opened, then never again."""
+    if not first_open(tab, ids.TAB_DIAGNOSIS, loaded):
+        return NO, NO
+    return table_records(cache), True
 
 
 # --- filter box ---------------------------------------------------------------------------
@@ -225,7 +225,8 @@ def register(app: dash.Dash) -> None:
     table_records(get_cache(app))
     column_specs(get_cache(app))
 
-    @app.callback(Output(ly.TABLE, "data"), Input(ids.TABS, "value"), State(ly.TABLE, "data"))
+    @app.callback(Output(ly.TABLE, "data"), Output(ly.LOADED, "data"), Input(ids.TABS, "value"),
+                  State(ly.LOADED, "data"))
     def _rows(tab, loaded):
         return rows_for_tab(get_cache(app), tab, loaded)
 

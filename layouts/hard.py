@@ -27,6 +27,7 @@ WRONG = "hard-wrong"
 HIDDEN_MAP = "hard-map-hidden"
 PIXEL_MAP = "hard-map-pixels"
 BRUSH = "hard-brush"          # dcc.Store: {"source": "hidden" | "pixels", "ids": [...]} or None
+DRAWN = "hard-drawn"          # dcc.Store: True once the maps were drawn (they wait for their tab)
 SUMMARY = "hard-summary"
 DETAIL = "hard-detail"
 
@@ -78,6 +79,7 @@ def layout(cache: Cache) -> html.Div:
                           inputStyle={"cursor": "pointer"}, labelStyle={"cursor": "pointer"}),
         ], className="d-flex flex-wrap align-items-center", style={"marginTop": 2}),
         dcc.Store(id=BRUSH),
+        dcc.Store(id=DRAWN, data=False),
         dbc.Row([dbc.Col(_map(gid, title, note), width=6, className="px-1") for _, gid, title, note in MAPS],
                 className="g-0"),
         html.Div(id=SUMMARY, className="text-muted", style={"fontSize": "0.7rem", "minHeight": 16}),

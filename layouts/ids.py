@@ -6,3 +6,10 @@ SELECTED_CLASS = "sel-class"     # dcc.Store: int class index, the class selecte
 TABS = "main-tabs"
 FOCUS = "focus-instance"         # dcc.Store: int instance id under inspection (image query, detail card) or None
 POOL = "image-pool"              # dcc.Store: list of instance ids, oldest first, at most dashboard.pool.POOL_SIZE
+
+# Tab values of layouts/page.py: views on a tab that is not shown yet send nothing until it opens.
+TAB_ANALYSIS = "analysis"
+TAB_DIAGNOSIS = "diagnosis"
+TAB_TIMELINE = "timeline"
+TAB_CHANGE = "change"
+TAB_PREVIEW = "preview"

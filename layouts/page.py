@@ -48,12 +48,12 @@ def page_layout(cache: Cache) -> html.Div:
         header,
         dbc.Container([
             html.Div(id=ids.NOTICE),
-            dcc.Tabs(id=ids.TABS, value="analysis", children=[
-                dcc.Tab(label="Transfer analysis", value="analysis", children=analysis, **_TAB),
-                dcc.Tab(label="Instance diagnosis", value="diagnosis", children=diagnosis, **_TAB),
-                dcc.Tab(label="Fine-tuning timeline", value="timeline", children=timeline.layout(cache), **_TAB),
-                dcc.Tab(label="Neuron change", value="change", children=change.layout(cache), **_TAB),
-                dcc.Tab(label="Models & data", value="preview", children=preview.layout(cache), **_TAB),
+            dcc.Tabs(id=ids.TABS, value=ids.TAB_ANALYSIS, children=[
+                dcc.Tab(label="Transfer analysis", value=ids.TAB_ANALYSIS, children=analysis, **_TAB),
+                dcc.Tab(label="Instance diagnosis", value=ids.TAB_DIAGNOSIS, children=diagnosis, **_TAB),
+                dcc.Tab(label="Fine-tuning timeline", value=ids.TAB_TIMELINE, children=timeline.layout(cache), **_TAB),
+                dcc.Tab(label="Neuron change", value=ids.TAB_CHANGE, children=change.layout(cache), **_TAB),
+                dcc.Tab(label="Models & data", value=ids.TAB_PREVIEW, children=preview.layout(cache), **_TAB),
             ], className="mt-1", style={"height": "30px"}),
         ], fluid=True, className="px-2"),
     ])

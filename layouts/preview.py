@@ -18,6 +18,7 @@ DATA = "preview-data"
 SAMPLE_SPLIT = "preview-sample-split"
 SAMPLES = "preview-samples"
 COUNTS = "preview-counts"
+LOADED = "preview-loaded"   # dcc.Store: True once the panels were sent (they are sent once)
 
 #: Thumbnails per class and domain in the sample grid.
 SAMPLES_PER_CLASS = 3
@@ -45,5 +46,5 @@ def layout(cache: Cache) -> dbc.Row:
             dbc.Col([samples_head, html.Div(id=SAMPLES, style={"maxHeight": SAMPLES_HEIGHT, "overflowY": "auto"})]),
         ]),
     ])
-    return dbc.Row([dbc.Col(models, lg=6, className="mb-2"), dbc.Col(data, lg=6, className="mb-2")],
-                   className="g-2 mt-1")
+    return dbc.Row([dbc.Col(models, lg=6, className="mb-2"), dbc.Col(data, lg=6, className="mb-2"),
+                    dcc.Store(id=LOADED, data=False)], className="g-2 mt-1")

@@ -51,6 +51,7 @@ POOL_TITLE = "table-pool-title"
 POOL_CLEAR = "table-pool-clear"
 PREV_SELECTION = "table-prev-selection"  # dcc.Store: the row selection last seen (to find new ones)
 PENDING_QUERY = "table-pending-query"    # dcc.Store: a box query waiting for its second step (see callbacks)
+LOADED = "table-loaded"                  # dcc.Store: True once the rows were sent (they are sent once)
 
 PAGE_SIZE = 12
 
@@ -185,6 +186,7 @@ def layout(cache: Cache) -> html.Div:
         instance_table(cache),
         dcc.Store(id=PREV_SELECTION, data=[]),
         dcc.Store(id=PENDING_QUERY),
+        dcc.Store(id=LOADED, data=False),
         html.Div([
             html.Span(id=POOL_TITLE, children=f"Image pool (0/{POOL_SIZE})", className="tv-card-title"),
             dbc.Button("clear", id=POOL_CLEAR, n_clicks=0, size="sm", color="link", className="py-0 ms-2"),

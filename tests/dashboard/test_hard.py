@@ -7,6 +7,7 @@ import shutil
 import dash
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from callbacks import hard as cb
@@ -206,3 +207,27 @@ def test_layout_holds_the_view(tiny_cache):
     root = ly.layout(tiny_cache)
     found = {getattr(c, "id", None) for c in walk(root)}
     assert {ly.MODEL, ly.DOMAIN, ly.WRONG, ly.HIDDEN_MAP, ly.PIXEL_MAP, ly.BRUSH, ly.SUMMARY, ly.DETAIL} <= found
+
+
+def test_maps_wait_for_their_tab_and_are_drawn_once(tiny_cache):
+    from layouts import ids
+
+    args = ("target", "both", [], None, None)
+    # the page opens on another tab: nothing is sent, and the flag stays down
+    assert cb.maps_update(tiny_cache, set(), ids.TAB_ANALYSIS, False, *args) == (dash.no_update,) * 4
+    # a focus set from another tab before the maps were ever drawn: still nothing
+    assert cb.maps_update(tiny_cache, {ids.FOCUS}, ids.TAB_TIMELINE, False, "target", "both", [], 3, None) \
+        == (dash.no_update,) * 4
+    # the tab opens: both maps and the flag, with the focus already ringed
+    hidden, pixels, _, drawn = cb.maps_update(tiny_cache, {ids.TABS}, ids.TAB_DIAGNOSIS, False,
+                                              "target", "both", [], 3, None)
+    assert drawn is True and hidden is not dash.no_update and pixels is not dash.no_update
+    ring = [t for t in hidden.data if (t.meta or {}).get("role") == "focus"]
+    assert ring and ring[0].meta["id"] == 3
+    # later tab switches send nothing; a focus change patches the ring only
+    assert cb.maps_update(tiny_cache, {ids.TABS}, ids.TAB_DIAGNOSIS, True, *args) == (dash.no_update,) * 4
+    out = cb.maps_update(tiny_cache, {ids.FOCUS}, ids.TAB_DIAGNOSIS, True, "target", "both", [], 4, None)
+    assert isinstance(out[0], dash.Patch) and out[2:] == (dash.no_update, dash.no_update)
+    # a filter change redraws both maps
+    out = cb.maps_update(tiny_cache, {ly.DOMAIN}, ids.TAB_DIAGNOSIS, True, "target", "source", [], None, None)
+    assert all(isinstance(f, go.Figure) for f in out[:2]) and out[3] is dash.no_update

@@ -44,3 +44,13 @@ def test_a_click_names_the_instance_but_a_redraw_does_not():
     assert clicked_id({"type": "other", "index": 42}, 1, "thumb") is None
     assert clicked_id("thumb", 1, "thumb") is None
     assert clicked_id({"type": "thumb", "index": "x"}, 1, "thumb") is None
+
+
+def test_a_view_sends_its_content_the_first_time_its_tab_is_shown_only():
+    from callbacks import first_open
+    from layouts import ids
+
+    assert first_open(ids.TAB_PREVIEW, ids.TAB_PREVIEW, False)
+    assert first_open(ids.TAB_PREVIEW, ids.TAB_PREVIEW, None)
+    assert not first_open(ids.TAB_PREVIEW, ids.TAB_PREVIEW, True)
+    assert not first_open(ids.TAB_ANALYSIS, ids.TAB_PREVIEW, False)

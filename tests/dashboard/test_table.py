@@ -13,6 +13,7 @@ import pytest
 from callbacks import table as cb
 from dashboard.filterexpr import EXAMPLE, MAX_LENGTH, ColumnSpec, tokenize, validate
 from dashboard.pool import POOL_SIZE
+from layouts import ids
 from layouts import table as ly
 
 NO = dash.no_update
@@ -218,10 +219,11 @@ def test_records_match_the_cache(tiny_cache):
 
 
 def test_rows_load_once_when_the_tab_opens(tiny_cache):
-    assert cb.rows_for_tab(tiny_cache, "analysis", []) is NO
-    rows = cb.rows_for_tab(tiny_cache, cb.DIAGNOSIS_TAB, [])
-    assert len(rows) == len(tiny_cache.instances)
-    assert cb.rows_for_tab(tiny_cache, cb.DIAGNOSIS_TAB, rows[:1]) is NO
+    assert cb.rows_for_tab(tiny_cache, ids.TAB_ANALYSIS, False) == (NO, NO)
+    rows, loaded = cb.rows_for_tab(tiny_cache, ids.TAB_DIAGNOSIS, False)
+    assert len(rows) == len(tiny_cache.instances) and loaded is True
+    # later visits to the tab send nothing (and upload nothing: the flag, not the rows, is checked)
+    assert cb.rows_for_tab(tiny_cache, ids.TAB_DIAGNOSIS, True) == (NO, NO)
 
 
 def test_column_specs_come_from_the_cache(tiny_cache):
