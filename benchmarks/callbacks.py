@@ -348,9 +348,13 @@ def timeline_scrub(cache, client, repeat: int = 10) -> dict[str, Any] | None:
     pool = [int(v) for v in np.linspace(0, n - 1, POOL_SIZE)]
     scrub(cache, epochs[0], "both", pool, "target", [], set())  # the first render, not a scrub
     values = {(tl.SLIDER, "value"): None, (tl.DOMAIN, "value"): "both", (ids.POOL, "data"): pool,
-              (tl.ACC_DOMAIN, "value"): "target", (tl.ACC_VAL, "value"): []}
-    cb = Callback(f"..{tl.MAP}.figure...{tl.ACCURACY}.figure...{tl.DRIFT}.figure...{tl.SUMMARY}.children..",
-                  [{"id": c, "property": p} for c, p in values], [], True)
+              (tl.ACC_DOMAIN, "value"): "target", (tl.ACC_VAL, "value"): [], (ids.TABS, "value"): ids.TAB_TIMELINE}
+    values_state = {(tl.DRAWN, "data"): True}  # the figures are on the page: steps answer patches
+    cb = Callback(f"..{tl.MAP}.figure...{tl.ACCURACY}.figure...{tl.DRIFT}.figure...{tl.SUMMARY}.children..."
+                  f"{tl.DRAWN}.data..",
+                  [{"id": c, "property": p} for c, p in values], [{"id": c, "property": p} for c, p in values_state],
+                  True)
+    values.update(values_state)
     pure, http, size = [], [], []
     for _ in range(repeat):
         for e in epochs:

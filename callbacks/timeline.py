@@ -246,6 +246,24 @@ def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc
     return map_out, acc_out, drift_out, summary(td, i, domain)
 
 
+def timeline_update(cache: Cache, fired: set[str], tab: str | None, drawn: bool | None, epoch: Any, domain: Any,
+                    pool: Any, acc_domain: Any, acc_val: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """:func:`scrub`'s answer plus the drawn flag, for whatever fired the timeline's callback.
+
+    Whole figures are sent once, when the tab is first shown; the flag travels in the same
+    answer, so a step taken before those figures reached the page still sees ``drawn`` False
+    and gets whole figures too (a patch needs its figure in place). Later tab switches send
+    nothing.
+    """
+    if not drawn:
+        if tab != ids.TAB_TIMELINE:
+            return NO, NO, NO, NO, NO
+        return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, set()), True)
+    if not fired or fired == {ids.TABS}:
+        return NO, NO, NO, NO, NO
+    return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, fired), NO)
+
+
 # --- playback ---------------------------------------------------------------------------------
 
 def playback(trigger: str | None, epoch: Any, playing: bool, epochs: Sequence[int]) -> tuple[int, bool]:
@@ -292,14 +310,18 @@ def register(app: dash.Dash) -> None:
         Output(tl.ACCURACY, "figure"),
         Output(tl.DRIFT, "figure"),
         Output(tl.SUMMARY, "children"),
+        Output(tl.DRAWN, "data"),
         Input(tl.SLIDER, "value"),
         Input(tl.DOMAIN, "value"),
         Input(ids.POOL, "data"),
         Input(tl.ACC_DOMAIN, "value"),
         Input(tl.ACC_VAL, "value"),
+        Input(ids.TABS, "value"),
+        State(tl.DRAWN, "data"),
     )
-    def _scrub(epoch, domain, pool, acc_domain, acc_val):
-        return scrub(get_cache(app), epoch, domain, pool, acc_domain, acc_val, triggered_components())
+    def _scrub(epoch, domain, pool, acc_domain, acc_val, tab, drawn):
+        return timeline_update(get_cache(app), triggered_components(), tab, drawn, epoch, domain, pool,
+                               acc_domain, acc_val)
 
     @app.callback(
         Output(tl.SLIDER, "value"),

@@ -24,6 +24,7 @@ PLAY = "timeline-play"
 INTERVAL = "timeline-interval"
 DOMAIN = "timeline-domain"
 CLEAR = "timeline-clear"
+DRAWN = "timeline-drawn"   # dcc.Store: True once whole figures reached the page (later steps send patches)
 SUMMARY = "timeline-summary"
 ACCURACY = "timeline-accuracy"
 ACC_DOMAIN = "timeline-acc-domain"
@@ -65,6 +66,7 @@ def _controls(epochs: list[int]) -> html.Div:
                             included=True),
                  style={"flex": "1 1 auto", "minWidth": 200}, title="epoch 0 = the source model"),
         dcc.Interval(id=INTERVAL, interval=PLAY_INTERVAL_MS, disabled=True, n_intervals=0),
+        dcc.Store(id=DRAWN, data=False),
     ])
     options = html.Div(className="d-flex align-items-center gap-2 flex-wrap", style={"fontSize": "0.75rem"},
                        children=[

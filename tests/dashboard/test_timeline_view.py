@@ -10,6 +10,7 @@ import json
 import shutil
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 from dash import Patch
 
@@ -191,6 +192,25 @@ def test_scrub_redraws_only_what_a_control_changed(tiny_cache, arrays):
     assert not isinstance(acc, Patch) and "source" in acc.layout.title.text
     m, acc, drift, _ = ct.scrub(tiny_cache, e, "target", [2], "target", [], {ct.ids.POOL})
     assert isinstance(m, Patch) and acc is ct.NO and drift is ct.NO
+
+
+def test_whole_figures_wait_for_the_tab_and_patches_wait_for_the_figures(tiny_cache, arrays):
+    ids = ct.ids
+    e = arrays["epochs"][-1]
+    args = (e, "both", [1], "target", [])
+    # the page opens on another tab: nothing is sent
+    assert ct.timeline_update(tiny_cache, set(), ids.TAB_ANALYSIS, False, *args) == (ct.NO,) * 5
+    # the tab opens: whole figures and the flag
+    out = ct.timeline_update(tiny_cache, {ids.TABS}, ids.TAB_TIMELINE, False, *args)
+    assert all(isinstance(f, go.Figure) for f in out[:3]) and out[4] is True
+    # a pool change before those figures arrived (the flag is still False): whole figures again,
+    # never a patch onto the placeholder
+    out = ct.timeline_update(tiny_cache, {ids.POOL}, ids.TAB_TIMELINE, False, *args)
+    assert isinstance(out[0], go.Figure) and out[4] is True
+    # once drawn: a step answers patches, a tab switch nothing
+    out = ct.timeline_update(tiny_cache, {tl.SLIDER}, ids.TAB_TIMELINE, True, *args)
+    assert isinstance(out[0], Patch) and out[4] is ct.NO
+    assert ct.timeline_update(tiny_cache, {ids.TABS}, ids.TAB_TIMELINE, True, *args) == (ct.NO,) * 5
 
 
 def test_epoch_index_snaps_to_a_kept_epoch():
