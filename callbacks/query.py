@@ -52,7 +52,7 @@ def parse_typed_id(value: Any, n_instances: int) -> tuple[int | None, str | None
         return None, f"Type an instance id from 0 to {n_instances - 1}."
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
         return None, f"'{value}' is not an instance id: type a whole number from 0 to {n_instances - 1}."

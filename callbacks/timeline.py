@@ -33,6 +33,8 @@ from dashboard.figures.timeline import (
     DOMAIN_FILTERS,
     MapGroup,
     accuracy_chart,
+    accuracy_empty,
+    drift_empty,
     drift_heatmap,
     epoch_column,
     epoch_line,
@@ -231,14 +233,14 @@ def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc
     if first or changed & {tl.ACC_DOMAIN, tl.ACC_VAL}:
         acc_out: Any = accuracy_chart(td.accuracy, acc_dom, val_only, td.class_colors, td.class_names, e,
                                       height=tl.ACC_HEIGHT)
-    elif tl.SLIDER in changed:
-        acc_out = Patch()
+    elif tl.SLIDER in changed and not accuracy_empty(td.accuracy, acc_dom, val_only):
+        acc_out = Patch()  # (an empty-state chart has no line: a patch would draw one across its message)
         acc_out["layout"]["shapes"][0] = epoch_line(e)
     else:
         acc_out = NO
     if first:
         drift_out: Any = drift_heatmap(td.drift, td.layers, td.epochs, i, height=tl.DRIFT_HEIGHT)
-    elif tl.SLIDER in changed:
+    elif tl.SLIDER in changed and not drift_empty(td.drift, td.epochs):
         drift_out = Patch()
         drift_out["layout"]["shapes"][0] = epoch_column(i)
     else:

@@ -116,7 +116,8 @@ def _prescan(text: str) -> None:
     for pattern, message in (
         (r"`", "backticks are not allowed (quote text with ' or \")"),
         (r"\$\{", "template syntax ${...} is not allowed"),
-        (r"<\s*[/!?A-Za-z]", "HTML or script tags are not allowed"),
+        # a tag's shape (<b>, </x>, <!--, <img src=x onerror=...>), not a bare '<' comparison such as {split} <val
+        (r"<\s*[/!?]|<[A-Za-z][\w-]*(?:\s+[\w-]+(?:=\S*)?)*\s*/?>", "HTML or script tags are not allowed"),
         (r"\\", "backslashes are not allowed"),
         (r";", "';' is not part of the filter language (no statements)"),
     ):
@@ -134,7 +135,8 @@ def _prescan(text: str) -> None:
     m = re.search(r"([A-Za-z_]\w*)\s*\(", bare)
     if m and m.group(1).lower() not in ("and", "or", "in", "not"):
         raise FilterError(f"function calls such as '{m.group(1)}(' are not allowed")
-    m = re.search(r"(?:[\w)'\"}])\s*\.\s*([A-Za-z_]\w*)", bare)
+    # a name, call, quote or field before the dot; not a number (1.e3 is a number)
+    m = re.search(r"(?:\b[A-Za-z_]\w*|[)'\"}])\s*\.\s*([A-Za-z_]\w*)", bare)
     if m:
         raise FilterError(f"attribute access '.{m.group(1)}' is not allowed")
     for w in re.findall(r"[A-Za-z_]\w*", bare):
@@ -147,7 +149,8 @@ def _prescan(text: str) -> None:
             raise FilterError("'in' is not an operator here: combine conditions with ||")
 
 
-_NUM = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+# ASCII digits only: the table reads '٣' or '２' as text, so such a "number" would match nothing
+_NUM = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
 _NAME = re.compile(r"\w+(?:-\w+)*", re.UNICODE)
 _IS = re.compile(r"is\s+([A-Za-z]+)", re.IGNORECASE)
 _WORD_OPS = {"eq", "ne", "lt", "le", "gt", "ge", "contains"}

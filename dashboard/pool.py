@@ -24,7 +24,7 @@ def as_ids(values: Iterable[Any] | None) -> list[int]:
             continue
         if isinstance(v, str):
             v = v.strip()
-            if not v.isdigit():
+            if not (v.isascii() and v.isdigit()):  # '²'.isdigit() is True, int('²') fails
                 continue
         elif not isinstance(v, numbers.Integral):
             continue

@@ -237,6 +237,19 @@ def epoch_line(epoch: float) -> dict[str, Any]:
                 line=dict(color="#555555", width=1.5, dash="dot"))
 
 
+def accuracy_empty(acc: pd.DataFrame | None, domain: str, val_only: bool) -> bool:
+    """True when :func:`accuracy_chart` draws its empty state (no epoch line to move then)."""
+    if acc is None or len(acc) == 0:
+        return True
+    sub = acc[acc["domain"] == domain]
+    return len(sub) == 0 or bool(sub["val_accuracy" if val_only else "accuracy"].isna().all())
+
+
+def drift_empty(drift: pd.DataFrame | None, epochs: Sequence[int]) -> bool:
+    """True when :func:`drift_heatmap` draws its empty state (no epoch frame to move then)."""
+    return drift is None or len(drift) == 0 or not len(epochs)
+
+
 def accuracy_chart(
     acc: pd.DataFrame | None,
     domain: str,
@@ -254,9 +267,9 @@ def accuracy_chart(
     col = "val_accuracy" if val_only else "accuracy"
     if acc is None or len(acc) == 0:
         return empty_figure("This cache has no accuracy by epoch", height=height)
-    sub = acc[acc["domain"] == domain].sort_values(["class_index", "epoch"])
-    if len(sub) == 0 or sub[col].isna().all():
+    if accuracy_empty(acc, domain, val_only):
         return empty_figure(f"No {domain}{' validation' if val_only else ''} instances to score", height=height)
+    sub = acc[acc["domain"] == domain].sort_values(["class_index", "epoch"])
     traces = []
     for lab, g in sub.groupby("class_index", sort=True):
         y = g[col].to_numpy(dtype=float)
@@ -297,7 +310,7 @@ def drift_heatmap(drift: pd.DataFrame | None, layers: Sequence[str], epochs: Seq
     """Layers (rows, first layer on top) x epochs (columns): mean cosine similarity of each
     neuron's incoming weights to the source model's; darker = drifted further from the
     source. ``layout.shapes[0]`` frames the current epoch's column (x = epoch index)."""
-    if drift is None or len(drift) == 0 or not len(epochs):
+    if drift_empty(drift, epochs):
         return empty_figure("This cache has no weight drift by epoch", height=height)
     known = [l for l in layers if l in set(drift["layer"])] or sorted(set(drift["layer"]))
     col_of = {int(e): i for i, e in enumerate(epochs)}

@@ -213,6 +213,18 @@ def test_whole_figures_wait_for_the_tab_and_patches_wait_for_the_figures(tiny_ca
     assert ct.timeline_update(tiny_cache, {ids.TABS}, ids.TAB_TIMELINE, True, *args) == (ct.NO,) * 5
 
 
+def test_a_step_moves_no_epoch_marker_onto_an_empty_chart(tiny_cache, td, arrays, monkeypatch):
+    from dataclasses import replace
+
+    bare = replace(td, accuracy=None, drift=None)
+    monkeypatch.setattr(ct, "timeline_data", lambda cache: bare)
+    e = arrays["epochs"][-1]
+    first = ct.scrub(tiny_cache, arrays["epochs"][0], "both", [], "target", [], set())
+    assert not first[1].layout.shapes and not first[2].layout.shapes  # the empty states
+    m, acc, drift, _ = ct.scrub(tiny_cache, e, "both", [], "target", [], {tl.SLIDER})
+    assert isinstance(m, Patch) and acc is ct.NO and drift is ct.NO
+
+
 def test_epoch_index_snaps_to_a_kept_epoch():
     epochs = [0, 2, 5]
     assert [ct.epoch_index(v, epochs) for v in (0, 1.4, 2, 4, 5, 99, -3)] == [0, 1, 1, 2, 2, 2, 0]

@@ -1,0 +1,51 @@
+"""Filter-box edge cases found in review: valid comparisons that look like markup or attribute
+access, and digits that are not ASCII (the table reads them as text)."""
+
+from __future__ import annotations
+
+import pytest
+
+from callbacks.table import column_specs
+from dashboard.filterexpr import validate
+
+
+@pytest.fixture(scope="module")
+def specs(tiny_cache):
+    return column_specs(tiny_cache)
+
+
+@pytest.mark.parametrize("text, query", [
+    ("{domain} < target", '{domain} < "target"'),
+    ("{split} <val", '{split} < "val"'),
+    ("{split} <val && {id} > 3", '{split} < "val" && {id} > 3'),
+    ("{id} > 1.e3", "{id} > 1.e3"),
+])
+def test_comparisons_that_only_look_like_tags_or_attributes_are_accepted(specs, text, query):
+    result = validate(text, specs)
+    assert result.ok, result.message
+    assert result.query == query
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("<script>alert(1)</script>", "tags"),
+    ("{domain} = target && <img src=x onerror=alert(1)>", "tags"),
+    ("{id} > 3 <!--", "tags"),
+    ("{label} = x.foo", "attribute"),
+    ("a1.b", "attribute"),
+    ("{id} = \u0663", "numbers"),      # Arabic-Indic three
+    ("{id} > \uff12", "numbers"),      # full-width two
+])
+def test_markup_attributes_and_non_ascii_digits_are_refused(specs, text, reason):
+    result = validate(text, specs)
+    assert not result.ok and result.query == ""
+    assert reason in result.message
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u2460", "\u0663"])
+def test_unicode_digits_are_not_instance_ids(value):
+    from callbacks.query import parse_typed_id
+    from dashboard.pool import as_ids, focus_id
+
+    assert as_ids([value]) == []
+    assert focus_id(value, 10) is None
+    assert parse_typed_id(value, 10)[0] is None
