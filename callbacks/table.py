@@ -5,6 +5,20 @@ call without a browser. The rows are built once per process and build folder
 (:func:`table_records`). Filtering, sorting and paging run in the browser (DataTable's
 native actions); the "k of N match" line is a clientside callback over the table's
 ``derived_virtual_indices`` so the filtered rows never travel to the server.
+
+Ticks and the image pool (``ids.POOL``, also written by the timeline's clicks and its
+"clear trails") are kept in step: the ticked rows are always the rows whose ids are in the
+pool. Ticking a row adds it to the pool as its latest; unticking it takes it out (the
+earlier rule, "unticking leaves the pool alone", would leave a pooled row shown unticked,
+which is what the ticks are there to show); a pool changed anywhere else (cleared,
+trimmed to its :data:`POOL_SIZE`, a timeline click) re-ticks the rows
+(:func:`ticks_for_pool`). No loop: the re-ticking also writes the remembered selection
+(``PREV_SELECTION``), so the tick callback it triggers finds nothing new and leaves the pool.
+
+A click on a cell focuses its row's instance (``ids.FOCUS``) every time: the callback
+clears ``active_cell`` after reading it, since DataTable only reports a change, and a
+second click on the same cell would otherwise say nothing (plotly/dash-table#398). The
+focused instance's row is highlighted instead (:func:`row_styles`), whoever set the focus.
 """
 
 from __future__ import annotations
@@ -155,11 +169,28 @@ def filter_event(cache: Cache, trigger: Any, text: str | None, table_query: str 
 def pool_after_selection(pool: Sequence[Any] | None, selected: Sequence[Any] | None,
                          previous: Sequence[Any] | None) -> tuple[list[int], list[int]]:
     """``(pool, selection to remember)``: the ids ticked since the last selection join the pool
-    as its latest; unticking a row leaves the pool alone (it is a history of selections)."""
+    as its latest, the ids unticked since then leave it (the ticks mirror the pool)."""
     sel = as_ids(selected)
-    before = set(as_ids(previous))
+    now, before = set(sel), set(as_ids(previous))
     new = [i for i in sel if i not in before]
-    return (add_to_pool(pool, new) if new else as_ids(pool)), sel
+    gone = before - now
+    kept = [i for i in as_ids(pool) if i not in gone]
+    return (add_to_pool(kept, new) if new else kept), sel
+
+
+def ticks_for_pool(cache: Cache, pool: Sequence[Any] | None, loaded: bool | None) -> tuple[Any, Any]:
+    """``(selected_rows, selection to remember)`` showing ``pool`` as ticks: the table's row
+    indices of the pooled ids (pool order) and those ids; nothing before the rows are loaded."""
+    if not loaded:
+        return NO, NO
+    row_of = _row_index(str(cache.root))
+    ids_ = [i for i in as_ids(pool) if i in row_of]
+    return [row_of[i] for i in ids_], ids_
+
+
+@lru_cache(maxsize=4)
+def _row_index(root: str) -> dict[int, int]:
+    return {r["id"]: k for k, r in enumerate(_records(root))}
 
 
 def _pool_item(rec: dict[str, Any], prefix: str) -> html.Div:
@@ -205,6 +236,28 @@ def focus_from_cell(cache: Cache, active_cell: dict | None) -> Any:
         return NO
     fid = focus_id(active_cell.get("row_id"), len(cache.instances))
     return NO if fid is None else fid
+
+
+def cell_click(cache: Cache, active_cell: dict | None) -> tuple[Any, Any, Any]:
+    """``(focus, active_cell, selected_cells)`` after a click: the row's instance, and the click
+    forgotten so that the next click on the same cell is a change again. Our own reset (None)
+    changes nothing."""
+    if not active_cell:
+        return NO, NO, NO
+    return focus_from_cell(cache, active_cell), None, []
+
+
+#: Background of the focused instance's row (neutral: red/blue mean source/target).
+FOCUS_ROW_COLOR = "#fff1b8"
+
+
+def row_styles(focus: Any, n_instances: int) -> list[dict]:
+    """The table's conditional styles with the focused instance's row highlighted (first, so
+    the per-column colours of domain and mispredictions still show on it)."""
+    fid = focus_id(focus, n_instances)
+    row = ([{"if": {"filter_query": f"{{id}} = {fid}"}, "backgroundColor": FOCUS_ROW_COLOR}]
+           if fid is not None else [])
+    return row + ly.style_data_conditional()
 
 
 # --- wiring -------------------------------------------------------------------------------
@@ -265,19 +318,28 @@ def register(app: dash.Dash) -> None:
         return (NO if new_pool == as_ids(pool) else new_pool), sel
 
     @app.callback(
-        Output(ids.POOL, "data", allow_duplicate=True), Output(ly.TABLE, "selected_rows"),
-        Output(ly.PREV_SELECTION, "data", allow_duplicate=True),
-        Input(ly.POOL_CLEAR, "n_clicks"),
+        Output(ly.TABLE, "selected_rows"), Output(ly.PREV_SELECTION, "data", allow_duplicate=True),
+        Input(ids.POOL, "data"), Input(ly.LOADED, "data"),
         prevent_initial_call=True,
     )
+    def _ticks(pool, loaded):
+        return ticks_for_pool(get_cache(app), pool, loaded)
+
+    @app.callback(Output(ids.POOL, "data", allow_duplicate=True), Input(ly.POOL_CLEAR, "n_clicks"),
+                  prevent_initial_call=True)
     def _clear(_n):
-        return [], [], []
+        return []  # the ticks follow (_ticks)
 
     @app.callback(Output(ly.POOL_VIEW, "children"), Output(ly.POOL_TITLE, "children"), Input(ids.POOL, "data"))
     def _pool(pool):
         return pool_view(get_cache(app), pool, prefix)
 
-    @app.callback(Output(ids.FOCUS, "data", allow_duplicate=True), Input(ly.TABLE, "active_cell"),
-                  prevent_initial_call=True)
+    @app.callback(Output(ids.FOCUS, "data", allow_duplicate=True), Output(ly.TABLE, "active_cell"),
+                  Output(ly.TABLE, "selected_cells"), Input(ly.TABLE, "active_cell"), prevent_initial_call=True)
     def _focus(active_cell):
-        return focus_from_cell(get_cache(app), active_cell)
+        return cell_click(get_cache(app), active_cell)
+
+    # FOCUS starts empty (layouts/page.py): the layout's styles hold until something sets it
+    @app.callback(Output(ly.TABLE, "style_data_conditional"), Input(ids.FOCUS, "data"), prevent_initial_call=True)
+    def _focus_row(focus):
+        return row_styles(focus, len(get_cache(app).instances))

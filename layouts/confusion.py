@@ -4,6 +4,9 @@ Radio items choose the model (source/target), the domain of the instances and th
 the grid (``callbacks/confusion.py``) colours each cell by its share of the true class and
 prints its count. Clicking a cell lists its instances as thumbnails below; clicking a
 thumbnail makes that instance the focus (``ids.FOCUS``), which the image query shows.
+
+With many classes the grid grows with the class count (:func:`dashboard.figures.diagnosis.grid_size`)
+and scrolls inside a box of the usual :data:`GRID_HEIGHT`, so the card keeps its size.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.figures.diagnosis import CORRECT_COLOR, ERROR_COLOR
+from dashboard.figures.diagnosis import CORRECT_COLOR, ERROR_COLOR, grid_size
 from dashboard.figures.theme import GRAPH_CONFIG, SOURCE_COLOR, TARGET_COLOR
 from transferviz.cache import Cache
 
@@ -21,6 +24,7 @@ MODEL = "confusion-model"
 DOMAIN = "confusion-domain"
 SPLIT = "confusion-split"
 GRAPH = "confusion-graph"
+GRID_BOX = "confusion-grid-box"  # the scrolling box around the graph
 CELL = "confusion-cell"          # dcc.Store: [true, predicted] of the clicked cell, or None
 CAPTION = "confusion-caption"
 LIST = "confusion-list"
@@ -28,7 +32,7 @@ THUMB = "confusion-thumb"        # pattern-matching type: {"type": THUMB, "index
 
 DEFAULTS = {"model": "target", "domain": "target", "split": "all"}
 SPLITS = ("all", "train", "val")
-GRID_HEIGHT = 300
+GRID_HEIGHT = 300   #: the grid's box (and the smallest grid): a larger grid scrolls inside it
 LIST_HINT = "Click a cell of the grid to see its instances."
 
 
@@ -50,6 +54,13 @@ def segmented(component_id: str, options: list[dict], value: str) -> dbc.RadioIt
                     "lineHeight": "18px", "color": "#444"},
         labelCheckedStyle={"backgroundColor": "#dcdfe3", "fontWeight": 700, "boxShadow": "inset 0 -2px 0 #555"},
         style={"borderRadius": 4, "overflow": "hidden"})
+
+
+def graph_style(n_classes: int) -> dict:
+    """The graph's size for ``n_classes``: that of the figure (``callbacks/confusion.py`` builds
+    it with the same :func:`grid_size`); a fixed width only where the grid outgrows the card."""
+    height, width = grid_size(n_classes, GRID_HEIGHT)
+    return {"height": height} if width is None else {"height": height, "width": width}
 
 
 def layout(cache: Cache) -> html.Div:
@@ -75,7 +86,9 @@ def layout(cache: Cache) -> html.Div:
                       className="text-muted mb-1", style={"fontSize": "0.68rem"}),
         ], className="d-flex align-items-center flex-wrap"),
         dcc.Store(id=CELL),
-        dcc.Graph(id=GRAPH, config={**GRAPH_CONFIG, "displayModeBar": False}, style={"height": GRID_HEIGHT}),
+        html.Div(dcc.Graph(id=GRAPH, config={**GRAPH_CONFIG, "displayModeBar": False},
+                           style=graph_style(len(cache.classes))),
+                 id=GRID_BOX, style={"height": GRID_HEIGHT, "overflow": "auto"}),
         html.Div(id=CAPTION, className="small", style={"minHeight": 18}),
         html.Div(id=LIST, children=html.Div(LIST_HINT, className="text-muted small"),
                  style={"maxHeight": 240, "overflowY": "auto"}),

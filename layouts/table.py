@@ -17,8 +17,10 @@ the table's ``filter_query`` only after :mod:`dashboard.filterexpr` has validate
   into a cell then starts a new query from the cells alone, which replaces the box's
   query (the box shows the new one).
 
-Selecting rows adds them to the image pool (``ids.POOL``, shared with other views);
-clicking a cell focuses its instance (``ids.FOCUS``).
+The ticked rows are the image pool (``ids.POOL``, shared with other views): ticking adds a
+row, unticking removes it, and a pool changed elsewhere re-ticks the rows. Clicking a cell
+focuses its instance (``ids.FOCUS``), every click, and the focused instance's row is
+highlighted (see ``callbacks/table.py``).
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def table_columns() -> list[dict]:
     return cols
 
 
-def _style_data_conditional() -> list[dict]:
+def style_data_conditional() -> list[dict]:
+    """Per-column colours (domain, mispredictions); ``callbacks/table.py`` adds the focused row."""
     return [
         {"if": {"filter_query": '{domain} = "source"', "column_id": "domain"},
          "color": SOURCE_COLOR, "backgroundColor": SOURCE_LIGHT, "fontWeight": 600},
@@ -148,7 +151,7 @@ def instance_table(cache: Cache) -> dash_table.DataTable:
         style_header={"fontWeight": 600, "backgroundColor": "#f4f5f7", "padding": "1px 5px"},
         style_header_conditional=_header_styles(),
         style_filter={"backgroundColor": "#fbfbfc"},
-        style_data_conditional=_style_data_conditional(),
+        style_data_conditional=style_data_conditional(),
         css=[{"selector": ".dash-spreadsheet-menu", "rule": "display: none"},
              # compact rows: a page must fit beside the pool on a 768 px high screen
              {"selector": "tr", "rule": "height: 23px; min-height: 23px"},

@@ -4,6 +4,11 @@ Builders take plain arrays, never the cache. The grid colours each cell by its s
 the true class's row (so small classes read as well as large ones) and prints the count;
 correct cells (the diagonal) use a green scale, errors a purple one, so the diagonal
 stands out without relying on red/blue, which mean source/target everywhere.
+
+Many classes (Office-31) get a larger grid rather than smaller cells: :func:`grid_size`
+grows it with the class count (the layout scrolls it inside a fixed-size box), and above
+:data:`MAX_TEXT_CLASSES` the tick font shrinks and long names are cut (the hover names
+them in full).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import plotly.graph_objects as go
 from dashboard.figures.theme import DOMAIN_COLORS, GRID_COLOR, TEMPLATE, empty_figure
 
 __all__ = ["CORRECT_COLOR", "CORRECT_SCALE", "ERROR_COLOR", "ERROR_SCALE", "MAX_TEXT_CLASSES", "confusion_heatmap",
-           "row_shares", "waveform_figure"]
+           "grid_size", "row_shares", "tick_label", "waveform_figure"]
 
 #: Above this many classes the cells are too small for numbers: counts move to the hover label.
 MAX_TEXT_CLASSES = 15
@@ -25,6 +30,25 @@ ERROR_COLOR = "#762a83"    #: purple: the errors (green and purple stay apart fo
 CORRECT_SCALE = [[0.0, "#ffffff"], [1.0, CORRECT_COLOR]]   # white -> green: share of the row predicted right
 ERROR_SCALE = [[0.0, "#ffffff"], [1.0, ERROR_COLOR]]       # white -> purple: share of the row mistaken for a class
 SELECTED_CELL_COLOR = "#000000"
+#: Grid sizing: pixels per class row (readable 8 px ticks) plus room for the axis titles and labels.
+PX_PER_CLASS = 14
+GRID_FRAME_PX = 60
+#: Above :data:`MAX_TEXT_CLASSES` classes tick labels keep this many characters, then "…".
+TICK_CHARS = 10
+
+
+def grid_size(n_classes: int, min_height: int) -> tuple[int, int | None]:
+    """``(height, width)`` in px of the grid for ``n_classes``: at least ``min_height`` high,
+    growing by :data:`PX_PER_CLASS` a class. ``width`` is ``None`` (fill the card) up to
+    :data:`MAX_TEXT_CLASSES` classes; above, the square grid plus its row labels needs about
+    its height in width, so it is fixed (the card scrolls instead of squeezing the cells)."""
+    height = max(int(min_height), GRID_FRAME_PX + PX_PER_CLASS * max(int(n_classes), 0))
+    return height, (height + 10 if n_classes > MAX_TEXT_CLASSES else None)
+
+
+def tick_label(name: str, max_chars: int = TICK_CHARS) -> str:
+    """``name`` cut to ``max_chars`` characters plus "…" when longer."""
+    return name if len(name) <= max_chars else name[:max_chars] + "\u2026"
 
 
 def row_shares(counts: np.ndarray) -> np.ndarray:
@@ -42,12 +66,15 @@ def confusion_heatmap(counts: np.ndarray, class_names: Sequence[str], *, selecte
     ``"errors"`` the rest (``None`` elsewhere, and gaps are neither hovered nor clicked).
     ``z`` is the row share, ``customdata`` ``[true name, predicted name, count]``, the text the count
     (blank for an empty error cell; no text at all above :data:`MAX_TEXT_CLASSES` classes).
-    ``selected`` (true, predicted) is outlined.
+    ``selected`` (true, predicted) is outlined. ``height`` is a minimum: the figure is sized by
+    :func:`grid_size`, and above :data:`MAX_TEXT_CLASSES` classes the tick labels are smaller and
+    cut by :func:`tick_label` (``customdata``, hence the hover, keeps the full names).
     """
     counts = np.asarray(counts, dtype=np.int64)
     n = counts.shape[0]
     if counts.ndim != 2 or counts.shape[1] != n or n == 0 or counts.sum() == 0:
         return empty_figure(empty_message, height=height)
+    height, width = grid_size(n, height)
     share = row_shares(counts)
     row_total = counts.sum(axis=1)
     names = [str(c) for c in class_names][:n] + [str(i) for i in range(len(class_names), n)]
@@ -84,17 +111,20 @@ def confusion_heatmap(counts: np.ndarray, class_names: Sequence[str], *, selecte
         shapes.append(dict(type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5, xref="x", yref="y",
                            line=dict(color=SELECTED_CELL_COLOR, width=2.5)))
     # a class absent from this domain/split: say so on its row label rather than leave a blank row
-    ticks_y = [f"{nm} (0)" if row_total[i] == 0 else nm for i, nm in enumerate(names)]
+    ticks_x = names if show_text else [tick_label(nm) for nm in names]
+    ticks_y = [f"{t} (0)" if row_total[i] == 0 else t for i, t in enumerate(ticks_x)]
+    tick_font = dict(size=10 if show_text else 8)
     layout = dict(
         height=height,
+        width=width,
         margin=dict(l=8, r=8, t=4, b=8),
         shapes=shapes,
         xaxis=dict(title=dict(text="predicted", font=dict(size=11), standoff=2), tickmode="array",
-                   tickvals=list(range(n)), ticktext=names, side="top", showgrid=False, ticks="",
-                   tickfont=dict(size=10), constrain="domain", fixedrange=True, automargin=True),
+                   tickvals=list(range(n)), ticktext=ticks_x, side="top", showgrid=False, ticks="",
+                   tickfont=tick_font, constrain="domain", fixedrange=True, automargin=True),
         yaxis=dict(title=dict(text="true", font=dict(size=11), standoff=2), tickmode="array",
                    tickvals=list(range(n)), ticktext=ticks_y, autorange="reversed", showgrid=False, ticks="",
-                   tickfont=dict(size=10), scaleanchor="x", scaleratio=1, constrain="domain", fixedrange=True,
+                   tickfont=tick_font, scaleanchor="x", scaleratio=1, constrain="domain", fixedrange=True,
                    automargin=True),
         plot_bgcolor=GRID_COLOR,
         hovermode="closest",

@@ -5,7 +5,9 @@ On the demo cache: open the "Instance diagnosis" tab, apply a filter expression 
 numpy), see a code-injection string refused, filter through a column cell (the box
 shows that query), check that the validator's rewritten queries (!( ), case flags,
 column-to-column, quoted text) count what numpy counts, click a cell (the image query
-view takes the instance), tick rows (their images fill the pool), clear the pool. The browser
+view takes the instance and its row is highlighted; the same cell clicked again after the
+focus moved elsewhere takes it again), tick rows (their images fill the pool), untick one
+(it leaves the pool), clear the pool (the ticks follow the pool). The browser
 console must stay free of errors (DataTable logs one for a query it cannot parse).
 
 Set ``TRANSFERVIZ_TEST_DEMO_CACHE`` to a built cache to skip building the demo.
@@ -34,6 +36,16 @@ def box_text(d) -> str:
 
 def visible_column(d, column: str) -> list[str]:
     return [c.text.strip() for c in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td[data-dash-column='{column}']")]
+
+
+def row_is_highlighted(d, instance_id: str) -> bool:
+    """Whether the visible row of ``instance_id`` has the focused-row background."""
+    from callbacks.table import FOCUS_ROW_COLOR
+
+    want = "rgba({}, {}, {}, 1)".format(*(int(FOCUS_ROW_COLOR[k:k + 2], 16) for k in (1, 3, 5)))
+    cells = [c for c in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td[data-dash-column='id']")
+             if c.text.strip() == instance_id]
+    return bool(cells) and cells[0].value_of_css_property("background-color") == want
 
 
 def type_filter(d, text: str) -> None:
@@ -117,6 +129,21 @@ def test_filter_box_pool_and_focus(dash_duo, demo_cache, artifacts):
     split_cell.click()
     wait_until("the focused instance in the image query", lambda: d.find_element(
         By.ID, query_layout.INPUT).get_attribute("value") == row_id)
+    wait_until("the focused row highlighted", lambda: row_is_highlighted(d, row_id))
+    # the focus moves elsewhere (an id typed in the image query), then the same cell is clicked again
+    other = next(i for i in visible_column(d, "id") if i != row_id)
+    qbox = d.find_element(By.ID, query_layout.INPUT)
+    scroll_to(d, qbox)
+    qbox.send_keys(Keys.CONTROL, "a")
+    qbox.send_keys(Keys.DELETE)
+    qbox.send_keys(other)
+    wait_until("the highlight to follow the typed id", lambda: row_is_highlighted(d, other)
+               and not row_is_highlighted(d, row_id))
+    split_cell = d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td[data-dash-column='split']")[1]
+    scroll_to(d, split_cell)
+    split_cell.click()
+    wait_until("the same cell to focus its instance again", lambda: d.find_element(
+        By.ID, query_layout.INPUT).get_attribute("value") == row_id and row_is_highlighted(d, row_id))
 
     # the rewritten queries are DataTable syntax and mean what they say (counts from the cache)
     ids_ = df["id"].to_numpy()
@@ -159,6 +186,13 @@ def test_filter_box_pool_and_focus(dash_duo, demo_cache, artifacts):
     time.sleep(0.3)
     d.save_screenshot(str(artifacts / "table_1366x768.png"))
     card.screenshot(str(artifacts / "view_table_1366.png"))
+
+    # untick the second row: it leaves the pool (the ticks are the pool)
+    box = d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td.dash-select-cell input")[1]
+    scroll_to(d, box)
+    box.click()
+    wait_until("two pool images", lambda: len(pool_imgs()) == 2)
+    assert [i.get_attribute("src").rsplit("/", 1)[1] for i in pool_imgs()] == [f"{ids[2]}.png", f"{ids[0]}.png"]
 
     # 5. clear: the pool empties and the ticks go
     d.find_element(By.ID, ly.POOL_CLEAR).click()

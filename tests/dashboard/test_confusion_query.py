@@ -15,7 +15,13 @@ import pytest
 from callbacks import confusion as cb_conf
 from callbacks import query as cb_query
 from dashboard import neighbours
-from dashboard.figures.diagnosis import confusion_heatmap, row_shares, waveform_figure
+from dashboard.figures.diagnosis import (
+    MAX_TEXT_CLASSES,
+    confusion_heatmap,
+    grid_size,
+    row_shares,
+    waveform_figure,
+)
 from dashboard.figures.theme import is_empty_figure
 from layouts import confusion as conf_layout
 from layouts import ids
@@ -84,6 +90,61 @@ def test_heatmap_builder_edge_cases():
     assert list(fig.layout.yaxis.ticktext) == ["a", "b (0)"]  # an absent class is marked, not silently blank
     big = confusion_heatmap(np.eye(20, dtype=int) * 3, [str(i) for i in range(20)])
     assert all(t.text is None for t in big.data)  # too many classes for numbers: hover only
+
+
+def _synthetic_counts(n: int) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    return rng.integers(0, 4, size=(n, n)) + np.eye(n, dtype=np.int64) * 20
+
+
+def test_grid_keeps_its_size_and_labels_for_ten_classes():
+    names = [f"class {i}" for i in range(10)]
+    fig = confusion_heatmap(_synthetic_counts(10), names, height=conf_layout.GRID_HEIGHT)
+    assert fig.layout.height == conf_layout.GRID_HEIGHT and fig.layout.width is None  # as before: fills the card
+    assert list(fig.layout.xaxis.ticktext) == names == list(fig.layout.yaxis.ticktext)
+    assert fig.layout.xaxis.tickfont.size == fig.layout.yaxis.tickfont.size == 10
+    assert all(t.text is not None for t in fig.data)
+    assert conf_layout.graph_style(10) == {"height": conf_layout.GRID_HEIGHT}
+
+
+def test_grid_grows_with_31_classes_and_cuts_long_labels():
+    n = 31
+    names = [f"office_item_number_{i:02d}" for i in range(n)]  # 21 characters each, all distinct
+    counts = _synthetic_counts(n)
+    counts[5] = 0                                              # an absent class keeps its "(0)" mark
+    fig = confusion_heatmap(counts, names, height=conf_layout.GRID_HEIGHT)
+    h = fig.layout.height
+    assert h == max(conf_layout.GRID_HEIGHT, 60 + 14 * n) == 494
+    assert fig.layout.width == h + 10 and (h, h + 10) == grid_size(n, conf_layout.GRID_HEIGHT)
+    # ~13 px a cell once titles and labels take their share, where 300 px gave ~6
+    assert (h - 90) / n >= 12
+    xt, yt = list(fig.layout.xaxis.ticktext), list(fig.layout.yaxis.ticktext)
+    assert xt[0] == "office_ite\u2026" and all(len(t) == 11 for t in xt)
+    assert yt[5] == "office_ite\u2026 (0)" and yt[6] == xt[6]
+    assert list(fig.layout.xaxis.tickvals) == list(range(n))  # positions, so equal cut labels stay apart
+    assert fig.layout.xaxis.tickfont.size == fig.layout.yaxis.tickfont.size == 8
+    # the hover still names both classes in full
+    by_role = {t.meta["role"]: t for t in fig.data}
+    for i, j in ((0, 0), (3, 7), (30, 1), (30, 30)):
+        cd = by_role["correct" if i == j else "errors"].customdata[i][j]
+        assert cd == [names[i], names[j], counts[i, j]]
+    assert "%{customdata[0]}" in fig.data[0].hovertemplate and "%{customdata[1]}" in fig.data[0].hovertemplate
+    # the layout sizes the graph like the figure, inside a box of the usual height that scrolls
+    assert conf_layout.graph_style(n) == {"height": h, "width": h + 10}
+    # short names are not cut even above the threshold
+    short = confusion_heatmap(_synthetic_counts(MAX_TEXT_CLASSES + 1), [f"c{i}" for i in range(MAX_TEXT_CLASSES + 1)])
+    assert list(short.layout.xaxis.ticktext)[3] == "c3"
+
+
+def test_layout_scrolls_a_large_grid_in_a_fixed_box(tiny_cache, monkeypatch):
+    from transferviz.cache import Cache
+    monkeypatch.setattr(Cache, "classes", property(lambda self: [f"k{i}" for i in range(31)]))
+    lay = conf_layout.layout(tiny_cache)
+    box = next(c for c in walk(lay) if getattr(c, "id", None) == conf_layout.GRID_BOX)
+    assert box.style == {"height": conf_layout.GRID_HEIGHT, "overflow": "auto"}
+    graph = box.children
+    assert graph.id == conf_layout.GRAPH and graph.style == conf_layout.graph_style(31)
+    assert graph.style["height"] > conf_layout.GRID_HEIGHT
 
 
 def test_cell_click_lists_exactly_that_cells_instances(tiny_cache):

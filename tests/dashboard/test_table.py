@@ -271,18 +271,80 @@ def test_cells_can_show(query, expected):
 
 # --- pool and focus ---------------------------------------------------------------------------
 
-def test_pool_after_selection_adds_only_new_ticks():
+def test_pool_after_selection_follows_the_ticks():
     pool, sel = cb.pool_after_selection([5], [1, 2], [])
     assert pool == [5, 1, 2] and sel == [1, 2]
     pool, sel = cb.pool_after_selection(pool, [1, 2, 9], sel)      # one more tick
     assert pool == [5, 1, 2, 9]
-    pool2, sel = cb.pool_after_selection(pool, [2, 9], sel)        # unticking keeps the pool
-    assert pool2 == pool and sel == [2, 9]
-    pool3, _ = cb.pool_after_selection(pool, [2, 9, 5], sel)       # re-ticking moves to the end
-    assert pool3 == [1, 2, 9, 5]
+    pool2, sel = cb.pool_after_selection(pool, [2, 9], sel)        # unticking takes the row out
+    assert pool2 == [5, 2, 9] and sel == [2, 9]
+    pool3, _ = cb.pool_after_selection(pool2, [2, 9, 5], sel)      # ticking a pooled id moves it to the end
+    assert pool3 == [2, 9, 5]
     many, _ = cb.pool_after_selection([], list(range(40)), [])
     assert many == list(range(40 - POOL_SIZE, 40))
     assert cb.pool_after_selection(None, None, None) == ([], [])
+    # the same selection again (the echo of a re-ticking) changes nothing
+    assert cb.pool_after_selection([7, 3], ["3", 7], [7, 3]) == ([7, 3], [3, 7])
+
+
+def test_ticks_follow_a_pool_changed_elsewhere(tiny_cache):
+    recs = cb.table_records(tiny_cache)
+    n = len(recs)
+    rows, ids_ = cb.ticks_for_pool(tiny_cache, [5, 2, 10 ** 7, "x"], True)
+    assert ids_ == [5, 2] and [recs[r]["id"] for r in rows] == [5, 2]   # row indices of those ids
+    assert cb.ticks_for_pool(tiny_cache, [], True) == ([], [])           # "clear trails": every tick goes
+    assert cb.ticks_for_pool(tiny_cache, None, True) == ([], [])
+    assert cb.ticks_for_pool(tiny_cache, [n - 1], True) == ([n - 1], [n - 1])
+    assert cb.ticks_for_pool(tiny_cache, [5], False) == (NO, NO)        # rows not loaded yet: nothing to tick
+
+
+class _Browser:
+    """The two callbacks' loop as the browser runs it: ticks -> ``_select``; pool -> ``_ticks``,
+    whose ``selected_rows`` come back as ``selected_row_ids`` (the rows' ids)."""
+
+    def __init__(self, cache):
+        self.cache, self.pool, self.prev, self.ticked = cache, [], [], []
+        self.recs = cb.table_records(cache)
+        self.calls = 0
+
+    def tick(self, selected):            # the user changes the ticks
+        self.ticked = list(selected)
+        self._select()
+
+    def set_pool(self, pool):            # another view writes ids.POOL
+        self.pool = list(pool)
+        self._ticks()
+
+    def _select(self):
+        self.calls += 1
+        assert self.calls < 20, "callback loop"
+        new_pool, self.prev = cb.pool_after_selection(self.pool, self.ticked, self.prev)
+        if new_pool != self.pool:        # the callback answers no_update otherwise
+            self.set_pool(new_pool)
+
+    def _ticks(self):
+        self.calls += 1
+        rows, self.prev = cb.ticks_for_pool(self.cache, self.pool, True)
+        ticked = [self.recs[r]["id"] for r in rows]
+        if set(ticked) != set(self.ticked):  # DataTable reports selected_row_ids only when they change
+            self.ticked = ticked
+            self._select()
+
+
+def test_ticks_and_pool_stay_in_step_without_a_loop(tiny_cache):
+    b = _Browser(tiny_cache)
+    b.tick([1, 2, 3])
+    assert b.pool == [1, 2, 3] and set(b.ticked) == {1, 2, 3}
+    b.set_pool(b.pool + [40])            # a timeline click adds an instance: its row gets ticked
+    assert set(b.ticked) == {1, 2, 3, 40}
+    b.tick([1, 3, 40])                   # unticking a row takes it out of the pool
+    assert b.pool == [1, 3, 40]
+    b.set_pool([])                       # "clear trails" elsewhere: every tick goes
+    assert b.ticked == [] and b.prev == [] and b.pool == []
+    b.tick(list(range(POOL_SIZE)))       # a full pool, then one more tick evicts the oldest and unticks it
+    b.tick(list(range(POOL_SIZE + 1)))
+    assert b.pool == list(range(1, POOL_SIZE + 1)) and sorted(b.ticked) == b.pool
+    assert b.calls < 20
 
 
 def test_pool_view_shows_the_pool_newest_first(tiny_cache):
@@ -311,6 +373,39 @@ def test_focus_from_cell(tiny_cache):
     assert cb.focus_from_cell(tiny_cache, {"row": 0, "column": 1, "row_id": n}) is NO     # unknown id
     assert cb.focus_from_cell(tiny_cache, {"row": 0, "column": 1}) is NO
     assert cb.focus_from_cell(tiny_cache, None) is NO
+
+
+def test_every_click_on_a_cell_focuses_its_instance(tiny_cache):
+    cell = {"row": 4, "column": 2, "column_id": "split", "row_id": 7}
+    # the click is forgotten (active cell and selection cleared) so the same cell clicked again
+    # after the focus moved elsewhere is a change for DataTable and focuses row 7 again
+    assert cb.cell_click(tiny_cache, cell) == (7, None, [])
+    assert cb.cell_click(tiny_cache, dict(cell)) == (7, None, [])
+    assert cb.cell_click(tiny_cache, None) == (NO, NO, NO)       # our own reset echoes back: nothing
+    assert cb.cell_click(tiny_cache, {"row": 0, "column": 0, "row_id": len(tiny_cache.instances)})[0] is NO
+
+
+def test_focused_row_is_highlighted():
+    base = ly.style_data_conditional()
+    styles = cb.row_styles(7, 100)
+    assert styles[1:] == base
+    assert styles[0]["if"] == {"filter_query": "{id} = 7"} and styles[0]["backgroundColor"] == cb.FOCUS_ROW_COLOR
+    for bad in (None, 100, "x", -1, 2.5):
+        assert cb.row_styles(bad, 100) == base
+
+
+def test_table_wiring(tiny_cache):
+    from dashboard.app import create_app
+
+    app = create_app(tiny_cache.root)
+    by_out = {c["output"]: c for c in app._callback_list}
+    focus = next(c for o, c in by_out.items() if f"{ly.TABLE}.active_cell" in o)
+    assert f"{ids.FOCUS}.data@" in focus["output"] and focus["prevent_initial_call"]
+    assert [i["property"] for i in focus["inputs"]] == ["active_cell"]
+    ticks = next(c for o, c in by_out.items() if f"{ly.TABLE}.selected_rows" in o)
+    assert {(i["id"], i["property"]) for i in ticks["inputs"]} == {(ids.POOL, "data"), (ly.LOADED, "data")}
+    # selected_rows has one writer (the pool), so nothing else can tick rows out of step
+    assert sum(f"{ly.TABLE}.selected_rows" in o for o in by_out) == 1
 
 
 def test_records_for_keeps_order_and_skips_unknown(tiny_cache):
