@@ -30,7 +30,7 @@ from dashboard.data_network import (
 )
 from dashboard.figures.network import kernel_heatmap, parse_click, relation_matrices
 from dashboard.figures.theme import DOMAIN_COLORS, GRAPH_CONFIG, empty_figure
-from dashboard.urlstate import StateSpace, parse_state, update_search
+from dashboard.urlstate import StateSpace, parse_state, space_of, update_search
 from layouts import ids
 from layouts import network as ly
 from transferviz.cache import Cache
@@ -344,7 +344,7 @@ def register(app: dash.Dash) -> None:
 
     from dashboard.app import get_cache
 
-    space = StateSpace.from_cache(get_cache(app))  # the valid URL values never change under an app
+    space = space_of(get_cache(app))  # the valid URL values never change under an app
     warm(get_cache(app))  # parse the small tables now, not on a user's first click
 
     def url_for(path: str) -> str:

@@ -33,7 +33,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, html
 
 from dashboard.app import get_cache
-from dashboard.urlstate import StateSpace, parse_state, to_search, with_changes
+from dashboard.urlstate import StateSpace, parse_state, space_of, to_search, with_changes
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
@@ -123,7 +123,7 @@ def sync_state(space: StateSpace, trigger: str | None, search: str | None, table
 
 def register(app: dash.Dash) -> None:
     # The cache never changes under a running app, so its valid values are derived once.
-    space = StateSpace.from_cache(get_cache(app))
+    space = space_of(get_cache(app))
 
     @app.callback(
         Output(ids.URL, "search"),

@@ -66,10 +66,10 @@ def _register_routes(app: dash.Dash, cache: Cache) -> None:
     def _featvis(model: str, layer: str, neuron: int) -> Response:
         if model not in ("source", "target") or layer not in cache.layers:
             abort(404)
-        p = cache.root / "featvis" / model / layer / f"{neuron}.png"
-        if not p.is_file():
+        png = cache.featvis(model, layer, neuron)
+        if png is None:
             abort(404)
-        return Response(p.read_bytes(), mimetype="image/png", headers=long_cache)
+        return Response(png, mimetype="image/png", headers=long_cache)
 
     @server.route(f"{prefix}/healthz")
     def _health() -> Response:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from dashboard.figures.instances import class_color_map
+from dashboard.figures.theme import class_palette
 from transferviz.cache import Cache
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "memo_dir_for",
     "projection_frame",
     "selected_ids",
+    "featvis_path",
+    "thumb_path",
     "thumb_src",
     "transferability",
 ]
@@ -67,7 +70,7 @@ def class_table_records(cache: Cache) -> list[dict[str, Any]]:
     (DataTable's row id, so selections survive sorting)."""
     if not cache.has("analysis/class_table.parquet"):
         return []
-    t = cache.table("analysis/class_table.parquet").sort_values("class_index")
+    t = cache.class_table.sort_values("class_index")
     rows = []
     for r in t.to_dict("records"):
         n = int(r["n"])
@@ -130,7 +133,7 @@ def class_counts(cache: Cache) -> pd.DataFrame:
 def class_colors(cache: Cache) -> dict[int, str]:
     """Class index -> colour over *all* classes, so a class keeps its colour whatever the selection."""
     n = len(cache.classes)
-    return dict(enumerate(distinct_class_palette(n))) if n <= 16 else class_color_map(list(range(n)))
+    return dict(enumerate(distinct_class_palette(n) if n <= 16 else class_palette(n)))
 
 
 #: How many of the theme's class colours are taken in order before the rest are picked for contrast.
@@ -144,19 +147,21 @@ def distinct_class_palette(n: int) -> list[str]:
     domain red and blue); taken in order, the 9th and 10th (teal, dark orange) would sit
     next to green and orange, and ten digit classes would show two pairs of near twins.
     So the first eight are kept and each further colour is the remaining one farthest (in
-    CIELAB) from all chosen so far.
+    CIELAB) from all chosen so far. The greedy order does not depend on ``n``: it is
+    computed once and cut.
     """
-    from dashboard.figures.theme import class_palette
+    return list(_distinct_order()[:max(n, 0)])
 
+
+@lru_cache(maxsize=1)
+def _distinct_order() -> tuple[str, ...]:
     pool = class_palette(16)
-    if n <= _KEEP_IN_ORDER:
-        return pool[:max(n, 0)]
     lab = {c: _lab(c) for c in pool}
     chosen = pool[:_KEEP_IN_ORDER]
-    while len(chosen) < n:
+    while len(chosen) < len(pool):
         rest = [c for c in pool if c not in chosen]
         chosen.append(max(rest, key=lambda c: min(float(np.linalg.norm(lab[c] - lab[k])) for k in chosen)))
-    return chosen
+    return tuple(chosen)
 
 
 def _lab(hex_color: str) -> np.ndarray:
@@ -248,36 +253,41 @@ def instance_records(cache: Cache, ids: Iterable[int]) -> list[dict[str, Any]]:
     both models' predictions and confidences. Unknown ids are skipped; input order is kept."""
     df = cache.instances
     id_col = df["id"].to_numpy()
+    wanted = [int(i) for i in ids]
     # instance ids are row numbers by construction; fall back to a search if a cache ever differs
-    positional = len(id_col) > 0 and id_col[0] == 0 and id_col[-1] == len(id_col) - 1
+    if len(id_col) > 0 and id_col[0] == 0 and id_col[-1] == len(id_col) - 1:
+        found = [(i, i) for i in wanted if 0 <= i < len(df)]
+    else:
+        first = {int(v): pos for pos, v in reversed(list(enumerate(id_col)))}
+        found = [(i, first[i]) for i in wanted if i in first]
+    if not found:
+        return []
+    # one positional take and one array per column: a per-row ``iloc`` costs ~65 us, which a
+    # lasso over thousands of points would pay thousands of times
+    sub = df.iloc[[pos for _, pos in found]]
+    cols = {c: sub[c].to_numpy() for c in ("domain", "split", "label", "target_pred", "source_pred", "target_conf")}
     names = cache.classes
     domains = cache.domains
+
+    def name(k: int) -> str:
+        return names[k] if 0 <= k < len(names) else str(k)
+
     out = []
-    for i in ids:
-        i = int(i)
-        if positional:
-            if not 0 <= i < len(df):
-                continue
-            pos = i
-        else:
-            hit = np.flatnonzero(id_col == i)
-            if len(hit) == 0:
-                continue
-            pos = int(hit[0])
-        r = df.iloc[pos]
-        label, t_pred, s_pred = int(r["label"]), int(r["target_pred"]), int(r["source_pred"])
+    for j, (i, _) in enumerate(found):
+        dom = str(cols["domain"][j])
+        label, t_pred, s_pred = int(cols["label"][j]), int(cols["target_pred"][j]), int(cols["source_pred"][j])
         out.append({
             "id": i,
-            "domain": str(r["domain"]),
-            "domain_name": domains.get(str(r["domain"]), str(r["domain"])),
-            "split": str(r["split"]),
+            "domain": dom,
+            "domain_name": domains.get(dom, dom),
+            "split": str(cols["split"][j]),
             "label": label,
-            "label_name": names[label] if 0 <= label < len(names) else str(label),
+            "label_name": name(label),
             "target_pred": t_pred,
-            "target_pred_name": names[t_pred] if 0 <= t_pred < len(names) else str(t_pred),
-            "target_conf": _num(r["target_conf"]),
+            "target_pred_name": name(t_pred),
+            "target_conf": _num(cols["target_conf"][j]),
             "source_pred": s_pred,
-            "source_pred_name": names[s_pred] if 0 <= s_pred < len(names) else str(s_pred),
+            "source_pred_name": name(s_pred),
             "correct": t_pred == label,
         })
     return out
@@ -301,6 +311,16 @@ def selected_ids(selected_data: dict | None) -> list[int]:
     return list(seen)
 
 
+def thumb_path(instance_id: int) -> str:
+    """Path of an instance thumbnail below the app's root (the route is in ``dashboard.app``)."""
+    return f"/thumb/{int(instance_id)}.png"
+
+
+def featvis_path(model: str, layer: str, neuron: int) -> str:
+    """Path of a neuron's feature visualization below the app's root (``dashboard.app``)."""
+    return f"/featvis/{model}/{layer}/{int(neuron)}.png"
+
+
 def thumb_src(prefix: str, instance_id: int) -> str:
     """URL of an instance thumbnail under the app's path prefix (served by ``dashboard.app``)."""
-    return f"{(prefix or '/').rstrip('/')}/thumb/{int(instance_id)}.png"
+    return (prefix or "/").rstrip("/") + thumb_path(instance_id)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.figures.network import Histogram, LayerBlock, ModelWeights, NeuronBoxes, PairBlock
-from transferviz.cache import Cache
+from transferviz.cache import Cache, pair_name
 
 Model = Literal["source", "target"]
 MODELS: tuple[Model, Model] = ("source", "target")
@@ -52,27 +52,13 @@ __all__ = [
 ]
 
 
-def pair_name(layer_i: str, layer_j: str) -> str:
-    """The cache's name of a layer pair (``analysis_stages.pair_name``)."""
-    return f"{layer_i}__{layer_j}"
-
-
 def _root(cache: Cache) -> str:
     return str(cache.root)
 
 
-@lru_cache(maxsize=1024)
-def _mmap(root: str, rel: str) -> np.ndarray:
-    # np.load(mmap_mode) re-reads the header and re-maps the file (~0.7 ms); a network
-    # figure touches ~40 arrays, so the read-only maps are kept per build folder.
-    return np.load(Path(root) / rel, mmap_mode="r", allow_pickle=False)
-
-
 def _arr(cache: Cache, rel: str) -> np.ndarray:
-    """A memory-mapped cache array (raises the cache's own error when it is missing)."""
-    if not (cache.root / rel).is_file():
-        return cache.array(rel)  # the informative TransferVizError
-    return _mmap(_root(cache), rel)
+    """A memory-mapped cache array (the cache keeps its maps; raises its own error when missing)."""
+    return cache.array(rel)
 
 
 # =======================================================================================
@@ -549,18 +535,18 @@ def conductance_by_domain(cache: Cache, model: Model, class_index: int,
     class's source and target instances; one memory-mapped gather per layer."""
     for layer in set(neurons["layer"]):
         cache.conductance(model, str(layer))  # the cache's own errors for a missing layer or file
-    return _conductance_by_domain(_root(cache), model, int(class_index),
+    return _conductance_by_domain(cache, model, int(class_index),
                                   neurons["layer"].astype(str).to_numpy(), neurons["neuron"].to_numpy(dtype=np.int64))
 
 
-def _conductance_by_domain(root: str, model: str, class_index: int, layers: np.ndarray,
+def _conductance_by_domain(cache: Cache, model: str, class_index: int, layers: np.ndarray,
                            cols_all: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    rs, rt = _class_rows_memo(root, class_index, "source"), _class_rows_memo(root, class_index, "target")
+    rs, rt = _class_rows(cache, class_index, "source"), _class_rows(cache, class_index, "target")
     src: list[np.ndarray] = [np.zeros(0)] * len(layers)
     tgt: list[np.ndarray] = [np.zeros(0)] * len(layers)
     for layer in dict.fromkeys(layers):  # forward order of first appearance
         idx = np.flatnonzero(layers == layer)
-        cond = _mmap(root, f"analysis/conductance/{model}/{layer}.npy")
+        cond = cache.conductance(model, str(layer))
         cols = cols_all[idx]
         a_s = np.asarray(cond[rs][:, cols], dtype=float) if len(rs) else np.zeros((0, len(cols)))
         a_t = np.asarray(cond[rt][:, cols], dtype=float) if len(rt) else np.zeros((0, len(cols)))
@@ -581,16 +567,16 @@ def ranking_histograms(cache: Cache, model: Model, class_index: int, width: int 
         return {}
     for layer in set(d.neurons["layer"]):
         cache.conductance(model, str(layer))  # the cache's own errors for a missing layer or file
-    return _ranking_histograms(_root(cache), model, int(class_index), width, height)
+    return _ranking_histograms(cache, model, int(class_index), width, height)
 
 
 @lru_cache(maxsize=128)
-def _ranking_histograms(root: str, model: str, class_index: int, width: int,
+def _ranking_histograms(cache: Cache, model: str, class_index: int, width: int,
                         height: int) -> dict[tuple[str, int], str]:
-    neu = _disc_tables(root, model)["neurons"]
+    neu = _disc_tables(_root(cache), model)["neurons"]
     n = neu[neu["class_index"] == class_index]
     layers, cols = n["layer"].astype(str).to_numpy(), n["neuron"].to_numpy(dtype=np.int64)
-    src, tgt = _conductance_by_domain(root, model, class_index, layers, cols)
+    src, tgt = _conductance_by_domain(cache, model, class_index, layers, cols)
     return {(str(layer), int(k)): mirrored_histogram_svg(src[i], tgt[i], width=width, height=height)
             for i, (layer, k) in enumerate(zip(layers, cols))}
 

@@ -32,12 +32,13 @@ records its own key writes ``Output(URL, "search", allow_duplicate=True)`` with
 :func:`update_search`, which keeps every other key, and returns ``no_update`` for the URL
 whenever nothing changed (above all when the URL itself fired it) so two callbacks never
 bounce the URL between them. Reading a key: ``parse_state(search, space)[0].layers``;
-build the :class:`StateSpace` once per app (``StateSpace.from_cache(cache)``).
+the cache's :class:`StateSpace` comes from :func:`space_of` (built once per cache).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Literal, Sequence
 from urllib.parse import quote, unquote_plus
 
@@ -48,6 +49,7 @@ __all__ = [
     "StateSpace",
     "KEYS",
     "default_state",
+    "space_of",
     "parse_state",
     "to_search",
     "update_search",
@@ -122,7 +124,7 @@ class StateSpace:
 def _default_class(cache: Any, n: int) -> int:
     """Largest target-minus-source accuracy difference; ties and NaN fall back to the lowest index."""
     try:
-        table = cache.table("analysis/class_table.parquet")
+        table = cache.class_table
         diff = np.asarray(table["diff"], dtype=float)
         idx = np.asarray(table["class_index"], dtype=int)
     except Exception:  # no table (partial cache): the first class is a fine default
@@ -138,7 +140,7 @@ def _default_class(cache: Any, n: int) -> int:
 def _companions(cache: Any, n: int) -> tuple[int, ...]:
     """Per class: the most frequent wrong prediction of the target model on target instances (-1: none)."""
     try:
-        conf = np.asarray(cache.array("analysis/confusion.npy")[1, 1], dtype=np.int64)  # target model, target domain
+        conf = np.asarray(cache.confusion("target", "target"), dtype=np.int64)
     except Exception:
         return tuple([-1] * n)
     out = []
@@ -149,8 +151,15 @@ def _companions(cache: Any, n: int) -> tuple[int, ...]:
     return tuple(out + [-1] * (n - len(out)))
 
 
+@lru_cache(maxsize=8)
+def space_of(cache: Any) -> StateSpace:
+    """The cache's :class:`StateSpace`, built once per cache object (the layouts and several
+    views' callbacks all need it at start-up; a published cache never changes)."""
+    return StateSpace.from_cache(cache)
+
+
 def _space(cache_or_space: Any) -> StateSpace:
-    return cache_or_space if isinstance(cache_or_space, StateSpace) else StateSpace.from_cache(cache_or_space)
+    return cache_or_space if isinstance(cache_or_space, StateSpace) else space_of(cache_or_space)
 
 
 def default_state(cache_or_space: Any) -> State:

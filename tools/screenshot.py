@@ -25,15 +25,21 @@ def main() -> None:
 
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
+
+    with tempfile.TemporaryDirectory(prefix="shot-") as profile:  # a fresh profile, removed afterwards
+        o = Options()
+        o.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--use-angle=swiftshader", "--enable-unsafe-swiftshader", f"--window-size={a.size}",
+                     f"--user-data-dir={profile}"):
+            o.add_argument(flag)
+        d = webdriver.Chrome(options=o, executable_path=shutil.which("chromedriver"))
+        _shoot(d, a)
+
+
+def _shoot(d, a: argparse.Namespace) -> None:
     from selenium.webdriver.common.by import By
 
-    o = Options()
-    o.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader", f"--window-size={a.size}",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='shot-')}"):
-        o.add_argument(flag)
-    d = webdriver.Chrome(options=o, executable_path=shutil.which("chromedriver"))
     try:
         d.get(a.url)
         time.sleep(a.wait)

@@ -11,11 +11,15 @@ featvis      feature visualizations of the important neurons of both models (iss
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 import pandas as pd
 import torch
 
 from transferviz.analysis import ranking
+from transferviz.analysis.timeline import K_NEIGHBOURS
+from transferviz.cache import pair_name
 from transferviz.stages import BuildContext, Stage
 
 MODELS = ("source", "target")
@@ -49,10 +53,6 @@ def top_instances(values: np.ndarray, domains: np.ndarray, k: int = TOP_INSTANCE
         order = np.argsort(-np.take_along_axis(vals, part, 0), axis=0, kind="stable")
         out[:, d, :kk] = rows[np.take_along_axis(part, order, 0)].T
     return out
-
-
-def pair_name(layer_i: str, layer_j: str) -> str:
-    return f"{layer_i}__{layer_j}"
 
 
 # --- attribute ---------------------------------------------------------------------
@@ -412,29 +412,29 @@ def stage_timeline(ctx: BuildContext) -> None:
     emb_layer = c.layer_info["embedding_layer"]
     x = all_inputs(ctx)
     epochs = c.epochs("target")
+    reference = c.model("source")  # the weights of epoch 0 (training writes target_000 from them)
     if epochs:
-        models = lambda: ((k, c.model("target", k)) for k in epochs)  # noqa: E731
-        reference = c.model("target", epochs[0]) if epochs[0] == 0 else c.model("source")
+        models: Iterable[tuple[int, torch.nn.Module]] = ((k, c.model("target", k)) for k in epochs)
     else:  # no per-epoch checkpoints kept: the final target model only
         hist = c.table("models/history.parquet")
         last = hist.loc[hist.model == "target", "epoch"]
         epochs = [int(last.max()) if len(last) else 1]
-        models = lambda: iter([(epochs[0], c.model("target"))])  # noqa: E731
-        reference = c.model("source")
+        models = [(epochs[0], c.model("target"))]
     placer = MapPlacer(np.asarray(c.array("analysis/embedding/target.npy")), np.asarray(c.tsne()), seed=cfg.seed)
     n = len(df)
     positions = np.zeros((len(epochs), n, 2), dtype=np.float32)
     pred = np.zeros((len(epochs), n), dtype=np.int16)
     unchanged = []
-    trained = []
-    for e, (k, model) in enumerate(models()):
+    drift_parts = []
+    for e, (k, model) in enumerate(models):
         logits, emb = _embed(model, emb_layer, x, ctx.device)
         pred[e] = logits.argmax(1).numpy().astype(np.int16)
         emb_np = emb.numpy()
         unchanged.append(int(placer.unchanged(emb_np).sum()))
         positions[e] = placer.place(emb_np)
-        trained.append((k, model.cpu()))
-    drift = weight_drift(reference, trained, c.layers)
+        # drift now, then let the model go: holding every epoch's model (31 AlexNets on Office-31) costs GBs
+        drift_parts.append(weight_drift(reference, [(k, model.cpu())], c.layers))
+    drift = pd.concat(drift_parts, ignore_index=True)
     acc = accuracy_table(pred, df["label"].to_numpy(), df["domain"].to_numpy(), epochs, len(c.classes),
                          df["split"].to_numpy())
     w.array("analysis/timeline/epochs.npy", np.asarray(epochs, dtype=np.int64),
@@ -474,6 +474,7 @@ def stages() -> list[Stage]:
         Stage("featvis", stage_featvis, lambda cfg: cfg.featvis, deps=("abstract",),
               enabled=lambda cfg, opts: cfg.featvis.enabled and opts.featvis,
               doc="feature visualizations of neurons and their change through fine-tuning"),
-        Stage("timeline", stage_timeline, lambda cfg: {"seed": cfg.seed, "k": 10}, deps=("forward", "project", "models"),
+        Stage("timeline", stage_timeline, lambda cfg: {"seed": cfg.seed, "k": K_NEIGHBOURS},
+              deps=("forward", "project", "models"),
               version=1, doc="fine-tuning timeline: embeddings, predictions and weight drift by epoch"),
     ]

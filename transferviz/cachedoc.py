@@ -13,6 +13,8 @@ from transferviz.cache import Cache
 
 
 def artifact_table(cache: Cache) -> str:
+    layers = "|".join(re.escape(l) for l in sorted(cache.layers, key=len, reverse=True))  # longest first
+
     def generic(path: str) -> str:
         # collapse per-model / per-layer / per-pair names into patterns
         p = re.sub(r"/(source|target)/", "/{model}/", path)
@@ -20,7 +22,6 @@ def artifact_table(cache: Cache) -> str:
         p = re.sub(r"epochs/(source|target)_\d+", "epochs/{model}_{epoch:03d}", p)
         p = re.sub(r"embedding/(source|target)\.", "embedding/{model}.", p)
         p = re.sub(r"^featvis/(source|target)$", "featvis/{model}", p)
-        layers = "|".join(re.escape(l) for l in sorted(cache.layers, key=len, reverse=True))
         p = re.sub(rf"({layers})__({layers})", "{layer_i}__{layer_j}", p)
         p = re.sub(rf"/({layers})(?=[._])", "/{layer}", p)
         return p
@@ -33,7 +34,6 @@ def artifact_table(cache: Cache) -> str:
         meaning = art["meaning"]
         if "{model}" in key:  # only per-model artifacts name the model generically
             meaning = re.sub(r"\b(source|target)([- ])model\b", r"{model}\2model", meaning)
-        layers = "|".join(re.escape(l) for l in sorted(cache.layers, key=len, reverse=True))
         meaning = re.sub(rf"\b({layers}) -> ({layers})\b", "{layer_i} -> {layer_j}", meaning)
         meaning = re.sub(rf"(?<![\w.])({layers})(?![\w.])", "{layer}", meaning)
         rows[key] = (art["kind"], art.get("dtype", ""), meaning)
