@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny config and cache (seconds to build) and the real demo cache (built once)."""
+"""Shared fixtures: a tiny config, cache (seconds to build) and app, and the real demo cache (built once);
+helpers to copy a cache and to send a request through Dash's callback endpoint."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,14 +41,52 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory, tiny_config):
-    """A complete small cache, every stage run (featvis included)."""
+    """A complete small cache, every stage run (featvis included).
+
+    Set TRANSFERVIZ_TEST_TINY_CACHE to a built tiny cache folder to skip the build while iterating
+    (as TRANSFERVIZ_TEST_DEMO_CACHE does for the demo).
+    """
+    from transferviz.cache import Cache
+
+    given = os.environ.get("TRANSFERVIZ_TEST_TINY_CACHE")
+    if given:
+        return Cache.open(given)
     from transferviz.pipeline import build
 
     root = tmp_path_factory.mktemp("tiny-cache")
     build(tiny_config, root, torch.device("cpu"), progress=False, log=lambda m: None)
+    return Cache.open(root / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_app(tiny_cache):
+    """The dashboard app on the tiny cache (built once; tests only read it or send it requests)."""
+    from dashboard.app import create_app
+
+    return create_app(tiny_cache.root)
+
+
+def copy_cache(cache, dest: Path, *drop: str):
+    """A real copy of ``cache`` at ``dest`` without the files and folders named ``drop``
+    (``shutil.ignore_patterns``: matched by name at any depth), opened as a Cache.
+
+    Tests that rewrite files of a cache work on such a copy, never on the shared one.
+    """
     from transferviz.cache import Cache
 
-    return Cache.open(root / "tiny")
+    shutil.copytree(cache.root, dest, ignore=shutil.ignore_patterns(*drop) if drop else None)
+    return Cache.open(dest)
+
+
+def dispatch(app, output: str, outputs: list[dict], inputs: list[dict], changed: list[str],
+             state: list[dict] | tuple = ()) -> dict:
+    """One request through Dash's ``/_dash-update-component`` endpoint, as the browser sends it;
+    the JSON answer (``{}`` for a 204: every output was ``no_update``)."""
+    payload = {"output": output, "outputs": outputs, "inputs": inputs, "changedPropIds": changed,
+               "state": list(state)}
+    r = app.server.test_client().post("/_dash-update-component", json=payload)
+    assert r.status_code in (200, 204), r.data[:500]
+    return r.get_json() if r.status_code == 200 else {}
 
 
 @pytest.fixture(scope="session")

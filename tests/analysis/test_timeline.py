@@ -114,12 +114,13 @@ def test_accuracy_table_matches_predictions():
     domains = np.where(np.arange(n) < 50, "source", "target")
     splits = np.where(rng.random(n) < 0.3, "val", "train")
     pred = np.stack([np.where(rng.random(n) < p, labels, (labels + 1) % k) for p in (0.2, 0.6, 1.0)])
-    df = accuracy_table(pred, labels, domains, [0, 1, 2], k, splits)
+    epochs = [0, 1, 2]
+    df = accuracy_table(pred, labels, domains, epochs, k, splits)
     assert len(df) == 3 * 2 * k
     for row in df.itertuples():
         sel = (domains == row.domain) & (labels == row.class_index)
         assert row.n == sel.sum()
-        assert row.accuracy == pytest.approx((pred[list([0, 1, 2]).index(row.epoch)][sel] == row.class_index).mean())
+        assert row.accuracy == pytest.approx((pred[epochs.index(row.epoch)][sel] == row.class_index).mean())
     assert (df[df.epoch == 2].accuracy == 1.0).all()
     # overall accuracy recovers from the per-class rows weighted by n
     e1 = df[df.epoch == 1]

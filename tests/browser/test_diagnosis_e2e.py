@@ -19,7 +19,6 @@ to skip building the demo.
 from __future__ import annotations
 
 import numpy as np
-from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -28,14 +27,16 @@ from layouts import hard as hard_ly
 from layouts import query as query_ly
 from layouts import table as table_ly
 from layouts import timeline as tl_ly
-from tests.browser.helpers import open_tab, scroll_to, wait_until
-
-
-def click_at(d, x: float, y: float) -> None:
-    actions = ActionBuilder(d)
-    actions.pointer_action.move_to_location(int(x), int(y))
-    actions.pointer_action.click()
-    actions.perform()
+from tests.browser.helpers import (
+    assert_no_console_errors,
+    click_at,
+    open_tab,
+    replace_text,
+    scroll_to,
+    slider_value,
+    thumb_id,
+    wait_until,
+)
 
 
 def cell_on_screen(d, true: int, pred: int) -> list[float] | None:
@@ -60,15 +61,8 @@ def trail_lengths(d) -> list[int] | None:
     return d.execute_script(js)
 
 
-def slider_value(d) -> int | None:
-    el = d.find_elements(By.CSS_SELECTOR, f"#{tl_ly.SLIDER} [role=slider]")
-    v = el[0].get_attribute("aria-valuenow") if el else None
-    return int(float(v)) if v not in (None, "") else None
-
-
 def pool_ids(d) -> list[int]:
-    return [int(i.get_attribute("src").rsplit("/", 1)[1].split(".")[0])
-            for i in d.find_elements(By.CSS_SELECTOR, f"#{table_ly.POOL_VIEW} img")]
+    return [thumb_id(i) for i in d.find_elements(By.CSS_SELECTOR, f"#{table_ly.POOL_VIEW} img")]
 
 
 def test_focus_and_pool_link_the_diagnosis_views_and_the_timeline(dash_duo, demo_cache, artifacts):
@@ -96,7 +90,7 @@ def test_focus_and_pool_link_the_diagnosis_views_and_the_timeline(dash_duo, demo
         return d.find_elements(By.CSS_SELECTOR, f"#{conf_ly.LIST} img")
 
     wait_until("the cell's thumbnails", lambda: len(thumbs()) == min(len(cell), 60))
-    listed = [int(t.get_attribute("src").rsplit("/", 1)[1].split(".")[0]) for t in thumbs()]
+    listed = [thumb_id(t) for t in thumbs()]
     assert set(listed) <= set(cell)
 
     # 2. a thumbnail focuses its instance in the image query and the hard-examples card
@@ -111,9 +105,7 @@ def test_focus_and_pool_link_the_diagnosis_views_and_the_timeline(dash_duo, demo
     typed = int(df[df["domain"] == "source"]["id"].iloc[7])
     box = d.find_element(By.ID, query_ly.INPUT)
     scroll_to(d, box)
-    box.send_keys(Keys.CONTROL, "a")
-    box.send_keys(Keys.DELETE)
-    box.send_keys(str(typed), Keys.ENTER)
+    replace_text(box, str(typed), enter=True)
     wait_until("the typed instance in the card", lambda: f"#{typed}" in d.find_element(By.ID, hard_ly.DETAIL).text)
     d.save_screenshot(str(artifacts / "diagnosis_1366x768.png"))
 
@@ -147,5 +139,4 @@ def test_focus_and_pool_link_the_diagnosis_views_and_the_timeline(dash_duo, demo
     open_tab(d, "Instance diagnosis")
     wait_until("an empty pool", lambda: pool_ids(d) == [])
 
-    errs = list(dash_duo.get_logs() or [])
-    assert errs == [], "\n".join(e["message"][:400] for e in errs)
+    assert_no_console_errors(dash_duo)

@@ -22,13 +22,12 @@ from selenium.webdriver.common.by import By
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
-from tests.browser.helpers import wait_until
+from tests.browser.helpers import TIMEOUT, assert_no_console_errors, image_loaded, scroll_to, wait_until
 
 NETWORK_GRAPH = "network-graph"  # layouts/network.py
 FEATURE_BIPLOT = "feature-biplot"  # layouts/features.py
 NETWORK_CLASS = "network-class"
 LARGE = (1920, 1080)
-TIMEOUT = 60  # the first class-selection t-SNE of a fresh memo may take a few seconds
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -69,21 +68,15 @@ def checked_classes(driver) -> set[int]:
             if e.is_selected()}
 
 
-def console_errors(dash_duo) -> list[dict]:
-    """Severe console entries. The app loads nothing from outside (Bootstrap is vendored), so
-    every entry counts, failed fetches included."""
-    return list(dash_duo.get_logs() or [])
-
-
-# Scrolling is always 'instant': Bootstrap turns on smooth scrolling, and a test reading
-# positions right after a smooth scroll sees the page mid-animation.
+# Scrolling is always 'instant' (scroll_to): Bootstrap turns on smooth scrolling, and a test
+# reading positions right after a smooth scroll sees the page mid-animation.
 
 def select_class_in_table(driver, name: str) -> None:
     # with fixed header rows DataTable also renders hidden copies of the rows in the header
     # quadrant (to size the columns); the body quadrant is .cell-1-1
     cells = driver.find_elements(By.CSS_SELECTOR, f"#{stats_layout.TABLE} .cell-1-1 td[data-dash-column='class']")
     cell = next(c for c in cells if c.text.strip() == name)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", cell)
+    scroll_to(driver, cell)
     cell.click()
 
 
@@ -100,8 +93,7 @@ def shoot_views(driver, artifacts: Path, suffix: str) -> None:
         el = driver.find_element(By.ID, anchor)
         if "tv-card" not in (el.get_attribute("class") or ""):
             el = el.find_element(By.XPATH, "./ancestor::div[contains(concat(' ', @class, ' '), ' tv-card ')][1]")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start', behavior: 'instant'});", el)
-        time.sleep(0.3)
+        scroll_to(driver, el, block="start")
         el.screenshot(str(artifacts / f"view_{view}_{suffix}.png"))
     driver.execute_script("window.scrollTo({top: 0, left: 0, behavior: 'instant'});")
 
@@ -171,8 +163,7 @@ def test_page_loads_and_a_class_selection_updates_every_view(dash_duo, demo_cach
         time.sleep(0.8)
         scroll_w = d.execute_script("return document.documentElement.scrollWidth")
         assert scroll_w <= width, f"page is {scroll_w}px wide in a {width}px window"
-    errs = console_errors(dash_duo)
-    assert errs == [], "\n".join(e["message"][:600] for e in errs)
+    assert_no_console_errors(dash_duo)
 
 
 def test_links_carry_the_state_and_bad_links_open_defaults_with_a_notice(dash_duo, demo_cache, artifacts):
@@ -201,8 +192,7 @@ def test_links_carry_the_state_and_bad_links_open_defaults_with_a_notice(dash_du
     shoot(d, artifacts, "page_notice_1366x768")
     alert.find_element(By.CSS_SELECTOR, "button.btn-close").click()
     wait_until("the notice to close", lambda: not d.find_elements(By.CSS_SELECTOR, f"#{ids.NOTICE} .alert.show"))
-    errs = console_errors(dash_duo)
-    assert errs == [], "\n".join(e["message"][:600] for e in errs)
+    assert_no_console_errors(dash_duo)
 
 
 def _point_on_screen(driver) -> tuple[float, float, int]:
@@ -235,8 +225,8 @@ def test_hover_shows_the_instance_card_and_a_lasso_lists_instances(dash_duo, dem
     d = dash_duo.driver
     wait_page_ready(dash_duo)
     scatter = d.find_element(By.ID, inst_layout.SCATTER)
-    d.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", scatter)
-    time.sleep(0.5)
+    scroll_to(d, scatter)
+    time.sleep(0.2)
 
     x, y, inst_id = _point_on_screen(d)
     actions = ActionBuilder(d)
@@ -246,8 +236,7 @@ def test_hover_shows_the_instance_card_and_a_lasso_lists_instances(dash_duo, dem
     img = wait_until("the hover card", lambda: d.find_element(
         By.CSS_SELECTOR, f"#{inst_layout.TOOLTIP} img"), timeout=15)
     assert "/thumb/" in img.get_attribute("src")
-    wait_until("the thumbnail to load", lambda: d.execute_script(
-        "return arguments[0].complete && arguments[0].naturalWidth > 0", img), timeout=10)
+    wait_until("the thumbnail to load", lambda: image_loaded(d, img), timeout=10)
     card = d.find_element(By.ID, inst_layout.TOOLTIP).text
     assert "true label" in card and "target model" in card
     shoot(d, artifacts, "instances_hover_1366x768")
@@ -270,5 +259,4 @@ def test_hover_shows_the_instance_card_and_a_lasso_lists_instances(dash_duo, dem
     time.sleep(0.8)
     shoot(d, artifacts, "instances_lasso_1366x768")
     d.find_element(By.ID, inst_layout.CARD).screenshot(str(artifacts / "view_instances_lasso.png"))
-    errs = console_errors(dash_duo)
-    assert errs == [], "\n".join(e["message"][:600] for e in errs)
+    assert_no_console_errors(dash_duo)

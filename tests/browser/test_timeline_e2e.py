@@ -15,20 +15,19 @@ from pathlib import Path
 
 import numpy as np
 from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 
 from layouts import timeline as tl
-from tests.browser.helpers import wait_until
+from tests.browser.helpers import (
+    assert_no_console_errors,
+    click_at,
+    open_tab,
+    scroll_to,
+    slider_value,
+    wait_until,
+)
 
 GD = f"document.querySelector('#{tl.MAP} .js-plotly-plot')"
-
-
-def slider_value(driver) -> int | None:
-    """The epoch slider's value as the page shows it (the handle's aria-valuenow)."""
-    el = driver.find_elements(By.CSS_SELECTOR, f"#{tl.SLIDER} [role=slider]")
-    v = el[0].get_attribute("aria-valuenow") if el else None
-    return int(float(v)) if v not in (None, "") else None
 
 
 def map_state(driver) -> dict | None:
@@ -64,9 +63,7 @@ def test_timeline_play_advances_the_map_pause_holds_and_play_stops_at_the_end(da
     assert len(epochs) >= 3, "the demo keeps several fine-tuning epochs"
     dash_duo.start_server(create_app(demo_cache.root))
     d = dash_duo.driver
-    tab = wait_until("the timeline tab", lambda: next(
-        (e for e in d.find_elements(By.CSS_SELECTOR, ".tab") if e.text.strip() == "Fine-tuning timeline"), None))
-    tab.click()
+    open_tab(d, "Fine-tuning timeline")
     start = wait_until("the timeline map", lambda: map_state(d))
     assert slider_value(d) == epochs[0]
     assert f"Epoch {epochs[0]}" in d.find_element(By.ID, tl.SUMMARY).text
@@ -79,14 +76,10 @@ def test_timeline_play_advances_the_map_pause_holds_and_play_stops_at_the_end(da
     np.testing.assert_allclose(start["y"], pos[rows, 1], rtol=1e-5, atol=1e-4)
 
     # a click on an instance adds it to the pool: its trail (one point at epoch 0) appears
-    d.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
-                     d.find_element(By.ID, tl.MAP))
-    time.sleep(0.4)
+    scroll_to(d, d.find_element(By.ID, tl.MAP))
+    time.sleep(0.1)
     x, y, _ = point_on_screen(d)
-    actions = ActionBuilder(d)
-    actions.pointer_action.move_to_location(x, y)
-    actions.pointer_action.click()
-    actions.perform()
+    click_at(d, x, y)
     wait_until("a trail", lambda: (map_state(d) or {}).get("trails", [0])[0] == 1, timeout=10)
 
     # play: the slider advances to later epochs and the points move (and the trail grows)
@@ -119,5 +112,4 @@ def test_timeline_play_advances_the_map_pause_holds_and_play_stops_at_the_end(da
     wait_until("the full trail", lambda: (map_state(d) or {}).get("trails", [0])[0] == len(epochs), timeout=10)
     ActionChains(d).move_to_element(d.find_element(By.ID, tl.SUMMARY)).perform()
     d.save_screenshot(str(artifacts / "timeline_1366x768.png"))
-    errs = list(dash_duo.get_logs() or [])
-    assert errs == [], "\n".join(e["message"][:600] for e in errs)
+    assert_no_console_errors(dash_duo)

@@ -24,15 +24,16 @@ def _leaves(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
 
 def test_rows_are_the_leaf_modules_in_forward_order(tiny_cache, modules):
     model = tiny_cache.model("target")
+    leaves = _leaves(model)
     order: list[str] = []
     hooks = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n) if n not in order else None)
-             for n, m in _leaves(model).items()]
+             for n, m in leaves.items()]
     with torch.no_grad():
         model(tiny_cache.inputs([0]))
     for h in hooks:
         h.remove()
     assert [r["name"] for r in modules] == order
-    assert [r["type"] for r in modules] == [type(_leaves(model)[n]).__name__ for n in order]
+    assert [r["type"] for r in modules] == [type(leaves[n]).__name__ for n in order]
 
 
 def test_output_shapes_equal_a_real_forward_pass(tiny_cache, modules):
@@ -51,10 +52,11 @@ def test_output_shapes_equal_a_real_forward_pass(tiny_cache, modules):
 
 
 def test_params_are_the_sum_of_numel(tiny_cache, modules):
-    leaves = _leaves(tiny_cache.model("target"))
+    model = tiny_cache.model("target")
+    leaves = _leaves(model)
     for r in modules:
         assert r["params"] == sum(p.numel() for p in leaves[r["name"]].parameters()), r["name"]
-    assert sum(r["params"] for r in modules) == sum(p.numel() for p in tiny_cache.model("target").parameters())
+    assert sum(r["params"] for r in modules) == sum(p.numel() for p in model.parameters())
 
 
 def test_analysed_layers_carry_the_paper_numbers(tiny_cache, modules):

@@ -9,7 +9,6 @@ tooltip and the empty states (a class without target instances).
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -23,48 +22,14 @@ from dashboard import data_network as dn
 from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
 from layouts import features as lf
 from layouts import network as ln
+from tests.components import of_type, texts, traces
+from tests.conftest import copy_cache
 from transferviz.cache import Cache
 
 
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def traces(fig, role, **meta):
-    out = []
-    for t in fig.data:
-        m = t.meta if isinstance(t.meta, dict) else {}
-        if m.get("role") == role and all(m.get(k) == v for k, v in meta.items()):
-            out.append(t)
-    return out
-
-
-def walk(component):
-    """Every component of a Dash tree (depth first)."""
-    yield component
-    children = getattr(component, "children", None)
-    if children is None:
-        return
-    if not isinstance(children, (list, tuple)):
-        children = [children]
-    for c in children:
-        if hasattr(c, "to_plotly_json"):
-            yield from walk(c)
-
-
-def texts(component) -> str:
-    out = []
-    for c in walk(component):
-        ch = getattr(c, "children", None)
-        for x in (ch if isinstance(ch, (list, tuple)) else [ch]):
-            if isinstance(x, (str, int, float)):
-                out.append(str(x))
-    return " ".join(out)
-
-
-def of_type(component, cls):
-    return [c for c in walk(component) if isinstance(c, cls)]
-
-
 def prop(component, name):
     return component.to_plotly_json()["props"].get(name)
 
@@ -74,21 +39,15 @@ def click(customdata):
 
 
 @pytest.fixture(scope="module")
-def cache(request) -> Cache:
-    """The session's tiny cache; TRANSFERVIZ_TEST_TINY_CACHE points at a built one to skip the
-    build while iterating (as TRANSFERVIZ_TEST_DEMO_CACHE does for the demo)."""
-    import os
-
-    given = os.environ.get("TRANSFERVIZ_TEST_TINY_CACHE")
-    return Cache.open(given) if given else request.getfixturevalue("tiny_cache")
+def cache(tiny_cache) -> Cache:
+    """The session's tiny cache (TRANSFERVIZ_TEST_TINY_CACHE can point it at a built one)."""
+    return tiny_cache
 
 
 @pytest.fixture(scope="module")
 def plain_cache(cache, tmp_path_factory) -> Cache:
     """A copy of the tiny cache without feature visualizations (the view's fallback)."""
-    root = tmp_path_factory.mktemp("plain-cache") / "plain"
-    shutil.copytree(cache.root, root, ignore=shutil.ignore_patterns("featvis"))
-    return Cache.open(root)
+    return copy_cache(cache, tmp_path_factory.mktemp("plain-cache") / "plain", "featvis")
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +55,8 @@ def odd_cache(cache, tmp_path_factory) -> Cache:
     """A copy of the tiny cache where class 0 has no target instances (the analysis then
     writes -1 neurons and a non-ok discriminability status) and featvis PNGs exist for the
     target model's features.3 neurons."""
-    root = tmp_path_factory.mktemp("odd-cache") / "odd"
-    shutil.copytree(cache.root, root)
-    c = Cache.open(root)
+    c = copy_cache(cache, tmp_path_factory.mktemp("odd-cache") / "odd")
+    root = c.root
     for model in ("source", "target"):
         for layer in c.layers:
             p = root / f"analysis/neurons/{model}/{layer}.npy"
@@ -199,11 +157,7 @@ def test_network_single_layer_and_conv_to_linear(cache):
 
 
 def test_partial_cache_gives_empty_states(cache, tmp_path):
-    root = tmp_path / "partial"
-    shutil.copytree(cache.root, root)
-    shutil.rmtree(root / "analysis" / "similarity")
-    shutil.rmtree(root / "analysis" / "discriminability")
-    part = Cache.open(root)
+    part = copy_cache(cache, tmp_path / "partial", "similarity", "discriminability")  # no network analysis
     fig = cn.network_figure(part, 1, [1, 2])
     assert is_empty_figure(fig) and "no network analysis" in fig.layout.meta["message"]
     options, value, status = cf.ranking(part, 1, "target", "most")
@@ -281,15 +235,15 @@ def test_weight_click_shows_values_and_kernel(cache):
     payload = json.loads(json.dumps(cd[0, 0].tolist()))
     # plotly.js decodes the base64 int16 customdata into a typed array, whose JSON is an object
     browser = {str(i): v for i, v in enumerate(payload)}
-    assert texts(cn.detail_panel(cache, click(browser), c)) == texts(cn.detail_panel(cache, click(payload), c))
     panel = cn.detail_panel(cache, click(browser), c)
     txt = texts(panel)
+    assert txt == texts(cn.detail_panel(cache, click(payload), c))
     n1, n2 = int(payload[4]), int(payload[5])
     assert f"L1 #{n1}" in txt and f"L2 #{n2}" in txt
     assert "correspondence" in txt and ("yes:" in txt or "no:" in txt)
     value = float(cache.array(f"analysis/weights/target/{L[0]}__{L[1]}_values.npy")[n2, n1])
     assert f"{value:.4f}" in txt
-    graphs = [g for g in walk(panel) if type(g).__name__ == "Graph"]
+    graphs = of_type(panel, "Graph")
     assert len(graphs) == 1
     k = np.asarray(graphs[0].figure.data[0].z)
     assert k.shape == (3, 3)  # features.3 has 3 x 3 kernels
@@ -298,7 +252,7 @@ def test_weight_click_shows_values_and_kernel(cache):
     w = load_file(str(cache.root / "models" / "target.safetensors"))[f"{L[1]}.weight"]
     np.testing.assert_allclose(k, w[n2, n1], rtol=1e-6)
     # the two neurons' images sit beside the values (paper Figure 1 C.2)
-    srcs = [getattr(x, "src", "") for x in walk(panel) if type(x).__name__ == "Img"]
+    srcs = [getattr(x, "src", "") for x in of_type(panel, "Img")]
     assert any(f"/{L[0]}/{n1}.png" in s or "/thumb/" in s for s in srcs)
     assert any(f"/{L[1]}/{n2}.png" in s or "/thumb/" in s for s in srcs)
 
@@ -385,12 +339,12 @@ def test_biplot_axes_for_checked_neurons(cache):
     c = 4
     options, value, _ = cf.ranking(cache, c, "target", "most")
     fig = cf.biplot_figure(cache, c, "target", value)
-    pts = {t.meta["domain"]: t for t in fig.data if (t.meta or {}).get("role") == "instances"}
+    pts = {t.meta["domain"]: t for t in traces(fig, "instances")}
     assert pts["source"].marker.symbol == "x" and pts["source"].marker.color == SOURCE_COLOR
     assert pts["target"].marker.symbol == "circle" and pts["target"].marker.color == TARGET_COLOR
     d = dn.discriminability(cache, "target", c)
     assert len(pts["source"].x) == d.n_source and len(pts["target"].x) == d.n_target
-    lab = [t for t in fig.data if (t.meta or {}).get("role") == "axes-labels"][0]
+    lab = traces(fig, "axes-labels")[0]
     assert len(lab.text) == 5
     first = options[0]["value"].split(":")
     assert lab.text[0].endswith(f"#{first[1]}")
@@ -398,7 +352,7 @@ def test_biplot_axes_for_checked_neurons(cache):
     assert fig.layout.uirevision == f"biplot|target|{c}"
     assert pts["source"].hoverinfo == "none"  # the thumbnail tooltip takes over
     none = cf.biplot_figure(cache, c, "target", [])
-    assert not [t for t in none.data if (t.meta or {}).get("role") == "axes-lines"]
+    assert not traces(none, "axes-lines")
 
 
 def test_feature_view_empty_state(odd_cache):

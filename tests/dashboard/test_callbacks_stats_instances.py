@@ -23,16 +23,10 @@ from dashboard.urlstate import StateSpace, parse_state
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
-from tests.components import find, texts, walk
+from tests.components import find, of_type, texts, traces
+from tests.conftest import dispatch
 
 NO = dash.no_update
-
-
-@pytest.fixture(scope="module")
-def app(tiny_cache):
-    from dashboard.app import create_app
-
-    return create_app(tiny_cache.root)
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +36,23 @@ def space(tiny_cache):
 
 # --- layouts ------------------------------------------------------------------------
 
-def test_layouts_hold_the_views_components(app, tiny_cache, space):
+def test_layouts_hold_the_views_components(tiny_app, tiny_cache, space):
     for id_ in (stats_layout.TABLE, stats_layout.ACCURACY, stats_layout.BADGE, inst_layout.CLASSES,
                 inst_layout.SCATTER, inst_layout.TOOLTIP, inst_layout.SELECTION, ids.URL, ids.NOTICE):
-        assert find(app.layout, id_) is not None, id_
-    table = find(app.layout, stats_layout.TABLE)
+        assert find(tiny_app.layout, id_) is not None, id_
+    table = find(tiny_app.layout, stats_layout.TABLE)
     assert table.sort_action == "native" and table.row_selectable == "single"
     assert [c["id"] for c in table.columns] == [c for c, _ in data.TABLE_COLUMNS]
     assert [r["id"] for r in table.data] == list(range(len(tiny_cache.classes)))  # row index = class index
     assert table.selected_rows == [space.default_cls]
     # every graph exports from its mode bar
     for gid in (stats_layout.ACCURACY, inst_layout.SCATTER):
-        cfg = find(app.layout, gid).config
+        cfg = find(tiny_app.layout, gid).config
         assert cfg["toImageButtonOptions"]["format"] in ("svg", "png")
     # the accuracy chart has the six series; the badge shows the signed score
-    assert len(find(app.layout, stats_layout.ACCURACY).figure.data) == 6
+    assert len(find(tiny_app.layout, stats_layout.ACCURACY).figure.data) == 6
     score = tiny_cache.json("analysis/summary.json")["transferability"]
-    assert f"{score:+.2f}" in texts(find(app.layout, stats_layout.BADGE))
+    assert f"{score:+.2f}" in texts(find(tiny_app.layout, stats_layout.BADGE))
 
 
 def test_class_options_list_counts_per_domain(tiny_cache):
@@ -161,13 +155,11 @@ def test_statistics_callbacks():
 def test_scatter_of_selected_classes(tiny_cache, tmp_path):
     fig, selected, summary = cb_inst.update_scatter(tiny_cache, [1, 3], tmp_path)
     assert selected is None  # the previous selection belonged to another map
-    pts = [t for t in fig.data if (t.meta or {}).get("role") == "instances"]
+    pts = traces(fig, "instances")
     assert {t.meta["label"] for t in pts} == {1, 3}
     assert all(t.type == "scattergl" and t.hoverinfo == "none" for t in pts)  # the tooltip replaces hover labels
     # plain-list ids: dcc.Graph drops a base64 typed-array customdata from hoverData/selectedData
-    raw = fig.to_plotly_json()["data"]
-    assert all(isinstance(t["customdata"], (list, tuple))
-               for t in raw if (t.get("meta") or {}).get("role") == "instances")
+    assert all(isinstance(t["customdata"], (list, tuple)) for t in traces(fig.to_plotly_json(), "instances"))
     df = tiny_cache.instances
     assert sum(len(t.x) for t in pts) == int(df.label.isin([1, 3]).sum())
     assert len(list(tmp_path.glob("*.npy"))) == 1  # the selection map was memoized
@@ -200,7 +192,7 @@ def test_hover_card_shows_thumbnail_domain_label_prediction(tiny_cache):
     hover = {"points": [{"customdata": i, "bbox": {"x0": 1, "x1": 2, "y0": 3, "y1": 4}, "curveNumber": 0}]}
     show, bbox, card = cb_inst.hover_card(tiny_cache, hover, "/")
     assert show is True and bbox == hover["points"][0]["bbox"]
-    imgs = [c for c in walk(card) if isinstance(c, html.Img)]
+    imgs = of_type(card, html.Img)
     assert imgs and imgs[0].src == f"/thumb/{i}.png"
     text = texts(card)
     rec = data.instance_records(tiny_cache, [i])[0]
@@ -212,7 +204,7 @@ def test_hover_card_shows_thumbnail_domain_label_prediction(tiny_cache):
 def test_selection_lists_thumbnails(tiny_cache):
     sel = {"points": [{"customdata": 5}, {"customdata": 7}, {"customdata": 5}], "range": {"x": [0, 1]}}
     out = cb_inst.selection_list(tiny_cache, sel, "/app/")
-    srcs = [c.src for c in walk(out) if isinstance(c, html.Img)]
+    srcs = [c.src for c in of_type(out, html.Img)]
     assert srcs == ["/app/thumb/5.png", "/app/thumb/7.png"]
     assert "2 selected" in texts(out)
     assert "lasso" in texts(cb_inst.selection_list(tiny_cache, None, "/"))
@@ -227,15 +219,7 @@ def test_memo_dir_is_beside_the_cache(tiny_cache):
 
 # --- the wiring, through Dash's own endpoint --------------------------------------------
 
-def _dispatch(app, output: str, outputs: list[dict], inputs: list[dict], changed: list[str]) -> dict:
-    client = app.server.test_client()
-    payload = {"output": output, "outputs": outputs, "inputs": inputs, "changedPropIds": changed, "state": []}
-    r = client.post("/_dash-update-component", json=payload)
-    assert r.status_code in (200, 204), r.data[:500]
-    return r.get_json() if r.status_code == 200 else {}
-
-
-def test_state_callback_wiring(app, space):
+def test_state_callback_wiring(tiny_app, space):
     outputs = [{"id": ids.URL, "property": "search"}, {"id": ids.SELECTED_CLASS, "property": "data"},
                {"id": ids.NOTICE, "property": "children"}, {"id": stats_layout.TABLE, "property": "selected_rows"},
                {"id": inst_layout.CLASSES, "property": "value"}]
@@ -244,25 +228,24 @@ def test_state_callback_wiring(app, space):
               {"id": stats_layout.TABLE, "property": "selected_rows", "value": []},
               {"id": inst_layout.CLASSES, "property": "value", "value": []},
               {"id": ids.SELECTED_CLASS, "property": "data", "value": None}]
-    resp = _dispatch(app, output, outputs, inputs, ["url.search"])["response"]
+    resp = dispatch(tiny_app, output, outputs, inputs, ["url.search"])["response"]
     assert resp[ids.SELECTED_CLASS]["data"] == space.default_cls
     assert "bogus" in json.dumps(resp[ids.NOTICE]["children"])
     assert resp[stats_layout.TABLE]["selected_rows"] == [space.default_cls]
 
 
-def test_scatter_callback_wiring(app):
+def test_scatter_callback_wiring(tiny_app):
     outputs = [{"id": inst_layout.SCATTER, "property": "figure"},
                {"id": inst_layout.SCATTER, "property": "selectedData"},
                {"id": inst_layout.SUMMARY, "property": "children"}]
     output = "..inst-scatter.figure...inst-scatter.selectedData...inst-summary.children.."
     inputs = [{"id": inst_layout.CLASSES, "property": "value", "value": [0, 1]}]
-    resp = _dispatch(app, output, outputs, inputs, ["inst-classes.value"])["response"]
-    traces = resp[inst_layout.SCATTER]["figure"]["data"]
-    assert {t["meta"]["label"] for t in traces if (t.get("meta") or {}).get("role") == "instances"} == {0, 1}
+    resp = dispatch(tiny_app, output, outputs, inputs, ["inst-classes.value"])["response"]
+    assert {t["meta"]["label"] for t in traces(resp[inst_layout.SCATTER]["figure"], "instances")} == {0, 1}
 
 
-def test_thumbnail_route(app, tiny_cache):
-    client = app.server.test_client()
+def test_thumbnail_route(tiny_app):
+    client = tiny_app.server.test_client()
     r = client.get("/thumb/0.png")
     assert r.status_code == 200 and r.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get("/thumb/999999.png").status_code == 404

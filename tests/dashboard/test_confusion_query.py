@@ -26,7 +26,8 @@ from dashboard.figures.theme import is_empty_figure
 from layouts import confusion as conf_layout
 from layouts import ids
 from layouts import query as query_layout
-from tests.components import texts, walk
+from tests.components import find, texts, traces, walk
+from tests.conftest import dispatch
 
 NO = dash.no_update
 PREFIX = "/app/"
@@ -140,7 +141,7 @@ def test_layout_scrolls_a_large_grid_in_a_fixed_box(tiny_cache, monkeypatch):
     from transferviz.cache import Cache
     monkeypatch.setattr(Cache, "classes", property(lambda self: [f"k{i}" for i in range(31)]))
     lay = conf_layout.layout(tiny_cache)
-    box = next(c for c in walk(lay) if getattr(c, "id", None) == conf_layout.GRID_BOX)
+    box = find(lay, conf_layout.GRID_BOX)
     assert box.style == {"height": conf_layout.GRID_HEIGHT, "overflow": "auto"}
     graph = box.children
     assert graph.id == conf_layout.GRAPH and graph.style == conf_layout.graph_style(31)
@@ -274,11 +275,11 @@ def test_query_view_waveforms_and_neighbours(tiny_cache):
     for model in ("source", "target"):
         emb = np.asarray(tiny_cache.embedding(model))
         fig = view[f"wave_{model}"]
-        query_trace = [t for t in fig.data if t.meta["role"] == "query"][0]
+        query_trace = traces(fig, "query")[0]
         np.testing.assert_allclose(query_trace.y, emb[q], rtol=1e-6)
         np.testing.assert_array_equal(query_trace.x, np.arange(emb.shape[1]))
         found = neighbours.query(tiny_cache, model, q, "other")
-        nb_traces = [t for t in fig.data if t.meta["role"] == "neighbour"]
+        nb_traces = traces(fig, "neighbour")
         assert [t.meta["id"] for t in nb_traces] == found.ids.tolist()
         for t in nb_traces:
             np.testing.assert_allclose(t.y, emb[t.meta["id"]], rtol=1e-6)
@@ -315,21 +316,14 @@ def test_missing_embeddings_give_a_message(tiny_cache, monkeypatch):
 
 # --- wiring ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def app(tiny_cache):
-    from dashboard.app import create_app
-
-    return create_app(tiny_cache.root)
-
-
-def test_focus_writers_are_duplicates_without_initial_call(app):
-    writers = [cb for cb in app._callback_list if f"{ids.FOCUS}.data@" in cb["output"]]
+def test_focus_writers_are_duplicates_without_initial_call(tiny_app):
+    writers = [cb for cb in tiny_app._callback_list if f"{ids.FOCUS}.data@" in cb["output"]]
     mine = [cb for cb in writers if any(conf_layout.THUMB in json.dumps(i) or query_layout.INPUT in json.dumps(i)
                                         or query_layout.NEIGHBOUR in json.dumps(i) for i in cb["inputs"])]
     assert len(mine) == 3 and all(cb["prevent_initial_call"] for cb in mine)
 
 
-def test_render_callback_through_dash(app, tiny_cache):
+def test_render_callback_through_dash(tiny_app):
     outputs = [{"id": query_layout.INPUT, "property": "value"}, {"id": query_layout.MESSAGE, "property": "children"},
                {"id": query_layout.QUERY_INFO, "property": "children"},
                *({"id": query_layout.head_id(m), "property": "children"} for m in query_layout.MODELS),
@@ -337,14 +331,12 @@ def test_render_callback_through_dash(app, tiny_cache):
                *({"id": query_layout.neighbours_id(m), "property": "children"} for m in query_layout.MODELS),
                {"id": query_layout.SUMMARY, "property": "children"}]
     output = "..." .join(f"{o['id']}.{o['property']}" for o in outputs)
-    body = {"output": f"..{output}..", "outputs": outputs,
-            "inputs": [{"id": ids.FOCUS, "property": "data", "value": 2},
-                       {"id": query_layout.SCOPE, "property": "value", "value": "same"}],
-            "state": [{"id": query_layout.INPUT, "property": "value", "value": None}],
-            "changedPropIds": [f"{ids.FOCUS}.data"]}
-    r = app.server.test_client().post("/_dash-update-component", json=body)
-    assert r.status_code == 200, r.data[:500]
-    resp = r.get_json()["response"]
+    inputs = [{"id": ids.FOCUS, "property": "data", "value": 2},
+              {"id": query_layout.SCOPE, "property": "value", "value": "same"}]
+    state = [{"id": query_layout.INPUT, "property": "value", "value": None}]
+    answer = dispatch(tiny_app, f"..{output}..", outputs, inputs, [f"{ids.FOCUS}.data"], state)
+    assert "response" in answer  # a 200 with the outputs, not a 204
+    resp = answer["response"]
     assert resp[query_layout.INPUT]["value"] == 2
     wave = resp[query_layout.wave_id("target")]["figure"]
     assert len(wave["data"]) == 6

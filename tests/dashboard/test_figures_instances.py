@@ -7,6 +7,7 @@ import pandas as pd
 
 from dashboard.figures.instances import class_color_map, tsne_scatter
 from dashboard.figures.theme import MISPREDICTED_COLOR, is_empty_figure
+from tests.components import traces
 
 
 def projection():
@@ -22,15 +23,11 @@ def projection():
     )
 
 
-def instance_traces(fig):
-    return [t for t in fig.data if (t.meta or {}).get("role") == "instances"]
-
-
 def test_webgl_traces_per_class_and_domain():
     df = projection()
     colours = class_color_map(range(10))
     fig = tsne_scatter(df, colours, class_names={7: "mug"})
-    ts = instance_traces(fig)
+    ts = traces(fig, "instances")
     assert all(t.type == "scattergl" for t in ts)
     assert {(t.meta["label"], t.meta["domain"]) for t in ts} == {
         (0, "source"), (0, "target"), (3, "source"), (3, "target")
@@ -46,7 +43,7 @@ def test_mispredicted_points_get_a_dark_grey_border_and_ids_in_customdata():
     fig = tsne_scatter(df)
     wrong_ids = set(df.loc[df.target_pred != df.label, "id"])
     seen = set()
-    for t in instance_traces(fig):
+    for t in traces(fig, "instances"):
         for i, c, w in zip(t.customdata, t.marker.line.color, t.marker.line.width):
             if i in wrong_ids:
                 seen.add(i)
@@ -54,14 +51,14 @@ def test_mispredicted_points_get_a_dark_grey_border_and_ids_in_customdata():
             else:
                 assert w == 0
     assert seen == wrong_ids
-    keys = [t for t in fig.data if (t.meta or {}).get("role") == "legend-key"]
+    keys = traces(fig, "legend-key")
     assert len(keys) == 1 and keys[0].x == (None,)
 
 
 def test_hover_names_domain_truth_and_prediction():
     df = projection()
     fig = tsne_scatter(df, class_names={7: "mug"})
-    t = [t for t in instance_traces(fig) if t.meta["label"] == 3 and t.meta["domain"] == "source"][0]
+    t = traces(fig, "instances", label=3, domain="source")[0]
     k = list(t.customdata).index(101)  # id 101: label 3, source, predicted 7
     assert "source" in t.hovertext[k] and "phone" in t.hovertext[k] and "mug" in t.hovertext[k]
     assert t.hovertemplate.startswith("%{hovertext}")
@@ -81,8 +78,8 @@ def test_colours_stay_stable_when_selection_changes():
     colours = class_color_map(range(10))
     one = tsne_scatter(df[df.label == 3], colours)
     both = tsne_scatter(df, colours)
-    c1 = {t.meta["label"]: t.marker.color for t in instance_traces(one)}
-    c2 = {t.meta["label"]: t.marker.color for t in instance_traces(both)}
+    c1 = {t.meta["label"]: t.marker.color for t in traces(one, "instances")}
+    c2 = {t.meta["label"]: t.marker.color for t in traces(both, "instances")}
     assert c1[3] == c2[3]
     # labels coming back as strings still find their colour
     assert tsne_scatter(df.assign(label=df.label.astype(str)), {"3": "#123456", "0": "#654321"})

@@ -21,6 +21,7 @@ from dashboard.figures.network import (
     relation_matrices,
 )
 from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
+from tests.components import traces
 
 
 # --------------------------------------------------------------------------------------
@@ -52,15 +53,6 @@ def make_case(sizes=(20, 30, 40), seed=0, k_frac=0.2):
             mws[model] = ModelWeights.from_important_weights(model, ft[:, 0], ft[:, 1], v, i1, i2, corr, bins=6)
         pairs.append(PairBlock(blocks[li].name, blocks[li + 1].name, target=mws["target"], source=mws["source"]))
     return blocks, pairs
-
-
-def traces(fig, role, **meta):
-    out = []
-    for t in fig.data:
-        m = t.meta if isinstance(t.meta, dict) else {}
-        if m.get("role") == role and all(m.get(k) == v for k, v in meta.items()):
-            out.append(t)
-    return out
 
 
 @pytest.fixture(scope="module")

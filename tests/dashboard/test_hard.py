@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import dash
 import numpy as np
 import pandas as pd
@@ -20,14 +18,10 @@ from dashboard.figures.hard import (
     loss_range,
 )
 from layouts import hard as ly
-from tests.components import texts, walk
-from transferviz.cache import Cache
+from tests.components import of_type, texts, traces, walk
+from tests.conftest import copy_cache
 
 PREFIX = "/app/"
-
-
-def _instances(fig) -> list:
-    return [t for t in fig.data if (t.meta or {}).get("role") == "instances"]
 
 
 def _expected_colors(loss_all: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -47,7 +41,7 @@ def _frame() -> pd.DataFrame:
 def test_loss_map_colours_symbols_and_trace_structure():
     df = _frame()
     fig = loss_map(df, color_range=(0.01, 10.0))
-    src, tgt = _instances(fig)
+    src, tgt = traces(fig, "instances")
     assert src.marker.symbol == "x" and tgt.marker.symbol == "circle"
     assert list(src.customdata) == [0, 2] and list(tgt.customdata) == [1, 3, 4]
     np.testing.assert_allclose(src.marker.color, [np.log10(0.01), np.log10(10.0)], rtol=1e-6)  # clipped both ends
@@ -67,11 +61,11 @@ def test_loss_map_focus_brush_and_empty():
     ring = fig.data[FOCUS_TRACE]
     assert (list(ring.x), list(ring.y)) == ([3.0], [8.0]) and ring.marker.symbol == "circle-open"
     assert fig.layout.annotations[0].text == "#3" and fig.layout.annotations[0].visible
-    src, tgt = _instances(fig)
+    src, tgt = traces(fig, "instances")
     assert [src.customdata[i] for i in src.selectedpoints] == [2]
     assert [tgt.customdata[i] for i in tgt.selectedpoints] == [3]
     # no brush: no selectedpoints at all (plotly keeps a user's own lasso)
-    assert all(t.selectedpoints is None for t in _instances(loss_map(df, color_range=(0.01, 10.0))))
+    assert all(t.selectedpoints is None for t in traces(loss_map(df, color_range=(0.01, 10.0)), "instances"))
     empty = loss_map(df.iloc[:0], color_range=(0.01, 10.0), empty_message="nothing here",
                      focus={"id": 3, "x": 3.0, "y": 8.0})
     assert empty.layout.meta["empty"] and "nothing here" in [a.text for a in empty.layout.annotations]
@@ -98,7 +92,7 @@ def test_maps_colour_by_the_chosen_model_and_filter_rows(tiny_cache):
         loss = df[f"{model}_loss"].to_numpy(dtype=float)
         for fig, xy in ((hidden, np.asarray(tiny_cache.tsne())), (pixels, np.asarray(tiny_cache.pixel_tsne()))):
             shown = []
-            for t in _instances(fig):
+            for t in traces(fig, "instances"):
                 ids = np.asarray(t.customdata, dtype=int)
                 assert (df["domain"].to_numpy()[ids] == t.meta["domain"]).all()
                 np.testing.assert_allclose(t.marker.color, _expected_colors(loss, ids), rtol=1e-5)
@@ -134,15 +128,15 @@ def test_lasso_in_one_map_highlights_the_same_instances_in_the_other(tiny_cache)
     brush = cb.brush_state(ly.PIXEL_MAP, None, sel, None)
     assert brush == {"source": "pixels", "ids": lassoed}
     hidden, pixels, summary = cb.update_maps(tiny_cache, "target", "both", [], None, brush)
-    lit = [t.customdata[i] for t in _instances(hidden) for i in t.selectedpoints]
+    lit = [t.customdata[i] for t in traces(hidden, "instances") for i in t.selectedpoints]
     assert sorted(lit) == sorted(lassoed)
-    assert all(t.selectedpoints is None for t in _instances(pixels))  # the lassoed map keeps the user's own lasso
+    assert all(t.selectedpoints is None for t in traces(pixels, "instances"))  # the lassoed map keeps the user's own lasso
     assert f"{len(lassoed)} lassoed in the raw pixels map" in texts(summary)
     # the other way round, and under a filter only the visible ones light up
     brush = cb.brush_state(ly.HIDDEN_MAP, sel, None, None)
     hidden, pixels, _ = cb.update_maps(tiny_cache, "target", "target", [], None, brush)
     dom = tiny_cache.instances["domain"].to_numpy()
-    lit = [t.customdata[i] for t in _instances(pixels) for i in t.selectedpoints]
+    lit = [t.customdata[i] for t in traces(pixels, "instances") for i in t.selectedpoints]
     assert sorted(lit) == sorted(i for i in lassoed if dom[i] == "target")
     # a redraw of the lassoed map only, on a new lasso
     assert cb.update_maps(tiny_cache, "target", "both", [], None, brush, skip="hidden")[0] is dash.no_update
@@ -185,7 +179,7 @@ def test_detail_card_shows_both_models(tiny_cache):
     assert [c.className for c in rows] == ["hard-row-source", "hard-row-target"]
     src_row = texts(rows[0])
     assert names[int(r["source_pred"])] in src_row and ("\u2717" in src_row) == (int(r["source_pred"]) != int(r["label"]))
-    img = next(c for c in walk(card) if type(c).__name__ == "Img")
+    img = of_type(card, "Img")[0]
     assert img.src == data.thumb_src(PREFIX, fid)
     assert "not in this cache" in texts(cb.detail_card(tiny_cache, 10 ** 6, PREFIX))
     assert "not in this cache" in texts(cb.detail_card(tiny_cache, "abc", PREFIX))
@@ -193,13 +187,11 @@ def test_detail_card_shows_both_models(tiny_cache):
 
 
 def test_cache_without_pixel_map_says_rebuild(tiny_cache, tmp_path):
-    old = tmp_path / "old"
-    shutil.copytree(tiny_cache.root, old, ignore=shutil.ignore_patterns("pixel_tsne.npy", "featvis", "thumbs"))
-    cache = Cache.open(old)
+    cache = copy_cache(tiny_cache, tmp_path / "old", "pixel_tsne.npy", "featvis", "thumbs")
     assert cache.pixel_tsne() is None
     hidden, pixels, _ = cb.update_maps(cache, "target", "both", [], 0, None)
     assert pixels.layout.meta["empty"] and "rebuild" in pixels.layout.meta["message"]
-    assert len(_instances(hidden)) == 2
+    assert len(traces(hidden, "instances")) == 2
     assert cb.focus_patches(cache, 0)[1] is dash.no_update
 
 
@@ -222,7 +214,7 @@ def test_maps_wait_for_their_tab_and_are_drawn_once(tiny_cache):
     hidden, pixels, _, drawn = cb.maps_update(tiny_cache, {ids.TABS}, ids.TAB_DIAGNOSIS, False,
                                               "target", "both", [], 3, None)
     assert drawn is True and hidden is not dash.no_update and pixels is not dash.no_update
-    ring = [t for t in hidden.data if (t.meta or {}).get("role") == "focus"]
+    ring = traces(hidden, "focus")
     assert ring and ring[0].meta["id"] == 3
     # later tab switches send nothing; a focus change patches the ring only
     assert cb.maps_update(tiny_cache, {ids.TABS}, ids.TAB_DIAGNOSIS, True, *args) == (dash.no_update,) * 4

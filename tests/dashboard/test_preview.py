@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,32 +11,12 @@ from dash import dcc, html
 from callbacks import preview as P
 from dashboard.figures.preview import class_count_chart, weight_change_chart
 from dashboard.figures.theme import is_empty_figure
+from tests.components import find, of_type, texts, walk
 from transferviz.cache import Cache
 
 
-def walk(c: Any) -> Iterator[Any]:
-    """Every component under ``c`` (lists and children included)."""
-    if isinstance(c, (list, tuple)):
-        for x in c:
-            yield from walk(x)
-        return
-    yield c
-    if not isinstance(c, str):
-        kids = getattr(c, "children", None)
-        if kids is not None:
-            yield from walk(kids)
-
-
-def text(c: Any) -> str:
-    return "".join(x for x in walk(c) if isinstance(x, str))
-
-
-def by_id(c: Any, id_: str) -> Any:
-    return next(x for x in walk(c) if getattr(x, "id", None) == id_)
-
-
 def body_rows(table: html.Table) -> list[html.Tr]:
-    tbody = next(x for x in walk(table) if isinstance(x, html.Tbody))
+    tbody = of_type(table, html.Tbody)[0]
     return list(tbody.children)
 
 
@@ -65,16 +43,16 @@ def test_table_rows_are_the_modules_and_totals_their_sum(tiny_cache):
     assert len(trs) == len(modules) + 1  # + totals
     for tr, m in zip(trs, modules):
         cells = tr.children
-        assert text(cells[0]).removesuffix("emb") == m["name"]
-        assert text(cells[1]) == m["type"]
-        assert text(cells[2]) == "\u00d7".join(map(str, m["output_shape"]))
-        assert text(cells[3]).replace(",", "") == str(m["params"])
-        assert text(cells[4]) == (f"L{m['number']}" if m["analysed"] else "")
-        assert text(cells[5]) == ("\u2014" if m["weight_change"] is None else f"{m['weight_change']:.3f}")
+        assert texts(cells[0], sep="").removesuffix("emb") == m["name"]
+        assert texts(cells[1], sep="") == m["type"]
+        assert texts(cells[2], sep="") == "\u00d7".join(map(str, m["output_shape"]))
+        assert texts(cells[3], sep="").replace(",", "") == str(m["params"])
+        assert texts(cells[4], sep="") == (f"L{m['number']}" if m["analysed"] else "")
+        assert texts(cells[5], sep="") == ("\u2014" if m["weight_change"] is None else f"{m['weight_change']:.3f}")
     total = sum(p.numel() for p in tiny_cache.model("target").parameters())
     assert sum(m["params"] for m in modules) == total
-    assert text(by_id(table, "preview-total-params")) == f"{total:,}"
-    assert text(trs[-1].children[4]) == f"{len(tiny_cache.layers)} analysed"
+    assert texts(find(table, "preview-total-params"), sep="") == f"{total:,}"
+    assert texts(trs[-1].children[4], sep="") == f"{len(tiny_cache.layers)} analysed"
 
 
 def test_weight_change_chart_shows_every_module_with_parameters(tiny_cache):
@@ -94,7 +72,7 @@ def test_weight_change_chart_shows_every_module_with_parameters(tiny_cache):
 
 def test_models_panel_names_architecture_embedding_and_heads(tiny_cache):
     panel = P.models_panel(tiny_cache)
-    t = text(panel)
+    t = texts(panel, sep="")
     assert tiny_cache.config["model"]["arch"] in t
     emb = tiny_cache.layer_info["embedding_layer"]
     assert f"input of {emb}" in t
@@ -117,7 +95,7 @@ def test_fallback_without_modules_json(tiny_cache, tmp_path):
             assert r["weight_change"] == detail[r["name"]]["weight_change"]
         else:  # the other modules' shapes and changes are unknown, not invented
             assert not r["analysed"] and r["output_shape"] is None and r["weight_change"] is None
-    t = text(P.models_panel(old))
+    t = texts(P.models_panel(old), sep="")
     assert P.FALLBACK_NOTE in t and "unavailable" in t
 
 
@@ -136,11 +114,11 @@ def test_class_counts_equal_a_groupby(tiny_cache):
     assert len(trs) == len(tiny_cache.classes) + 1
     inst = tiny_cache.instances
     for ci, tr in enumerate(trs[:-1]):
-        cells = [text(c) for c in tr.children]
+        cells = [texts(c, sep="") for c in tr.children]
         assert cells[1:5] == [str(int(((inst.label == ci) & (inst.domain == d) & (inst.split == s)).sum()))
                               for d in ("source", "target") for s in ("train", "val")]
         assert cells[5] == str(int((inst.label == ci).sum()))
-    assert text(trs[-1].children[5]).replace(",", "") == str(len(inst))
+    assert texts(trs[-1].children[5], sep="").replace(",", "") == str(len(inst))
     fig = class_count_chart(counts, tiny_cache.domains)
     for tr in fig.data:
         sub = counts[(counts.domain == tr.meta["domain"]) & (counts.split == tr.meta["split"])]
@@ -148,7 +126,7 @@ def test_class_counts_equal_a_groupby(tiny_cache):
 
 
 def test_data_summary_reports_meta(tiny_cache):
-    t = text(P.data_summary(tiny_cache))
+    t = texts(P.data_summary(tiny_cache), sep="")
     meta = tiny_cache.meta
     for d in ("source", "target"):
         assert tiny_cache.domains[d] in t
@@ -169,12 +147,12 @@ def absent_class_cache(cache: Cache, cls: int, domain: str) -> Cache:
 def test_class_absent_from_a_domain_is_flagged(tiny_cache):
     c = absent_class_cache(tiny_cache, 2, "target")
     trs = body_rows(P.count_table(P.class_count_frame(c), c.domains))
-    assert "\u26a0" in text(trs[2]) and trs[2].style
-    assert all("\u26a0" not in text(tr) for i, tr in enumerate(trs[:-1]) if i != 2)
+    assert "\u26a0" in texts(trs[2], sep="") and trs[2].style
+    assert all("\u26a0" not in texts(tr, sep="") for i, tr in enumerate(trs[:-1]) if i != 2)
     grid = P.sample_grid(c, "train", "/")
     row = next(x for x in walk(grid) if getattr(x, "data-class", None) == 2)
-    assert "no target" in text(row)
-    assert len([x for x in walk(row) if isinstance(x, html.Img)]) == P.lay.SAMPLES_PER_CLASS  # source only
+    assert "no target" in texts(row, sep="")
+    assert len(of_type(row, html.Img)) == P.lay.SAMPLES_PER_CLASS  # source only
 
 
 # --- samples --------------------------------------------------------------------------
@@ -198,15 +176,16 @@ def test_sample_grid_thumbnails(tiny_cache):
     picks = {d: P.sample_ids(tiny_cache.instances, d, "train", P.lay.SAMPLES_PER_CLASS) for d in ("source", "target")}
     for ci in range(len(tiny_cache.classes)):
         row = next(x for x in walk(grid) if getattr(x, "data-class", None) == ci)
-        srcs = [x.src for x in walk(row) if isinstance(x, html.Img)]
+        srcs = [x.src for x in of_type(row, html.Img)]
         want = picks["source"].get(ci, []) + picks["target"].get(ci, [])
         assert srcs == [f"/app/thumb/{i}.png" for i in want]
     # an unknown split from the client falls back to train
-    assert text(P.sample_grid(tiny_cache, "nonsense", "/")) == text(P.sample_grid(tiny_cache, "train", "/"))
+    assert (texts(P.sample_grid(tiny_cache, "nonsense", "/"), sep="")
+            == texts(P.sample_grid(tiny_cache, "train", "/"), sep=""))
 
 
 def test_panels_are_graphs_with_the_builders_figures(tiny_cache):
-    graphs = [x for x in walk(P.models_panel(tiny_cache) + P.data_summary(tiny_cache)) if isinstance(x, dcc.Graph)]
+    graphs = of_type(P.models_panel(tiny_cache) + P.data_summary(tiny_cache), dcc.Graph)
     assert len(graphs) == 2
     assert graphs[0].figure.data[0].meta == {"role": "weight_change"}
     assert {tr.meta["domain"] for tr in graphs[1].figure.data} == {"source", "target"}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from callbacks import table as cb
+from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR
 from dashboard.filterexpr import EXAMPLE, MAX_LENGTH, ColumnSpec, tokenize, validate
 from dashboard.pool import POOL_SIZE
 from layouts import ids
@@ -361,7 +362,7 @@ def test_pool_view_shows_the_pool_newest_first(tiny_cache):
     text = str(first.to_plotly_json())
     assert names[int(last_row["label"])] in text and f"#{int(last_row['id'])}" in text
     assert f"{float(last_row['target_loss']):.2f}" in text and f"{float(last_row['source_loss']):.2f}" in text
-    frame = {"source": "#d62728", "target": "#1f77b4"}[last_row["domain"]]
+    frame = {"source": SOURCE_COLOR, "target": TARGET_COLOR}[last_row["domain"]]
     assert frame in img.style["border"]
     empty, title = cb.pool_view(tiny_cache, [], "/")
     assert title.startswith("Image pool (0/") and "Empty" in str(empty.children)
@@ -394,11 +395,8 @@ def test_focused_row_is_highlighted():
         assert cb.row_styles(bad, 100) == base
 
 
-def test_table_wiring(tiny_cache):
-    from dashboard.app import create_app
-
-    app = create_app(tiny_cache.root)
-    by_out = {c["output"]: c for c in app._callback_list}
+def test_table_wiring(tiny_app):
+    by_out = {c["output"]: c for c in tiny_app._callback_list}
     focus = next(c for o, c in by_out.items() if f"{ly.TABLE}.active_cell" in o)
     assert f"{ids.FOCUS}.data@" in focus["output"] and focus["prevent_initial_call"]
     assert [i["property"] for i in focus["inputs"]] == ["active_cell"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,7 +17,8 @@ from callbacks import timeline as ct
 from dashboard.figures.theme import is_empty_figure
 from dashboard.pool import POOL_SIZE
 from layouts import timeline as tl
-from tests.components import find
+from tests.components import find, traces
+from tests.conftest import copy_cache
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -31,10 +31,6 @@ def arr(v) -> np.ndarray:
 
 def fig_dict(fig) -> dict:
     return json.loads(fig.to_json())
-
-
-def traces(fig: dict, role: str) -> list[dict]:
-    return [t for t in fig["data"] if (t.get("meta") or {}).get("role") == role]
 
 
 def apply_patch(fig: dict, patch: Patch) -> dict:
@@ -311,9 +307,7 @@ def test_layout_has_a_mark_per_epoch_and_starts_paused_at_the_source_model(tiny_
 def test_a_cache_without_timeline_shows_a_message(tiny_cache, tmp_path):
     from transferviz.cache import Cache
 
-    root = tmp_path / "no-timeline"
-    shutil.copytree(tiny_cache.root, root)
-    shutil.rmtree(root / "analysis" / "timeline")
+    root = copy_cache(tiny_cache, tmp_path / "no-timeline", "timeline").root  # without analysis/timeline/
     mf = json.loads((root / "manifest.json").read_text())
     mf["artifacts"] = {k: v for k, v in mf["artifacts"].items() if not k.startswith("analysis/timeline/")}
     (root / "manifest.json").write_text(json.dumps(mf))
