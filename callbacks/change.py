@@ -1,12 +1,19 @@
-"""Callbacks of the neuron-change tab: a lookup in ``featvis/change.parquet``, nothing heavier."""
+"""Callbacks of the neuron-change tab: a lookup in ``featvis/change.parquet``, nothing heavier.
+
+The list waits for its tab like the other heavy views (:func:`callbacks.first_open` and the
+``LOADED`` flag store): a page load that never opens the tab does not build it."""
 
 from __future__ import annotations
 
 import dash
 import pandas as pd
-from dash import Input, Output, html
+from dash import Input, Output, State, html
+from dash.exceptions import PreventUpdate
 
+from callbacks import first_open, triggered_components
+from dashboard.data_network import layer_numbers
 from layouts import change as ids
+from layouts import ids as page_ids
 from transferviz.cache import Cache
 
 PER_LAYER = 5
@@ -34,7 +41,7 @@ def change_list(cache: Cache, layer: str, show_gray: bool, url_for) -> html.Div:
     if rows.empty:
         return html.Div("No neuron to show: every visualization of this layer was detected as gray.",
                         className="text-muted")
-    number = {l: i for i, l in enumerate(cache.layers, 1)}
+    number = layer_numbers(cache)
     img = {"width": "72px", "height": "72px", "imageRendering": "pixelated", "border": "1px solid #ddd"}
     body = []
     for r in rows.itertuples():
@@ -58,6 +65,11 @@ def register(app: dash.Dash) -> None:
 
     prefix = app.config.requests_pathname_prefix
 
-    @app.callback(Output(ids.LIST, "children"), Input(ids.LAYER, "value"), Input(ids.SHOW_GRAY, "value"))
-    def _list(layer, show_gray):
-        return change_list(get_cache(app), layer or ids.ALL, bool(show_gray), lambda p: prefix + p)
+    @app.callback(Output(ids.LIST, "children"), Output(ids.LOADED, "data"), Input(ids.LAYER, "value"),
+                  Input(ids.SHOW_GRAY, "value"), Input(page_ids.TABS, "value"), State(ids.LOADED, "data"))
+    def _list(layer, show_gray, tab, loaded):
+        # a control change redraws; a tab switch draws only the first time the tab is shown
+        fired = triggered_components()
+        if not fired & {ids.LAYER, ids.SHOW_GRAY} and not first_open(tab, page_ids.TAB_CHANGE, loaded):
+            raise PreventUpdate
+        return change_list(get_cache(app), layer or ids.ALL, bool(show_gray), lambda p: prefix + p), True

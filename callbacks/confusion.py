@@ -15,11 +15,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import ALL, Input, Output, html
 
+from callbacks import thumb_img
 from dashboard import data
-from dashboard.pool import clicked_id
 from dashboard.app import get_cache
-from dashboard.figures.diagnosis import confusion_heatmap
-from dashboard.figures.theme import DOMAIN_COLORS, MISPREDICTED_COLOR, SOURCE_COLOR, TARGET_COLOR
+from dashboard.figures.diagnosis import CORRECT_COLOR, confusion_heatmap
+from dashboard.figures.theme import DOMAIN_COLORS, MISPREDICTED_COLOR
+from dashboard.pool import clicked_id
 from layouts import confusion as ly
 from layouts import ids
 from transferviz.cache import Cache
@@ -27,7 +28,6 @@ from transferviz.cache import Cache
 NO = dash.no_update
 #: Thumbnails listed for a cell; beyond this the list says how many more.
 MAX_LISTED = 60
-MODEL_COLORS = {"source": SOURCE_COLOR, "target": TARGET_COLOR}
 
 
 def selection(model: Any, domain: Any, split: Any) -> tuple[str, str, str]:
@@ -93,7 +93,6 @@ def grid_figure(cache: Cache, model: Any, domain: Any, split: Any, cell: Any = N
 
 def _thumb(rec: dict[str, Any], model: str, conf: float | None, prefix: str) -> html.Div:
     """A clickable thumbnail: domain-coloured frame, id and the model's confidence."""
-    color = DOMAIN_COLORS.get(rec["domain"], "#555")
     conf_text = f"{conf:.0%}" if conf is not None and np.isfinite(conf) else "\u2014"
     title = (f"#{rec['id']} · {rec['domain']} ({rec['domain_name']}) · {rec['split']} · true {rec['label_name']} · "
              f"{model} model: {rec[f'{model}_pred_name']} ({conf_text}) · click to query this instance")
@@ -101,8 +100,7 @@ def _thumb(rec: dict[str, Any], model: str, conf: float | None, prefix: str) -> 
         id={"type": ly.THUMB, "index": rec["id"]}, n_clicks=0, title=title, role="button",
         style={"width": 48, "textAlign": "center", "fontSize": "0.64rem", "cursor": "pointer", "lineHeight": 1.15},
         children=[
-            html.Img(src=data.thumb_src(prefix, rec["id"]), width=42, height=42, alt=title,
-                     style={"imageRendering": "pixelated", "borderRadius": 2, "border": f"2px solid {color}"}),
+            thumb_img(prefix, rec["id"], rec["domain"], 42, alt=title),
             html.Div(f"#{rec['id']}", className="text-muted"),
             html.Div(conf_text),
         ])
@@ -117,14 +115,14 @@ def cell_list(cache: Cache, model: Any, domain: Any, split: Any, cell: Any, pref
         return "", html.Div(ly.LIST_HINT, className="text-muted small")
     true, pred = c
     found = cell_ids(cache, model, domain, split, true, pred)
-    verdict = ("correct", "#1b7837") if true == pred else ("mistaken", MISPREDICTED_COLOR)
+    verdict = ("correct", CORRECT_COLOR) if true == pred else ("mistaken", MISPREDICTED_COLOR)
     caption = html.Div([
         html.B(f"true {names[true]} \u2192 predicted {names[pred]}"),
         html.Span(f" ({verdict[0]})", style={"color": verdict[1]}), ": ",
         html.B(str(len(found))), f" instance{'s' if len(found) != 1 else ''} of the ",
         html.Span(cache.domains.get(domain, domain), style={"color": DOMAIN_COLORS[domain]}),
         f" {'' if split == 'all' else split + ' '}data, ",
-        html.Span(f"{model} model", style={"color": MODEL_COLORS[model]}),
+        html.Span(f"{model} model", style={"color": DOMAIN_COLORS[model]}),
         "; number = its confidence",
     ], className="small")
     if len(found) == 0:

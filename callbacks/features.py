@@ -15,8 +15,8 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, State, html, no_update
 
+from dashboard import data
 from dashboard.data_network import (
-    warm,
     Discriminability,
     discriminability,
     featvis_exists,
@@ -132,7 +132,7 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     for r, fv in zip(rows, has_fv):
         image = None
         if any(has_fv):  # reserve the column only when the cache has feature visualizations
-            image = (html.Img(src=url_for(f"/featvis/{m}/{r['layer']}/{r['neuron']}.png"), width=28, height=28,
+            image = (html.Img(src=url_for(data.featvis_path(m, r["layer"], r["neuron"])), width=28, height=28,
                               style={"imageRendering": "pixelated"}, alt="feature visualization") if fv else "")
         svg = hists.get((r["layer"], int(r["neuron"]))) or mirrored_histogram_svg([], [])
         options.append({"label": _row_label(r, m, svg, image), "value": neuron_key(r["layer"], r["neuron"])})
@@ -234,14 +234,12 @@ def tooltip(cache: Cache, hover_data: dict | None, class_index: Any = None, mode
     p = hover_data["points"][0]
     bbox = p.get("bbox") or {}
     direction = "left" if float(bbox.get("x0", 0) or 0) > TOOLTIP_FLIP_PX else "right"
-    from dashboard.data import instance_records
-
-    rec = instance_records(cache, [i])
+    rec = data.instance_records(cache, [i])
     if not rec:
         return False, no_update, no_update, no_update
     r = rec[0]
     children = html.Div([
-        html.Img(src=url_for(f"/thumb/{i}.png"), alt=f"instance {i}",
+        html.Img(src=url_for(data.thumb_path(i)), alt=f"instance {i}",
                  style={"width": "64px", "height": "64px", "imageRendering": "pixelated", "display": "block"}),
         html.Div([html.Span(r["domain_name"], style={"color": DOMAIN_COLORS.get(r["domain"], "#333")}),
                   f" #{i}"], className="small fw-semibold"),
@@ -334,11 +332,9 @@ def feature_controls(cache: Cache, space: StateSpace, triggered: set[str], searc
 # =======================================================================================
 def register(app: dash.Dash) -> None:
     from callbacks import triggered_components
-
     from dashboard.app import get_cache
 
     space = space_of(get_cache(app))  # the valid URL values never change under an app
-    warm(get_cache(app))  # parse the small tables now, not on a user's first click
 
     def url_for(path: str) -> str:
         return app.get_relative_path(path)

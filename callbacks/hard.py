@@ -1,8 +1,8 @@
 """Hard-example callbacks: the two loss maps, brushing between them, focus on click, the detail card.
 
 Thin callbacks over module-level pure functions (cache + plain values in). The per-instance
-arrays both maps need (positions, losses, hover texts) are prepared once per process and
-build folder (:func:`hard_data`); a callback then only filters and builds figures.
+arrays both maps need (positions, losses, hover texts) are prepared once per process, keyed
+on the app's Cache object (:func:`hard_data`); a callback then only filters and builds figures.
 
 Brushing: a lasso in one map is kept in ``BRUSH`` (``{"source": map key, "ids": [...]}``);
 the *other* map shows those ids as its ``selectedpoints`` (larger, the rest faded). The
@@ -24,11 +24,25 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, html
 
-from callbacks import triggered_components
+from callbacks import thumb_img, triggered_components
 from dashboard import data
 from dashboard.app import get_cache
-from dashboard.figures.hard import FOCUS_TRACE, LOSS_QUANTILE, focus_label, focus_ring, loss_map, loss_range
-from dashboard.figures.theme import DOMAIN_COLORS, MISPREDICTED_COLOR, SOURCE_COLOR, TARGET_COLOR, empty_figure
+from dashboard.figures.hard import (
+    FOCUS_TRACE,
+    LOSS_QUANTILE,
+    focus_label,
+    focus_ring,
+    loss_map,
+    loss_range,
+)
+from dashboard.figures.theme import (
+    DOMAIN_COLORS,
+    MISPREDICTED_COLOR,
+    POSITIVE_COLOR,
+    SOURCE_COLOR,
+    TARGET_COLOR,
+    empty_figure,
+)
 from dashboard.pool import as_ids, focus_id
 from layouts import hard as ly
 from layouts import ids
@@ -36,7 +50,6 @@ from transferviz.cache import Cache
 
 NO = dash.no_update
 MODELS = ("source", "target")
-MODEL_COLORS = {"source": SOURCE_COLOR, "target": TARGET_COLOR}
 DOMAINS = ("both", "source", "target")
 MAP_KEYS = tuple(m[0] for m in ly.MAPS)
 KEY_OF = {m[1]: m[0] for m in ly.MAPS}
@@ -62,12 +75,12 @@ class HardData:
 
 
 def hard_data(cache: Cache) -> HardData:
-    return _hard_data(str(cache.root))
+    """Memoized per Cache object (it hashes by identity; the app holds one per process)."""
+    return _hard_data(cache)
 
 
 @lru_cache(maxsize=4)
-def _hard_data(root: str) -> HardData:
-    cache = Cache.open(root)
+def _hard_data(cache: Cache) -> HardData:
     df = cache.instances
     n = len(df)
     names = dict(enumerate(cache.classes))
@@ -260,10 +273,10 @@ def _model_row(model: str, rec: dict[str, Any], row: pd.Series) -> html.Tr:
     right = rec[f"{model}_pred"] == rec["label"]
     conf, loss = float(row[f"{model}_conf"]), float(row[f"{model}_loss"])
     return html.Tr([
-        html.Td(f"{model} model", style={"color": MODEL_COLORS[model], "fontWeight": 600, "paddingRight": 8}),
+        html.Td(f"{model} model", style={"color": DOMAIN_COLORS[model], "fontWeight": 600, "paddingRight": 8}),
         html.Td([html.B(rec[f"{model}_pred_name"]),
                  html.Span(" \u2713" if right else " \u2717",
-                           style={"color": "#2ca02c" if right else MISPREDICTED_COLOR, "fontWeight": 700})],
+                           style={"color": POSITIVE_COLOR if right else MISPREDICTED_COLOR, "fontWeight": 700})],
                 style={"paddingRight": 8}),
         html.Td(f"{conf:.0%}", style={"paddingRight": 8, "textAlign": "right"}),
         html.Td(f"{loss:.3g}", style={"textAlign": "right"}),
@@ -288,8 +301,7 @@ def detail_card(cache: Cache, focus: Any, prefix: str) -> Any:
                     for h in ("", "prediction", "confidence", "loss")])
     changed = rec["source_pred"] != rec["target_pred"]
     return html.Div(style={"display": "flex", "gap": "10px", "alignItems": "center", "fontSize": "0.76rem"}, children=[
-        html.Img(src=data.thumb_src(prefix, rec["id"]), alt=f"instance {rec['id']}", width=76, height=76,
-                 style={"imageRendering": "pixelated", "border": f"2px solid {color}", "borderRadius": 2}),
+        thumb_img(prefix, rec["id"], rec["domain"], 76),
         html.Div([
             html.Div([html.B(f"#{rec['id']} "), html.Span(rec["domain"], style={"color": color, "fontWeight": 600}),
                       f" ({rec['domain_name']}) \u00b7 {rec['split']} \u00b7 true label ", html.B(rec["label_name"])]),

@@ -15,10 +15,17 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, html
 
+from callbacks import thumb_img
 from dashboard import data
 from dashboard.app import get_cache
 from dashboard.figures.instances import tsne_scatter
-from dashboard.figures.theme import MISPREDICTED_COLOR, SOURCE_COLOR, TARGET_COLOR, DOMAIN_COLORS
+from dashboard.figures.theme import (
+    DOMAIN_COLORS,
+    MISPREDICTED_COLOR,
+    POSITIVE_COLOR,
+    SOURCE_COLOR,
+    TARGET_COLOR,
+)
 from layouts import instances as inst_layout
 from transferviz.cache import Cache
 
@@ -46,7 +53,8 @@ def update_scatter(cache: Cache, classes: Sequence[Any] | None, memo_dir: Path |
                        empty_message="Select one or more classes above to project their instances")
     for t in fig.data:
         if isinstance(t.meta, dict) and t.meta.get("role") == "instances":
-            t.hoverinfo, t.hovertemplate = "none", None
+            # no per-point hover text either: it is never shown, and it was half the payload
+            t.hoverinfo, t.hovertemplate, t.hovertext = "none", None, None
             # a numpy customdata travels as a base64 typed array, which dcc.Graph leaves out
             # of hoverData/selectedData (it copies customdata only from plain arrays)
             if t.customdata is not None:
@@ -72,11 +80,10 @@ def scatter_summary(df, n_classes: int) -> Any:
 
 def _instance_card(rec: dict[str, Any], prefix: str, img_px: int = 84) -> html.Div:
     color = DOMAIN_COLORS.get(rec["domain"], "#555")
-    verdict = ("\u2713", "#2ca02c") if rec["correct"] else ("\u2717", MISPREDICTED_COLOR)
+    verdict = ("\u2713", POSITIVE_COLOR) if rec["correct"] else ("\u2717", MISPREDICTED_COLOR)
     conf = rec.get("target_conf")
     return html.Div(style={"display": "flex", "gap": "8px", "alignItems": "center", "fontSize": "0.78rem"}, children=[
-        html.Img(src=data.thumb_src(prefix, rec["id"]), alt=f"instance {rec['id']}", width=img_px, height=img_px,
-                 style={"imageRendering": "pixelated", "border": f"2px solid {color}", "borderRadius": 2}),
+        thumb_img(prefix, rec["id"], rec["domain"], img_px),
         html.Div([
             html.Div([html.Span(rec["domain"], style={"color": color, "fontWeight": 600}),
                       f" \u00b7 {rec['domain_name']} \u00b7 {rec['split']}"]),
@@ -108,16 +115,13 @@ def hover_card(cache: Cache, hover_data: dict | None, prefix: str) -> tuple[bool
 # --- lasso / box selection list -------------------------------------------------------
 
 def _thumb(rec: dict[str, Any], prefix: str) -> html.Div:
-    color = DOMAIN_COLORS.get(rec["domain"], "#555")
     mark = "" if rec["correct"] else " \u2717"
     title = (f"#{rec['id']} · {rec['domain']} ({rec['domain_name']}) · true {rec['label_name']} · "
              f"target model {rec['target_pred_name']}{mark}")
     return html.Div(title=title, style={"width": 50, "textAlign": "center", "fontSize": "0.66rem"}, children=[
-        html.Img(src=data.thumb_src(prefix, rec["id"]), width=44, height=44, alt=title,
-                 style={"imageRendering": "pixelated", "borderRadius": 2,
-                        "border": f"2px solid {color}",
-                        "outline": f"2px solid {MISPREDICTED_COLOR}" if not rec["correct"] else "none",
-                        "outlineOffset": "-1px" if not rec["correct"] else "0"}),
+        thumb_img(prefix, rec["id"], rec["domain"], 44, alt=title,
+                  outline=f"2px solid {MISPREDICTED_COLOR}" if not rec["correct"] else "none",
+                  outlineOffset="-1px" if not rec["correct"] else "0"),
         html.Div([rec["label_name"], html.Span(f"\u2192{rec['target_pred_name']}", style={"color": MISPREDICTED_COLOR})
                   if not rec["correct"] else ""],
                  style={"whiteSpace": "nowrap", "overflow": "hidden", "textOverflow": "ellipsis"}),

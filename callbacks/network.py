@@ -15,11 +15,11 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html, no_update
 
+from dashboard import data
 from dashboard.data_network import (
-    warm,
     NeuronDetail,
-    class_important,
     WeightDetail,
+    class_important,
     featvis_exists,
     layer_numbers,
     network_inputs,
@@ -109,13 +109,13 @@ def network_figure(cache: Cache, class_index: Any, layer_range: Sequence[Any] | 
 # The detail panel
 # =======================================================================================
 def _thumb(url_for: UrlFor, instance_id: int, size: int = 40, title: str = "") -> html.Img:
-    return html.Img(src=url_for(f"/thumb/{int(instance_id)}.png"), title=title, alt=f"instance {instance_id}",
+    return html.Img(src=url_for(data.thumb_path(instance_id)), title=title, alt=f"instance {instance_id}",
                     className="tv-thumb", style={"width": f"{size}px", "height": f"{size}px",
                                                  "imageRendering": "pixelated", "marginRight": "2px"})
 
 
 def _featvis(url_for: UrlFor, model: str, layer: str, neuron: int, size: int = 96) -> html.Img:
-    return html.Img(src=url_for(f"/featvis/{model}/{layer}/{int(neuron)}.png"),
+    return html.Img(src=url_for(data.featvis_path(model, layer, neuron)),
                     alt=f"feature visualization of {model} {layer} #{neuron}", className="tv-featvis",
                     style={"width": f"{size}px", "height": f"{size}px", "imageRendering": "pixelated"})
 
@@ -341,11 +341,9 @@ def layers_url(cache: Cache, space: StateSpace, triggered: set[str], search: str
 # =======================================================================================
 def register(app: dash.Dash) -> None:
     from callbacks import triggered_components
-
     from dashboard.app import get_cache
 
     space = space_of(get_cache(app))  # the valid URL values never change under an app
-    warm(get_cache(app))  # parse the small tables now, not on a user's first click
 
     def url_for(path: str) -> str:
         return app.get_relative_path(path)

@@ -15,8 +15,7 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from callbacks import first_open, triggered_components
-from dashboard import data
+from callbacks import first_open, thumb_img, triggered_components
 from dashboard.figures.preview import class_count_chart, weight_change_chart
 from dashboard.figures.theme import (
     DOMAIN_COLORS,
@@ -224,11 +223,12 @@ def count_table(counts: pd.DataFrame, domain_names: dict[str, str]) -> html.Tabl
                       style={"fontSize": "0.72rem"})
 
 
-def data_summary(cache: Cache) -> list[Any]:
-    """Title, image size and per-domain totals with skipped and converted files, and the count chart."""
+def data_summary(cache: Cache, counts: pd.DataFrame | None = None) -> list[Any]:
+    """Title, image size and per-domain totals with skipped and converted files, and the count chart.
+    ``counts``: :func:`class_count_frame` of the cache, when the caller already has it."""
     meta = cache.meta
     names = cache.domains
-    counts = class_count_frame(cache)
+    counts = class_count_frame(cache) if counts is None else counts
     size = meta.get("image_size")
     lines = []
     for d in DOMAINS:
@@ -269,9 +269,7 @@ def _thumbs(ids_: list[int], domain: str, label: str, prefix: str, per_class: in
                         title=f"no {domain} instance of class {label} in this split",
                         style={"width": per_class * (THUMB_PX + 4), "height": THUMB_PX + 4, "lineHeight": f"{THUMB_PX}px",
                                "border": f"1px dashed {color}", "borderRadius": 2, "fontSize": "0.68rem"})
-    imgs = [html.Img(src=data.thumb_src(prefix, i), width=THUMB_PX, height=THUMB_PX, alt=f"#{i}",
-                     title=f"#{i} \u00b7 {domain} \u00b7 class {label}",
-                     style={"imageRendering": "pixelated", "border": f"2px solid {color}", "borderRadius": 2})
+    imgs = [thumb_img(prefix, i, domain, THUMB_PX, alt=f"#{i}", title=f"#{i} \u00b7 {domain} \u00b7 class {label}")
             for i in ids_]
     return html.Div(imgs, style={"display": "flex", "gap": 4, "width": per_class * (THUMB_PX + 4)})
 
@@ -309,7 +307,8 @@ def register(app: dash.Dash) -> None:
         if not first_open(tab, ids.TAB_PREVIEW, loaded):
             raise PreventUpdate  # built when the tab is first opened, then kept
         cache = get_cache(app)
-        return models_panel(cache), data_summary(cache), count_table(class_count_frame(cache), cache.domains), True
+        counts = class_count_frame(cache)
+        return models_panel(cache), data_summary(cache, counts), count_table(counts, cache.domains), True
 
     @app.callback(Output(lay.SAMPLES, "children"), Input(lay.SAMPLE_SPLIT, "value"), Input(ids.TABS, "value"),
                   State(lay.LOADED, "data"))

@@ -16,9 +16,10 @@ import dash
 import numpy as np
 from dash import ALL, Input, Output, State, html
 
+from callbacks import thumb_img
 from dashboard import data, neighbours
 from dashboard.app import get_cache
-from dashboard.figures.diagnosis import waveform_figure
+from dashboard.figures.diagnosis import CORRECT_COLOR, waveform_figure
 from dashboard.figures.theme import DOMAIN_COLORS, MISPREDICTED_COLOR, empty_figure
 from dashboard.pool import clicked_id, focus_id
 from layouts import ids
@@ -27,7 +28,6 @@ from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
 NO = dash.no_update
-CORRECT_COLOR = "#1b7837"
 #: Output order of :func:`query_view` (after the id box and the message).
 PANEL_KEYS = ("info", "head_source", "head_target", "wave_source", "wave_target", "nbrs_source", "nbrs_target",
               "summary")
@@ -39,10 +39,12 @@ def default_query(cache: Cache) -> tuple[int, str]:
     """``(id, why)``: the target-domain instance the target model finds hardest (highest loss),
     else the first instance."""
     df = cache.instances
-    tgt = df[df["domain"] == "target"]
-    if len(tgt) and "target_loss" in tgt and np.isfinite(tgt["target_loss"].to_numpy()).any():
-        row = tgt.loc[tgt["target_loss"].idxmax()]
-        return int(row["id"]), "the target instance with the highest target-model loss"
+    if "target_loss" in df:
+        # a mask and argmax, no copy of the frame: the first of equal highest losses (as idxmax), NaN skipped
+        loss = np.where(df["domain"].to_numpy() == "target", df["target_loss"].to_numpy(dtype=np.float64), np.nan)
+        if np.isfinite(loss).any():
+            row = int(np.argmax(np.where(np.isnan(loss), -np.inf, loss)))
+            return int(df["id"].iloc[row]), "the target instance with the highest target-model loss"
     return int(df["id"].iloc[0]), "the first instance"
 
 
@@ -70,12 +72,6 @@ def _pred_span(name: str, correct: bool) -> html.Span:
                                                      "fontWeight": 700})])
 
 
-def _img(prefix: str, iid: int, domain: str, px: int) -> html.Img:
-    return html.Img(src=data.thumb_src(prefix, iid), width=px, height=px, alt=f"instance {iid}",
-                    style={"imageRendering": "pixelated", "borderRadius": 2,
-                           "border": f"2px solid {DOMAIN_COLORS.get(domain, '#555')}"})
-
-
 def _fmt(v: Any, spec: str) -> str:
     return format(v, spec) if v is not None and math.isfinite(v) else "\u2014"
 
@@ -83,9 +79,9 @@ def _fmt(v: Any, spec: str) -> str:
 def _head(model: str, rec: dict[str, Any], conf: float | None, loss: float | None, prefix: str) -> html.Div:
     pred = rec[f"{model}_pred_name"]
     return html.Div([
-        _img(prefix, rec["id"], rec["domain"], 38),
+        thumb_img(prefix, rec["id"], rec["domain"], 38),
         html.Div([
-            html.Div(html.B(f"{model} model", style={"color": ly.MODEL_COLORS[model]})),
+            html.Div(html.B(f"{model} model", style={"color": DOMAIN_COLORS[model]})),
             html.Div(["predicts ", _pred_span(pred, rec[f"{model}_pred"] == rec["label"]),
                       f" ({_fmt(conf, '.0%')}), loss {_fmt(loss, '.2f')}"]),
         ], style={"lineHeight": 1.25}),
@@ -100,7 +96,7 @@ def _neighbour_card(model: str, rec: dict[str, Any], sim: float, prefix: str) ->
         id={"type": ly.NEIGHBOUR, "index": rec["id"]}, n_clicks=0, role="button", title=title,
         style={"width": 50, "textAlign": "center", "fontSize": "0.62rem", "lineHeight": 1.15, "cursor": "pointer"},
         children=[
-            _img(prefix, rec["id"], rec["domain"], 40),
+            thumb_img(prefix, rec["id"], rec["domain"], 40),
             html.Div(f"#{rec['id']}", className="text-muted"),
             html.Div([rec["label_name"], html.Span(f"\u2192{rec[f'{model}_pred_name']}",
                                                    style={"color": CORRECT_COLOR if pred_ok else MISPREDICTED_COLOR})],
@@ -122,7 +118,7 @@ def neighbourhood_summary(query_rec: dict[str, Any], found: dict[str, neighbours
         nb = found[m].ids
         n_src = int((domain_of[nb] == "source").sum())
         same = int((labels[nb] == query_rec["label"]).sum())
-        parts += ["; ", html.Span(f"{m} model", style={"color": ly.MODEL_COLORS[m], "fontWeight": 600}), ": ",
+        parts += ["; ", html.Span(f"{m} model", style={"color": DOMAIN_COLORS[m], "fontWeight": 600}), ": ",
                   html.Span(f"{n_src} source", style={"color": DOMAIN_COLORS["source"]}), " + ",
                   html.Span(f"{len(nb) - n_src} target", style={"color": DOMAIN_COLORS["target"]}),
                   f", {same}/{len(nb)} labelled {query_rec['label_name']}"]

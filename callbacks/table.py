@@ -1,8 +1,8 @@
 """Instance-table callbacks: rows, the validated filter box, the image pool, focus on click.
 
 Thin callbacks over module-level pure functions (cache + plain values in) that the tests
-call without a browser. The rows are built once per process and build folder
-(:func:`table_records`). Filtering, sorting and paging run in the browser (DataTable's
+call without a browser. The rows are built once per process, keyed on the app's Cache
+object (:func:`table_records`). Filtering, sorting and paging run in the browser (DataTable's
 native actions); the "k of N match" line is a clientside callback over the table's
 ``derived_virtual_indices`` so the filtered rows never travel to the server.
 
@@ -31,11 +31,10 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, html
 
-from callbacks import first_open
+from callbacks import first_open, thumb_img
 from dashboard import data
 from dashboard.app import get_cache
 from dashboard.figures.theme import (
-    DOMAIN_COLORS,
     MISPREDICTED_COLOR,
     SOURCE_COLOR,
     TARGET_COLOR,
@@ -55,12 +54,12 @@ ROUND = 4  # decimals kept for confidences and losses: the rows travel as JSON (
 def table_records(cache: Cache) -> list[dict[str, Any]]:
     """One row per instance, in ``cache.instances`` order; labels and predictions as class names,
     ``pred_changed`` as "yes"/"no" (the filter language compares text, not booleans)."""
-    return _records(str(cache.root))
+    return _records(cache)
 
 
 @lru_cache(maxsize=4)
-def _records(root: str) -> list[dict[str, Any]]:
-    cache = Cache.open(root)
+def _records(cache: Cache) -> list[dict[str, Any]]:
+    """Memoized per Cache object (it hashes by identity; the app holds one per process)."""
     df = cache.instances
     names = list(cache.classes)
 
@@ -79,15 +78,10 @@ def _records(root: str) -> list[dict[str, Any]]:
     } for r in df.itertuples(index=False)]
 
 
-@lru_cache(maxsize=4)
-def _by_id(root: str) -> dict[int, dict[str, Any]]:
-    return {r["id"]: r for r in _records(root)}
-
-
 def records_for(cache: Cache, instance_ids: Sequence[Any]) -> list[dict[str, Any]]:
     """Rows of ``instance_ids`` in that order; unknown ids are skipped."""
-    by_id = _by_id(str(cache.root))
-    return [by_id[i] for i in as_ids(instance_ids) if i in by_id]
+    recs, row_of = _records(cache), _row_index(cache)
+    return [recs[row_of[i]] for i in as_ids(instance_ids) if i in row_of]
 
 
 def rows_for_tab(cache: Cache, tab: str | None, loaded: bool | None) -> tuple[Any, Any]:
@@ -101,12 +95,11 @@ def rows_for_tab(cache: Cache, tab: str | None, loaded: bool | None) -> tuple[An
 
 def column_specs(cache: Cache) -> dict[str, ColumnSpec]:
     """What the filter box may name: each column's kind and, for categorical ones, its values."""
-    return _specs(str(cache.root))
+    return _specs(cache)
 
 
 @lru_cache(maxsize=4)
-def _specs(root: str) -> dict[str, ColumnSpec]:
-    cache = Cache.open(root)
+def _specs(cache: Cache) -> dict[str, ColumnSpec]:
     df = cache.instances
     classes = tuple(str(c) for c in cache.classes)
     values = {"domain": tuple(sorted(df["domain"].astype(str).unique())),
@@ -183,18 +176,18 @@ def ticks_for_pool(cache: Cache, pool: Sequence[Any] | None, loaded: bool | None
     indices of the pooled ids (pool order) and those ids; nothing before the rows are loaded."""
     if not loaded:
         return NO, NO
-    row_of = _row_index(str(cache.root))
+    row_of = _row_index(cache)
     ids_ = [i for i in as_ids(pool) if i in row_of]
     return [row_of[i] for i in ids_], ids_
 
 
 @lru_cache(maxsize=4)
-def _row_index(root: str) -> dict[int, int]:
-    return {r["id"]: k for k, r in enumerate(_records(root))}
+def _row_index(cache: Cache) -> dict[int, int]:
+    """Instance id -> its row in :func:`table_records`."""
+    return {r["id"]: k for k, r in enumerate(_records(cache))}
 
 
 def _pool_item(rec: dict[str, Any], prefix: str) -> html.Div:
-    color = DOMAIN_COLORS.get(rec["domain"], "#555")
 
     def model_line(model: str, mcolor: str) -> html.Div:
         pred, loss = rec[f"{model}_pred"], rec[f"{model}_loss"]
@@ -210,8 +203,7 @@ def _pool_item(rec: dict[str, Any], prefix: str) -> html.Div:
              f"target model {rec['target_pred']} (loss {rec['target_loss']})")
     return html.Div(title=title, className="table-pool-item",
                     style={"width": 74, "fontSize": "0.64rem", "lineHeight": 1.2, "textAlign": "center"}, children=[
-        html.Img(src=data.thumb_src(prefix, rec["id"]), width=52, height=52, alt=f"instance {rec['id']}",
-                 style={"imageRendering": "pixelated", "border": f"3px solid {color}", "borderRadius": 2}),
+        thumb_img(prefix, rec["id"], rec["domain"], 52, border=3),
         html.Div(f"#{rec['id']}", className="text-muted"),
         html.Div(["true ", html.B(rec["label"])], style={"whiteSpace": "nowrap", "overflow": "hidden",
                                                          "textOverflow": "ellipsis"}),

@@ -4,7 +4,7 @@ Scrubbing is one callback (:func:`scrub`): after the first render it answers wit
 ``dash.Patch`` objects that replace only what moves -- the map's coordinate and border
 arrays (as base64 typed arrays), the flip rings, the trails, and the epoch markers of the
 accuracy and drift charts -- never whole figures. Everything it reads is prepared once per
-process and build folder (:func:`timeline_data`, ``lru_cache`` keyed by the cache root), so
+process (:func:`timeline_data`, ``lru_cache`` keyed by the app's Cache object), so
 a slider step is a few numpy slices.
 
 Playback (:func:`playback`) advances one epoch per ``dcc.Interval`` tick and STOPS at the
@@ -70,16 +70,17 @@ class TimelineData:
     accuracy: pd.DataFrame | None
     drift: pd.DataFrame | None
     layers: list[str]
+    in_domain: dict[str, np.ndarray]  # "source"/"target" -> (N,) bool, domains == that domain
 
 
 def timeline_data(cache: Cache) -> TimelineData | None:
-    """The cache's timeline arrays (None when the cache has no timeline)."""
-    return _timeline_data(str(cache.root))
+    """The cache's timeline arrays (None when the cache has no timeline); memoized per Cache
+    object (it hashes by identity; the app holds one per process)."""
+    return _timeline_data(cache)
 
 
 @lru_cache(maxsize=4)
-def _timeline_data(root: str) -> TimelineData | None:
-    cache = Cache.open(root)
+def _timeline_data(cache: Cache) -> TimelineData | None:
     if not tl.has_timeline(cache):
         return None
     epochs = [int(e) for e in cache.timeline_epochs()]
@@ -89,6 +90,7 @@ def _timeline_data(root: str) -> TimelineData | None:
     df = cache.instances
     labels = df["label"].to_numpy(dtype=np.int64)
     domains = df["domain"].to_numpy(dtype=object).astype(str)
+    in_domain = {d: domains == d for d in ("source", "target")}
     names = dict(enumerate(cache.classes))
     wrong = pred != labels[None, :]
     # static hover text: what the model predicted at every epoch (the rest is in the trace's template)
@@ -99,7 +101,7 @@ def _timeline_data(root: str) -> TimelineData | None:
     groups = []
     for lab in range(len(names)):
         for dom in ("source", "target"):
-            rows = np.flatnonzero((labels == lab) & (domains == dom))
+            rows = np.flatnonzero((labels == lab) & in_domain[dom])
             if len(rows):
                 groups.append(MapGroup(lab, dom, rows, hover[rows], (epochs[0], epochs[-1])))
     has = cache.has
@@ -108,7 +110,7 @@ def _timeline_data(root: str) -> TimelineData | None:
         groups=groups, ranges=map_ranges(positions), class_names=names, class_colors=data.class_colors(cache),
         accuracy=cache.timeline_accuracy() if has("analysis/timeline/accuracy.parquet") else None,
         drift=cache.timeline_drift() if has("analysis/timeline/drift.parquet") else None,
-        layers=list(cache.layers),
+        layers=list(cache.layers), in_domain=in_domain,
     )
 
 
@@ -182,12 +184,11 @@ def summary(td: TimelineData, i: int, domain: str) -> list[Any]:
     """"Epoch e: k predictions flipped (s source, t target) · accuracy ..." for the shown domain."""
     e = td.epochs[i]
     flipped = td.flips[i]
-    n_s = int((flipped & (td.domains == "source")).sum())
-    n_t = int((flipped & (td.domains == "target")).sum())
+    n_s = int((flipped & td.in_domain["source"]).sum())
+    n_t = int((flipped & td.in_domain["target"]).sum())
     dom = _domain(domain)
     k = {"both": n_s + n_t, "source": n_s, "target": n_t}[dom]
-    acc = {d: float((~td.wrong[i][td.domains == d]).mean()) if (td.domains == d).any() else None
-           for d in ("source", "target")}
+    acc = {d: float((~td.wrong[i][m]).mean()) if m.any() else None for d, m in td.in_domain.items()}
     what = "the source model" if i == 0 else f"after fine-tuning epoch {e}"
     head = [html.B(f"Epoch {e}"), f" ({what}): "]
     if i == 0:

@@ -11,6 +11,7 @@ from transferviz.cache import Cache
 LAYER = "change-layer"
 SHOW_GRAY = "change-show-gray"
 LIST = "change-list"
+LOADED = "change-loaded"   # dcc.Store: True once the list was sent (it is built when the tab is first opened)
 ALL = "__all__"
 
 
@@ -31,4 +32,5 @@ def layout(cache: Cache) -> html.Div:
                                   value=[], switch=True), width=4),
         ], className="mb-2 g-2"),
         html.Div(id=LIST),
+        dcc.Store(id=LOADED, data=False),
     ], className="tv-card mt-2")

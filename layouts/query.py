@@ -13,7 +13,12 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.figures.theme import DOMAIN_TINT, SOURCE_COLOR, SPARK_CONFIG, TARGET_COLOR, empty_figure
+from dashboard.figures.theme import (
+    DOMAIN_COLORS,
+    DOMAIN_TINT,
+    SPARK_CONFIG,
+    empty_figure,
+)
 from layouts.confusion import segmented
 from transferviz.cache import Cache
 
@@ -27,7 +32,6 @@ SUMMARY = "query-summary"
 NEIGHBOUR = "query-neighbour"   # pattern-matching type: {"type": NEIGHBOUR, "index": instance id}
 
 MODELS = ("source", "target")
-MODEL_COLORS = {"source": SOURCE_COLOR, "target": TARGET_COLOR}
 SCOPE_OPTIONS = (("all", "all instances"), ("same", "same domain"), ("other", "other domain"))
 WAVE_HEIGHT = 104
 INPUT_DEBOUNCE_MS = 600
@@ -54,7 +58,7 @@ def _panel(model: str) -> dbc.Col:
                   config={**SPARK_CONFIG, "staticPlot": False, "responsive": True},
                   style={"height": WAVE_HEIGHT}),
         html.Div(id=neighbours_id(model), style={"minHeight": 86}),
-    ], style={"background": DOMAIN_TINT[model], "borderTop": f"3px solid {MODEL_COLORS[model]}",
+    ], style={"background": DOMAIN_TINT[model], "borderTop": f"3px solid {DOMAIN_COLORS[model]}",
               "borderRadius": 3, "padding": "3px 4px"}), width=6, className="px-1")
 
 
