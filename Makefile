@@ -1,12 +1,12 @@
 # The two set-up commands of the README:
 #   make demo   install and launch the dashboard on the embedded demo (building its cache first if absent)
-#   make test   install (with test tools and Debian's headless Chromium) and run the whole test suite
+#   make test   install (with test tools and Debian's headless Chromium), lint and type-check, run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test browser bench clean-cache
+.PHONY: demo test lint install install-test browser bench clean-cache
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ browser:
 demo: install
 	$(PY) -m dashboard
 
-test: install-test browser
+# ruff over the whole tree and mypy over the packages named in pyproject.toml, both clean
+lint: install-test
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: install-test browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from transferviz.build import build
 from transferviz.config import load_config
-from transferviz.pipeline import build
 from transferviz.preprocess import resolve_device
 
 GOAL_S = 180.0

@@ -253,20 +253,21 @@ def first_page_load(cache_dir: Path, memo_dir: Path | None = None) -> dict[str, 
     ``memo_dir`` replaces the app's selection-map memo (an empty folder measures the very
     first visit to a new cache, right after the server started).
     """
-    import dashboard.data as dashboard_data
+    import callbacks.instances as instances_callbacks
     from dashboard.app import create_app
     from layouts.page import page_layout
     from transferviz.cache import Cache
 
-    original = dashboard_data.memo_dir_for
+    # the instance view's register() asks this name for its memo folder
+    original = instances_callbacks.memo_dir_for
     if memo_dir is not None:
-        dashboard_data.memo_dir_for = lambda cache: memo_dir  # type: ignore[assignment]
+        instances_callbacks.memo_dir_for = lambda cache: memo_dir  # type: ignore[assignment]
     try:
         t = time.perf_counter()
         app = create_app(cache_dir)
         create_s = time.perf_counter() - t
     finally:
-        dashboard_data.memo_dir_for = original
+        instances_callbacks.memo_dir_for = original
     cache = Cache.open(cache_dir)
     t = time.perf_counter()
     page_layout(cache)
@@ -309,7 +310,7 @@ def _describe_load(name: str, load: dict[str, float]) -> str:
 
 def cold_selection_maps(cache, k: int = 5) -> list[float]:
     """Seconds to compute a class-selection t-SNE with no memo (pairs of classes)."""
-    from dashboard.data import projection_frame
+    from dashboard.views.instances.data import projection_frame
 
     n = len(cache.classes)
     times = []
@@ -324,9 +325,8 @@ def cold_selection_maps(cache, k: int = 5) -> list[float]:
 
 def _timeline_epoch(cache, i: int) -> int | None:
     """The ``i``-th kept fine-tuning epoch, cycling (None when the cache has no timeline)."""
-    from layouts.timeline import has_timeline
 
-    if not has_timeline(cache):
+    if not cache.has_timeline:
         return None
     epochs = cache.timeline_epochs()
     return int(epochs[i % len(epochs)])
@@ -336,8 +336,9 @@ def timeline_scrub(cache, client, repeat: int = 10) -> dict[str, Any] | None:
     """The fine-tuning timeline's slider: every epoch, ``repeat`` times, with a full image pool
     (15 trails, the most a scrub has to move). Times the scrub callback's pure function
     (``callbacks.timeline.scrub``, answering Patches) and the same step through the endpoint."""
-    from callbacks.timeline import scrub, timeline_data
+    from callbacks.timeline import scrub
     from dashboard.pool import POOL_SIZE
+    from dashboard.views.timeline.data import timeline_data
     from layouts import ids
     from layouts import timeline as tl
 
@@ -400,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as empty_memo:
         cold_load = first_page_load(cache_dir, Path(empty_memo))
     # 2) every other visit: the default selection's map is memoized (the app warms it at start-up)
-    from dashboard.data import memo_dir_for, projection_frame
     from dashboard.urlstate import default_state
+    from dashboard.views.instances.data import memo_dir_for, projection_frame
 
     projection_frame(cache, default_state(cache).classes, memo_dir_for(cache))
     load = first_page_load(cache_dir)

@@ -1,7 +1,7 @@
 """View A callbacks: the confusion table follows and drives the selected class.
 
 The score and the accuracy chart are static (built in ``layouts/statistics.py``); the row
-selection itself is synchronised with the URL by ``callbacks/state.py``. Here:
+selection itself is synchronised with the URL by ``callbacks/page.py``. Here:
 
 * the selected class's row is highlighted (the radio button alone is easy to miss), and
 * clicking any cell of a row selects that row, not only its radio button.
@@ -16,6 +16,7 @@ from dash import Input, Output, State
 
 from layouts import ids
 from layouts import statistics as stats_layout
+from transferviz.cache import Cache
 
 NO = dash.no_update
 
@@ -40,7 +41,7 @@ def row_from_cell(active_cell: dict | None, selected_rows: Sequence[int] | None)
     return NO if list(selected_rows or []) == [row] else [row]
 
 
-def register(app: dash.Dash) -> None:
+def register(app: dash.Dash, cache: Cache) -> None:
     @app.callback(
         Output(stats_layout.TABLE, "style_data_conditional"),
         Input(ids.SELECTED_CLASS, "data"),

@@ -1,12 +1,8 @@
-"""The transferviz dashboard: ``create_app(cache_dir)``; ``python -m dashboard``; ``gunicorn dashboard.wsgi:server``."""
+"""The transferviz dashboard: ``dashboard.app.create_app(cache_dir)``; ``python -m dashboard``;
+``gunicorn dashboard.wsgi:server``.
 
-from __future__ import annotations
-
-
-def create_app(cache_dir, url_base_pathname: str = "/"):
-    from dashboard.app import create_app as _create
-
-    return _create(cache_dir, url_base_pathname)
-
-
-__all__ = ["create_app"]
+Shape: ``layouts/<view>.py`` holds a view's ids and initial tree, ``callbacks/<view>.py`` its
+``register(app, cache)`` and thin controllers, and ``dashboard/views/<view>/`` everything pure
+about it (its slice of the cache, its figures, its run-time markup). ``docs/architecture.md``
+has the map and the recipes.
+"""

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from dashboard.app import create_app
+from transferviz.cache import current_build
 from transferviz.errors import TransferVizError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -18,11 +20,10 @@ DEMO_CONFIG = REPO / "configs" / "digits.yaml"
 
 def ensure_demo_cache(cache_root: Path) -> Path:
     """Returns the demo cache folder, building it first if it is absent."""
-    from transferviz.cache import current_build
-
     if current_build(cache_root, "digits") is None:
+        # the build (training, torch's autograd, openTSNE) is loaded only when there is one to run
+        from transferviz.build import build
         from transferviz.config import load_config
-        from transferviz.pipeline import build
         from transferviz.preprocess import resolve_device
 
         print(f"no demo cache under {cache_root}: building it from {DEMO_CONFIG} (a few minutes on a CPU)",
@@ -42,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cache_dir = args.cache if args.cache is not None else ensure_demo_cache(REPO / "cache")
-        from dashboard.app import create_app
-
         app = create_app(cache_dir)
     except TransferVizError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,24 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
-from flask import Response, abort
 
+from callbacks import register_all
+from dashboard.routes import register_routes
+from layouts.page import page_layout
 from transferviz.cache import Cache
 
-__all__ = ["create_app", "get_cache"]
-
-_CACHE_KEY = "TRANSFERVIZ_CACHE_OBJECT"
-
-
-def get_cache(app: dash.Dash) -> Cache:
-    """The app's cache (opened once per process; read-only, so workers need no coordination)."""
-    return app.server.config[_CACHE_KEY]
+__all__ = ["create_app"]
 
 
 def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash:
     """Builds the dashboard for the cache at ``cache_dir``.
 
-    Callbacks are registered per view with ``register(app)`` (never the global
+    The cache is handed to every view's ``register(app, cache)`` (never the global
     ``@dash.callback``), so two apps in one process stay independent.
     """
     cache = Cache.open(cache_dir)
@@ -38,39 +33,7 @@ def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash
         # and a CDN stylesheet would log a console error on machines without internet.
         assets_folder=str(Path(__file__).parent / "assets"),
     )
-    app.server.config[_CACHE_KEY] = cache
-    _register_routes(app, cache)
-
-    from callbacks import register_all
-    from layouts.page import page_layout
-
+    register_routes(app, cache)
     app.layout = page_layout(cache)
-    register_all(app)
+    register_all(app, cache)
     return app
-
-
-def _register_routes(app: dash.Dash, cache: Cache) -> None:
-    """Images are fetched on demand by URL, never inlined in stores or figures."""
-    prefix = app.config.url_base_pathname.rstrip("/")
-    server = app.server
-    long_cache = {"Cache-Control": "public, max-age=86400"}
-
-    @server.route(f"{prefix}/thumb/<int:instance_id>.png")
-    def _thumb(instance_id: int) -> Response:
-        p = cache.root / "thumbs" / f"{instance_id}.png"
-        if not p.is_file():
-            abort(404)
-        return Response(p.read_bytes(), mimetype="image/png", headers=long_cache)
-
-    @server.route(f"{prefix}/featvis/<model>/<layer>/<int:neuron>.png")
-    def _featvis(model: str, layer: str, neuron: int) -> Response:
-        if model not in ("source", "target") or layer not in cache.layers:
-            abort(404)
-        png = cache.featvis(model, layer, neuron)
-        if png is None:
-            abort(404)
-        return Response(png, mimetype="image/png", headers=long_cache)
-
-    @server.route(f"{prefix}/healthz")
-    def _health() -> Response:
-        return Response(f"ok {cache.name}\n", mimetype="text/plain")

@@ -26,7 +26,7 @@ Names (not indices) are written for classes, so a link stays readable and surviv
 rebuild that keeps the class list; an integer is accepted as a fallback for ``class``
 and ``classes`` when it is not itself a class name.
 
-How views use it: ``callbacks/state.py`` owns the URL (it shows the notices and keeps
+How views use it: ``callbacks/page.py`` owns the URL (it shows the notices and keeps
 ``SELECTED_CLASS``, the confusion table and the instance checklist in step). A view that
 records its own key writes ``Output(URL, "search", allow_duplicate=True)`` with
 :func:`update_search`, which keeps every other key, and returns ``no_update`` for the URL
@@ -38,11 +38,12 @@ the cache's :class:`StateSpace` comes from :func:`space_of` (built once per cach
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import Any, Literal, Sequence
 from urllib.parse import quote, unquote_plus
 
 import numpy as np
+
+from transferviz.cache import Cache
 
 __all__ = [
     "State",
@@ -101,11 +102,11 @@ class StateSpace:
     companions: tuple[int, ...] = ()
 
     @classmethod
-    def from_cache(cls, cache: Any) -> "StateSpace":
+    def from_cache(cls, cache: Cache) -> "StateSpace":
         classes = tuple(cache.classes)
         layers = tuple(cache.layers)
-        counts = {d["name"]: int(d["neurons"]) for d in cache.layer_info.get("detail", []) if "neurons" in d}
-        return cls(classes, layers, counts, _default_class(cache, len(classes)), _companions(cache, len(classes)))
+        return cls(classes, layers, dict(cache.layer_sizes), _default_class(cache, len(classes)),
+                   _companions(cache, len(classes)))
 
     # -- defaults
     def default_classes(self, c: int) -> tuple[int, ...]:
@@ -151,11 +152,10 @@ def _companions(cache: Any, n: int) -> tuple[int, ...]:
     return tuple(out + [-1] * (n - len(out)))
 
 
-@lru_cache(maxsize=8)
-def space_of(cache: Any) -> StateSpace:
+def space_of(cache: Cache) -> StateSpace:
     """The cache's :class:`StateSpace`, built once per cache object (the layouts and several
     views' callbacks all need it at start-up; a published cache never changes)."""
-    return StateSpace.from_cache(cache)
+    return cache.memo(("urlstate.space",), lambda: StateSpace.from_cache(cache))
 
 
 def _space(cache_or_space: Any) -> StateSpace:

@@ -5,6 +5,8 @@ title bar; the ranking list of the neurons of Algorithm 1 (one checkbox row per 
 layer, index, discriminability, feature visualization when the cache has one, mirrored
 conductance histogram of the class's source instances above and target instances below);
 the domain discrimination biplot with an axis per checked neuron and a thumbnail tooltip.
+The list's rows, the biplot and the tooltip are built at run time by
+:mod:`dashboard.views.features`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.figures.theme import DOMAIN_COLORS, empty_figure, graph_config
+from dashboard.theme import DOMAIN_COLORS, empty_figure, graph_config
+from dashboard.views.features.figures import BIPLOT_HEIGHT
+from dashboard.views.features.markup import COL_IMAGE, COL_LABEL, COL_VALUE, HIST_STYLE
 from transferviz.cache import Cache
 
 MODEL = "features-model"
@@ -24,16 +28,7 @@ STATUS = "features-status"
 BIPLOT = "feature-biplot"
 TOOLTIP = "features-tooltip"
 
-#: Rows checked when a ranking list is (re)built, as in the paper.
-TOP_CHECKED = 5
-BIPLOT_HEIGHT = 360
 BIPLOT_CONFIG = graph_config("domain_discriminability")
-
-#: Column widths of a ranking row (label, value, image, histogram), shared with the header.
-COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "3.6rem", "2.2rem"
-#: The histogram cell takes what is left of the row: readable from ~330 px columns (1366 px
-#: screens, three columns) to wide ones.
-HIST_STYLE = {"flex": "1 1 0", "minWidth": "70px", "maxWidth": "220px", "height": "30px"}
 
 
 def _switch(id_: str, options: list[tuple[str, Any]], value: str, label: str) -> html.Div:
@@ -47,7 +42,8 @@ def _switch(id_: str, options: list[tuple[str, Any]], value: str, label: str) ->
 
 
 def ranking_header(with_images: bool = False) -> html.Div:
-    """Column captions of the ranking list (aligned with the rows' fixed widths)."""
+    """Column captions of the ranking list (aligned with the fixed widths of the rows that
+    :func:`dashboard.views.features.markup.ranking` builds)."""
     cell = "small text-muted d-inline-block"
     image = [html.Span("", style={"width": COL_IMAGE, "flex": "0 0 auto"}, className=cell)] if with_images else []
     return html.Div([
@@ -72,7 +68,7 @@ def layout(cache: Cache) -> html.Div:
         _switch(ORDER, [("most", "most"), ("least", "least")], "most", "discriminative first"),
     ], className="d-flex flex-wrap align-items-center gap-1 mb-1")
     ranking = html.Div([
-        ranking_header(with_images=(cache.root / "featvis").is_dir()),
+        ranking_header(with_images=cache.has_featvis),
         # dbc's Checklist, not dcc's: Dash 4.4's dcc.Checklist reuses stale component labels when
         # its options are replaced (React "reading 'props'" errors and rows that do not update)
         html.Div(dbc.Checklist(id=RANKING, options=[], value=[], class_name="tv-ranking",

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from dashboard import data
-from dashboard.figures.theme import SCATTER_CONFIG, SOURCE_COLOR, TARGET_COLOR, empty_figure
+from dashboard.lookups import class_colors, class_counts
+from dashboard.theme import SCATTER_CONFIG, SOURCE_COLOR, TARGET_COLOR, empty_figure
 from dashboard.urlstate import default_state
+from dashboard.views.instances.figures import SCATTER_HEIGHT
+from dashboard.views.instances.markup import SELECTION_HINT
 from transferviz.cache import Cache
 
 # Component ids of this view.
@@ -24,8 +26,6 @@ TOOLTIP = "inst-tooltip"
 SELECTION = "inst-selection"
 SUMMARY = "inst-summary"
 
-SCATTER_HEIGHT = 340
-SELECTION_HINT = "Draw a lasso or a box on the map (mode bar) to list those instances here."
 
 
 def _count(n: int, color: str, domain: str) -> html.Span:
@@ -38,8 +38,8 @@ def _count(n: int, color: str, domain: str) -> html.Span:
 
 def class_options(cache: Cache) -> list[dict]:
     """Checklist options: colour swatch (the class's scatter colour), name, source and target counts."""
-    counts = data.class_counts(cache)
-    colors = data.class_colors(cache)
+    counts = class_counts(cache)
+    colors = class_colors(cache)
     opts = []
     for r in counts.itertuples(index=False):
         label = html.Span([

@@ -5,7 +5,8 @@ layers are always consecutive) and two switches (hide the non-important regions,
 source weights). Below: the relation-matrices figure inside a scrolling box (the figure
 keeps a fixed pixel size per cell and grows with the layers; the box scrolls and the
 mode bar zooms, cells never shrink) and a detail panel filled by clicks on a neuron index,
-a weight square or a similarity cell.
+a weight square or a similarity cell (its contents, the kernel graph of a weight among them,
+are built at run time by :mod:`dashboard.views.network.markup`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.figures.theme import NETWORK_CONFIG, empty_figure
+from dashboard.theme import NETWORK_CONFIG, empty_figure
+from dashboard.urlstate import DEFAULT_LAYER_COUNT
+from dashboard.views.network.markup import hint
 from transferviz.cache import Cache
 
 GRAPH = "network-graph"
@@ -22,17 +25,7 @@ LAYERS = "network-layers"
 HIDE_NONIMPORTANT = "network-hide-nonimportant"
 HIDE_SOURCE = "network-hide-source"
 DETAIL = "network-detail"
-KERNEL = "network-kernel"
 SCROLL = "network-scroll"
-
-#: At most this many consecutive layers at once: each more layer adds ~25 ms of figure
-#: building and serialising (p95 budget 150 ms) and a screenful of scrolling.
-MAX_LAYERS = 4
-#: How many layers a fresh page shows (the URL may ask for others).
-DEFAULT_LAYERS = 3
-
-DETAIL_HINT = ("Click a neuron index for its feature visualization and its five most similar neurons "
-               "in the other model; click a weight square for its neurons, values and kernel.")
 
 
 def layer_marks(cache: Cache) -> dict[int, dict]:
@@ -40,14 +33,9 @@ def layer_marks(cache: Cache) -> dict[int, dict]:
     return {i + 1: {"label": f"L{i + 1}"} for i in range(len(cache.layers))}
 
 
-def hint() -> html.Div:
-    """The detail panel before any click."""
-    return html.Div(DETAIL_HINT, className="text-muted small tv-network-hint")
-
-
 def layout(cache: Cache) -> html.Div:
     n_layers = len(cache.layers)
-    first = min(DEFAULT_LAYERS, n_layers)
+    first = min(DEFAULT_LAYER_COUNT, n_layers)  # the URL's default layers (it may ask for others)
     class_options = [{"label": name, "value": i} for i, name in enumerate(cache.classes)]
     title_bar = html.Div([
         html.Span("Network relation", className="tv-card-title me-2"),

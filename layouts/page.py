@@ -5,9 +5,21 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from layouts import change, confusion, features, hard, ids, instances, network, preview, query, statistics, table, timeline
+from layouts import (
+    confusion_grid,
+    features,
+    hard_examples,
+    ids,
+    image_query,
+    instance_table,
+    instances,
+    models_data,
+    network,
+    neuron_change,
+    statistics,
+    timeline,
+)
 from transferviz.cache import Cache
-
 
 # compact tab headers: the views need the height at 1366 x 768
 _TAB = {"style": {"padding": "4px 12px", "lineHeight": "20px"},
@@ -32,12 +44,12 @@ def page_layout(cache: Cache) -> html.Div:
     # issue 6: instance-level diagnosis, seeds 002 and 004; every view compares source and target
     diagnosis = html.Div([
         dbc.Row([
-            dbc.Col(hard.layout(cache), xl=7, lg=12, className="mb-2"),
-            dbc.Col(query.layout(cache), xl=5, lg=12, className="mb-2"),
+            dbc.Col(hard_examples.layout(cache), xl=7, lg=12, className="mb-2"),
+            dbc.Col(image_query.layout(cache), xl=5, lg=12, className="mb-2"),
         ], className="g-2 mt-1"),
         dbc.Row([
-            dbc.Col(table.layout(cache), xl=8, lg=12, className="mb-2"),
-            dbc.Col(confusion.layout(cache), xl=4, lg=12, className="mb-2"),
+            dbc.Col(instance_table.layout(cache), xl=8, lg=12, className="mb-2"),
+            dbc.Col(confusion_grid.layout(cache), xl=4, lg=12, className="mb-2"),
         ], className="g-2"),
     ])
     return html.Div([
@@ -52,8 +64,8 @@ def page_layout(cache: Cache) -> html.Div:
                 dcc.Tab(label="Transfer analysis", value=ids.TAB_ANALYSIS, children=analysis, **_TAB),
                 dcc.Tab(label="Instance diagnosis", value=ids.TAB_DIAGNOSIS, children=diagnosis, **_TAB),
                 dcc.Tab(label="Fine-tuning timeline", value=ids.TAB_TIMELINE, children=timeline.layout(cache), **_TAB),
-                dcc.Tab(label="Neuron change", value=ids.TAB_CHANGE, children=change.layout(cache), **_TAB),
-                dcc.Tab(label="Models & data", value=ids.TAB_PREVIEW, children=preview.layout(cache), **_TAB),
+                dcc.Tab(label="Neuron change", value=ids.TAB_CHANGE, children=neuron_change.layout(cache), **_TAB),
+                dcc.Tab(label="Models & data", value=ids.TAB_PREVIEW, children=models_data.layout(cache), **_TAB),
             ], className="mt-1", style={"height": "30px"}),
         ], fluid=True, className="px-2"),
     ])

@@ -2,7 +2,7 @@
 
 The score and the chart depend only on the run, so they are built once here rather than
 by a callback (nothing to wait for on page load). The table's row selection selects a
-class in every other view through the URL state (``callbacks/state.py``).
+class in every other view through the URL state (``callbacks/page.py``).
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from typing import Any
 from dash import dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme, Sign
 
-from dashboard import data
-from dashboard.figures.statistics import accuracy_chart, transferability_badge
-from dashboard.urlstate import default_state
-from dashboard.figures.theme import (
+from dashboard.theme import (
+    FONT_FAMILY,
     NEGATIVE_COLOR,
     POSITIVE_COLOR,
     SOURCE_COLOR,
     TARGET_COLOR,
-    FONT_FAMILY,
     empty_figure,
     graph_config,
 )
+from dashboard.urlstate import default_state
+from dashboard.views.statistics import data
+from dashboard.views.statistics.figures import accuracy_chart, transferability_badge
 from transferviz.cache import Cache
 
 # Component ids of this view.
@@ -152,7 +152,8 @@ def _table(cache: Cache) -> html.Div:
         },
         # the paper's column is the target model's confusions; the source model's are one hover away
         tooltip_data=[{"mistaken_for": {"type": "markdown", "value":
-                                        f"target model: {r['mistaken_for']}  \nsource model: {r['source_mistaken_for']}"}}
+                                        f"target model: {r['mistaken_for']}  \n"
+                                        f"source model: {r['source_mistaken_for']}"}}
                       for r in rows],
         tooltip_delay=300,
         tooltip_duration=None,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, empty_figure, graph_config
+from dashboard.theme import SOURCE_COLOR, TARGET_COLOR, empty_figure, graph_config
+from dashboard.views.timeline.figures import ACC_HEIGHT, DRIFT_HEIGHT, MAP_HEIGHT
+from dashboard.views.timeline.markup import MISSING
 from transferviz.cache import Cache
 
 # Component ids of this view.
@@ -31,24 +33,10 @@ ACC_DOMAIN = "timeline-acc-domain"
 ACC_VAL = "timeline-acc-val"
 DRIFT = "timeline-drift"
 
-MAP_HEIGHT = 420
-ACC_HEIGHT = 236
-DRIFT_HEIGHT = 222
 #: Milliseconds between two epochs while playing (each step costs well under 150 ms server time).
 PLAY_INTERVAL_MS = 900
 PLAY_LABEL, PAUSE_LABEL = "\u25b6 play", "\u275a\u275a pause"
 VAL_ONLY = "val"
-
-TIMELINE_FILES = ("analysis/timeline/epochs.npy", "analysis/timeline/positions.npy", "analysis/timeline/pred.npy",
-                  "analysis/timeline/flips.npy")
-MISSING = ("This cache has no fine-tuning timeline: it needs the target model's weights after every epoch "
-           "(a cache built from given checkpoints without per-epoch weights has none). Rebuild it with "
-           "'transferviz build CONFIG' to watch fine-tuning epoch by epoch.")
-
-
-def has_timeline(cache: Cache) -> bool:
-    return all(cache.has(rel) for rel in TIMELINE_FILES)
-
 
 def epoch_marks(epochs: list[int]) -> dict[int, str]:
     """Slider marks: every kept epoch (the first, 0, is the source model: said beside the slider)."""
@@ -114,7 +102,7 @@ def layout(cache: Cache) -> html.Div:
         html.Span(" the target model's embeddings at every epoch, in the final t-SNE map",
                   className="text-muted small ms-1"),
     ])
-    if not has_timeline(cache):
+    if not cache.has_timeline:
         return html.Div(id=CARD, className="tv-card mt-1", children=[
             title, html.Div(MISSING, className="alert alert-secondary small mt-2 mb-0", id=SUMMARY)])
     epochs = [int(e) for e in cache.timeline_epochs()]

@@ -51,7 +51,7 @@ def tiny_cache(tmp_path_factory, tiny_config):
     given = os.environ.get("TRANSFERVIZ_TEST_TINY_CACHE")
     if given:
         return Cache.open(given)
-    from transferviz.pipeline import build
+    from transferviz.build import build
 
     root = tmp_path_factory.mktemp("tiny-cache")
     build(tiny_config, root, torch.device("cpu"), progress=False, log=lambda m: None)
@@ -100,8 +100,8 @@ def demo_cache(tmp_path_factory):
     given = os.environ.get("TRANSFERVIZ_TEST_DEMO_CACHE")
     if given:
         return Cache.open(given)
+    from transferviz.build import build
     from transferviz.config import load_config
-    from transferviz.pipeline import build
 
     root = tmp_path_factory.mktemp("demo-cache")
     build(load_config(REPO / "configs" / "digits.yaml"), root, torch.device("cpu"), progress=False,

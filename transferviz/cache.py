@@ -1,4 +1,4 @@
-"""The cache: the contract between the pipeline and the dashboard.
+"""The cache: the contract between the build and the dashboard.
 
 Layout (``docs/cache.md`` documents every artifact)::
 
@@ -20,10 +20,11 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import wraps
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -100,7 +101,7 @@ class CacheWriter:
                 shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
             else:
                 _link_or_copy(src, dst)
-            self.artifacts[a["path"]] = Artifact(**{k: a.get(k) for k in ("path", "kind", "meaning", "dtype", "shape")})
+            self.artifacts[a["path"]] = Artifact(a["path"], a["kind"], a["meaning"], a.get("dtype"), a.get("shape"))
 
 
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
@@ -179,6 +180,24 @@ def prune_builds(cache_root: Path, run: str, keep: int = 2) -> None:
 
 # --- reading -----------------------------------------------------------------------
 
+T = TypeVar("T")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _memoized(method: _F) -> _F:
+    """Memoises a ``Cache`` method per cache object, keyed on its name and positional arguments.
+
+    The one memo style of the project: a built cache never changes (a rebuild publishes a new
+    folder, opened as a new ``Cache``), so everything derived from it can be kept for the
+    object's life, and two caches in one process never share an entry.
+    """
+    @wraps(method)
+    def wrapper(self: "Cache", *args: Any) -> Any:
+        return self.memo((method.__name__, *args), lambda: method(self, *args))
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Cache:
     """Read-only access to a built cache. Arrays come back memory-mapped.
 
@@ -189,9 +208,10 @@ class Cache:
     def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
         self.root = root
         self.manifest = manifest
-        # read-only memory maps by relative path: np.load re-reads the header and re-maps the
-        # file (~0.2-0.7 ms), and a dashboard figure touches dozens of arrays per request
-        self._maps: dict[str, np.ndarray] = {}
+        # everything derived from this (immutable) build: memory maps, parsed tables, and what
+        # the views compute from them (see :meth:`memo`); np.load alone re-reads the header and
+        # re-maps the file (~0.2-0.7 ms), and a dashboard figure touches dozens of arrays
+        self._memo: dict[Hashable, Any] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> "Cache":
@@ -209,27 +229,47 @@ class Cache:
         return cls(root, manifest)
 
     # -- generic access
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per cache object and ``key``: how readers (the dashboard's views)
+        keep what they derive from this build, e.g. ``cache.memo(("rows", c), lambda: ...)``.
+        Treat what comes back as read-only: every caller gets the same object."""
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
+
     def has(self, rel: str) -> bool:
         return rel in self.manifest.get("artifacts", {}) or (self.root / rel).exists()
+
+    def _exists(self, rel: str) -> bool:
+        """Whether the file or folder is on disk (an optional artifact, or one a user removed)."""
+        return (self.root / rel).exists()
 
     def array(self, rel: str, mmap: bool = True) -> np.ndarray:
         """The array at ``rel``: memory-mapped read-only (kept per cache object), or loaded
         into memory with ``mmap=False``."""
-        if mmap and rel in self._maps:
-            return self._maps[rel]
+        if mmap:
+            return self.memo(("array", rel), lambda: self._load_array(rel, mmap=True))
+        return self._load_array(rel, mmap=False)
+
+    def _load_array(self, rel: str, mmap: bool) -> np.ndarray:
         p = self.root / rel
         if not p.is_file():
             raise TransferVizError(f"cache {self.root} lacks {rel}; rebuild it with 'transferviz build CONFIG'")
-        arr = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
-        if mmap:
-            self._maps[rel] = arr
-        return arr
+        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def _optional_array(self, rel: str) -> np.ndarray | None:
+        return self.array(rel) if self._exists(rel) else None
 
     def table(self, rel: str) -> pd.DataFrame:
         p = self.root / rel
         if not p.is_file():
             raise TransferVizError(f"cache {self.root} lacks {rel}; rebuild it with 'transferviz build CONFIG'")
         return pd.read_parquet(p)
+
+    def _optional_table(self, rel: str) -> pd.DataFrame | None:
+        return self.table(rel) if self._exists(rel) else None
 
     def json(self, rel: str) -> Any:
         return json.loads((self.root / rel).read_text())
@@ -243,7 +283,8 @@ class Cache:
     def config(self) -> dict[str, Any]:
         return self.manifest["config"]
 
-    @cached_property
+    @property
+    @_memoized
     def meta(self) -> dict[str, Any]:
         return self.json("data/meta.json")
 
@@ -256,32 +297,62 @@ class Cache:
         """Analysed layers in forward order (the paper's Layer 1..L)."""
         return list(self.layer_info["layers"])
 
-    @cached_property
+    @property
+    @_memoized
     def layer_info(self) -> dict[str, Any]:
         """Analysed layers, per-layer detail (type, shape, neurons, weight change) and the embedding layer."""
         return self.json("models/layers.json")
 
+    @property
+    @_memoized
+    def layer_sizes(self) -> dict[str, int]:
+        """Analysed layer -> its number of neurons."""
+        return {d["name"]: int(d["neurons"]) for d in self.layer_info.get("detail", []) if "neurons" in d}
+
+    @property
+    @_memoized
+    def layer_numbers(self) -> dict[str, int]:
+        """Analysed layer -> the paper's layer number (1-based, forward order)."""
+        out = {name: i + 1 for i, name in enumerate(self.layers)}
+        for d in self.layer_info.get("detail", []):
+            if d.get("name") in out and d.get("number"):
+                out[d["name"]] = int(d["number"])
+        return out
+
+    def stage_key(self, stage: str) -> str | None:
+        """The output key of a build stage (what it computed from), None for an unknown stage."""
+        key = self.manifest.get("inputs", {}).get(stage)
+        return None if key is None else str(key)
+
     def modules(self) -> list[dict[str, Any]] | None:
         """Every leaf module in forward order (name, type, output_shape, params, analysed, number,
         weight_change), or None for a cache built before the architecture stage existed."""
-        p = self.root / "models" / "modules.json"
-        return json.loads(p.read_text()) if p.is_file() else None
+        rel = "models/modules.json"
+        return self.json(rel) if self._exists(rel) else None
 
     @property
     def domains(self) -> dict[str, str]:
         return dict(self.meta["domain_names"])
 
-    @cached_property
+    @property
+    @_memoized
     def instances(self) -> pd.DataFrame:
         """Per instance: id, domain, split, label, label_name and each model's pred, loss and conf."""
         rel = "data/instances.parquet" if (self.root / "data/instances.parquet").is_file() else "data/base.parquet"
         return self.table(rel)
 
-    @cached_property
+    @property
+    def has_history(self) -> bool:
+        """Whether the cache has per-epoch training history (not for given checkpoints without one)."""
+        return self._exists("models/history.parquet")
+
+    @property
+    @_memoized
     def history(self) -> pd.DataFrame:
         return self.table("models/history.parquet")
 
-    @cached_property
+    @property
+    @_memoized
     def images(self) -> np.ndarray:
         """uint8 (N, S, S, 3) images at the model's input size, row i = instance id i."""
         return self.array("data/images.npy")
@@ -293,6 +364,14 @@ class Cache:
         idx = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
         m = self.config["model"]
         return to_tensor(np.asarray(self.images[idx]), m["mean"], m["std"])
+
+    @_memoized
+    def class_rows(self, cls: int, domain: str) -> np.ndarray:
+        """Row positions (= instance ids) of the class's instances of one domain (read-only)."""
+        df = self.instances
+        rows = np.flatnonzero((df["domain"].astype(str).to_numpy() == domain) & (df["label"].to_numpy() == int(cls)))
+        rows.setflags(write=False)  # shared between callers
+        return rows
 
     def thumbnail(self, instance_id: int) -> bytes:
         p = self.root / "thumbs" / f"{int(instance_id)}.png"
@@ -357,7 +436,108 @@ class Cache:
         return (np.asarray(self.array(f"analysis/similarity/{layer}_{direction}_idx.npy")[ci]),
                 np.asarray(self.array(f"analysis/similarity/{layer}_{direction}_val.npy")[ci]))
 
-    @cached_property
+    def has_similarity(self, layer: str) -> bool:
+        """Whether the similarity analysis (5.3.2) of ``layer`` is in the cache."""
+        return all(self._exists(f"analysis/similarity/{layer}_{d}_{k}.npy")
+                   for d in ("t2s", "s2t") for k in ("idx", "val"))
+
+    def similarity_block(self, layer: str, cls: int) -> np.ndarray | None:
+        """(k_source, k_target) similarity of the class's important neurons, both in rank order
+        (padded with NaN past a class's own counts); None without the similarity analysis."""
+        a = self._optional_array(f"analysis/similarity/{layer}_block.npy")
+        return None if a is None else a[int(cls)]
+
+    def similarity_hist(self, layer: str, cls: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The class's similarity histograms of ``layer``: (3 regions, bins) counts and the bin edges
+        (regions: important source x other target, other source x important target, neither)."""
+        counts = self._optional_array(f"analysis/similarity/{layer}_hist.npy")
+        edges = self._optional_array("analysis/similarity/hist_edges.npy")
+        return None if counts is None or edges is None else (counts[int(cls)], edges)
+
+    def weight_values(self, which: ModelName, layer_i: str, layer_j: str) -> np.ndarray | None:
+        """(neurons of layer_j, neurons of layer_i) value of each weight as the view draws it
+        (a conv kernel's mean, NaN across conv groups); None when the cache lacks it."""
+        return self._optional_array(f"analysis/weights/{which}/{pair_name(layer_i, layer_j)}_values.npy")
+
+    def weight_block(self, which: ModelName, layer_i: str, layer_j: str, cls: int) -> np.ndarray | None:
+        """(k_j, k_i) weights between the class's important neurons, rank order (region 1)."""
+        a = self._optional_array(f"analysis/weights/{which}/{pair_name(layer_i, layer_j)}_block.npy")
+        return None if a is None else a[int(cls)]
+
+    def weight_block_correspondence(self, layer_i: str, layer_j: str, cls: int) -> np.ndarray | None:
+        """(k_j, k_i) True where the region-1 target weight has a corresponding important source weight."""
+        a = self._optional_array(f"analysis/weights/target/{pair_name(layer_i, layer_j)}_block_corr.npy")
+        return None if a is None else a[int(cls)]
+
+    def weight_hist(self, which: ModelName, layer_i: str, layer_j: str,
+                    cls: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Counts and bin edges of the class's other weights (regions 2-4) of ``which`` model."""
+        pair = pair_name(layer_i, layer_j)
+        counts = self._optional_array(f"analysis/weights/{pair}_hist.npy")
+        edges = self._optional_array(f"analysis/weights/{pair}_hist_edges.npy")
+        if counts is None or edges is None:
+            return None
+        mi = ("source", "target").index(which)
+        return counts[mi, int(cls)], edges[mi, int(cls)]
+
+    @_memoized
+    def weight_boxes(self, layer_i: str, layer_j: str) -> pd.DataFrame | None:
+        """Regions 2/3 boxplot statistics of ``layer_i -> layer_j`` per model, class, neuron and side."""
+        return self._optional_table(f"analysis/weights/{pair_name(layer_i, layer_j)}_boxes.parquet")
+
+    @_memoized
+    def important_weight_table(self, which: ModelName, layer_i: str, layer_j: str) -> pd.DataFrame:
+        """Every class's important weights ``layer_i -> layer_j`` (class_index, rank, n1, n2, count, value);
+        an empty table when the cache lacks them."""
+        df = self._optional_table(f"analysis/weights/{which}/{pair_name(layer_i, layer_j)}.parquet")
+        return df if df is not None else pd.DataFrame(columns=["class_index", "rank", "n1", "n2", "count", "value"])
+
+    @_memoized
+    def discriminability_tables(self, which: ModelName) -> dict[str, pd.DataFrame]:
+        """Algorithm 1's ``summary``, ``neurons`` and ``points`` tables for every class (empty when absent)."""
+        base = f"analysis/discriminability/{which}"
+        out = {}
+        for name in ("summary", "neurons", "points"):
+            df = self._optional_table(f"{base}/{name}.parquet")
+            out[name] = df if df is not None else pd.DataFrame()
+        return out
+
+    def kernel(self, which: ModelName, layer_i: str, layer_j: str, n1: int, n2: int) -> np.ndarray | None:
+        """The weight joining neuron ``n1`` of ``layer_i`` to ``n2`` of ``layer_j``, read straight from
+        the model's safetensors file (a memory-mapped slice; no model is built): conv -> conv the
+        (kh, kw) kernel ``W[n2, n1]``; conv -> linear the spatial block of channel ``n1`` in row ``n2``
+        (square maps only); linear -> linear the single weight. None when it cannot be read."""
+        from safetensors import safe_open
+
+        p = self.root / "models" / f"{which}.safetensors"
+        if not p.is_file():
+            return None
+        try:
+            with safe_open(str(p), framework="np") as f:
+                key = f"{layer_j}.weight"
+                if key not in f.keys():
+                    return None
+                sl = f.get_slice(key)
+                shape = sl.get_shape()
+                if len(shape) == 4:  # conv: (out, in / groups, kh, kw)
+                    if n2 >= shape[0] or n1 >= shape[1]:
+                        return None  # grouped conv across groups: no weight
+                    return np.asarray(sl[n2:n2 + 1, n1:n1 + 1])[0, 0]
+                if len(shape) == 2:
+                    n_in_layer = self.layer_sizes.get(layer_i)
+                    if n_in_layer and shape[1] != n_in_layer and shape[1] % n_in_layer == 0:
+                        # linear after a flatten of n_in_layer channels: the channel's spatial block
+                        per = shape[1] // n_in_layer
+                        row = np.asarray(sl[n2:n2 + 1, n1 * per:(n1 + 1) * per])[0]
+                        side = int(round(per ** 0.5))
+                        return row.reshape(side, side) if side * side == per else row.reshape(1, -1)
+                    return np.asarray(sl[n2:n2 + 1, n1:n1 + 1]).reshape(1, 1)
+        except Exception:  # noqa: BLE001 - a broken or foreign file: the panel says "no kernel"
+            return None
+        return None
+
+    @property
+    @_memoized
     def correspondence(self) -> pd.DataFrame:
         """Per layer pair and class, the share of important target weights with a source counterpart."""
         return self.table("analysis/correspondence.parquet")
@@ -372,14 +552,23 @@ class Cache:
                 "neurons": pick(self.table(f"{base}/neurons.parquet")),
                 "points": pick(self.table(f"{base}/points.parquet"))}
 
+    @property
+    def has_tsne(self) -> bool:
+        return self._exists("analysis/tsne.npy")
+
+    def projection_features(self) -> np.ndarray:
+        """(N, d) features the t-SNE maps were made from: the PCA-50 of the target embeddings
+        (the embeddings themselves for caches built before the PCA was stored)."""
+        rel = "analysis/pca50.npy"
+        return self.array(rel if self._exists(rel) else "analysis/embedding/target.npy")
+
     def tsne(self) -> np.ndarray:
         """(N, 2) t-SNE map of the target model's embeddings."""
         return self.array("analysis/tsne.npy")
 
     def pixel_tsne(self) -> np.ndarray | None:
         """(N, 2) t-SNE map of the instances' raw pixels; None for caches built before that stage."""
-        rel = "analysis/pixel_tsne.npy"
-        return self.array(rel) if (self.root / rel).is_file() else None
+        return self._optional_array("analysis/pixel_tsne.npy")
 
     def embedding(self, which: ModelName) -> np.ndarray:
         return self.array(f"analysis/embedding/{which}.npy")
@@ -401,15 +590,32 @@ class Cache:
         """(epochs, N) True where the prediction changed from the previous epoch."""
         return self.array("analysis/timeline/flips.npy")
 
-    def timeline_accuracy(self) -> pd.DataFrame:
-        """Per epoch, class_index and domain: accuracy, n, val_accuracy."""
-        return self.table("analysis/timeline/accuracy.parquet")
+    def timeline_accuracy(self) -> pd.DataFrame | None:
+        """Per epoch, class_index and domain: accuracy, n, val_accuracy (None without the table)."""
+        return self._optional_table("analysis/timeline/accuracy.parquet")
 
-    def timeline_drift(self) -> pd.DataFrame:
-        """Per epoch and layer: mean_cos and min_cos of the neurons' incoming weights to the source's."""
-        return self.table("analysis/timeline/drift.parquet")
+    def timeline_drift(self) -> pd.DataFrame | None:
+        """Per epoch and layer: mean_cos and min_cos of the neurons' incoming weights to the source's
+        (None without the table)."""
+        return self._optional_table("analysis/timeline/drift.parquet")
 
-    @cached_property
+    @property
+    def has_timeline(self) -> bool:
+        """Whether the cache holds the fine-tuning timeline's per-epoch arrays."""
+        return all(self._exists(f"analysis/timeline/{n}.npy") for n in ("epochs", "positions", "pred", "flips"))
+
+    @property
+    def has_class_table(self) -> bool:
+        return self._exists("analysis/class_table.parquet")
+
+    @_memoized
+    def summary(self) -> dict[str, Any] | None:
+        """The run's summary (transferability and the best accuracies behind it), None when absent."""
+        rel = "analysis/summary.json"
+        return self.json(rel) if self._exists(rel) else None
+
+    @property
+    @_memoized
     def class_table(self) -> pd.DataFrame:
         return self.table("analysis/class_table.parquet")
 
@@ -427,12 +633,27 @@ class Cache:
         self._check_layer(layer)
         return np.asarray(self.array(f"analysis/top_instances/{which}/{layer}.npy")[int(neuron)])
 
+    @property
+    def has_featvis(self) -> bool:
+        """Whether the cache holds feature visualizations (the featvis stage ran)."""
+        return self._exists("featvis")
+
+    @_memoized
+    def featvis_neurons(self, which: ModelName, layer: str) -> frozenset[int]:
+        """The neurons of ``layer`` that have a feature visualization (one listing per layer,
+        not a file check per neuron)."""
+        d = self.root / "featvis" / which / layer
+        if not d.is_dir():
+            return frozenset()
+        return frozenset(int(p.stem) for p in d.glob("*.png") if p.stem.isdigit())
+
     def featvis(self, which: ModelName, layer: str, neuron: int) -> bytes | None:
         """PNG of the neuron's feature visualization, or None when the cache has none."""
         p = self.root / "featvis" / which / layer / f"{int(neuron)}.png"
         return p.read_bytes() if p.is_file() else None
 
-    @cached_property
+    @property
+    @_memoized
     def feature_change(self) -> pd.DataFrame | None:
         """Per rendered neuron, how its visualization changed through fine-tuning (None without featvis)."""
         p = self.root / "featvis" / "change.parquet"
@@ -472,7 +693,7 @@ def png_bytes(img: np.ndarray, scale: int = 1) -> bytes:
 
     im = Image.fromarray(np.asarray(img, dtype=np.uint8))
     if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=False)
     return buf.getvalue()

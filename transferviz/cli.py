@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    # Imported per command, not at the top, so that `transferviz --help` and argument errors stay
+    # instant: the build pulls in torch, pandas and the analysis libraries (seconds to import).
+    from transferviz.build import build
     from transferviz.config import load_config
-    from transferviz.pipeline import build
     from transferviz.preprocess import resolve_device
 
     cfg = load_config(args.config)
@@ -60,14 +62,15 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from transferviz.cache import Cache
+    from transferviz.cache import Cache  # per command, as in _build: pandas is slow to import
 
     c = Cache.open(args.cache)
     m = c.manifest
     print(f"{c.name}: {len(c.instances)} instances, {len(c.classes)} classes, layers {', '.join(c.layers)}")
     print(f"created {m['created']} on {m['device']}; schema {m['schema_version']}")
     for name, s in m["stages"].items():
-        print(f"  {name:<13} {'reused' if s['reused'] else 'built':<7} {s['seconds']:7.1f} s  {s['notes'].get('summary', '')}")
+        status = "reused" if s["reused"] else "built"
+        print(f"  {name:<13} {status:<7} {s['seconds']:7.1f} s  {s['notes'].get('summary', '')}")
     return 0
 
 

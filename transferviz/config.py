@@ -11,10 +11,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from transferviz.errors import TransferVizError
 
@@ -116,7 +117,9 @@ class CheckpointsSpec(_Frozen):
 
 class AnalysisSpec(_Frozen):
     n_steps: int = Field(16, ge=2, le=1000)
-    method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"] = "gausslegendre"
+    method: Literal[
+        "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"
+    ] = "gausslegendre"
     baseline: float = 0.0
     neuron_fraction: float = Field(0.1, gt=0, le=1)
     weight_top_k: int | None = Field(None, ge=1)
@@ -161,7 +164,7 @@ def _resolve_paths(node: Any, base: Path) -> Any:
     """Expands ``~``/``$VAR`` and makes relative path-like values absolute against the config's folder."""
     path_keys = {"root", "init_weights", "source", "target", "history", "target_epochs"}
     if isinstance(node, dict):
-        out = {}
+        out: dict[Any, Any] = {}
         for k, v in node.items():
             if k in path_keys and isinstance(v, str):
                 out[k] = str(_absolute(v, base))
@@ -188,7 +191,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if field is None:
             # discriminated-union tag (e.g. 'synthetic_digits') picks the member class
             members = [c for c in (SyntheticDigits, SklearnDigits, ImageFolder, Svhn, Mnist)
-                       if c.model_fields["kind"].annotation.__args__[0] == part]
+                       if get_args(c.model_fields["kind"].annotation)[0] == part]
             if members:
                 current = members[0]
                 continue
@@ -201,7 +204,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _one_line(error: dict[str, Any], origin: str) -> str:
+def _one_line(error: ErrorDetails, origin: str) -> str:
     loc = tuple(error.get("loc", ()))
     etype = error.get("type", "")
     keys = [str(p) for p in loc if not (isinstance(p, str) and p in

@@ -74,6 +74,7 @@ class SmallAlexNet(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                assert m.bias is not None  # every layer above is built with the default bias=True
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,6 +160,8 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise TransferVizError(f"checkpoint {path} does not exist; fix the path in the config")
+    # whatever the file holds (torch.load returns any pickled object): checked below
+    state: object
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from transferviz.analysis.projection import (memoized_selection_map, pca_features, selection_key, selection_map,
-                                             tsne_map)
+from transferviz.analysis.projection import memoized_selection_map, pca_features, selection_key, selection_map, tsne_map
 
 
 def blobs(n_classes=4, per=60, dim=20, spread=6.0, seed=0):

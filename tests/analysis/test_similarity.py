@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferviz.analysis.similarity import (correspondence_matrix, correspondence_share, cosine_similarity_matrix,
-                                             most_similar_source, similarity_regions, top_similar,
-                                             weight_correspondence)
+from transferviz.analysis.similarity import (
+    correspondence_matrix,
+    correspondence_share,
+    cosine_similarity_matrix,
+    most_similar_source,
+    similarity_regions,
+    top_similar,
+    weight_correspondence,
+)
 
 
 def test_cosine_hand_checked_and_zero_columns():

@@ -9,8 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferviz.analysis import weights as W
-from transferviz.analysis.weights import (connection_mask, default_weight_k, important_weights, layer_inputs,
-                                          weight_levels, weight_regions, weight_value_matrix)
+from transferviz.analysis.weights import (
+    connection_mask,
+    default_weight_k,
+    important_weights,
+    layer_inputs,
+    weight_levels,
+    weight_regions,
+    weight_value_matrix,
+)
 from transferviz.errors import TransferVizError
 
 

@@ -22,10 +22,10 @@ import numpy as np
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from layouts import confusion as conf_ly
-from layouts import hard as hard_ly
-from layouts import query as query_ly
-from layouts import table as table_ly
+from layouts import confusion_grid as conf_ly
+from layouts import hard_examples as hard_ly
+from layouts import image_query as query_ly
+from layouts import instance_table as table_ly
 from layouts import timeline as tl_ly
 from tests.browser.helpers import (
     assert_no_console_errors,

@@ -21,8 +21,8 @@ import numpy as np
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from layouts import query as query_layout
-from layouts import table as ly
+from layouts import image_query as query_layout
+from layouts import instance_table as ly
 from tests.browser.helpers import (
     assert_no_console_errors,
     image_loaded,
@@ -48,7 +48,7 @@ def visible_column(d, column: str) -> list[str]:
 
 def row_is_highlighted(d, instance_id: str) -> bool:
     """Whether the visible row of ``instance_id`` has the focused-row background."""
-    from callbacks.table import FOCUS_ROW_COLOR
+    from callbacks.instance_table import FOCUS_ROW_COLOR
 
     want = "rgba({}, {}, {}, 1)".format(*(int(FOCUS_ROW_COLOR[k:k + 2], 16) for k in (1, 3, 5)))
     cells = [c for c in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} td[data-dash-column='id']")
@@ -61,9 +61,9 @@ def type_filter(d, text: str) -> None:
 
 
 def test_filter_box_pool_and_focus(dash_duo, demo_cache, artifacts):
-    from callbacks.table import column_specs
     from dashboard.app import create_app
-    from dashboard.filterexpr import validate
+    from dashboard.views.instance_table.data import column_specs
+    from dashboard.views.instance_table.filterexpr import validate
 
     df = demo_cache.instances
     n = len(df)
@@ -119,7 +119,8 @@ def test_filter_box_pool_and_focus(dash_duo, demo_cache, artifacts):
     either = int(((df["split"] == "val") | (np.round(df["target_loss"].to_numpy(dtype=float), 4) > 2)).sum())
     wait_until("the || count", lambda: count_text(d) == f"{either:,} of {n:,} instances match")
     wait_until("empty filter cells", lambda: not any(
-        c.get_attribute("value") for c in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} th.dash-filter input[type=text]")))
+        c.get_attribute("value")
+        for c in d.find_elements(By.CSS_SELECTOR, f"#{ly.TABLE} th.dash-filter input[type=text]")))
     type_filter(d, "{target_loss} > 2")
     wait_until("the hard count", lambda: count_text(d) == f"{hard:,} of {n:,} instances match")
     assert all(float(v) > 2 for v in visible_column(d, "target_loss"))

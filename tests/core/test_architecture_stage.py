@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from transferviz.pipeline import module_table
+from transferviz.build.inputs import module_table
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,11 +15,12 @@ import pytest
 import torch
 import yaml
 
+import transferviz.build as build_package
+from tests.conftest import REPO, tiny_config_dict
+from transferviz.build import build
 from transferviz.cache import Cache, current_build
 from transferviz.config import parse_config
 from transferviz.errors import TransferVizError
-from transferviz.pipeline import build
-from tests.conftest import REPO, tiny_config_dict
 
 
 def test_api_round_trip(tiny_cache: Cache):
@@ -120,12 +122,11 @@ def test_failed_build_leaves_previous_cache(tmp_path, monkeypatch):
     before = current_build(tmp_path, "tiny")
     manifest = (before / "manifest.json").read_text()
 
-    import transferviz.pipeline as pipeline
-
     def boom(ctx):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(pipeline, "stage_forward", boom)
+    stages = [dataclasses.replace(s, run=boom) if s.name == "forward" else s for s in build_package.STAGES]
+    monkeypatch.setattr(build_package, "STAGES", stages)
     with pytest.raises(RuntimeError, match="disk on fire"):
         _quiet_build(cfg, tmp_path, force=True)
     assert current_build(tmp_path, "tiny") == before

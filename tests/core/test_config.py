@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import REPO, tiny_config_dict
 from transferviz.config import load_config, parse_config
 from transferviz.errors import TransferVizError
-from tests.conftest import REPO, tiny_config_dict
 
 
 @pytest.mark.parametrize("name", ["digits", "office31", "svhn_mnist"])
@@ -22,11 +22,13 @@ def test_bare_name_resolves_to_configs_folder():
 
 @pytest.mark.parametrize("patch, expected", [
     ({"trainng": {}}, "unknown key 'trainng' (allowed here: name, seed, source, target"),
-    ({"source": {"kind": "synthetic_digits", "colour": 1}}, "unknown key 'source.colour' (allowed here: max_per_class, kind, name, n_per_class)"),
+    ({"source": {"kind": "synthetic_digits", "colour": 1}},
+     "unknown key 'source.colour' (allowed here: max_per_class, kind, name, n_per_class)"),
     ({"source": {"kind": "cifar"}}, "'source.kind' is 'cifar'; allowed: synthetic_digits, sklearn_digits"),
     ({"source": {"n_per_class": 3}}, "'source' needs a 'kind'"),
     ({"training": {"source": {"lr": -1}}}, "'training.source.lr': Input should be greater than 0 (got -1)"),
-    ({"training": {"source": {"optimizer": "rmsprop"}}}, "'training.source.optimizer': Input should be 'adam' or 'sgd'"),
+    ({"training": {"source": {"optimizer": "rmsprop"}}},
+     "'training.source.optimizer': Input should be 'adam' or 'sgd'"),
     ({"model": {"std": [0, 1, 1]}}, "'model.std': every std must be > 0"),
     ({"name": "has space"}, "'name': String should match pattern"),
     ({"val_fraction": 1.5}, "'val_fraction': Input should be less than 1"),

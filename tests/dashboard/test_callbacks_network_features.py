@@ -1,9 +1,11 @@
-"""Views C (network relation) and D (features): callbacks called directly on the tiny cache.
+"""Views C (network relation) and D (features): their functions called directly on the tiny cache.
 
-The callbacks are module-level pure functions of ``(cache, inputs...)``; these tests call
-them as the app would and assert on the figures (zig-zag, trace counts, colours), the
-detail panels of a neuron, weight and similarity click, the ranking list, the biplot, the
-tooltip and the empty states (a class without target instances).
+What each callback returns comes from pure functions of ``(cache, inputs...)`` (in
+``dashboard.views.network`` and ``dashboard.views.features``, the URL and tooltip
+controllers in ``callbacks``); these tests call them as the app would and assert on the
+figures (zig-zag, trace counts, colours), the detail panels of a neuron, weight and
+similarity click, the ranking list, the biplot, the tooltip and the empty states (a class
+without target instances).
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ from dash import html, no_update
 
 from callbacks import features as cf
 from callbacks import network as cn
-from dashboard import data_network as dn
-from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
+from dashboard.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
+from dashboard.urlstate import DEFAULT_LAYER_COUNT
+from dashboard.views.features import data as fd
+from dashboard.views.features import figures as ff
+from dashboard.views.features import markup as fm
+from dashboard.views.network import data as nd
+from dashboard.views.network import figures as nf
+from dashboard.views.network import markup as nm
 from layouts import features as lf
 from layouts import network as ln
 from tests.components import of_type, texts, traces
@@ -65,7 +73,8 @@ def odd_cache(cache, tmp_path_factory) -> Cache:
             np.save(p, a)
         base = root / f"analysis/discriminability/{model}"
         s = pd.read_parquet(base / "summary.parquet")
-        s.loc[s.class_index == 0, ["status", "n_target"]] = ["the target domain has 0 instance(s); at least 2 per domain are needed", 0]
+        s.loc[s.class_index == 0, ["status", "n_target"]] = [
+            "the target domain has 0 instance(s); at least 2 per domain are needed", 0]
         s.loc[s.class_index == 0, "cv_accuracy"] = np.nan
         s.to_parquet(base / "summary.parquet", index=False)
         for name in ("neurons", "points"):
@@ -84,18 +93,18 @@ def odd_cache(cache, tmp_path_factory) -> Cache:
 # --------------------------------------------------------------------------------------
 def test_layer_range_is_clamped_and_consecutive(cache):
     L = cache.layers
-    assert cn.layers_from_range(cache, [1, 3]) == L[:3]
-    assert cn.layers_from_range(cache, [3, 2]) == L[1:3]  # reversed ends
-    assert cn.layers_from_range(cache, [0, 99]) == L[: ln.MAX_LAYERS]  # clipped, at most MAX_LAYERS
-    assert cn.layers_from_range(cache, None) == L[: ln.DEFAULT_LAYERS]
-    assert cn.layers_from_range(cache, ["x", None]) == L[: ln.DEFAULT_LAYERS]
-    assert cn.range_from_layers(cache, L[2:4]) == [3, 4]
-    assert cn.range_from_layers(cache, ["nope"]) == [1, ln.DEFAULT_LAYERS]
+    assert nd.layers_from_range(cache, [1, 3]) == L[:3]
+    assert nd.layers_from_range(cache, [3, 2]) == L[1:3]  # reversed ends
+    assert nd.layers_from_range(cache, [0, 99]) == L[: nd.MAX_LAYERS]  # clipped, at most MAX_LAYERS
+    assert nd.layers_from_range(cache, None) == L[: DEFAULT_LAYER_COUNT]
+    assert nd.layers_from_range(cache, ["x", None]) == L[: DEFAULT_LAYER_COUNT]
+    assert nd.range_from_layers(cache, L[2:4]) == [3, 4]
+    assert nd.range_from_layers(cache, ["nope"]) == [1, DEFAULT_LAYER_COUNT]
 
 
 def test_network_figure_zigzag_and_weights(cache):
     c = 3
-    fig = cn.network_figure(cache, c, [1, 3])
+    fig = nf.network_figure(cache, c, [1, 3])
     L = cache.layers[:3]
     mats = fig.layout.meta["matrices"]
     assert [m["layer"] for m in mats] == L
@@ -107,8 +116,8 @@ def test_network_figure_zigzag_and_weights(cache):
     # one similarity heatmap per layer, drawn from the cache's important block
     sims = traces(fig, "similarity")
     assert len(sims) == 3
-    imp_s = dn.class_important(cache, "source", L[0], c)
-    imp_t = dn.class_important(cache, "target", L[0], c)
+    imp_s = nd.class_important(cache, "source", L[0], c)
+    imp_t = nd.class_important(cache, "target", L[0], c)
     block = np.asarray(cache.array(f"analysis/similarity/{L[0]}_block.npy")[c])[: len(imp_s), : len(imp_t)]
     np.testing.assert_allclose(np.asarray(sims[0].z, dtype=float), block.T, rtol=1e-5)  # matrix 1: target rows
     # neuron indices coloured by domain
@@ -118,7 +127,7 @@ def test_network_figure_zigzag_and_weights(cache):
     assert list(lab[(L[0], "rows")].text) == [str(n) for n in imp_t]
     # both models' weights for both pairs, in opposite corners
     w = traces(fig, "weights")
-    assert {(t.meta["model"], t.meta["layer_from"]) for t in w} == {(m, l) for m in ("source", "target") for l in L[:2]}
+    assert {(t.meta["model"], t.meta["layer_from"]) for t in w} == {(m, a) for m in ("source", "target") for a in L[:2]}
     assert {t.meta["corner"] for t in traces(fig, "weights", layer_from=L[0])} == {"upper-right", "lower-left"}
     # region 1 values are the cache's block (rows layer i, columns layer i+1 in the upper-right corner)
     tw = traces(fig, "weights", model="target", layer_from=L[0])[0]
@@ -139,38 +148,38 @@ def test_network_figure_zigzag_and_weights(cache):
 
 
 def test_network_switches(cache):
-    full = cn.network_figure(cache, 1, [2, 3])
-    slim = cn.network_figure(cache, 1, [2, 3], hide_nonimportant=True)
+    full = nf.network_figure(cache, 1, [2, 3])
+    slim = nf.network_figure(cache, 1, [2, 3], hide_nonimportant=True)
     for role in ("similarity-hist", "weight-boxes", "weight-hist"):
         assert traces(full, role) and not traces(slim, role)
-    no_src = cn.network_figure(cache, 1, [2, 3], hide_source=True)
+    no_src = nf.network_figure(cache, 1, [2, 3], hide_source=True)
     assert not [t for t in no_src.data if isinstance(t.meta, dict) and t.meta.get("model") == "source"]
     assert traces(no_src, "weights", model="target")
     assert no_src.layout.meta["matrices"] == full.layout.meta["matrices"]
 
 
 def test_network_single_layer_and_conv_to_linear(cache):
-    one = cn.network_figure(cache, 2, [6, 6])
+    one = nf.network_figure(cache, 2, [6, 6])
     assert len(traces(one, "similarity")) == 1 and not traces(one, "weights")
-    mixed = cn.network_figure(cache, 2, [5, 6])  # conv -> linear pair
+    mixed = nf.network_figure(cache, 2, [5, 6])  # conv -> linear pair
     assert len(traces(mixed, "weights")) == 2
 
 
 def test_partial_cache_gives_empty_states(cache, tmp_path):
     part = copy_cache(cache, tmp_path / "partial", "similarity", "discriminability")  # no network analysis
-    fig = cn.network_figure(part, 1, [1, 2])
+    fig = nf.network_figure(part, 1, [1, 2])
     assert is_empty_figure(fig) and "no network analysis" in fig.layout.meta["message"]
-    options, value, status = cf.ranking(part, 1, "target", "most")
+    options, value, status = fm.ranking(part, 1, "target", "most")
     assert options == [] and "no domain discriminability" in texts(status)
-    assert is_empty_figure(cf.biplot_figure(part, 1, "target", []))
+    assert is_empty_figure(ff.biplot_figure(part, 1, "target", []))
 
 
 def test_network_empty_states(cache, odd_cache):
-    assert is_empty_figure(cn.network_figure(cache, None, [1, 2]))
-    assert is_empty_figure(cn.network_figure(cache, 999, [1, 2]))
-    fig = cn.network_figure(odd_cache, 0, [1, 2])
+    assert is_empty_figure(nf.network_figure(cache, None, [1, 2]))
+    assert is_empty_figure(nf.network_figure(cache, 999, [1, 2]))
+    fig = nf.network_figure(odd_cache, 0, [1, 2])
     assert is_empty_figure(fig) and "no target instances" in fig.layout.meta["message"]
-    assert not is_empty_figure(cn.network_figure(odd_cache, 1, [1, 2]))
+    assert not is_empty_figure(nf.network_figure(odd_cache, 1, [1, 2]))
 
 
 # --------------------------------------------------------------------------------------
@@ -184,10 +193,10 @@ def _label_click(fig, layer, axis, k=0):
 def test_neuron_click_without_featvis_shows_top_instances_and_similar(plain_cache):
     cache = plain_cache
     c = 3
-    fig = cn.network_figure(cache, c, [1, 3])
+    fig = nf.network_figure(cache, c, [1, 3])
     layer = cache.layers[1]
-    panel = cn.detail_panel(cache, _label_click(fig, layer, "cols"), c)  # matrix 2: target columns
-    n = int(dn.class_important(cache, "target", layer, c)[0])
+    panel = nm.detail_panel(cache, _label_click(fig, layer, "cols"), c)  # matrix 2: target columns
+    n = int(nd.class_important(cache, "target", layer, c)[0])
     txt = texts(panel)
     assert f"L2 #{n}" in txt and "target model" in txt and "importance rank 1" in txt
     assert "No feature visualization" in txt
@@ -202,25 +211,25 @@ def test_neuron_click_without_featvis_shows_top_instances_and_similar(plain_cach
     assert rows[0].children[0].children[0].style["color"] == SOURCE_COLOR
     # top instances: three per domain plus one per similar neuron
     assert len(thumbs) == 6 + 5
-    top = dn.top_instances(cache, "target", layer, n, c)
+    top = nd.top_instances(cache, "target", layer, n, c)
     cond = np.asarray(cache.conductance("target", layer)[:, n])
     assert cond[top["target"][0][0]] >= cond[top["target"][1][0]]
 
 
 def test_neuron_click_with_featvis(odd_cache):
     c = 1
-    fig = cn.network_figure(odd_cache, c, [1, 3])
+    fig = nf.network_figure(odd_cache, c, [1, 3])
     layer = odd_cache.layers[1]
-    panel = cn.detail_panel(odd_cache, _label_click(fig, layer, "cols"), c, url_for=lambda p: "/base" + p)
+    panel = nm.detail_panel(odd_cache, _label_click(fig, layer, "cols"), c, url_for=lambda p: "/base" + p)
     imgs = [i.src for i in of_type(panel, html.Img)]
-    n = int(dn.class_important(odd_cache, "target", layer, c)[0])
+    n = int(nd.class_important(odd_cache, "target", layer, c)[0])
     assert f"/base/featvis/target/{layer}/{n}.png" in imgs
     assert "No feature visualization" not in texts(panel)
     # the similar source neurons: their feature visualization where the cache has one, else a thumbnail
     for row in [r for r in of_type(panel, html.Tr) if getattr(r, "className", None) == "tv-similar-row"]:
         j = int(texts(row.children[0]).split("#")[1].split()[0])
         srcs = [i.src for i in of_type(row, html.Img)]
-        if dn.featvis_exists(odd_cache, "source", layer, j):
+        if j in odd_cache.featvis_neurons("source", layer):
             assert srcs == [f"/base/featvis/source/{layer}/{j}.png"]
         else:
             assert srcs and "/thumb/" in srcs[0]
@@ -228,16 +237,16 @@ def test_neuron_click_with_featvis(odd_cache):
 
 def test_weight_click_shows_values_and_kernel(cache):
     c = 3
-    fig = cn.network_figure(cache, c, [1, 3])
+    fig = nf.network_figure(cache, c, [1, 3])
     L = cache.layers
     hm = traces(fig, "weights", model="target", layer_from=L[0])[0]
     cd = np.asarray(hm.customdata)
     payload = json.loads(json.dumps(cd[0, 0].tolist()))
     # plotly.js decodes the base64 int16 customdata into a typed array, whose JSON is an object
     browser = {str(i): v for i, v in enumerate(payload)}
-    panel = cn.detail_panel(cache, click(browser), c)
+    panel = nm.detail_panel(cache, click(browser), c)
     txt = texts(panel)
-    assert txt == texts(cn.detail_panel(cache, click(payload), c))
+    assert txt == texts(nm.detail_panel(cache, click(payload), c))
     n1, n2 = int(payload[4]), int(payload[5])
     assert f"L1 #{n1}" in txt and f"L2 #{n2}" in txt
     assert "correspondence" in txt and ("yes:" in txt or "no:" in txt)
@@ -259,28 +268,30 @@ def test_weight_click_shows_values_and_kernel(cache):
 
 def test_weight_detail_conv_to_linear_and_linear(cache):
     L = cache.layers
-    d = dn.weight_detail(cache, 2, "source", L[4], L[5], 3, 7)
+    d = nd.weight_detail(cache, 2, "source", L[4], L[5], 3, 7)
     assert d.kernel.shape == (3, 3) and d.corresponds is None  # a channel's 3 x 3 block of the flatten
-    n1 = int(dn.class_important(cache, "target", L[5], 2)[0])
-    n2 = int(dn.class_important(cache, "target", L[6], 2)[0])
-    d = dn.weight_detail(cache, 2, "target", L[5], L[6], n1, n2)
+    n1 = int(nd.class_important(cache, "target", L[5], 2)[0])
+    n2 = int(nd.class_important(cache, "target", L[6], 2)[0])
+    d = nd.weight_detail(cache, 2, "target", L[5], L[6], n1, n2)
     assert d.kernel.shape == (1, 1) and d.corresponds is not None and d.counterpart is not None
     # an important weight carries its count
     iw = cache.table(f"analysis/weights/target/{L[0]}__{L[1]}.parquet")
     r = iw[iw.class_index == 2].iloc[0]
-    d = dn.weight_detail(cache, 2, "target", L[0], L[1], int(r.n1), int(r.n2))
+    d = nd.weight_detail(cache, 2, "target", L[0], L[1], int(r.n1), int(r.n2))
     assert d.important and d.count == int(r["count"]) and d.rank == int(r["rank"]) + 1
 
 
 def test_similarity_click_and_junk(cache):
     c = 3
-    fig = cn.network_figure(cache, c, [1, 2])
+    fig = nf.network_figure(cache, c, [1, 2])
     hm = traces(fig, "similarity", layer=cache.layers[1])[0]
-    panel = cn.detail_panel(cache, click(np.asarray(hm.customdata)[0, 0].tolist()), c)
+    panel = nm.detail_panel(cache, click(np.asarray(hm.customdata)[0, 0].tolist()), c)
     assert "similarity" in texts(panel) and prop(panel, "data-kind") == "similarity"
-    for junk in (None, {}, click(None), click(["neuron", "target", "no.such.layer", 1, 9]), click([2, 1, 99, 98, 0, 0, 1])):
-        assert cn.detail_panel(cache, junk, c).className.endswith("tv-network-hint")
-    assert cn.detail_panel(cache, _label_click(fig, cache.layers[0], "rows"), None).className.endswith("tv-network-hint")
+    for junk in (None, {}, click(None), click(["neuron", "target", "no.such.layer", 1, 9]),
+                 click([2, 1, 99, 98, 0, 0, 1])):
+        assert nm.detail_panel(cache, junk, c).className.endswith("tv-network-hint")
+    no_class = nm.detail_panel(cache, _label_click(fig, cache.layers[0], "rows"), None)
+    assert no_class.className.endswith("tv-network-hint")
 
 
 def test_class_sync(cache):
@@ -296,14 +307,14 @@ def test_class_sync(cache):
 # --------------------------------------------------------------------------------------
 def test_ranking_list_order_and_default_checks(cache):
     c = 4
-    options, value, status = cf.ranking(cache, c, "target", "most")
-    d = dn.discriminability(cache, "target", c)
+    options, value, status = fm.ranking(cache, c, "target", "most")
+    d = fd.discriminability(cache, "target", c)
     assert len(options) == len(d.neurons) > 5
-    u = {cf.neuron_key(l, n): abs(v) for l, n, v in zip(d.neurons.layer, d.neurons.neuron, d.neurons.discriminability)}
+    u = {fd.neuron_key(a, n): abs(v) for a, n, v in zip(d.neurons.layer, d.neurons.neuron, d.neurons.discriminability)}
     order = [o["value"] for o in options]
     assert [u[k] for k in order] == sorted(u.values(), reverse=True)
     assert value == order[:5]  # the top five checked
-    least, lvalue, _ = cf.ranking(cache, c, "target", "least")
+    least, lvalue, _ = fm.ranking(cache, c, "target", "least")
     assert [u[o["value"]] for o in least] == sorted(u.values())
     assert lvalue == [o["value"] for o in least][:5]
     # a row: label coloured by model, signed value, mirrored histogram (red up, blue down)
@@ -317,14 +328,14 @@ def test_ranking_list_order_and_default_checks(cache):
     assert SOURCE_COLOR in body and TARGET_COLOR in body
     assert "CV accuracy" in texts(status)
     # URL-given checks survive when they name neurons of the list, else the top five
-    assert cf.ranking(cache, c, "target", "most", [order[7], "nope:1"])[1] == [order[7]]
-    assert cf.ranking(cache, c, "target", "most", ["nope:1"])[1] == order[:5]
-    src_opts = cf.ranking(cache, c, "source", "most")[0]
+    assert fm.ranking(cache, c, "target", "most", [order[7], "nope:1"])[1] == [order[7]]
+    assert fm.ranking(cache, c, "target", "most", ["nope:1"])[1] == order[:5]
+    src_opts = fm.ranking(cache, c, "source", "most")[0]
     assert src_opts[0]["label"].children[0].style["color"] == SOURCE_COLOR
 
 
 def test_mirrored_histogram_svg_directions():
-    svg = dn.mirrored_histogram_svg(np.ones(5), np.zeros(5), bins=4, width=40, height=20)
+    svg = fm.mirrored_histogram_svg(np.ones(5), np.zeros(5), bins=4, width=40, height=20)
     rects = [r for r in svg.split("<rect")[1:]]
     red = [r for r in rects if SOURCE_COLOR in r]
     blue = [r for r in rects if TARGET_COLOR in r]
@@ -332,17 +343,17 @@ def test_mirrored_histogram_svg_directions():
     y_red = float(red[0].split('y="')[1].split('"')[0])
     y_blue = float(blue[0].split('y="')[1].split('"')[0])
     assert y_red < 10 <= y_blue  # source above the axis, target below
-    assert "<rect" not in dn.mirrored_histogram_svg([], [])
+    assert "<rect" not in fm.mirrored_histogram_svg([], [])
 
 
 def test_biplot_axes_for_checked_neurons(cache):
     c = 4
-    options, value, _ = cf.ranking(cache, c, "target", "most")
-    fig = cf.biplot_figure(cache, c, "target", value)
+    options, value, _ = fm.ranking(cache, c, "target", "most")
+    fig = ff.biplot_figure(cache, c, "target", value)
     pts = {t.meta["domain"]: t for t in traces(fig, "instances")}
     assert pts["source"].marker.symbol == "x" and pts["source"].marker.color == SOURCE_COLOR
     assert pts["target"].marker.symbol == "circle" and pts["target"].marker.color == TARGET_COLOR
-    d = dn.discriminability(cache, "target", c)
+    d = fd.discriminability(cache, "target", c)
     assert len(pts["source"].x) == d.n_source and len(pts["target"].x) == d.n_target
     lab = traces(fig, "axes-labels")[0]
     assert len(lab.text) == 5
@@ -351,23 +362,23 @@ def test_biplot_axes_for_checked_neurons(cache):
     assert any("CV accuracy" in a.text for a in fig.layout.annotations)
     assert fig.layout.uirevision == f"biplot|target|{c}"
     assert pts["source"].hoverinfo == "none"  # the thumbnail tooltip takes over
-    none = cf.biplot_figure(cache, c, "target", [])
+    none = ff.biplot_figure(cache, c, "target", [])
     assert not traces(none, "axes-lines")
 
 
 def test_feature_view_empty_state(odd_cache):
-    options, value, status = cf.ranking(odd_cache, 0, "target", "most")
+    options, value, status = fm.ranking(odd_cache, 0, "target", "most")
     assert options == [] and value == []
     assert f"no {odd_cache.domains['target']} (target) instances" in texts(status)
     assert prop(status, "data-empty") == "true"
-    fig = cf.biplot_figure(odd_cache, 0, "source", [])
+    fig = ff.biplot_figure(odd_cache, 0, "source", [])
     assert is_empty_figure(fig) and "both domains" in fig.layout.meta["message"]
-    assert is_empty_figure(cf.biplot_figure(odd_cache, None, "target", []))
-    assert cf.ranking(odd_cache, 1, "target", "most")[0]  # other classes unaffected
+    assert is_empty_figure(ff.biplot_figure(odd_cache, None, "target", []))
+    assert fm.ranking(odd_cache, 1, "target", "most")[0]  # other classes unaffected
 
 
 def test_ranking_featvis_thumbnail(odd_cache):
-    options, _, _ = cf.ranking(odd_cache, 1, "target", "most", url_for=lambda p: "/x" + p)
+    options, _, _ = fm.ranking(odd_cache, 1, "target", "most", url_for=lambda p: "/x" + p)
     fv = [i.src for o in options for i in of_type(o["label"], html.Img) if "/featvis/" in i.src]
     assert fv and all(s.startswith("/x/featvis/target/") for s in fv)
     assert any(s.startswith("/x/featvis/target/features.3/") for s in fv)
@@ -383,15 +394,15 @@ def test_tooltip(cache):
     assert cf.tooltip(cache, {"points": [{"x": 1}]})[0] is False
     # WebGL hover events reach the server without customdata: trace and point numbers instead
     c = 4
-    fig = cf.biplot_figure(cache, c, "target", [])
+    fig = ff.biplot_figure(cache, c, "target", [])
     for curve, t in enumerate(fig.data[:2]):
         hover = {"points": [{"curveNumber": curve, "pointNumber": 3, "bbox": {"x0": 0}}]}
-        assert cf.hovered_instance(cache, hover, c, "target") == int(t.customdata[3])
+        assert ff.hovered_instance(cache, hover, c, "target") == int(t.customdata[3])
         show, _, _, children = cf.tooltip(cache, hover, c, "target", url_for=lambda p: "/a" + p)
         assert show and of_type(children, html.Img)[0].src == f"/a/thumb/{int(t.customdata[3])}.png"
     axis = {"points": [{"curveNumber": 3, "pointNumber": 0}]}  # an axis line or label
-    assert cf.hovered_instance(cache, axis, c, "target") is None
-    assert cf.hovered_instance(cache, {"points": [{"curveNumber": 0, "pointNumber": 10**6}]}, c, "target") is None
+    assert ff.hovered_instance(cache, axis, c, "target") is None
+    assert ff.hovered_instance(cache, {"points": [{"curveNumber": 0, "pointNumber": 10**6}]}, c, "target") is None
 
 
 # --------------------------------------------------------------------------------------
@@ -404,11 +415,10 @@ def test_register_uses_app_callbacks_only(cache):
     from layouts import ids
 
     app = dash.Dash(__name__, suppress_callback_exceptions=True)
-    app.server.config["TRANSFERVIZ_CACHE_OBJECT"] = cache
     app.layout = html.Div([dash.dcc.Store(id=ids.SELECTED_CLASS), ln.layout(cache), lf.layout(cache)])
     before = len(dash._callback.GLOBAL_CALLBACK_LIST)
-    network.register(app)
-    features.register(app)
+    network.register(app, cache)
+    features.register(app, cache)
     assert len(dash._callback.GLOBAL_CALLBACK_LIST) == before
     outputs = " ".join(app.callback_map)
     for comp in (ln.GRAPH, ln.DETAIL, lf.RANKING, lf.BIPLOT, lf.TOOLTIP):
@@ -427,9 +437,9 @@ def test_callbacks_are_lookups(cache):
             ts.append(time.perf_counter() - t)
         return sorted(ts)[int(0.95 * (n - 1))]
 
-    cn.network_figure(cache, 0, [1, 3]), cf.ranking(cache, 0, "target", "most")
-    assert p95(lambda i: cn.network_figure(cache, i % 10, [1, 3])) < 1.0
-    assert p95(lambda i: cf.ranking(cache, i % 10, "target", "most")) < 1.0
+    nf.network_figure(cache, 0, [1, 3]), fm.ranking(cache, 0, "target", "most")
+    assert p95(lambda i: nf.network_figure(cache, i % 10, [1, 3])) < 1.0
+    assert p95(lambda i: fm.ranking(cache, i % 10, "target", "most")) < 1.0
 
 
 # --------------------------------------------------------------------------------------
@@ -456,9 +466,9 @@ def test_layers_follow_and_write_the_url(cache):
     assert slider is no_update
     # more than MAX_LAYERS: clamped, the slider follows
     search, slider = cn.layers_url(cache, space, {ln.LAYERS}, "?class=3", [1, 7])
-    assert slider == [1, ln.MAX_LAYERS] and len(_query(search)["layers"].split(",")) == ln.MAX_LAYERS
+    assert slider == [1, nd.MAX_LAYERS] and len(_query(search)["layers"].split(",")) == nd.MAX_LAYERS
     # a bad link falls back to the default layers (the state callback shows the notice)
-    assert cn.layers_url(cache, space, {"url"}, "?layers=nope", [2, 5])[1] == [1, ln.DEFAULT_LAYERS]
+    assert cn.layers_url(cache, space, {"url"}, "?layers=nope", [2, 5])[1] == [1, DEFAULT_LAYER_COUNT]
 
 
 def test_feature_controls_and_the_url(cache):
@@ -466,8 +476,8 @@ def test_feature_controls_and_the_url(cache):
 
     space = StateSpace.from_cache(cache)
     c, name = 4, cache.classes[4]
-    top_src = cf.default_checked(cache, c, "source", "least")
-    pick = [o["value"] for o in cf.ranking(cache, c, "source", "least")[0]][6:8]
+    top_src = fm.default_checked(cache, c, "source", "least")
+    pick = [o["value"] for o in fm.ranking(cache, c, "source", "least")[0]][6:8]
     link = f"?class={name}&model=source&order=least&neurons=" + ",".join(pick)
     # page load: model, order and the checked neurons come from the link
     search, model, order, options, value, status = cf.feature_controls(
@@ -483,7 +493,7 @@ def test_feature_controls_and_the_url(cache):
     # the model switch: a new list with its top five, the URL records the model
     search, model, order, options, value, _ = cf.feature_controls(
         cache, space, {lf.MODEL}, link, c, "target", "least", pick)
-    assert model is no_update and options and value == cf.default_checked(cache, c, "target", "least")
+    assert model is no_update and options and value == fm.default_checked(cache, c, "target", "least")
     assert _query(search)["model"] == "target" and "neurons" not in _query(search)
     # the class changed but the URL still names the old one: the state callback owns that, no write
     assert cf.feature_controls(cache, space, {"sel-class"}, link, 2, "source", "least", [])[0] is no_update
@@ -494,13 +504,13 @@ def test_feature_controls_and_the_url(cache):
 
 def test_conductance_slices_and_histograms(cache):
     c = 2
-    d = dn.discriminability(cache, "source", c)
-    src, tgt = dn.conductance_by_domain(cache, "source", c, d.neurons)
+    d = fd.discriminability(cache, "source", c)
+    src, tgt = fd.conductance_by_domain(cache, "source", c, d.neurons)
     inst = cache.instances
     layer, n = str(d.neurons.layer[3]), int(d.neurons.neuron[3])
     rows_t = inst.index[(inst.domain == "target") & (inst.label == c)].to_numpy()
     np.testing.assert_allclose(tgt[3], np.asarray(cache.conductance("source", layer)[rows_t, n]))
     assert len(src[3]) == d.n_source and len(tgt[3]) == d.n_target
-    hists = dn.ranking_histograms(cache, "source", c)
-    assert set(hists) == {(str(l), int(k)) for l, k in zip(d.neurons.layer, d.neurons.neuron)}
-    assert hists[(layer, n)] == dn.mirrored_histogram_svg(src[3], tgt[3], width=160, height=30)
+    hists = fm.ranking_histograms(cache, "source", c)
+    assert set(hists) == {(str(a), int(k)) for a, k in zip(d.neurons.layer, d.neurons.neuron)}
+    assert hists[(layer, n)] == fm.mirrored_histogram_svg(src[3], tgt[3], width=160, height=30)

@@ -15,11 +15,14 @@ import pytest
 from dash import html
 
 from callbacks import instances as cb_inst
-from callbacks import state as cb_state
+from callbacks import page as cb_state
 from callbacks import statistics as cb_stats
-from dashboard import data
-from dashboard.figures.theme import is_empty_figure
+from dashboard import lookups
+from dashboard.theme import is_empty_figure
 from dashboard.urlstate import StateSpace, parse_state
+from dashboard.views.instances import data as inst_data
+from dashboard.views.instances import markup as inst_markup
+from dashboard.views.statistics import data as stats_data
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
@@ -42,7 +45,7 @@ def test_layouts_hold_the_views_components(tiny_app, tiny_cache, space):
         assert find(tiny_app.layout, id_) is not None, id_
     table = find(tiny_app.layout, stats_layout.TABLE)
     assert table.sort_action == "native" and table.row_selectable == "single"
-    assert [c["id"] for c in table.columns] == [c for c, _ in data.TABLE_COLUMNS]
+    assert [c["id"] for c in table.columns] == [c for c, _ in stats_data.TABLE_COLUMNS]
     assert [r["id"] for r in table.data] == list(range(len(tiny_cache.classes)))  # row index = class index
     assert table.selected_rows == [space.default_cls]
     # every graph exports from its mode bar
@@ -57,30 +60,31 @@ def test_layouts_hold_the_views_components(tiny_app, tiny_cache, space):
 
 def test_class_options_list_counts_per_domain(tiny_cache):
     opts = inst_layout.class_options(tiny_cache)
-    counts = data.class_counts(tiny_cache)
+    counts = lookups.class_counts(tiny_cache)
     assert [o["value"] for o in opts] == list(range(len(tiny_cache.classes)))
     text = texts(opts[0]["label"])
     assert str(counts.loc[0, "source"]) in text and str(counts.loc[0, "target"]) in text
 
 
 def test_table_records_are_json_safe_and_sortable(tiny_cache):
-    rows = data.class_table_records(tiny_cache)
+    rows = stats_data.class_table_records(tiny_cache)
     json.dumps(rows, allow_nan=False)
     assert all(isinstance(r["source_acc"], (float, type(None))) for r in rows)
     table = tiny_cache.table("analysis/class_table.parquet")
-    assert [r["mistaken_for"] for r in rows] == [(m or data.NONE_MISTAKEN) if n else "no target validation instances"
+    none = stats_data.NONE_MISTAKEN
+    assert [r["mistaken_for"] for r in rows] == [(m or none) if n else "no target validation instances"
                                                  for m, n in zip(table.mistaken_for, table.n)]
     assert all(r["source_mistaken_for"] for r in rows if r["n"])
 
 
 def test_class_colours_are_stable_and_distinct(tiny_cache):
-    colours = data.class_colors(tiny_cache)
+    colours = lookups.class_colors(tiny_cache)
     assert list(colours) == list(range(len(tiny_cache.classes)))
     assert len(set(colours.values())) == len(colours)
-    lab = [data._lab(c) for c in colours.values()]
+    lab = [lookups._lab(c) for c in colours.values()]
     closest = min(np.linalg.norm(a - b) for i, a in enumerate(lab) for b in lab[i + 1:])
     assert closest > 25  # the theme's first ten, in order, have a pair at 14 (orange / dark orange)
-    assert data.distinct_class_palette(3) == list(colours.values())[:3]
+    assert lookups.distinct_class_palette(3) == list(colours.values())[:3]
 
 
 # --- state ----------------------------------------------------------------------------
@@ -172,7 +176,7 @@ def test_scatter_of_selected_classes(tiny_cache, tmp_path):
 def test_scatter_of_every_class_is_the_global_map(tiny_cache, tmp_path):
     fig, _, _ = cb_inst.update_scatter(tiny_cache, list(range(len(tiny_cache.classes))), tmp_path)
     assert not list(tmp_path.glob("*.npy"))  # no t-SNE run: the global map is this selection's map
-    frame = data.projection_frame(tiny_cache, range(len(tiny_cache.classes)), tmp_path)
+    frame = inst_data.projection_frame(tiny_cache, range(len(tiny_cache.classes)), tmp_path)
     glob = np.asarray(tiny_cache.array("analysis/tsne.npy"))
     assert np.allclose(frame[["x", "y"]].to_numpy(), glob[frame["id"].to_numpy()])
     assert len(fig.data) >= 2 * len(tiny_cache.classes)
@@ -195,7 +199,7 @@ def test_hover_card_shows_thumbnail_domain_label_prediction(tiny_cache):
     imgs = of_type(card, html.Img)
     assert imgs and imgs[0].src == f"/thumb/{i}.png"
     text = texts(card)
-    rec = data.instance_records(tiny_cache, [i])[0]
+    rec = lookups.instance_records(tiny_cache, [i])[0]
     assert "target" in text and rec["label_name"] in text and rec["target_pred_name"] in text
     assert cb_inst.hover_card(tiny_cache, None, "/")[0] is False
     assert cb_inst.hover_card(tiny_cache, {"points": [{"curveNumber": 3}]}, "/")[0] is False  # legend key
@@ -203,17 +207,17 @@ def test_hover_card_shows_thumbnail_domain_label_prediction(tiny_cache):
 
 def test_selection_lists_thumbnails(tiny_cache):
     sel = {"points": [{"customdata": 5}, {"customdata": 7}, {"customdata": 5}], "range": {"x": [0, 1]}}
-    out = cb_inst.selection_list(tiny_cache, sel, "/app/")
+    out = inst_markup.selection_list(tiny_cache, sel, "/app/")
     srcs = [c.src for c in of_type(out, html.Img)]
     assert srcs == ["/app/thumb/5.png", "/app/thumb/7.png"]
     assert "2 selected" in texts(out)
-    assert "lasso" in texts(cb_inst.selection_list(tiny_cache, None, "/"))
+    assert "lasso" in texts(inst_markup.selection_list(tiny_cache, None, "/"))
     empty_lasso = {"points": [], "lassoPoints": {"x": [1]}}
-    assert "No instances" in texts(cb_inst.selection_list(tiny_cache, empty_lasso, "/"))
+    assert "No instances" in texts(inst_markup.selection_list(tiny_cache, empty_lasso, "/"))
 
 
 def test_memo_dir_is_beside_the_cache(tiny_cache):
-    d = data.memo_dir_for(tiny_cache)
+    d = inst_data.memo_dir_for(tiny_cache)
     assert d.name == f".memo-{tiny_cache.name}" and d.parent == tiny_cache.root.parent
 
 

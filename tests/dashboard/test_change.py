@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from callbacks.change import PER_LAYER, change_list, changed_rows
-from layouts.change import ALL
+from dashboard.views.neuron_change.data import ALL, PER_LAYER, changed_rows
+from dashboard.views.neuron_change.markup import change_list
 
 
 def _frame() -> pd.DataFrame:
@@ -27,7 +27,7 @@ def test_rows_order_and_gray_filter():
 
 
 def test_list_on_a_cache(tiny_cache):
-    out = change_list(tiny_cache, ALL, True, lambda p: "/" + p)  # a 4-step tiny render is mostly gray
+    out = change_list(tiny_cache, ALL, True)  # a 4-step tiny render is mostly gray
     rows = out.children[1].children
     assert 0 < len(rows) <= PER_LAYER * len(tiny_cache.layers)
     srcs = [td.children.src for td in rows[0].children if hasattr(td.children, "src")]

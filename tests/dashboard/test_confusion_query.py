@@ -12,20 +12,24 @@ import dash
 import numpy as np
 import pytest
 
-from callbacks import confusion as cb_conf
-from callbacks import query as cb_query
-from dashboard import neighbours
-from dashboard.figures.diagnosis import (
+from callbacks import confusion_grid as cb_conf
+from callbacks import image_query as cb_query
+from dashboard.theme import is_empty_figure
+from dashboard.views.confusion_grid import data as conf_data
+from dashboard.views.confusion_grid import markup as conf_markup
+from dashboard.views.confusion_grid.figures import (
     MAX_TEXT_CLASSES,
     confusion_heatmap,
+    grid_figure,
     grid_size,
     row_shares,
-    waveform_figure,
 )
-from dashboard.figures.theme import is_empty_figure
-from layouts import confusion as conf_layout
+from dashboard.views.image_query import data as query_data
+from dashboard.views.image_query.figures import waveform_figure
+from dashboard.views.image_query.markup import query_view
+from layouts import confusion_grid as conf_layout
 from layouts import ids
-from layouts import query as query_layout
+from layouts import image_query as query_layout
 from tests.components import find, texts, traces, walk
 from tests.conftest import dispatch
 
@@ -52,19 +56,19 @@ def _brute_confusion(df, model: str, domain: str, split: str, n: int) -> np.ndar
 @pytest.mark.parametrize("domain", ["source", "target"])
 def test_counts_equal_the_cached_confusion_and_a_recount(tiny_cache, model, domain):
     n = len(tiny_cache.classes)
-    counts = cb_conf.confusion_counts(tiny_cache, model, domain, "all")
+    counts = conf_data.confusion_counts(tiny_cache, model, domain, "all")
     np.testing.assert_array_equal(counts, tiny_cache.confusion(model, domain))
     df = tiny_cache.instances
     for split in ("val", "train"):
-        got = cb_conf.confusion_counts(tiny_cache, model, domain, split)
+        got = conf_data.confusion_counts(tiny_cache, model, domain, split)
         np.testing.assert_array_equal(got, _brute_confusion(df, model, domain, split, n))
-    val = cb_conf.confusion_counts(tiny_cache, model, domain, "val")
+    val = conf_data.confusion_counts(tiny_cache, model, domain, "val")
     assert 0 < val.sum() < counts.sum()  # the tiny cache has a validation split in both domains
 
 
 def test_grid_figure_shows_counts_and_row_shares(tiny_cache):
-    fig = cb_conf.grid_figure(tiny_cache, "source", "target", "val", cell=[1, 2])
-    counts = cb_conf.confusion_counts(tiny_cache, "source", "target", "val")
+    fig = grid_figure(tiny_cache, "source", "target", "val", cell=[1, 2])
+    counts = conf_data.confusion_counts(tiny_cache, "source", "target", "val")
     n = len(counts)
     by_role = {t.meta["role"]: t for t in fig.data}
     correct, errors = by_role["correct"], by_role["errors"]
@@ -81,8 +85,8 @@ def test_grid_figure_shows_counts_and_row_shares(tiny_cache):
     assert (rect.x0 + 0.5, rect.y0 + 0.5) == (2, 1)  # the chosen cell (true 1, predicted 2) is outlined
     # unknown radio values fall back to the defaults instead of failing
     np.testing.assert_array_equal(
-        [t.z for t in cb_conf.grid_figure(tiny_cache, "bogus", None, "x").data],
-        [t.z for t in cb_conf.grid_figure(tiny_cache, "target", "target", "all").data])
+        [t.z for t in grid_figure(tiny_cache, "bogus", None, "x").data],
+        [t.z for t in grid_figure(tiny_cache, "target", "target", "all").data])
 
 
 def test_heatmap_builder_edge_cases():
@@ -151,15 +155,15 @@ def test_layout_scrolls_a_large_grid_in_a_fixed_box(tiny_cache, monkeypatch):
 def test_cell_click_lists_exactly_that_cells_instances(tiny_cache):
     df = tiny_cache.instances
     model, domain, split = "source", "target", "all"
-    counts = cb_conf.confusion_counts(tiny_cache, model, domain, split)
+    counts = conf_data.confusion_counts(tiny_cache, model, domain, split)
     off = np.argwhere((counts > 0) & ~np.eye(len(counts), dtype=bool))
     true, pred = (int(v) for v in (off[0] if len(off) else (0, 0)))
     click = {"points": [{"curveNumber": 1, "x": pred, "y": true, "z": 0.1}]}
     cell = cb_conf.parse_cell(click, len(tiny_cache.classes))
     assert cell == [true, pred]
     expected = df["id"][(df["domain"] == domain) & (df["label"] == true) & (df[f"{model}_pred"] == pred)].tolist()
-    assert cb_conf.cell_ids(tiny_cache, model, domain, split, true, pred).tolist() == expected
-    caption, listing = cb_conf.cell_list(tiny_cache, model, domain, split, cell, PREFIX)
+    assert conf_data.cell_ids(tiny_cache, model, domain, split, true, pred).tolist() == expected
+    caption, listing = conf_markup.cell_list(tiny_cache, model, domain, split, cell, PREFIX)
     assert _ids_of_type(listing, conf_layout.THUMB) == expected
     assert f" {len(expected)} " in f" {texts(caption)} "
     imgs = [c for c in walk(listing) if getattr(c, "src", None)]
@@ -169,18 +173,18 @@ def test_cell_click_lists_exactly_that_cells_instances(tiny_cache):
 
 
 def test_cell_list_caps_and_empty_and_hint(tiny_cache, monkeypatch):
-    counts = cb_conf.confusion_counts(tiny_cache, "target", "target", "all")
+    counts = conf_data.confusion_counts(tiny_cache, "target", "target", "all")
     i = int(np.argmax(np.diag(counts)))
-    monkeypatch.setattr(cb_conf, "MAX_LISTED", 3)
-    _, listing = cb_conf.cell_list(tiny_cache, "target", "target", "all", [i, i], PREFIX)
+    monkeypatch.setattr(conf_markup, "MAX_LISTED", 3)
+    _, listing = conf_markup.cell_list(tiny_cache, "target", "target", "all", [i, i], PREFIX)
     assert len(_ids_of_type(listing, conf_layout.THUMB)) == 3
     assert f"and {counts[i, i] - 3} more" in texts(listing)
     empty = np.argwhere(counts == 0)
     if len(empty):
         t, p = (int(v) for v in empty[0])
-        _, listing = cb_conf.cell_list(tiny_cache, "target", "target", "all", [t, p], PREFIX)
+        _, listing = conf_markup.cell_list(tiny_cache, "target", "target", "all", [t, p], PREFIX)
         assert "empty" in texts(listing) and not _ids_of_type(listing, conf_layout.THUMB)
-    caption, listing = cb_conf.cell_list(tiny_cache, "target", "target", "all", None, PREFIX)
+    caption, listing = conf_markup.cell_list(tiny_cache, "target", "target", "all", None, PREFIX)
     assert caption == "" and conf_layout.LIST_HINT in texts(listing)
     assert cb_conf.parse_cell({"points": [{"x": 99, "y": 0}]}, len(tiny_cache.classes)) is None
     assert cb_conf.parse_cell(None, 10) is None
@@ -215,7 +219,7 @@ def test_neighbours_equal_brute_force_cosine(tiny_cache, scope):
         assert emb.shape[0] == n
         for q in (0, n // 2, n - 1):
             allowed = {"all": np.ones(n, bool), "same": dom == dom[q], "other": dom != dom[q]}[scope]
-            got = neighbours.query(tiny_cache, model, q, scope)
+            got = query_data.query(tiny_cache, model, q, scope)
             want_ids, sims = _brute_neighbours(emb, q, allowed)
             np.testing.assert_allclose(got.similarity, sims[want_ids], atol=1e-5)
             # the same ids, except where two candidates tie within float32 rounding
@@ -227,12 +231,12 @@ def test_neighbours_equal_brute_force_cosine(tiny_cache, scope):
 
 def test_nearest_handles_zero_rows_ties_and_tiny_scopes():
     x = np.array([[1, 0], [0, 0], [2, 0], [0, 1], [1, 1]], dtype=np.float32)
-    unit = neighbours.unit_rows(x)
+    unit = query_data.unit_rows(x)
     assert np.all(unit[1] == 0)  # a zero vector stays zero: similarity 0, no NaN
-    got = neighbours.nearest(unit, 0, k=3)
+    got = query_data.nearest(unit, 0, k=3)
     assert got.ids.tolist() == [2, 4, 1]  # 1.0, 0.707, then the zero row (0) before 3 (0) by id
     mask = np.array([True, False, False, False, False])
-    assert len(neighbours.nearest(unit, 0, mask).ids) == 0  # only the query itself in scope
+    assert len(query_data.nearest(unit, 0, mask).ids) == 0  # only the query itself in scope
 
 
 # --- image query ----------------------------------------------------------------------
@@ -270,7 +274,7 @@ def test_render_follows_focus_and_states_the_default(tiny_cache):
 
 def test_query_view_waveforms_and_neighbours(tiny_cache):
     q = 3
-    view = cb_query.query_view(tiny_cache, q, "other", PREFIX)
+    view = query_view(tiny_cache, q, "other", PREFIX)
     dom = tiny_cache.instances["domain"].to_numpy()
     for model in ("source", "target"):
         emb = np.asarray(tiny_cache.embedding(model))
@@ -278,7 +282,7 @@ def test_query_view_waveforms_and_neighbours(tiny_cache):
         query_trace = traces(fig, "query")[0]
         np.testing.assert_allclose(query_trace.y, emb[q], rtol=1e-6)
         np.testing.assert_array_equal(query_trace.x, np.arange(emb.shape[1]))
-        found = neighbours.query(tiny_cache, model, q, "other")
+        found = query_data.query(tiny_cache, model, q, "other")
         nb_traces = traces(fig, "neighbour")
         assert [t.meta["id"] for t in nb_traces] == found.ids.tolist()
         for t in nb_traces:
@@ -288,8 +292,8 @@ def test_query_view_waveforms_and_neighbours(tiny_cache):
         text = texts(view[f"nbrs_{model}"])
         assert f"cos {found.similarity[0]:.2f}" in text
     # the summary counts shared neighbours and each model's neighbours by domain
-    s_ids = set(neighbours.query(tiny_cache, "source", q, "other").ids.tolist())
-    t_ids = set(neighbours.query(tiny_cache, "target", q, "other").ids.tolist())
+    s_ids = set(query_data.query(tiny_cache, "source", q, "other").ids.tolist())
+    t_ids = set(query_data.query(tiny_cache, "target", q, "other").ids.tolist())
     summary = texts(view["summary"])
     assert f"{len(s_ids & t_ids)} of 5 neighbours shared" in summary
     other = "target" if dom[q] == "source" else "source"
@@ -310,7 +314,7 @@ def test_missing_embeddings_give_a_message(tiny_cache, monkeypatch):
         raise TransferVizError("no embedding")
 
     monkeypatch.setattr(tiny_cache, "embedding", missing)
-    view = cb_query.query_view(tiny_cache, 0, "all", PREFIX)
+    view = query_view(tiny_cache, 0, "all", PREFIX)
     assert "no embeddings" in texts(view["info"]) and is_empty_figure(view["wave_source"])
 
 

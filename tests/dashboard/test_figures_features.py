@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.figures.features import (
+from dashboard.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
+from dashboard.views.features.figures import (
     discriminability_biplot,
     mirrored_histogram,
     ranking_rows,
 )
-from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
 
 
 def test_mirrored_histogram_source_above_target_below():

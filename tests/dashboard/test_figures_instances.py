@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.figures.instances import class_color_map, tsne_scatter
-from dashboard.figures.theme import MISPREDICTED_COLOR, is_empty_figure
+from dashboard.theme import MISPREDICTED_COLOR, is_empty_figure
+from dashboard.views.instances.figures import class_color_map, tsne_scatter
 from tests.components import traces
 
 

@@ -9,19 +9,17 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from dashboard.figures.network import (
-    Histogram,
-    LayerBlock,
-    ModelWeights,
-    NeuronBoxes,
-    PairBlock,
-    kernel_heatmap,
-    layout_geometry,
-    parse_click,
-    relation_matrices,
-)
-from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
+from dashboard.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
+from dashboard.views.network.data import LayerBlock, PairBlock
+from dashboard.views.network.figures import kernel_heatmap, parse_click, relation_matrices
 from tests.components import traces
+from tests.dashboard.network_fixtures import (
+    histogram_from_values,
+    layer_block_from_similarity,
+    layout_geometry,
+    model_weights_from_important_weights,
+    neuron_boxes_from_groups,
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -36,7 +34,7 @@ def make_case(sizes=(20, 30, 40), seed=0, k_frac=0.2):
         S = rng.random((n, n))
         si = rng.choice(n, k, replace=False)
         ti = rng.choice(n, k, replace=False)
-        blocks.append(LayerBlock.from_similarity(f"features.{3 * li}", li + 1, S, si, ti, bins=8))
+        blocks.append(layer_block_from_similarity(f"features.{3 * li}", li + 1, S, si, ti, bins=8))
         imps.append({"source": si, "target": ti})
     pairs = []
     for li in range(len(sizes) - 1):
@@ -50,7 +48,7 @@ def make_case(sizes=(20, 30, 40), seed=0, k_frac=0.2):
             ft = np.unique(np.stack([f, t], 1), axis=0)
             v = rng.random(len(ft))
             corr = (np.arange(len(ft)) % 3 == 0) if model == "target" else None
-            mws[model] = ModelWeights.from_important_weights(model, ft[:, 0], ft[:, 1], v, i1, i2, corr, bins=6)
+            mws[model] = model_weights_from_important_weights(model, ft[:, 0], ft[:, 1], v, i1, i2, corr, bins=6)
         pairs.append(PairBlock(blocks[li].name, blocks[li + 1].name, target=mws["target"], source=mws["source"]))
     return blocks, pairs
 
@@ -306,7 +304,7 @@ def test_empty_states():
 
 def test_layer_block_from_similarity_counts_every_region():
     S = np.random.default_rng(1).random((10, 8))
-    b = LayerBlock.from_similarity("l", 1, S, [3, 1], [0, 5, 7], bins=5)
+    b = layer_block_from_similarity("l", 1, S, [3, 1], [0, 5, 7], bins=5)
     assert b.similarity.shape == (2, 3)
     assert b.similarity[0, 1] == S[3, 5]
     assert b.hist_imp_nonimp.total == 2 * 5
@@ -321,7 +319,7 @@ def test_model_weights_split_into_regions():
     t = np.array([2, 9, 2, 2, 8, 9, 9])
     v = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
     corr = np.array([True, False, False, True, False, False, True])
-    mw = ModelWeights.from_important_weights("target", f, t, v, [0, 1], [2], corr, bins=4)
+    mw = model_weights_from_important_weights("target", f, t, v, [0, 1], [2], corr, bins=4)
     # region 1: (0,2) and (1,2)
     assert sorted(zip(mw.rows.tolist(), mw.cols.tolist())) == [(0, 2), (1, 2)]
     assert mw.has_correspondence.tolist() == [True, False]
@@ -335,13 +333,13 @@ def test_model_weights_split_into_regions():
 
 
 def test_neuron_boxes_statistics():
-    b = NeuronBoxes.from_groups([4, 5], [[1, 2, 3, 4, 100], []], [2, 0])
+    b = neuron_boxes_from_groups([4, 5], [[1, 2, 3, 4, 100], []], [2, 0])
     assert b.count.tolist() == [5, 0]
     assert b.median[0] == 3 and b.q1[0] == 2 and b.q3[0] == 4
     assert b.upper[0] == 4  # 100 is an outlier beyond 1.5 IQR
     assert np.isnan(b.median[1]) and np.isnan(b.no_correspondence[1])
     assert b.no_correspondence[0] == pytest.approx(0.4)
-    h = Histogram.from_values([0.5, 0.5, 0.5], bins=3)
+    h = histogram_from_values([0.5, 0.5, 0.5], bins=3)
     assert h.total == 3
 
 

@@ -6,12 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.figures.statistics import (
-    accuracy_chart,
-    transferability_badge,
-    transferability_score,
-)
-from dashboard.figures.theme import (
+from dashboard.theme import (
     GRAPH_CONFIG,
     GRAPH_CONFIG_PNG,
     SOURCE_COLOR,
@@ -21,6 +16,8 @@ from dashboard.figures.theme import (
     graph_config,
     is_empty_figure,
 )
+from dashboard.views.statistics.data import transferability_score
+from dashboard.views.statistics.figures import accuracy_chart, transferability_badge
 
 
 def history(n_src=4, n_tgt=3):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from callbacks.table import column_specs
-from dashboard.filterexpr import validate
+from dashboard.views.instance_table.data import column_specs
+from dashboard.views.instance_table.filterexpr import validate
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,8 @@ def test_markup_attributes_and_non_ascii_digits_are_refused(specs, text, reason)
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u2460", "\u0663"])
 def test_unicode_digits_are_not_instance_ids(value):
-    from callbacks.query import parse_typed_id
     from dashboard.pool import as_ids, focus_id
+    from dashboard.views.image_query.data import parse_typed_id
 
     assert as_ids([value]) == []
     assert focus_id(value, 10) is None

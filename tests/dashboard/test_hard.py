@@ -8,16 +8,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from callbacks import hard as cb
-from dashboard import data
-from dashboard.figures.hard import (
+from callbacks import hard_examples as cb
+from dashboard.routes import thumb_src
+from dashboard.views.hard_examples import data as hard_data
+from dashboard.views.hard_examples import markup as hard_markup
+from dashboard.views.hard_examples.figures import (
     FOCUS_TRACE,
     LOSS_FLOOR,
     loss_color,
     loss_map,
     loss_range,
 )
-from layouts import hard as ly
+from layouts import hard_examples as ly
 from tests.components import of_type, texts, traces, walk
 from tests.conftest import copy_cache
 
@@ -130,7 +132,8 @@ def test_lasso_in_one_map_highlights_the_same_instances_in_the_other(tiny_cache)
     hidden, pixels, summary = cb.update_maps(tiny_cache, "target", "both", [], None, brush)
     lit = [t.customdata[i] for t in traces(hidden, "instances") for i in t.selectedpoints]
     assert sorted(lit) == sorted(lassoed)
-    assert all(t.selectedpoints is None for t in traces(pixels, "instances"))  # the lassoed map keeps the user's own lasso
+    # the lassoed map keeps the user's own lasso
+    assert all(t.selectedpoints is None for t in traces(pixels, "instances"))
     assert f"{len(lassoed)} lassoed in the raw pixels map" in texts(summary)
     # the other way round, and under a filter only the visible ones light up
     brush = cb.brush_state(ly.HIDDEN_MAP, sel, None, None)
@@ -150,7 +153,7 @@ def test_brush_is_cleared_only_by_its_own_map():
     assert cb.brush_state(ly.HIDDEN_MAP, {"points": [], "lassoPoints": {"x": [0]}}, None, mine) == {
         "source": "hidden", "ids": []}  # a lasso around nothing highlights nothing
     assert cb.brush_state("elsewhere", None, None, mine) is dash.no_update
-    assert cb.brushed_ids({"source": "bogus", "ids": [1]}) is None and cb.brushed_ids("x") is None
+    assert hard_data.brushed_ids({"source": "bogus", "ids": [1]}) is None and hard_data.brushed_ids("x") is None
 
 
 def test_click_sets_the_focus():
@@ -165,7 +168,7 @@ def test_detail_card_shows_both_models(tiny_cache):
     df = tiny_cache.instances
     wrong = np.flatnonzero((df["source_pred"] != df["label"]).to_numpy())
     fid = int(wrong[0]) if len(wrong) else 0
-    card = cb.detail_card(tiny_cache, fid, PREFIX)
+    card = hard_markup.detail_card(tiny_cache, fid, PREFIX)
     text = texts(card)
     r = df.iloc[fid]
     names = tiny_cache.classes
@@ -178,12 +181,13 @@ def test_detail_card_shows_both_models(tiny_cache):
     rows = [c for c in walk(card) if (getattr(c, "className", "") or "").startswith("hard-row-")]
     assert [c.className for c in rows] == ["hard-row-source", "hard-row-target"]
     src_row = texts(rows[0])
-    assert names[int(r["source_pred"])] in src_row and ("\u2717" in src_row) == (int(r["source_pred"]) != int(r["label"]))
+    source_wrong = int(r["source_pred"]) != int(r["label"])
+    assert names[int(r["source_pred"])] in src_row and ("\u2717" in src_row) == source_wrong
     img = of_type(card, "Img")[0]
-    assert img.src == data.thumb_src(PREFIX, fid)
-    assert "not in this cache" in texts(cb.detail_card(tiny_cache, 10 ** 6, PREFIX))
-    assert "not in this cache" in texts(cb.detail_card(tiny_cache, "abc", PREFIX))
-    assert texts(cb.detail_card(tiny_cache, None, PREFIX)) == ly.DETAIL_HINT
+    assert img.src == thumb_src(PREFIX, fid)
+    assert "not in this cache" in texts(hard_markup.detail_card(tiny_cache, 10 ** 6, PREFIX))
+    assert "not in this cache" in texts(hard_markup.detail_card(tiny_cache, "abc", PREFIX))
+    assert texts(hard_markup.detail_card(tiny_cache, None, PREFIX)) == ly.DETAIL_HINT
 
 
 def test_cache_without_pixel_map_says_rebuild(tiny_cache, tmp_path):

@@ -47,7 +47,7 @@ def test_a_click_names_the_instance_but_a_redraw_does_not():
 
 
 def test_a_view_sends_its_content_the_first_time_its_tab_is_shown_only():
-    from callbacks import first_open
+    from callbacks.common import first_open
     from layouts import ids
 
     assert first_open(ids.TAB_PREVIEW, ids.TAB_PREVIEW, False)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from dash import dcc, html
 
-from callbacks import preview as P
-from dashboard.figures.preview import class_count_chart, weight_change_chart
-from dashboard.figures.theme import is_empty_figure
+from dashboard.theme import is_empty_figure
+from dashboard.views.models_data import data as PD
+from dashboard.views.models_data import markup as PM
+from dashboard.views.models_data.figures import class_count_chart, weight_change_chart
 from tests.components import find, of_type, texts, walk
 from transferviz.cache import Cache
 
@@ -36,9 +38,9 @@ def without_modules_json(cache: Cache, tmp: Path) -> Cache:
 
 def test_table_rows_are_the_modules_and_totals_their_sum(tiny_cache):
     modules = tiny_cache.modules()
-    rows, complete = P.module_rows(tiny_cache)
+    rows, complete = PD.module_rows(tiny_cache)
     assert complete and rows == modules
-    table = P.models_table(rows, tiny_cache.layer_info["embedding_layer"])
+    table = PM.models_table(rows, tiny_cache.layer_info["embedding_layer"])
     trs = body_rows(table)
     assert len(trs) == len(modules) + 1  # + totals
     for tr, m in zip(trs, modules):
@@ -56,8 +58,8 @@ def test_table_rows_are_the_modules_and_totals_their_sum(tiny_cache):
 
 
 def test_weight_change_chart_shows_every_module_with_parameters(tiny_cache):
-    rows, _ = P.module_rows(tiny_cache)
-    frame = P.weight_change_frame(rows)
+    rows, _ = PD.module_rows(tiny_cache)
+    frame = PD.weight_change_frame(rows)
     with_params = [r for r in rows if r["params"]]
     assert frame["name"].tolist() == [r["name"] for r in with_params]
     fig = weight_change_chart(frame)
@@ -71,19 +73,19 @@ def test_weight_change_chart_shows_every_module_with_parameters(tiny_cache):
 
 
 def test_models_panel_names_architecture_embedding_and_heads(tiny_cache):
-    panel = P.models_panel(tiny_cache)
+    panel = PM.models_panel(tiny_cache)
     t = texts(panel, sep="")
     assert tiny_cache.config["model"]["arch"] in t
     emb = tiny_cache.layer_info["embedding_layer"]
     assert f"input of {emb}" in t
     assert f"output {len(tiny_cache.classes)} classes" in t
-    assert P.FALLBACK_NOTE not in t
+    assert PM.FALLBACK_NOTE not in t
 
 
 def test_fallback_without_modules_json(tiny_cache, tmp_path):
     old = without_modules_json(tiny_cache, tmp_path)
     assert old.modules() is None
-    rows, complete = P.module_rows(old)
+    rows, complete = PD.module_rows(old)
     assert not complete
     info = tiny_cache.layer_info
     assert [r["name"] for r in rows] == [m["name"] for m in info["modules"]]
@@ -95,21 +97,21 @@ def test_fallback_without_modules_json(tiny_cache, tmp_path):
             assert r["weight_change"] == detail[r["name"]]["weight_change"]
         else:  # the other modules' shapes and changes are unknown, not invented
             assert not r["analysed"] and r["output_shape"] is None and r["weight_change"] is None
-    t = texts(P.models_panel(old), sep="")
-    assert P.FALLBACK_NOTE in t and "unavailable" in t
+    t = texts(PM.models_panel(old), sep="")
+    assert PM.FALLBACK_NOTE in t and "unavailable" in t
 
 
 # --- data -----------------------------------------------------------------------------
 
 def test_class_counts_equal_a_groupby(tiny_cache):
-    counts = P.class_count_frame(tiny_cache)
+    counts = PD.class_count_frame(tiny_cache)
     expect = tiny_cache.instances.groupby(["label", "domain", "split"]).size()
     assert len(counts) == len(tiny_cache.classes) * 2 * 2
     for r in counts.itertuples():
         assert r.n == expect.get((r.class_index, r.domain, r.split), 0)
         assert r.class_name == tiny_cache.classes[r.class_index]
     assert counts["n"].sum() == len(tiny_cache.instances)
-    table = P.count_table(counts, tiny_cache.domains)
+    table = PM.count_table(counts, tiny_cache.domains)
     trs = body_rows(table)
     assert len(trs) == len(tiny_cache.classes) + 1
     inst = tiny_cache.instances
@@ -126,7 +128,7 @@ def test_class_counts_equal_a_groupby(tiny_cache):
 
 
 def test_data_summary_reports_meta(tiny_cache):
-    t = texts(P.data_summary(tiny_cache), sep="")
+    t = texts(PM.data_summary(tiny_cache), sep="")
     meta = tiny_cache.meta
     for d in ("source", "target"):
         assert tiny_cache.domains[d] in t
@@ -138,21 +140,26 @@ def test_data_summary_reports_meta(tiny_cache):
 
 def absent_class_cache(cache: Cache, cls: int, domain: str) -> Cache:
     """A view of ``cache`` whose instances lack class ``cls`` in ``domain``."""
-    c = Cache(cache.root, cache.manifest)
     df = cache.instances
-    c.__dict__["instances"] = df[~((df.label == cls) & (df.domain == domain))].reset_index(drop=True)
-    return c
+    kept = df[~((df.label == cls) & (df.domain == domain))].reset_index(drop=True)
+
+    class Absent(Cache):
+        @property
+        def instances(self) -> pd.DataFrame:
+            return kept
+
+    return Absent(cache.root, cache.manifest)
 
 
 def test_class_absent_from_a_domain_is_flagged(tiny_cache):
     c = absent_class_cache(tiny_cache, 2, "target")
-    trs = body_rows(P.count_table(P.class_count_frame(c), c.domains))
+    trs = body_rows(PM.count_table(PD.class_count_frame(c), c.domains))
     assert "\u26a0" in texts(trs[2], sep="") and trs[2].style
     assert all("\u26a0" not in texts(tr, sep="") for i, tr in enumerate(trs[:-1]) if i != 2)
-    grid = P.sample_grid(c, "train", "/")
+    grid = PM.sample_grid(c, "train", "/")
     row = next(x for x in walk(grid) if getattr(x, "data-class", None) == 2)
     assert "no target" in texts(row, sep="")
-    assert len(of_type(row, html.Img)) == P.lay.SAMPLES_PER_CLASS  # source only
+    assert len(of_type(row, html.Img)) == PM.SAMPLES_PER_CLASS  # source only
 
 
 # --- samples --------------------------------------------------------------------------
@@ -161,7 +168,7 @@ def test_class_absent_from_a_domain_is_flagged(tiny_cache):
 def test_sample_ids_belong_to_their_class_domain_and_split(tiny_cache, split):
     inst = tiny_cache.instances.set_index("id")
     for d in ("source", "target"):
-        picks = P.sample_ids(tiny_cache.instances, d, split, 3)
+        picks = PD.sample_ids(tiny_cache.instances, d, split, 3)
         for ci, chosen in picks.items():
             rows = inst.loc[chosen]
             assert (rows.label == ci).all() and (rows.domain == d).all() and (rows.split == split).all()
@@ -172,20 +179,20 @@ def test_sample_ids_belong_to_their_class_domain_and_split(tiny_cache, split):
 
 
 def test_sample_grid_thumbnails(tiny_cache):
-    grid = P.sample_grid(tiny_cache, "train", "/app/")
-    picks = {d: P.sample_ids(tiny_cache.instances, d, "train", P.lay.SAMPLES_PER_CLASS) for d in ("source", "target")}
+    grid = PM.sample_grid(tiny_cache, "train", "/app/")
+    picks = {d: PD.sample_ids(tiny_cache.instances, d, "train", PM.SAMPLES_PER_CLASS) for d in ("source", "target")}
     for ci in range(len(tiny_cache.classes)):
         row = next(x for x in walk(grid) if getattr(x, "data-class", None) == ci)
         srcs = [x.src for x in of_type(row, html.Img)]
         want = picks["source"].get(ci, []) + picks["target"].get(ci, [])
         assert srcs == [f"/app/thumb/{i}.png" for i in want]
     # an unknown split from the client falls back to train
-    assert (texts(P.sample_grid(tiny_cache, "nonsense", "/"), sep="")
-            == texts(P.sample_grid(tiny_cache, "train", "/"), sep=""))
+    assert (texts(PM.sample_grid(tiny_cache, "nonsense", "/"), sep="")
+            == texts(PM.sample_grid(tiny_cache, "train", "/"), sep=""))
 
 
 def test_panels_are_graphs_with_the_builders_figures(tiny_cache):
-    graphs = of_type(P.models_panel(tiny_cache) + P.data_summary(tiny_cache), dcc.Graph)
+    graphs = of_type(PM.models_panel(tiny_cache) + PM.data_summary(tiny_cache), dcc.Graph)
     assert len(graphs) == 2
     assert graphs[0].figure.data[0].meta == {"role": "weight_change"}
     assert {tr.meta["domain"] for tr in graphs[1].figure.data} == {"source", "target"}

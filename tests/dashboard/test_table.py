@@ -10,12 +10,21 @@ import dash
 import numpy as np
 import pytest
 
-from callbacks import table as cb
-from dashboard.figures.theme import SOURCE_COLOR, TARGET_COLOR
-from dashboard.filterexpr import EXAMPLE, MAX_LENGTH, ColumnSpec, tokenize, validate
+from callbacks import instance_table as cb
 from dashboard.pool import POOL_SIZE
+from dashboard.theme import SOURCE_COLOR, TARGET_COLOR
+from dashboard.views.instance_table import data as table_data
+from dashboard.views.instance_table.filterexpr import (
+    EXAMPLE,
+    MAX_LENGTH,
+    ColumnSpec,
+    cells_can_show,
+    tokenize,
+    validate,
+)
+from dashboard.views.instance_table.markup import pool_view
 from layouts import ids
-from layouts import table as ly
+from layouts import instance_table as ly
 
 NO = dash.no_update
 CLASSES = tuple(str(i) for i in range(10))
@@ -200,7 +209,7 @@ def test_tokenizer_whitelists_characters():
 
 def test_records_match_the_cache(tiny_cache):
     df = tiny_cache.instances
-    recs = cb.table_records(tiny_cache)
+    recs = table_data.table_records(tiny_cache)
     assert len(recs) == len(df)
     names = tiny_cache.classes
     assert [r["id"] for r in recs] == df["id"].tolist()
@@ -228,7 +237,7 @@ def test_rows_load_once_when_the_tab_opens(tiny_cache):
 
 
 def test_column_specs_come_from_the_cache(tiny_cache):
-    specs = cb.column_specs(tiny_cache)
+    specs = table_data.column_specs(tiny_cache)
     df = tiny_cache.instances
     assert set(specs) == {c[0] for c in ly.COLUMNS}
     assert set(specs["domain"].values) == set(df["domain"].unique())
@@ -254,7 +263,7 @@ def test_filter_event_dispatch(tiny_cache):
     assert q is NO and box == "{id} s> 3" and "Column filters" in msg
     # a chip applies its expression
     q, box, _, _ = cb.filter_event(tiny_cache, {"type": ly.CHIP, "index": 0}, None, "")
-    assert q == validate(ly.CHIPS[0][1], cb.column_specs(tiny_cache)).query
+    assert q == validate(ly.CHIPS[0][1], table_data.column_specs(tiny_cache)).query
     assert cb.filter_event(tiny_cache, {"type": ly.CHIP, "index": 99}, None, "") == (NO, NO, NO, NO)
 
 
@@ -267,7 +276,7 @@ def test_filter_event_dispatch(tiny_cache):
     ("{id} > 1 && {id} < 5", False),
 ])
 def test_cells_can_show(query, expected):
-    assert cb.cells_can_show(query) is expected
+    assert cells_can_show(query) is expected
 
 
 # --- pool and focus ---------------------------------------------------------------------------
@@ -289,7 +298,7 @@ def test_pool_after_selection_follows_the_ticks():
 
 
 def test_ticks_follow_a_pool_changed_elsewhere(tiny_cache):
-    recs = cb.table_records(tiny_cache)
+    recs = table_data.table_records(tiny_cache)
     n = len(recs)
     rows, ids_ = cb.ticks_for_pool(tiny_cache, [5, 2, 10 ** 7, "x"], True)
     assert ids_ == [5, 2] and [recs[r]["id"] for r in rows] == [5, 2]   # row indices of those ids
@@ -305,7 +314,7 @@ class _Browser:
 
     def __init__(self, cache):
         self.cache, self.pool, self.prev, self.ticked = cache, [], [], []
-        self.recs = cb.table_records(cache)
+        self.recs = table_data.table_records(cache)
         self.calls = 0
 
     def tick(self, selected):            # the user changes the ticks
@@ -352,7 +361,7 @@ def test_pool_view_shows_the_pool_newest_first(tiny_cache):
     df = tiny_cache.instances
     names = tiny_cache.classes
     ids = [int(df["id"].iloc[0]), int(df["id"].iloc[-1]), 10 ** 7]  # the last one does not exist
-    children, title = cb.pool_view(tiny_cache, ids, "/app/")
+    children, title = pool_view(tiny_cache, ids, "/app/")
     assert title == f"Image pool (2/{POOL_SIZE})"
     assert len(children) == 2
     first = children[0]  # newest first: the cache's last instance
@@ -364,7 +373,7 @@ def test_pool_view_shows_the_pool_newest_first(tiny_cache):
     assert f"{float(last_row['target_loss']):.2f}" in text and f"{float(last_row['source_loss']):.2f}" in text
     frame = {"source": SOURCE_COLOR, "target": TARGET_COLOR}[last_row["domain"]]
     assert frame in img.style["border"]
-    empty, title = cb.pool_view(tiny_cache, [], "/")
+    empty, title = pool_view(tiny_cache, [], "/")
     assert title.startswith("Image pool (0/") and "Empty" in str(empty.children)
 
 
@@ -407,9 +416,9 @@ def test_table_wiring(tiny_app):
 
 
 def test_records_for_keeps_order_and_skips_unknown(tiny_cache):
-    recs = cb.records_for(tiny_cache, [3, "1", 10 ** 6, -1, 3])
+    recs = table_data.records_for(tiny_cache, [3, "1", 10 ** 6, -1, 3])
     assert [r["id"] for r in recs] == [3, 1]
-    assert recs[0] == cb.table_records(tiny_cache)[3]
+    assert recs[0] == table_data.table_records(tiny_cache)[3]
 
 
 def test_layout_builds(tiny_cache):

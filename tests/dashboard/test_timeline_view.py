@@ -14,8 +14,11 @@ import pytest
 from dash import Patch
 
 from callbacks import timeline as ct
-from dashboard.figures.theme import is_empty_figure
 from dashboard.pool import POOL_SIZE
+from dashboard.theme import is_empty_figure
+from dashboard.views.timeline import data as tv_data
+from dashboard.views.timeline import figures as tv_figs
+from dashboard.views.timeline import markup as tv_markup
 from layouts import timeline as tl
 from tests.components import find, traces
 from tests.conftest import copy_cache
@@ -48,7 +51,7 @@ def apply_patch(fig: dict, patch: Patch) -> dict:
 
 @pytest.fixture(scope="module")
 def td(tiny_cache):
-    data = ct.timeline_data(tiny_cache)
+    data = tv_data.timeline_data(tiny_cache)
     assert data is not None, "the tiny build keeps per-epoch weights, so it has a timeline"
     return data
 
@@ -72,7 +75,7 @@ def test_map_points_sit_at_the_cache_positions_of_the_epoch(td, arrays):
     n = arrays["pos"].shape[1]
     assert len(arrays["epochs"]) >= 2
     for i, e in enumerate(arrays["epochs"]):
-        fig = fig_dict(ct.map_figure(td, i, "both", []))
+        fig = fig_dict(tv_figs.map_figure(td, i, "both", []))
         seen = []
         for t in traces(fig, "instances"):
             ids = np.asarray(t["customdata"], dtype=int)
@@ -94,12 +97,8 @@ def test_map_points_sit_at_the_cache_positions_of_the_epoch(td, arrays):
 
 
 def test_an_unchanged_instance_keeps_its_place_and_the_axes_stay_fixed():
-    from dashboard.figures.timeline import (
-        MapGroup,
-        map_epoch_fields,
-        map_ranges,
-        timeline_map,
-    )
+    from dashboard.views.timeline.data import MapGroup, map_ranges
+    from dashboard.views.timeline.figures import map_epoch_fields, timeline_map
 
     rng = np.random.default_rng(0)
     pos = rng.normal(size=(4, 6, 2)).astype(np.float32)
@@ -126,14 +125,14 @@ def test_flip_rings_are_the_flips_of_the_epoch(td, arrays, domain):
         if domain != "both":
             flipped &= arrays["domains"] == domain
         rows = np.flatnonzero(flipped)
-        fig = fig_dict(ct.map_figure(td, i, domain, []))
+        fig = fig_dict(tv_figs.map_figure(td, i, domain, []))
         (ring,) = traces(fig, "flips")
         np.testing.assert_array_equal(arr(ring["x"]), arrays["pos"][i, rows, 0])
         np.testing.assert_array_equal(arr(ring["y"]), arrays["pos"][i, rows, 1])
         # the other domain's instance traces are hidden, not removed (the trace layout is fixed)
         for t in traces(fig, "instances"):
             assert t["visible"] is (domain in ("both", t["meta"]["domain"]))
-        text = str(ct.summary(td, i, domain))
+        text = str(tv_markup.summary(td, i, domain))
         if i > 0:
             assert f"{len(rows)} prediction" in text and f"flipped at epoch {e}" in text
             n_s = int((arrays["flips"][i] & (arrays["domains"] == "source")).sum())
@@ -145,7 +144,7 @@ def test_trails_follow_the_pool_instances_over_epochs(td, arrays):
     pool = [3, n - 1, n + 7]  # the last id is unknown: no trail, no error
     last = len(arrays["epochs"]) - 1
     for i in range(last + 1):
-        fig = fig_dict(ct.map_figure(td, i, "target", pool))
+        fig = fig_dict(tv_figs.map_figure(td, i, "target", pool))
         slots = traces(fig, "trail")
         assert len(slots) == POOL_SIZE
         for slot, inst in zip(slots, [3, n - 1]):
@@ -167,7 +166,7 @@ def test_scrubbing_patches_give_the_figure_built_from_scratch(tiny_cache, td, ar
             map_out, acc_out, drift_out, _ = ct.scrub(tiny_cache, e, domain, pool, "target", [], {tl.SLIDER})
             assert isinstance(map_out, Patch) and isinstance(acc_out, Patch) and isinstance(drift_out, Patch)
             patched = apply_patch(json.loads(json.dumps(base)), map_out)
-            fresh = fig_dict(ct.map_figure(td, i, domain, pool))
+            fresh = fig_dict(tv_figs.map_figure(td, i, domain, pool))
             assert len(patched["data"]) == len(fresh["data"])
             for a, b in zip(patched["data"], fresh["data"]):
                 for key in ("x", "y", "customdata", "text", "visible"):
@@ -223,8 +222,8 @@ def test_a_step_moves_no_epoch_marker_onto_an_empty_chart(tiny_cache, td, arrays
 
 def test_epoch_index_snaps_to_a_kept_epoch():
     epochs = [0, 2, 5]
-    assert [ct.epoch_index(v, epochs) for v in (0, 1.4, 2, 4, 5, 99, -3)] == [0, 1, 1, 2, 2, 2, 0]
-    assert ct.epoch_index(None, epochs) == 0 and ct.epoch_index("x", epochs) == 0
+    assert [tv_data.epoch_index(v, epochs) for v in (0, 1.4, 2, 4, 5, 99, -3)] == [0, 1, 1, 2, 2, 2, 0]
+    assert tv_data.epoch_index(None, epochs) == 0 and tv_data.epoch_index("x", epochs) == 0
 
 
 # --- the charts -----------------------------------------------------------------------------
@@ -233,7 +232,7 @@ def test_epoch_index_snaps_to_a_kept_epoch():
 def test_accuracy_lines_are_the_table(tiny_cache, td, domain, val_only):
     table = tiny_cache.timeline_accuracy()
     col = "val_accuracy" if val_only else "accuracy"
-    fig = fig_dict(ct.accuracy_chart(td.accuracy, domain, val_only, td.class_colors, td.class_names, 1))
+    fig = fig_dict(tv_figs.accuracy_chart(td.accuracy, domain, val_only, td.class_colors, td.class_names, 1))
     sub = table[table["domain"] == domain]
     lines = traces(fig, "class")
     assert sorted(t["meta"]["label"] for t in lines) == sorted(sub["class_index"].unique().tolist())
@@ -253,7 +252,7 @@ def test_accuracy_lines_are_the_table(tiny_cache, td, domain, val_only):
 def test_drift_heatmap_is_the_table(tiny_cache, td):
     drift = tiny_cache.timeline_drift()
     epochs = [int(e) for e in tiny_cache.timeline_epochs()]
-    fig = fig_dict(ct.drift_heatmap(td.drift, td.layers, epochs, 1))
+    fig = fig_dict(tv_figs.drift_heatmap(td.drift, td.layers, epochs, 1))
     z = np.array(fig["data"][0]["z"], dtype=float)
     assert z.shape == (len(tiny_cache.layers), len(epochs))
     for r in drift.itertuples():
@@ -265,8 +264,8 @@ def test_drift_heatmap_is_the_table(tiny_cache, td):
 
 
 def test_empty_tables_give_messages():
-    assert is_empty_figure(ct.accuracy_chart(None, "target", False, {}, {}, 0))
-    assert is_empty_figure(ct.drift_heatmap(None, ["a"], [0, 1], 0))
+    assert is_empty_figure(tv_figs.accuracy_chart(None, "target", False, {}, {}, 0))
+    assert is_empty_figure(tv_figs.drift_heatmap(None, ["a"], [0, 1], 0))
 
 
 # --- playback, clicks, layout -------------------------------------------------------------------
@@ -312,7 +311,7 @@ def test_a_cache_without_timeline_shows_a_message(tiny_cache, tmp_path):
     mf["artifacts"] = {k: v for k, v in mf["artifacts"].items() if not k.startswith("analysis/timeline/")}
     (root / "manifest.json").write_text(json.dumps(mf))
     cache = Cache.open(root)
-    assert ct.timeline_data(cache) is None
+    assert tv_data.timeline_data(cache) is None
     assert "no fine-tuning timeline" in str(tl.layout(cache))
     m, acc, drift, text = ct.scrub(cache, 3, "both", [1], "target", [], set())
     assert is_empty_figure(m) and is_empty_figure(acc) and is_empty_figure(drift)

@@ -111,7 +111,8 @@ def _resolve_device(device: torch.device | str | None) -> torch.device:
     return torch.device(device)
 
 
-def _autocast_ctx(device: torch.device, autocast: bool | torch.dtype) -> Callable[[], contextlib.AbstractContextManager]:
+def _autocast_ctx(device: torch.device,
+                  autocast: bool | torch.dtype) -> Callable[[], contextlib.AbstractContextManager]:
     if autocast is False or autocast is None:
         return contextlib.nullcontext
     # float16 rather than bfloat16 by default: conductance multiplies gradients by differences
@@ -130,7 +131,8 @@ def _working_copy(model: nn.Module, device: torch.device) -> nn.Module:
     work = copy.deepcopy(model)
     for m in work.modules():
         if isinstance(getattr(m, "inplace", None), bool):
-            m.inplace = False
+            # setattr: Module.__setattr__ is typed for tensors and modules only, not plain flags
+            setattr(m, "inplace", False)
     return work.eval().requires_grad_(False).to(device)
 
 
@@ -282,7 +284,8 @@ def _run(model: nn.Module, layers: list[str], inputs: Tensor, targets: Tensor, b
             diff = x - b
             cond: dict[str, Tensor] = {}
             carry: dict[str, tuple[Tensor, Tensor]] = {}
-            f_x = f_b = None
+            f_x: Tensor | None = None
+            f_b: Tensor | None = None
 
             for pts in _segments(n_points, seg):
                 grad_pts = [p for p in pts if p < n_steps]  # the path's last point needs no gradient
@@ -326,6 +329,8 @@ def _run(model: nn.Module, layers: list[str], inputs: Tensor, targets: Tensor, b
                     if need_fb:
                         f_b = _pick(lg[-1:].expand(bsz, -1) if shared_base else lg[-bsz:], t)
 
+            # the first piece starts at point 0 and the last one ends at n_steps, so both are set
+            assert f_x is not None and f_b is not None
             delta = (f_x - f_b).double()
             denom = delta.abs().clamp_min(_EPS)
             for name in layers:
@@ -358,6 +363,7 @@ def _fold(cond: dict[str, Tensor], carry: dict[str, tuple[Tensor, Tensor]], name
         g_prev, a_prev = carry.pop(name)
         c.addcmul_(g_prev, a[0] - a_prev)
     if len(a) > 1:
+        assert g is not None  # only the path's final point (a single one) comes without gradients
         c.add_((a[1:] - a[:-1]).mul_(g[:-1]).sum(0))
     if g is not None:  # copies, so that the whole piece can be freed before the next pass
         carry[name] = (g[-1].clone(), a[-1].clone())

@@ -194,6 +194,7 @@ def weight_value_matrix(module: nn.Module, in_groups: int | None = None) -> np.n
         vals = _dense_conv_weight(module).float().mean(dim=(2, 3)).cpu().numpy()
         mask = connection_mask(module)
         return np.where(mask, vals, np.nan).astype(np.float32)
+    assert isinstance(module, nn.Linear)  # _n_in raised for anything but conv and linear layers
     w = module.weight.detach().float()
     if in_groups is not None:
         w = w.reshape(w.shape[0], n_in, -1).mean(dim=2)
@@ -209,6 +210,7 @@ def _level_chunk(module: nn.Module, x: torch.Tensor, in_groups: int | None, r0: 
         r = w.shape[0]
         # Depthwise kernels ordered so that output channel c*R + r is W[r0 + r, c] applied to X[c].
         wd = w.transpose(0, 1).reshape(cin * r, 1, *w.shape[2:])
+        padding: str | int | tuple[int, ...]
         if module.padding_mode != "zeros":
             xin = F.pad(x, module._reversed_padding_repeated_twice, mode=module.padding_mode)
             padding = 0
@@ -240,6 +242,7 @@ def _prepare(module: nn.Module, layer_input: torch.Tensor, in_groups: int | None
                                    f"got {tuple(x.shape)}")
         return x, _dense_conv_weight(module).to(dev, torch.float32)
     _n_in(module, in_groups)
+    assert isinstance(module, nn.Linear)  # _n_in raised for anything but conv and linear layers
     x = x.reshape(x.shape[0], -1)
     if x.shape[1] != module.in_features:
         raise TransferVizError(f"weights: linear layer expects {module.in_features} input features, "
@@ -545,8 +548,9 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
     mod_i, mod_j = modules[layer_i], modules[layer_j]
     # Same discovery order as transferviz.models.analysed_layers: j must directly follow i,
     # otherwise "neuron n1 of layer i" would not be what module j receives.
-    order = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
-    if layer_i not in order or layer_j not in order or order.index(layer_j) != order.index(layer_i) + 1:
+    layer_order = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+    if (layer_i not in layer_order or layer_j not in layer_order
+            or layer_order.index(layer_j) != layer_order.index(layer_i) + 1):
         raise TransferVizError(f"weights: {layer_i} -> {layer_j} are not consecutive conv/linear layers")
     n_in, in_groups = _infer_in_groups(mod_i, mod_j, layer_i, layer_j)
     n_out = _n_out(mod_j)
@@ -589,7 +593,7 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
                 counts.index_add_(0, flat_idx, torch.ones(flat_idx.numel(), dtype=torch.int32, device=dev))
 
     counts_np = counts.reshape(n_out, n_in).cpu().numpy()
-    if is_conv:
+    if level_sum is not None:  # conv layers (is_conv)
         level_np = level_sum.cpu().numpy()
     elif x_sum is not None:
         w64 = mod_j.weight.detach().to(dev, torch.float64)
@@ -677,7 +681,7 @@ class WeightRegions:
     bin_edges: np.ndarray
 
 
-def _box(neuron: int, vals: np.ndarray, corr: np.ndarray | None) -> BoxStats:
+def _box(neuron: int | np.integer, vals: np.ndarray, corr: np.ndarray | None) -> BoxStats:
     keep = np.isfinite(vals)  # NaN marks pairs across conv groups: no weight exists
     v = vals[keep].astype(np.float32)
     share = None
@@ -688,7 +692,8 @@ def _box(neuron: int, vals: np.ndarray, corr: np.ndarray | None) -> BoxStats:
         nan = float("nan")
         return BoxStats(int(neuron), 0, nan, nan, nan, nan, nan, v, share)
     q = np.percentile(v.astype(np.float64), [0, 25, 50, 75, 100])
-    return BoxStats(int(neuron), int(v.size), *(float(x) for x in q), v, share)
+    return BoxStats(int(neuron), int(v.size), float(q[0]), float(q[1]), float(q[2]), float(q[3]), float(q[4]),
+                    v, share)
 
 
 def weight_regions(value_matrix: np.ndarray, important_in: Sequence[int], important_out: Sequence[int], *,

@@ -123,8 +123,10 @@ def _near(rng: np.random.Generator, c: np.ndarray, amount: float) -> np.ndarray:
     return np.minimum(np.maximum(c + rng.uniform(-amount, amount, 3), 0.0), 1.0).astype(np.float32)
 
 
-def _u8(c) -> tuple[int, int, int]:
-    return tuple(int(min(255.0, max(0.0, float(v) * 255.0 + 0.5))) for v in c)
+def _u8(c: np.ndarray) -> tuple[int, int, int]:
+    """An RGB colour ``(3,)`` in 0..1 as the 0..255 integer triple Pillow's ``fill`` takes."""
+    r, g, b = (int(min(255.0, max(0.0, float(v) * 255.0 + 0.5))) for v in c)
+    return r, g, b
 
 
 # background kinds: solid, gradient, stripes, blotches, fine texture
@@ -160,8 +162,8 @@ class _Renderer:
         elif kind == 3:  # blotches: low-frequency colour noise
             k = int(rng.integers(2, 6))
             grid = (rng.random((k, k, 3)) * 255).astype(np.uint8)
-            blot = Image.fromarray(grid).resize((C, C), Image.Resampling.BICUBIC)
-            blot = np.asarray(blot, dtype=np.float32)
+            blot_img = Image.fromarray(grid).resize((C, C), Image.Resampling.BICUBIC)
+            blot = np.asarray(blot_img, dtype=np.float32)
             a = rng.uniform(0.15, 0.35)
             img = base * (1 - a) + blot * (a / 255.0)
         elif kind == 4:  # fine texture

@@ -132,6 +132,8 @@ class FourierImage(nn.Module):
     image's start does not depend on what else is in the batch) or :func:`image_to_spectrum`.
     """
 
+    scale: Tensor  # non-persistent buffer registered in __init__ (declared for type checkers)
+
     def __init__(self, spectrum: Tensor, h: int, w: int, *, decorrelate: bool = True,
                  decay_power: float = 1.0) -> None:
         super().__init__()

@@ -29,7 +29,7 @@ import copy
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, cast
 
 import numpy as np
 import torch
@@ -173,7 +173,8 @@ def _resolve_device(model: nn.Module, device: str | torch.device | None) -> tupl
     device = torch.device(device)
     params = list(model.parameters()) + list(model.buffers())
     current = params[0].device if params else device
-    if device.index is None and current.type == device.type:
+    # cast: torch's stub types device.index as int, but a bare "cuda" / "cpu" device has index None
+    if cast("int | None", device.index) is None and current.type == device.type:
         device = current  # "cuda" means the model's own GPU when it is already on one
     if current.type != device.type or (device.index is not None and current != device):
         model = copy.deepcopy(model).to(device)

@@ -1,0 +1,131 @@
+"""URL query string <-> shared state (selected class, instance-view classes), with notices.
+
+One callback owns the synchronisation between the URL and the controls of views A and B
+(the confusion table's selected row and the instance view's class checklist). Dash lets a
+property be both an input and an output of *one* callback, which is what makes the
+two-way link loop-free: a change from either side updates the other side in the same
+call, and the callback is not re-triggered by its own outputs.
+
+* The URL changed (page load, back/forward, or another view wrote its own key): parse it,
+  fall back to defaults with a notice for anything invalid, and push the class into
+  ``SELECTED_CLASS``, the table and the checklist -- only where they differ, so views
+  reading ``SELECTED_CLASS`` do not redraw when an unrelated key changed. The URL itself is
+  rewritten only to drop invalid values from a link.
+* A table row was selected: that class becomes the selected class (and the instance view
+  shows it beside the class it is most mistaken for); the URL records it.
+* The checklist changed: the URL records the instance view's classes.
+* ``SELECTED_CLASS`` was set by another view (the network view's class dropdown writes it
+  with ``allow_duplicate``): the URL, the table and the checklist follow.
+
+Keys owned by other views (``layers``, ``model``, ``order``, ``neurons``) pass through
+untouched because every write goes through :func:`dashboard.urlstate.to_search` of the
+*parsed* state. Those views write the URL with ``allow_duplicate=True`` outputs via
+:func:`dashboard.urlstate.update_search` and return ``no_update`` for the URL when the URL
+itself triggered them, so no two callbacks ping-pong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import dash
+from dash import Input, Output
+
+from dashboard.components import notice_alert
+from dashboard.urlstate import StateSpace, parse_state, space_of, to_search, with_changes
+from layouts import ids
+from layouts import instances as inst_layout
+from layouts import statistics as stats_layout
+from transferviz.cache import Cache
+
+NO = dash.no_update
+
+#: Output order of :func:`sync_state`.
+OUTPUTS = ("search", "selected_class", "notice", "table_rows", "instance_classes")
+
+
+def _same_classes(a: Sequence[Any] | None, b: Sequence[int]) -> bool:
+    try:
+        return sorted(int(v) for v in (a or [])) == sorted(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def sync_state(space: StateSpace, trigger: str | None, search: str | None, table_rows: Sequence[int] | None,
+               checklist: Sequence[Any] | None, current_cls: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """The pure logic of the state callback.
+
+    Args:
+        space: the valid values of the cache.
+        trigger: id of the component that fired (``ids.URL``, the table, the checklist) or
+            ``None`` on the initial call (treated as a URL change).
+        search: ``dcc.Location.search``.
+        table_rows: the table's ``selected_rows`` (row index = class index).
+        checklist: the instance view's selected class indices.
+        current_cls: ``SELECTED_CLASS.data`` (an input: other views may set it too).
+
+    Returns:
+        ``(search, selected_class, notice, table_rows, instance_classes)`` with
+        ``dash.no_update`` wherever nothing changes.
+    """
+    state, notices = parse_state(search, space)
+
+    if trigger == stats_layout.TABLE:
+        if not table_rows:
+            return NO, NO, NO, NO, NO
+        cls = int(table_rows[0])
+        if not 0 <= cls < len(space.classes) or cls == state.cls and current_cls == cls:
+            return NO, NO, NO, NO, NO
+        new = with_changes(state, space, cls=cls)
+        return (to_search(new, space), cls, NO, NO,
+                NO if _same_classes(checklist, new.classes) else list(new.classes))
+
+    if trigger == ids.SELECTED_CLASS:
+        # another view (e.g. the network view's class dropdown) chose a class
+        try:
+            cls = int(current_cls)
+        except (TypeError, ValueError):
+            return NO, NO, NO, NO, NO
+        if not 0 <= cls < len(space.classes) or cls == state.cls:
+            return NO, NO, NO, NO, NO
+        new = with_changes(state, space, cls=cls)
+        return (to_search(new, space), NO, NO, [cls],
+                NO if _same_classes(checklist, new.classes) else list(new.classes))
+
+    if trigger == inst_layout.CLASSES:
+        try:
+            chosen = tuple(sorted({int(v) for v in (checklist or []) if 0 <= int(v) < len(space.classes)}))
+        except (TypeError, ValueError):
+            return NO, NO, NO, NO, NO
+        if chosen == state.classes:
+            return NO, NO, NO, NO, NO
+        return to_search(with_changes(state, space, classes=chosen), space), NO, NO, NO, NO
+
+    # the URL changed, or the initial call
+    clean = to_search(state, space) if notices else NO  # rewrite a link only to drop what was invalid
+    return (
+        clean,
+        NO if current_cls == state.cls else state.cls,
+        notice_alert(notices) if notices else NO,  # a notice stays until dismissed
+        NO if list(table_rows or []) == [state.cls] else [state.cls],
+        NO if _same_classes(checklist, state.classes) else list(state.classes),
+    )
+
+
+def register(app: dash.Dash, cache: Cache) -> None:
+    # The cache never changes under a running app, so its valid values are derived once.
+    space = space_of(cache)
+
+    @app.callback(
+        Output(ids.URL, "search"),
+        Output(ids.SELECTED_CLASS, "data"),
+        Output(ids.NOTICE, "children"),
+        Output(stats_layout.TABLE, "selected_rows"),
+        Output(inst_layout.CLASSES, "value"),
+        Input(ids.URL, "search"),
+        Input(stats_layout.TABLE, "selected_rows"),
+        Input(inst_layout.CLASSES, "value"),
+        Input(ids.SELECTED_CLASS, "data"),
+    )
+    def _sync_state(search, table_rows, checklist, current_cls):
+        return sync_state(space, dash.ctx.triggered_id, search, table_rows, checklist, current_cls)

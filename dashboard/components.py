@@ -1,0 +1,34 @@
+"""Run-time markup that several views share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+from dashboard.routes import thumb_src
+from dashboard.theme import DOMAIN_COLORS
+
+__all__ = ["notice_alert", "thumb_img"]
+
+
+def thumb_img(prefix: str, instance_id: int, domain: str, px: int, *, border: int = 2, alt: str | None = None,
+              title: str | None = None, **style: Any) -> html.Img:
+    """An instance thumbnail ``px`` x ``px`` in a frame of its domain's colour (grey for an unknown
+    domain); ``alt`` defaults to "instance ID", extra keyword arguments are added to its style."""
+    extra = {} if title is None else {"title": title}
+    return html.Img(src=thumb_src(prefix, instance_id), width=px, height=px,
+                    alt=f"instance {instance_id}" if alt is None else alt, **extra,
+                    style={"imageRendering": "pixelated", "borderRadius": 2,
+                           "border": f"{border}px solid {DOMAIN_COLORS.get(domain, '#555')}", **style})
+
+
+def notice_alert(notices: Sequence[str]) -> dbc.Alert:
+    """The dismissable notice for a link with values the cache does not know."""
+    return dbc.Alert(
+        [html.Strong("Parts of this link did not fit this dataset, so defaults are shown instead: "),
+         html.Ul([html.Li(n) for n in notices], className="mb-0 ps-3")],
+        color="warning", dismissable=True, is_open=True, className="py-1 px-2 my-1 small",
+    )

@@ -1,0 +1,161 @@
+"""Small cache lookups that several views share: instance details for hovers and lists, lasso
+selections, class colours and counts, and the validation of class indices that stores and URLs
+hand the callbacks. Pure: a cache and plain values in, plain Python / numpy / pandas out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from dashboard.theme import class_palette
+from transferviz.cache import Cache
+
+__all__ = ["MODELS", "Model", "class_colors", "class_counts", "distinct_class_palette", "instance_records",
+           "json_number", "selected_ids", "valid_class"]
+
+Model = Literal["source", "target"]
+MODELS: tuple[Model, Model] = ("source", "target")
+
+
+def json_number(x: Any) -> float | None:
+    """JSON-safe number: NaN/inf become None (an empty, sortable-last cell)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def valid_class(cache: Cache, class_index: Any) -> int | None:
+    """The class index if it names a class of the cache, else ``None`` (stores and URLs
+    hand the callbacks anything: None, strings, stale indices)."""
+    try:
+        c = int(class_index)
+    except (TypeError, ValueError):
+        return None
+    return c if 0 <= c < len(cache.classes) else None
+
+
+def class_counts(cache: Cache) -> pd.DataFrame:
+    """Per class: ``class_index``, ``name``, ``source`` and ``target`` instance counts (all splits)."""
+    df = cache.instances
+    n = len(cache.classes)
+    out = pd.DataFrame({"class_index": np.arange(n), "name": cache.classes})
+    for dom in ("source", "target"):
+        labels = df.loc[df["domain"] == dom, "label"].to_numpy()
+        out[dom] = np.bincount(labels, minlength=n)[:n] if len(labels) else 0
+    return out
+
+
+def class_colors(cache: Cache) -> dict[int, str]:
+    """Class index -> colour over *all* classes, so a class keeps its colour whatever the selection."""
+    n = len(cache.classes)
+    return dict(enumerate(distinct_class_palette(n) if n <= 16 else class_palette(n)))
+
+
+#: How many of the theme's class colours are taken in order before the rest are picked for contrast.
+_KEEP_IN_ORDER = 8
+
+
+def distinct_class_palette(n: int) -> list[str]:
+    """``n`` (<= 16) colours of the theme's class palette, none two alike.
+
+    The theme lists its 16 colours so that the first eight are Tableau's (without the
+    domain red and blue); taken in order, the 9th and 10th (teal, dark orange) would sit
+    next to green and orange, and ten digit classes would show two pairs of near twins.
+    So the first eight are kept and each further colour is the remaining one farthest (in
+    CIELAB) from all chosen so far. The greedy order does not depend on ``n``: it is
+    computed once and cut.
+    """
+    return list(_DISTINCT_ORDER[:max(n, 0)])
+
+
+def _distinct_order() -> tuple[str, ...]:
+    pool = class_palette(16)
+    lab = {c: _lab(c) for c in pool}
+    chosen = pool[:_KEEP_IN_ORDER]
+    while len(chosen) < len(pool):
+        rest = [c for c in pool if c not in chosen]
+        chosen.append(max(rest, key=lambda c: min(float(np.linalg.norm(lab[c] - lab[k])) for k in chosen)))
+    return tuple(chosen)
+
+
+def _lab(hex_color: str) -> np.ndarray:
+    """CIELAB of an ``#rrggbb`` colour (D65), for perceptual colour distances."""
+    rgb = np.array([int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+_DISTINCT_ORDER: tuple[str, ...] = _distinct_order()  # computed once, at import
+
+
+def instance_records(cache: Cache, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Hover and list details of instances: id, domain (+ display name), split, true label and
+    both models' predictions and confidences. Unknown ids are skipped; input order is kept."""
+    df = cache.instances
+    id_col = df["id"].to_numpy()
+    wanted = [int(i) for i in ids]
+    # instance ids are row numbers by construction; fall back to a search if a cache ever differs
+    if len(id_col) > 0 and id_col[0] == 0 and id_col[-1] == len(id_col) - 1:
+        found = [(i, i) for i in wanted if 0 <= i < len(df)]
+    else:
+        first = {int(v): pos for pos, v in reversed(list(enumerate(id_col)))}
+        found = [(i, first[i]) for i in wanted if i in first]
+    if not found:
+        return []
+    # one positional take and one array per column: a per-row ``iloc`` costs ~65 us, which a
+    # lasso over thousands of points would pay thousands of times
+    sub = df.iloc[[pos for _, pos in found]]
+    cols = {c: sub[c].to_numpy() for c in ("domain", "split", "label", "target_pred", "source_pred", "target_conf")}
+    names = cache.classes
+    domains = cache.domains
+
+    def name(k: int) -> str:
+        return names[k] if 0 <= k < len(names) else str(k)
+
+    out = []
+    for j, (i, _) in enumerate(found):
+        dom = str(cols["domain"][j])
+        label, t_pred, s_pred = int(cols["label"][j]), int(cols["target_pred"][j]), int(cols["source_pred"][j])
+        out.append({
+            "id": i,
+            "domain": dom,
+            "domain_name": domains.get(dom, dom),
+            "split": str(cols["split"][j]),
+            "label": label,
+            "label_name": name(label),
+            "target_pred": t_pred,
+            "target_pred_name": name(t_pred),
+            "target_conf": json_number(cols["target_conf"][j]),
+            "source_pred": s_pred,
+            "source_pred_name": name(s_pred),
+            "correct": t_pred == label,
+        })
+    return out
+
+
+def selected_ids(selected_data: dict | None) -> list[int]:
+    """Instance ids of a lasso/box selection (``customdata`` of the chosen points), first-seen order."""
+    if not selected_data:
+        return []
+    seen: dict[int, None] = {}
+    for p in selected_data.get("points") or []:
+        cd = p.get("customdata")
+        if isinstance(cd, list):
+            cd = cd[0] if cd else None
+        if cd is None:
+            continue
+        try:
+            seen.setdefault(int(cd), None)
+        except (TypeError, ValueError):
+            continue
+    return list(seen)

@@ -1,0 +1,1 @@
+"""The confusion grid view: everything pure about it (its slice of the cache, figures, run-time markup)."""

@@ -1,0 +1,133 @@
+"""The feature view's slice of the cache: Algorithm 1's outputs for a class and model (the
+ranking list and the biplot) and the conductance behind each ranked neuron's histogram.
+
+Pure read-only helpers; what is derived per class is kept once per cache object through
+:meth:`Cache.memo` (a built cache never changes), so order and model switches are look-ups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from dashboard.lookups import MODELS, Model
+from transferviz.cache import Cache
+
+__all__ = ["Discriminability", "conductance_by_domain", "discriminability", "empty_message", "neuron_key",
+           "ranking_direction", "ranking_table", "valid_model", "warm"]
+
+
+def warm(cache: Cache) -> None:
+    """Parses Algorithm 1's tables once, at app start (missing ones are empty: the view says so)."""
+    for model in MODELS:
+        cache.discriminability_tables(model)
+
+
+def neuron_key(layer: str, neuron: int) -> str:
+    """Checklist value and URL token of a neuron: ``"features.3:12"`` (the URL's ``neurons``
+    format, so a selection means the same neurons whatever the row order)."""
+    return f"{layer}:{int(neuron)}"
+
+
+def valid_model(model: Any) -> Model:
+    """The model a switch or URL names; anything else is the target model (the default)."""
+    return model if model in MODELS else "target"
+
+
+def ranking_direction(order: Any) -> Literal["ascending", "descending"]:
+    """The order switch (``"most"``/``"least"`` discriminative first) as a sort direction of ``|u|``."""
+    return "ascending" if order == "least" else "descending"
+
+
+@dataclass
+class Discriminability:
+    """Algorithm 1 for one class and model, ready for the ranking list and the biplot."""
+
+    status: str  # "ok" or why not (e.g. a domain without instances of the class)
+    cv_accuracy: float | None
+    n_source: int
+    n_target: int
+    neurons: pd.DataFrame  # layer, layer_number, neuron, discriminability, axis_x, axis_y (row = column of A)
+    points: pd.DataFrame  # id, domain, x, y
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and len(self.neurons) > 0
+
+
+def discriminability(cache: Cache, model: Model, class_index: int) -> Discriminability:
+    """The class's Algorithm 1 outputs (summary, neuron axes, biplot points); memoized per
+    build, class and model (treat the frames as read-only)."""
+    c = int(class_index)
+    return cache.memo(("features.discriminability", model, c), lambda: _discriminability(cache, model, c))
+
+
+def _discriminability(cache: Cache, model: Model, class_index: int) -> Discriminability:
+    t = cache.discriminability_tables(model)
+    summ, neu, pts = t["summary"], t["neurons"], t["points"]
+    empty_n = pd.DataFrame(columns=["layer", "layer_number", "neuron", "discriminability", "axis_x", "axis_y"])
+    empty_p = pd.DataFrame(columns=["id", "domain", "x", "y"])
+    row = summ[summ["class_index"] == class_index] if len(summ) else summ
+    if row is None or len(row) == 0:
+        return Discriminability("missing", None, 0, 0, empty_n, empty_p)
+    r = row.iloc[0]
+    status = str(r["status"])
+    cv = float(r["cv_accuracy"]) if pd.notna(r.get("cv_accuracy")) else None
+    ns, nt = int(r.get("n_source", 0) or 0), int(r.get("n_target", 0) or 0)
+    if status != "ok":
+        return Discriminability(status, cv, ns, nt, empty_n, empty_p)
+    n = neu[neu["class_index"] == class_index].reset_index(drop=True)
+    nums = cache.layer_numbers
+    n = pd.DataFrame({
+        "layer": n["layer"].astype(str),
+        "layer_number": n["layer"].map(nums).astype("Int64"),
+        "neuron": n["neuron"].astype(int),
+        "discriminability": n["u"].astype(float),
+        "axis_x": n["axis_x"].astype(float),
+        "axis_y": n["axis_y"].astype(float),
+    })
+    p = pts[pts["class_index"] == class_index][["id", "domain", "x", "y"]].reset_index(drop=True)
+    return Discriminability(status, cv, ns, nt, n, p)
+
+
+def empty_message(cache: Cache, class_index: int | None, d: Discriminability | None) -> str:
+    """Why there is nothing to rank (no class, a class without instances in one domain, ...)."""
+    if class_index is None:
+        return "Select a class to rank its neurons by domain discriminability."
+    name = cache.classes[class_index]
+    if d is None or d.status == "missing":
+        return f"The cache has no domain discriminability for class '{name}'."
+    dom = cache.domains
+    for which, n in (("source", d.n_source), ("target", d.n_target)):
+        if n == 0:
+            return (f"Class '{name}' has no {dom.get(which, which)} ({which}) instances: "
+                    "domain discriminability needs both domains.")
+    return f"No domain discriminability for class '{name}': {d.status}."
+
+
+def ranking_table(d: Discriminability) -> pd.DataFrame:
+    """The table :func:`dashboard.views.features.figures.ranking_rows` sorts (row = column of A)."""
+    return d.neurons[["layer", "layer_number", "neuron", "discriminability"]]
+
+
+def conductance_by_domain(cache: Cache, model: Model, class_index: int,
+                          neurons: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per neuron (row of ``neurons``: ``layer``, ``neuron``), its conductance over the
+    class's source and target instances; one memory-mapped gather per layer."""
+    layers = neurons["layer"].astype(str).to_numpy()
+    cols_all = neurons["neuron"].to_numpy(dtype=np.int64)
+    rs, rt = cache.class_rows(int(class_index), "source"), cache.class_rows(int(class_index), "target")
+    src: list[np.ndarray] = [np.zeros(0)] * len(layers)
+    tgt: list[np.ndarray] = [np.zeros(0)] * len(layers)
+    for layer in dict.fromkeys(layers):  # forward order of first appearance
+        idx = np.flatnonzero(layers == layer)
+        cond = cache.conductance(model, str(layer))  # the cache's own errors for a missing layer or file
+        cols = cols_all[idx]
+        a_s = np.asarray(cond[rs][:, cols], dtype=float) if len(rs) else np.zeros((0, len(cols)))
+        a_t = np.asarray(cond[rt][:, cols], dtype=float) if len(rt) else np.zeros((0, len(cols)))
+        for k, i in enumerate(idx):
+            src[int(i)], tgt[int(i)] = a_s[:, k], a_t[:, k]
+    return src, tgt

@@ -1,0 +1,337 @@
+"""Feature view (paper section 5.4.2): ranking-row histograms, the ranking order and the
+discriminability biplot, drawn from given values or (:func:`biplot_figure`) from a cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.lookups import valid_class
+from dashboard.theme import (
+    DOMAIN_COLORS,
+    DOMAIN_SYMBOLS,
+    TEXT_COLOR,
+    apply_theme,
+    empty_figure,
+)
+from dashboard.views.features.data import discriminability, empty_message, neuron_key, valid_model
+from transferviz.cache import Cache
+
+__all__ = ["BIPLOT_HEIGHT", "biplot_figure", "discriminability_biplot", "hovered_instance", "mirrored_histogram",
+           "ranking_rows"]
+
+BIPLOT_HEIGHT = 360
+
+
+def _clean(values: Any) -> np.ndarray:
+    v = np.asarray(values if values is not None else [], dtype=float).reshape(-1)
+    return v[np.isfinite(v)]
+
+
+def mirrored_histogram(
+    src_values: Sequence[float] | np.ndarray,
+    tgt_values: Sequence[float] | np.ndarray,
+    bins: int = 20,
+    *,
+    normalize: bool = True,
+    height: int = 60,
+    width: int = 180,
+    value_range: tuple[float, float] | None = None,
+) -> go.Figure:
+    """Tiny mirrored histogram of one neuron's conductance for a ranking-list row.
+
+    Source bars rise above the axis (red), target bars hang below it (blue, drawn as
+    negative heights), on shared bins over both domains (or ``value_range``). With
+    ``normalize`` each domain's bars are shares of its own instances, so domains of
+    different sizes compare. No axes, ticks or legend; a thin zero line; hover gives the
+    bin and the counts. Show it with ``config=dashboard.theme.SPARK_CONFIG`` (static) or the default
+    config if hover is wanted. Both inputs empty -> an empty-state figure.
+    """
+    s, t = _clean(src_values), _clean(tgt_values)
+    if len(s) == 0 and len(t) == 0:
+        return empty_figure("no values", height=height, width=width)
+    both = np.concatenate([s, t])
+    lo, hi = value_range if value_range is not None else (float(both.min()), float(both.max()))
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, int(bins) + 1)
+    cs, _ = np.histogram(s, bins=edges)
+    ct, _ = np.histogram(t, bins=edges)
+    ys = cs / max(len(s), 1) if normalize else cs.astype(float)
+    yt = ct / max(len(t), 1) if normalize else ct.astype(float)
+    centers = (edges[:-1] + edges[1:]) / 2
+    width_bar = (edges[1] - edges[0])
+    rng = [f"{a:.3g} – {b:.3g}" for a, b in zip(edges[:-1], edges[1:])]
+    fig = go.Figure()
+    for domain, y, c, n in (("source", ys, cs, len(s)), ("target", -yt, ct, len(t))):
+        fig.add_trace(
+            go.Bar(
+                x=centers,
+                y=y,
+                width=width_bar * 0.92,
+                name=domain,
+                marker=dict(color=DOMAIN_COLORS[domain], line=dict(width=0)),
+                customdata=np.stack([c, np.full(len(c), n)], axis=-1),
+                hovertext=rng,
+                hovertemplate=(f"{domain}: %{{customdata[0]}} of %{{customdata[1]}}"
+                               "<br>conductance %{hovertext}<extra></extra>"),
+                meta={"domain": domain},
+            )
+        )
+    m = float(max(ys.max(initial=0), yt.max(initial=0))) or 1.0
+    apply_theme(
+        fig,
+        height=height,
+        width=width,
+        barmode="overlay",
+        bargap=0,
+        showlegend=False,
+        margin=dict(l=0, r=0, t=0, b=0),
+        xaxis=dict(visible=False, range=[lo, hi], fixedrange=True),
+        yaxis=dict(visible=False, range=[-m * 1.05, m * 1.05], fixedrange=True),
+        shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=0, y1=0, line=dict(color="#555555", width=0.8))],
+        hovermode="closest",
+        meta={"kind": "mirrored-histogram"},
+    )
+    return fig
+
+
+def discriminability_biplot(
+    coords: np.ndarray,
+    domains: Sequence[str] | np.ndarray,
+    ids: Sequence[Any] | np.ndarray,
+    axes: np.ndarray,
+    axis_labels: Sequence[str],
+    checked: Sequence[int],
+    cv_accuracy: float | None = None,
+    *,
+    height: int = 420,
+    max_points: int | None = None,
+) -> go.Figure:
+    """Domain discrimination biplot (paper 5.4.2): instances projected on ``[u, g]``.
+
+    ``coords`` (M, 2): each instance's position, x along the domain classifier's weight
+    direction ``u`` (the decision direction, horizontal), y along the orthogonalised first
+    principal component ``g``. ``domains`` (M,) ``'source'``/``'target'``: red crosses and
+    blue circles. ``ids`` (M,) go to ``customdata`` for thumbnail look-ups on hover.
+    ``axes`` (P, 2): row j = neuron j's original axis in the projection (its rows of
+    ``W = [u, g]``), ``axis_labels`` (P,) e.g. ``"L3 #12"``; only the ``checked`` indices
+    are drawn, as lines from the origin with their label at the tip, all scaled by one
+    common factor so the longest fits the point cloud (their horizontal lengths keep
+    comparing discriminability). ``cv_accuracy``, the domain classifier's cross-validated
+    accuracy, is printed in the corner. ``max_points`` subsamples each domain evenly.
+    """
+    X = np.asarray(coords if coords is not None else np.zeros((0, 2)), dtype=float).reshape(-1, 2)
+    if len(X) == 0:
+        return empty_figure("No instances for the domain discriminability plot", height=height)
+    dom = np.asarray(domains).astype(str).reshape(-1)
+    idv = np.asarray(ids).reshape(-1)
+    if len(dom) != len(X) or len(idv) != len(X):
+        raise ValueError("coords, domains and ids must have the same length")
+    A = np.asarray(axes if axes is not None else np.zeros((0, 2)), dtype=float).reshape(-1, 2)
+    labels = list(axis_labels) if axis_labels is not None else []
+
+    fig = go.Figure()
+    for domain in ("source", "target"):
+        sel = np.flatnonzero(dom == domain)
+        if max_points and len(sel) > max_points:
+            sel = sel[np.linspace(0, len(sel) - 1, max_points).astype(int)]
+        if len(sel) == 0:
+            continue
+        fig.add_trace(
+            go.Scattergl(
+                x=X[sel, 0],
+                y=X[sel, 1],
+                mode="markers",
+                name=f"{domain} instances",
+                marker=dict(
+                    symbol=DOMAIN_SYMBOLS[domain],
+                    color=DOMAIN_COLORS[domain],
+                    size=7 if domain == "source" else 6,
+                    opacity=0.55,
+                    line=dict(width=0),
+                ),
+                customdata=idv[sel],
+                hovertemplate=f"{domain} instance %{{customdata}}<br>u %{{x:.3f}}, g %{{y:.3f}}<extra></extra>",
+                meta={"role": "instances", "domain": domain},
+            )
+        )
+
+    finite = X[np.isfinite(X).all(axis=1)]
+    x_ext = float(np.abs(finite[:, 0]).max()) if len(finite) else 1.0
+    y_ext = float(np.abs(finite[:, 1]).max()) if len(finite) else 1.0
+    chk = [int(j) for j in (checked or []) if 0 <= int(j) < len(A) and np.isfinite(A[int(j)]).all()]
+    annotations: list[dict] = []
+    if chk:
+        V = A[chk]
+        # one common factor: the longest axis spans 90% of the cloud (per-direction extents)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = np.max(np.abs(V) / np.array([max(x_ext, 1e-12), max(y_ext, 1e-12)]), axis=1)
+        scale = 0.9 / float(need.max()) if need.max() > 0 else 1.0
+        V = V * scale
+        lx: list[float | None] = []
+        ly: list[float | None] = []
+        for (vx, vy) in V:
+            lx += [0.0, vx, None]
+            ly += [0.0, vy, None]
+        names = [labels[j] if j < len(labels) else f"#{j}" for j in chk]
+        fig.add_trace(
+            go.Scatter(
+                x=lx, y=ly, mode="lines", line=dict(color=TEXT_COLOR, width=1.6),
+                hoverinfo="skip", showlegend=False, name="neuron axes", meta={"role": "axes-lines"},
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=V[:, 0], y=V[:, 1], mode="markers+text", text=names,
+                textposition=["middle right" if vx >= 0 else "middle left" for vx in V[:, 0]],
+                textfont=dict(size=11, color=TEXT_COLOR),
+                marker=dict(size=5, color=TEXT_COLOR),
+                customdata=np.stack([A[chk, 0], A[chk, 1]], axis=-1),
+                hovertext=names,
+                hovertemplate="%{hovertext}<br>discriminability u = %{customdata[0]:.3f}<br>"
+                              "g loading %{customdata[1]:.3f}<extra></extra>",
+                showlegend=False, name="neuron axis labels", meta={"role": "axes-labels", "checked": chk},
+                cliponaxis=False,
+            )
+        )
+    if cv_accuracy is not None and np.isfinite(cv_accuracy):
+        annotations.append(
+            dict(text=f"domain classifier: {cv_accuracy:.0%} CV accuracy", x=1, y=0, xref="paper", yref="paper",
+                 xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=11, color="#555555"),
+                 bgcolor="rgba(255,255,255,0.7)")
+        )
+    pad_x, pad_y = x_ext * 1.22 or 1.0, y_ext * 1.12 or 1.0
+    apply_theme(
+        fig,
+        height=height,
+        margin=dict(l=48, r=12, t=12, b=44),
+        xaxis=dict(title=dict(text="domain decision direction (u)  ← source · target →"), range=[-pad_x, pad_x],
+                   zeroline=True, zerolinecolor="#9e9e9e", zerolinewidth=1),
+        yaxis=dict(title=dict(text="first principal component (orthogonalised)"), range=[-pad_y, pad_y],
+                   zeroline=True, zerolinecolor="#9e9e9e", zerolinewidth=1),
+        legend=dict(orientation="h", x=0, y=1, yanchor="top", xanchor="left", bgcolor="rgba(255,255,255,0.7)"),
+        annotations=annotations,
+        hovermode="closest",
+        uirevision="biplot",
+        meta={"kind": "discriminability-biplot"},
+    )
+    return fig
+
+
+def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[str] | None) -> go.Figure:
+    """The class's domain discrimination biplot for ``model`` with an axis per ``checked``
+    neuron (``"layer:index"`` keys), or an empty state that says why there is none."""
+    c = valid_class(cache, class_index)
+    m = valid_model(model)
+    if c is None:
+        return empty_figure(empty_message(cache, None, None), height=BIPLOT_HEIGHT)
+    d = discriminability(cache, m, c)
+    if not d.ok:
+        return empty_figure(empty_message(cache, c, d), height=BIPLOT_HEIGHT)
+    n = d.neurons
+    keys = [neuron_key(layer, k) for layer, k in zip(n["layer"], n["neuron"])]
+    pos = {k: i for i, k in enumerate(keys)}
+    chk = [pos[k] for k in (checked or []) if k in pos]
+    labels = [f"L{num} #{k}" for num, k in zip(n["layer_number"], n["neuron"])]
+    fig = discriminability_biplot(
+        d.points[["x", "y"]].to_numpy(dtype=float), d.points["domain"].to_numpy(), d.points["id"].to_numpy(),
+        n[["axis_x", "axis_y"]].to_numpy(dtype=float), labels, chk, d.cv_accuracy, height=BIPLOT_HEIGHT,
+    )
+    # a new class or model resets the zoom (one property: no re-validation of the layout)
+    fig.layout.uirevision = f"biplot|{m}|{c}"
+    for t in fig.data:
+        if isinstance(t.meta, dict) and t.meta.get("role") == "instances":
+            # the thumbnail tooltip replaces plotly's label (it repeats u and g); hover events still fire
+            t.hoverinfo, t.hovertemplate = "none", None
+    return fig
+
+
+def hovered_instance(cache: Cache, hover_data: dict | None, class_index: Any, model: Any) -> int | None:
+    """The instance id under the mouse in :func:`biplot_figure`, or ``None`` (an axis label, nothing).
+
+    Dash drops ``customdata`` from the hover events of WebGL traces, so the id is found from
+    the trace and point numbers: :func:`discriminability_biplot` draws the source then the
+    target instances (a domain without points has no trace), in ``points`` order, before
+    the neuron axes.
+    """
+    pts = (hover_data or {}).get("points") or []
+    if not pts:
+        return None
+    p = pts[0]
+    cd = p.get("customdata")
+    if cd is not None and not isinstance(cd, (list, dict, bool)):
+        try:
+            return int(cd)
+        except (TypeError, ValueError):
+            return None
+    if cd is not None:
+        return None  # a neuron axis label carries [u, g]
+    c = valid_class(cache, class_index)
+    if c is None:
+        return None
+    d = discriminability(cache, valid_model(model), c)
+    if not d.ok:
+        return None
+    dom = d.points["domain"].to_numpy().astype(str)
+    order = [x for x in ("source", "target") if (dom == x).any()]
+    try:
+        curve, point = int(p.get("curveNumber")), int(p.get("pointNumber"))
+    except (TypeError, ValueError):
+        return None
+    if not 0 <= curve < len(order):
+        return None
+    ids = d.points["id"].to_numpy()[dom == order[curve]]
+    return int(ids[point]) if 0 <= point < len(ids) else None
+
+
+def ranking_rows(
+    table: pd.DataFrame,
+    conductance_src: Sequence[np.ndarray] | None = None,
+    conductance_tgt: Sequence[np.ndarray] | None = None,
+    *,
+    order: str = "descending",
+    top_checked: int = 5,
+    bins: int = 20,
+) -> list[dict[str, Any]]:
+    """Rows of the feature ranking list, in display order.
+
+    ``table`` has columns ``layer``, ``neuron`` and ``discriminability`` (one row per
+    neuron of Algorithm 1, in the same order as ``conductance_src``/``conductance_tgt``,
+    its conductance values over the source and target instances). ``order``:
+    ``"descending"`` (most discriminative first: largest ``|u|``) or ``"ascending"``.
+    Returns dicts with ``index`` (the row in ``table``, i.e. the column of W), ``layer``,
+    ``neuron``, ``discriminability``, ``label`` (``"L? #n"`` style, from a ``layer_number``
+    column when present), ``checked`` (the first ``top_checked`` rows) and ``histogram``
+    (a :func:`mirrored_histogram` figure, or ``None`` without conductance values).
+    """
+    if table is None or len(table) == 0:
+        return []
+    key = np.abs(pd.to_numeric(table["discriminability"], errors="coerce").to_numpy(dtype=float))
+    key = np.nan_to_num(key, nan=-np.inf if order == "descending" else np.inf)
+    idx = np.argsort(-key if order == "descending" else key, kind="stable")
+    rows = []
+    for rank, i in enumerate(idx):
+        r = table.iloc[int(i)]
+        num = r["layer_number"] if "layer_number" in table.columns else None
+        prefix = f"L{int(num)}" if num is not None and pd.notna(num) else str(r["layer"])
+        label = f"{prefix} #{int(r['neuron'])}"
+        hist = None
+        if conductance_src is not None and conductance_tgt is not None:
+            hist = mirrored_histogram(conductance_src[int(i)], conductance_tgt[int(i)], bins=bins)
+        rows.append(
+            dict(
+                index=int(i),
+                layer=str(r["layer"]),
+                neuron=int(r["neuron"]),
+                discriminability=float(r["discriminability"]),
+                label=label,
+                checked=rank < top_checked,
+                histogram=hist,
+            )
+        )
+    return rows

@@ -1,0 +1,230 @@
+"""Run-time markup of the feature view: the ranking list (its rows, their tiny conductance
+histograms, which rows are checked, the status line) and the biplot's thumbnail tooltip.
+
+Images are URLs (:mod:`dashboard.routes`), passed through ``url_for`` so that an app under a
+path prefix can put it in front; the default leaves them as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from dash import html
+
+from dashboard.lookups import Model, instance_records, valid_class
+from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
+from dashboard.theme import DOMAIN_COLORS, SOURCE_COLOR, TARGET_COLOR
+from dashboard.views.features.data import (
+    conductance_by_domain,
+    discriminability,
+    empty_message,
+    neuron_key,
+    ranking_direction,
+    ranking_table,
+    valid_model,
+)
+from dashboard.views.features.figures import hovered_instance, ranking_rows
+from transferviz.cache import Cache
+from transferviz.errors import TransferVizError
+
+__all__ = ["COL_IMAGE", "COL_LABEL", "COL_VALUE", "HIST_STYLE", "TOOLTIP_FLIP_PX", "TOP_CHECKED",
+           "checked_neurons", "default_checked", "instance_tooltip", "mirrored_histogram_svg", "ranking",
+           "ranking_histograms"]
+
+#: Rows checked when a ranking list is (re)built, as in the paper.
+TOP_CHECKED = 5
+#: Column widths of a ranking row (label, value, image, histogram), shared with the header
+#: (``layouts.features.ranking_header``).
+COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "3.6rem", "2.2rem"
+#: The histogram cell takes what is left of the row: readable from ~330 px columns (1366 px
+#: screens, three columns) to wide ones.
+HIST_STYLE = {"flex": "1 1 0", "minWidth": "70px", "maxWidth": "220px", "height": "30px"}
+#: Points further right than this (pixels in the graph) get their tooltip on the left, so it
+#: never runs off the page whichever column the view sits in.
+TOOLTIP_FLIP_PX = 200
+
+
+# =======================================================================================
+# Ranking list
+# =======================================================================================
+def mirrored_histogram_svg(src: np.ndarray, tgt: np.ndarray, bins: int = 20, *, width: int = 150,
+                           height: int = 40, colors: tuple[str, str] | None = None) -> str:
+    """A ranking-row mirrored histogram as a tiny SVG string (source bars up, target down).
+
+    Same encoding as :func:`dashboard.views.features.figures.mirrored_histogram` (shared bins over
+    both domains, each domain normalised to its own instance count, red above and blue below
+    a thin axis) but as an image: a ranking list holds one per important neuron (38+ rows),
+    and a Plotly figure each would cost ~25 ms of server time and one plot instance in the
+    browser per row, where this costs a few hundred microseconds and one ``<img>``.
+    """
+    cs_color, ct_color = colors or (SOURCE_COLOR, TARGET_COLOR)
+    s = np.asarray(src, dtype=float).reshape(-1)
+    t = np.asarray(tgt, dtype=float).reshape(-1)
+    s, t = s[np.isfinite(s)], t[np.isfinite(t)]
+    mid = height / 2
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" preserveAspectRatio="none">']  # stretches with its <img>
+    if len(s) or len(t):
+        both = np.concatenate([s, t])
+        lo, hi = float(both.min()), float(both.max())
+        if hi - lo < 1e-12:
+            lo, hi = lo - 0.5, hi + 0.5
+        # equal bins by arithmetic (np.histogram's generality costs more than the drawing)
+        scale = bins / (hi - lo)
+        ys = np.bincount(np.clip(((s - lo) * scale).astype(np.int64), 0, bins - 1), minlength=bins) / max(len(s), 1)
+        yt = np.bincount(np.clip(((t - lo) * scale).astype(np.int64), 0, bins - 1), minlength=bins) / max(len(t), 1)
+        m = float(max(ys.max(initial=0), yt.max(initial=0))) or 1.0
+        bw = width / bins
+        for j in range(bins):
+            x = j * bw + bw * 0.04
+            w = bw * 0.92
+            if ys[j] > 0:
+                h = ys[j] / m * (mid - 1)
+                parts.append(f'<rect x="{x:.2f}" y="{mid - h:.2f}" width="{w:.2f}" height="{h:.2f}" '
+                             f'fill="{cs_color}"/>')
+            if yt[j] > 0:
+                h = yt[j] / m * (mid - 1)
+                parts.append(f'<rect x="{x:.2f}" y="{mid:.2f}" width="{w:.2f}" height="{h:.2f}" fill="{ct_color}"/>')
+    parts.append(f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="#555555" stroke-width="0.8"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def ranking_histograms(cache: Cache, model: Model, class_index: int, width: int = 160,
+                       height: int = 30) -> dict[tuple[str, int], str]:
+    """``(layer, neuron) -> SVG`` mirrored conductance histogram of every ranked neuron.
+
+    Memoized per build, model and class: the list is rebuilt on every order switch and
+    class visit, the histograms never change. Empty when the class has no ranking.
+    """
+    d = discriminability(cache, model, class_index)
+    if not d.ok:
+        return {}
+    c = int(class_index)
+    return cache.memo(("features.ranking_histograms", model, c, width, height),
+                      lambda: _ranking_histograms(cache, model, c, d.neurons, width, height))
+
+
+def _ranking_histograms(cache: Cache, model: Model, class_index: int, neurons: pd.DataFrame, width: int,
+                        height: int) -> dict[tuple[str, int], str]:
+    src, tgt = conductance_by_domain(cache, model, class_index, neurons)
+    return {(str(layer), int(k)): mirrored_histogram_svg(src[i], tgt[i], width=width, height=height)
+            for i, (layer, k) in enumerate(zip(neurons["layer"], neurons["neuron"]))}
+
+
+def default_checked(cache: Cache, class_index: Any, model: Any, order: Any) -> list[str]:
+    """The top five of the ranking list in ``order`` (what ``neurons=`` empty means)."""
+    c = valid_class(cache, class_index)
+    if c is None:
+        return []
+    d = discriminability(cache, valid_model(model), c)
+    if not d.ok:
+        return []
+    rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
+    return [neuron_key(r["layer"], r["neuron"]) for r in rows if r["checked"]]
+
+
+def checked_neurons(cache: Cache, class_index: int, model: Any, order: Any, wanted: Sequence[str]) -> list[str]:
+    """The neurons of ``wanted`` (``"layer:index"``; e.g. from the URL) that the class's ranking
+    list holds, in their order; none of them: the top five of ``order``."""
+    d = discriminability(cache, valid_model(model), class_index)
+    keys = {neuron_key(layer, n) for layer, n in zip(d.neurons["layer"], d.neurons["neuron"])} if d.ok else set()
+    return [k for k in wanted if k in keys] or default_checked(cache, class_index, model, order)
+
+
+def _svg_src(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def _row_label(row: dict, model: str, hist_svg: str, image: Any) -> html.Div:
+    """One ranking row; ``image`` None: no feature-visualization column in this list."""
+    u = row["discriminability"]
+    cells = [
+        html.Span(row["label"], title=f"{row['layer']} neuron {row['neuron']}",
+                  style={"width": COL_LABEL, "flex": "0 0 auto", "color": DOMAIN_COLORS[model]},
+                  className="fw-semibold"),
+        html.Span(f"{u:+.3f}", title="discriminability u (sign: towards the target domain when positive)",
+                  style={"width": COL_VALUE, "flex": "0 0 auto"}, className="text-end pe-1 font-monospace small"),
+    ]
+    if image is not None:
+        cells.append(html.Span(image, style={"width": COL_IMAGE, "flex": "0 0 auto"}, className="d-inline-block"))
+    # the histogram takes the rest of the row (its SVG stretches), so narrow columns still fit it
+    cells.append(html.Img(src=_svg_src(hist_svg), alt=f"conductance histogram of {row['label']}",
+                          className="tv-mirror", style=HIST_STYLE,
+                          title="conductance over the class's source (red, above) and target (blue, below) "
+                                "instances, each normalised to its domain"))
+    return html.Div(cells, className="d-flex align-items-center tv-ranking-row", style={"width": "100%"})
+
+
+def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Sequence[str] | None = None,
+            url_for: UrlFor = no_prefix) -> tuple[list[dict], list[str], Any]:
+    """``(options, value, status)`` of the ranking list.
+
+    ``checked`` (``"layer:index"``; e.g. from the URL) overrides the default top five where
+    it names neurons of this list; ``None`` or nothing valid -> the top five of the order.
+    """
+    c = valid_class(cache, class_index)
+    m = valid_model(model)
+    if c is None:
+        return [], [], html.Div(empty_message(cache, None, None), className="text-muted")
+    d = discriminability(cache, m, c)
+    if not d.ok:
+        return [], [], html.Div(empty_message(cache, c, d), className="alert alert-secondary py-1 px-2 mb-1",
+                                **{"data-empty": "true"})
+    rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
+    try:
+        hists = ranking_histograms(cache, m, c)
+    except TransferVizError:  # a partial cache without conductance: empty histograms
+        hists = {}
+    has_fv = [int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) for r in rows]
+    options = []
+    for r, fv in zip(rows, has_fv):
+        image = None
+        if any(has_fv):  # reserve the column only when the cache has feature visualizations
+            image = (html.Img(src=url_for(featvis_path(m, r["layer"], r["neuron"])), width=28, height=28,
+                              style={"imageRendering": "pixelated"}, alt="feature visualization") if fv else "")
+        svg = hists.get((r["layer"], int(r["neuron"]))) or mirrored_histogram_svg([], [])
+        options.append({"label": _row_label(r, m, svg, image), "value": neuron_key(r["layer"], r["neuron"])})
+    value = checked_neurons(cache, c, m, order, checked or ())
+    dom = cache.domains
+    status = html.Div([
+        html.Span(f"{m} model", style={"color": DOMAIN_COLORS[m]}, className="fw-semibold"),
+        f" · {len(rows)} important neurons · class '{cache.classes[c]}': ",
+        html.Span(f"{d.n_source} {dom.get('source', 'source')}", className="tv-source"), " / ",
+        html.Span(f"{d.n_target} {dom.get('target', 'target')}", className="tv-target"),
+        " instances · domain classifier " + (f"{d.cv_accuracy:.0%} CV accuracy" if d.cv_accuracy is not None else ""),
+    ], className="text-muted")
+    return options, value, status
+
+
+# =======================================================================================
+# Tooltip
+# =======================================================================================
+def instance_tooltip(cache: Cache, hover_data: dict | None, class_index: Any = None, model: Any = None,
+                     url_for: UrlFor = no_prefix) -> tuple[Any, str, html.Div] | None:
+    """``(bbox, direction, children)`` of the biplot's thumbnail tooltip for the hovered
+    instance; ``None`` when the mouse is over no instance (an axis label, nothing)."""
+    i = hovered_instance(cache, hover_data, class_index, model)
+    if i is None:
+        return None
+    rec = instance_records(cache, [i])
+    if not rec:
+        return None
+    p = hover_data["points"][0]
+    bbox = p.get("bbox") or {}
+    direction = "left" if float(bbox.get("x0", 0) or 0) > TOOLTIP_FLIP_PX else "right"
+    r = rec[0]
+    children = html.Div([
+        html.Img(src=url_for(thumb_path(i)), alt=f"instance {i}",
+                 style={"width": "64px", "height": "64px", "imageRendering": "pixelated", "display": "block"}),
+        html.Div([html.Span(r["domain_name"], style={"color": DOMAIN_COLORS.get(r["domain"], "#333")}),
+                  f" #{i}"], className="small fw-semibold"),
+        html.Div(f"label {r['label_name']} · target model: {r['target_pred_name']}", className="small"),
+        *([html.Div(f"u {p['x']:.2f} · g {p['y']:.2f}", className="small text-muted")]
+          if isinstance(p.get("x"), (int, float)) and isinstance(p.get("y"), (int, float)) else []),
+    ], className="tv-tooltip")
+    return p.get("bbox"), direction, children

@@ -1,0 +1,1 @@
+"""The image query view: everything pure about it (its slice of the cache, figures, run-time markup)."""

@@ -1,0 +1,1 @@
+"""The models data view: everything pure about it (its slice of the cache, figures, run-time markup)."""

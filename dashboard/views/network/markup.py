@@ -1,0 +1,225 @@
+"""Run-time markup of the network relation view: the detail panel a click on the figure fills
+(a neuron, a weight or a similarity cell; paper Figure 1 C.1 and C.2) and its hint.
+
+Images are URLs (:mod:`dashboard.routes`), passed through ``url_for`` so that an app under a
+path prefix can put it in front; the default leaves them as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from dash import dcc, html
+
+from dashboard.lookups import valid_class
+from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
+from dashboard.theme import DOMAIN_COLORS, GRAPH_CONFIG
+from dashboard.views.network.data import (
+    NeuronDetail,
+    WeightDetail,
+    class_important,
+    neuron_detail,
+    top_instances,
+    weight_detail,
+)
+from dashboard.views.network.figures import kernel_heatmap, normalise_click, parse_click
+from transferviz.cache import Cache
+from transferviz.errors import TransferVizError
+
+__all__ = ["DETAIL_HINT", "KERNEL", "detail_panel", "hint", "neuron_image", "neuron_panel",
+           "similarity_panel", "weight_panel"]
+
+#: Id of the weight panel's kernel graph (made here, at run time; no callback reads it).
+KERNEL = "network-kernel"
+
+DETAIL_HINT = ("Click a neuron index for its feature visualization and its five most similar neurons "
+               "in the other model; click a weight square for its neurons, values and kernel.")
+
+
+def hint() -> html.Div:
+    """The detail panel before any click (and after a click it cannot use)."""
+    return html.Div(DETAIL_HINT, className="text-muted small tv-network-hint")
+
+
+def _thumb(url_for: UrlFor, instance_id: int, size: int = 40, title: str = "") -> html.Img:
+    return html.Img(src=url_for(thumb_path(instance_id)), title=title, alt=f"instance {instance_id}",
+                    className="tv-thumb", style={"width": f"{size}px", "height": f"{size}px",
+                                                 "imageRendering": "pixelated", "marginRight": "2px"})
+
+
+def _featvis(url_for: UrlFor, model: str, layer: str, neuron: int, size: int = 96) -> html.Img:
+    return html.Img(src=url_for(featvis_path(model, layer, neuron)),
+                    alt=f"feature visualization of {model} {layer} #{neuron}", className="tv-featvis",
+                    style={"width": f"{size}px", "height": f"{size}px", "imageRendering": "pixelated"})
+
+
+def _neuron_tag(model: str, number: int, neuron: int) -> html.Span:
+    return html.Span(f"L{number} #{neuron}", style={"color": DOMAIN_COLORS[model]}, className="fw-semibold")
+
+
+def _top_block(url_for: UrlFor, top: dict[str, list[tuple[int, float]]], class_name: str,
+               domain_names: dict[str, str]) -> html.Div:
+    rows = []
+    for domain in ("source", "target"):
+        items = top.get(domain) or []
+        label = html.Span(domain_names.get(domain, domain), style={"color": DOMAIN_COLORS[domain]},
+                          className="small me-1 tv-top-domain")
+        if not items:
+            rows.append(html.Div([label, html.Span("no instances of this class", className="small text-muted")]))
+            continue
+        rows.append(html.Div([label] + [_thumb(url_for, i, 40, f"instance {i}: conductance {v:.3g}")
+                                        for i, v in items], className="d-flex align-items-center mb-1"))
+    return html.Div([
+        html.Div(f"No feature visualization in the cache. Instances of class '{class_name}' with the "
+                 "highest conductance for this neuron:", className="small text-muted mb-1"),
+        *rows,
+    ], className="tv-top-instances")
+
+
+def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
+                 url_for: UrlFor = no_prefix) -> html.Div:
+    """The neuron detail panel (paper Figure 1 C.1)."""
+    other = "target" if d.model == "source" else "source"
+    rank = (f"importance rank {d.rank}" + (f" of {d.n_neurons}" if d.n_neurons else "") + f" for class '{class_name}'"
+            if d.rank else f"not among the important neurons of class '{class_name}'")
+    image = (_featvis(url_for, d.model, d.layer, d.neuron) if d.has_featvis
+             else _top_block(url_for, d.top, class_name, domain_names))
+    sim_rows = []
+    for s in d.similar:
+        if s["has_featvis"]:
+            img = _featvis(url_for, other, d.layer, s["neuron"], size=36)
+        elif s["top_id"] is not None:
+            img = _thumb(url_for, s["top_id"], 36, "the class's instance with the highest conductance")
+        else:
+            img = html.Span()
+        bar = html.Div(style={"width": f"{max(0.0, min(1.0, s['similarity'])) * 40:.0f}px", "height": "6px",
+                              "background": "#444"}, className="tv-sim-bar",
+                       title="similarity: cosine of the two neurons' attributions over the class's target instances")
+        rank_note = html.Sup(f" r{s['rank']}", className="text-muted",
+                             title=f"importance rank {s['rank']} in the {other} model") if s["rank"] else ""
+        sim_rows.append(html.Tr([
+            html.Td([_neuron_tag(other, d.number, s["neuron"]), rank_note], className="text-nowrap"),
+            html.Td(f"{s['similarity']:.3f}", className="text-end"),
+            html.Td(bar, style={"verticalAlign": "middle"}),
+            html.Td(img),
+        ], className="tv-similar-row"))
+    similar = (html.Table([html.Thead(html.Tr([html.Th("neuron"), html.Th("sim."), html.Th(""), html.Th("")])),
+                           html.Tbody(sim_rows)], className="table table-sm small mb-0 tv-similar")
+               if sim_rows else html.Div("No similarity data for this layer.", className="small text-muted"))
+    return html.Div([
+        html.Div([html.Span(f"{d.model} model · ", style={"color": DOMAIN_COLORS[d.model]}),
+                  _neuron_tag(d.model, d.number, d.neuron), html.Span(f" ({d.layer})", className="text-muted")],
+                 className="fw-semibold"),
+        html.Div(rank, className="small text-muted mb-1"),
+        image,
+        html.Div([html.Span("Most similar ", className="tv-card-title"),
+                  html.Span(f"{other} neurons", className="tv-card-title", style={"color": DOMAIN_COLORS[other]})],
+                 className="mt-2 mb-1"),
+        similar,
+    ], className="tv-detail tv-detail-neuron", **{"data-kind": "neuron"})
+
+
+def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -> html.Div:
+    """The weight detail panel (paper Figure 1 C.2): neurons, their images, values and the kernel."""
+    color = DOMAIN_COLORS[d.model]
+    rows: list[tuple[str, Any]] = [
+        ("neurons", html.Span([_neuron_tag(d.model, d.from_number, d.n1), " → ",
+                               _neuron_tag(d.model, d.to_number, d.n2)])),
+        ("value", "–" if d.value is None else f"{d.value:.4f}"),
+        ("important", (f"yes, rank {d.rank}: among the top weights of {d.count} instance(s) of '{class_name}'"
+                       if d.important else f"no, not among the important weights of '{class_name}'")),
+    ]
+    if d.model == "target":
+        if d.counterpart is None:
+            corr = "undefined (a neuron without attribution)"
+        else:
+            c1, c2 = d.counterpart
+            corr = html.Span([("yes" if d.corresponds else "no") + ": the most similar source neurons ",
+                              _neuron_tag("source", d.from_number, c1), " → ", _neuron_tag("source", d.to_number, c2),
+                              " are " + ("" if d.counterpart_important else "not ")
+                              + "joined by an important source weight"])
+        rows.append(("correspondence", corr))
+    else:
+        rows.append(("correspondence", "n/a: only target weights are matched to the source model"))
+    # label above value: the panel is narrow and the values are sentences
+    table = html.Div([html.Div([html.Div(k, className="text-muted text-uppercase", style={"fontSize": "0.7rem"}),
+                                html.Div(v)], className="mb-1") for k, v in rows], className="small tv-weight-table")
+    what = ("kernel" if d.kernel is not None and np.asarray(d.kernel).size > 1 else "weight")
+    kernel = kernel_heatmap(d.kernel, f"{what} W[{d.n2}, {d.n1}] of {d.layer_to}", height=200)
+    return html.Div([
+        html.Div([html.Span(f"{d.model} weight ", style={"color": color}),
+                  html.Span(f"L{d.from_number} → L{d.to_number}", className="text-muted")], className="fw-semibold"),
+        html.Div([html.Div([_neuron_tag(d.model, num, n), html.Div(img)], className="me-2")
+                  for (num, n), img in zip(((d.from_number, d.n1), (d.to_number, d.n2)), images)],
+                 className="d-flex mb-1") if images else None,
+        table,
+        dcc.Graph(id=KERNEL, figure=kernel, config={**GRAPH_CONFIG, "displayModeBar": "hover"},
+                  style={"height": "200px"}),
+    ], className="tv-detail tv-detail-weight", **{"data-kind": "weight"})
+
+
+def neuron_image(cache: Cache, model: str, layer: str, n: int, class_index: int, url_for: UrlFor = no_prefix,
+                 size: int = 64) -> Any:
+    """The neuron's feature visualization, or (without one) the class's instance it attributes most to."""
+    if int(n) in cache.featvis_neurons(model, layer):
+        return _featvis(url_for, model, layer, n, size=size)
+    top = top_instances(cache, model, layer, n, class_index, n=1)
+    first = top.get("target") or top.get("source")
+    if not first:
+        return html.Span()
+    return _thumb(url_for, first[0][0], 48, "the class's instance with the highest conductance")
+
+
+def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_neuron: int, t_neuron: int,
+                     url_for: UrlFor = no_prefix) -> html.Div:
+    """A clicked similarity cell: the two neurons side by side with their similarity."""
+    sim = None
+    block = cache.similarity_block(layer, class_index)
+    si = np.flatnonzero(class_important(cache, "source", layer, class_index) == s_neuron)
+    ti = np.flatnonzero(class_important(cache, "target", layer, class_index) == t_neuron)
+    if block is not None and len(si) and len(ti):
+        sim = float(block[si[0], ti[0]])
+    cols = [html.Div([_neuron_tag(model, number, n),
+                      html.Div(neuron_image(cache, model, layer, n, class_index, url_for))], className="me-3")
+            for model, n in (("source", s_neuron), ("target", t_neuron))]
+    return html.Div([
+        html.Div(f"L{number} ({layer}): similarity {'–' if sim is None else f'{sim:.3f}'}", className="fw-semibold"),
+        html.Div(cols, className="d-flex mt-1"),
+        html.Div("Click a neuron index for its five most similar neurons.", className="small text-muted mt-1"),
+    ], className="tv-detail tv-detail-similarity", **{"data-kind": "similarity"})
+
+
+def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
+                 url_for: UrlFor = no_prefix) -> html.Div:
+    """Decodes a click on the network figure into the matching detail panel."""
+    c = valid_class(cache, class_index)
+    if c is None:
+        return hint()
+    nums = cache.layer_numbers
+    names = {str(v): k for k, v in nums.items()}
+    click = parse_click(normalise_click(click_data), names)
+    if click is None:
+        return hint()
+    class_name = cache.classes[c]
+    try:
+        if click["kind"] == "neuron" and click["layer"] in nums and click["model"] in ("source", "target"):
+            d = neuron_detail(cache, c, click["model"], click["layer"], int(click["neuron"]))
+            return neuron_panel(d, class_name, cache.domains, url_for)
+        if click["kind"] == "weight" and click["from"] in nums and click["to"] in nums:
+            d = weight_detail(cache, c, click["model"], click["from"], click["to"], click["n1"], click["n2"])
+            if click.get("has_correspondence") is not None:
+                # the figure's flag comes from the cache's correspondence matrix: it is authoritative
+                d.corresponds = bool(click["has_correspondence"])
+            images = [neuron_image(cache, click["model"], layer, n, c, url_for, size=48)
+                      for layer, n in ((click["from"], click["n1"]), (click["to"], click["n2"]))]
+            return weight_panel(d, class_name, images)
+        if click["kind"] == "similarity" and click["layer"] in nums:
+            return similarity_panel(cache, c, click["layer"], click["layer_number"], click["source_neuron"],
+                                    click["target_neuron"], url_for)
+    except (IndexError, KeyError, ValueError):
+        pass  # a stale click from another class or layer set: fall back to the hint
+    except TransferVizError:
+        return html.Div("This cache lacks the data for these details.", className="text-muted small")
+    return hint()

@@ -1,0 +1,1 @@
+"""The neuron change view: everything pure about it (its slice of the cache, figures, run-time markup)."""

@@ -1,0 +1,78 @@
+"""The build: every stage that turns a config into a cache, in the order they run.
+
+data         both domains loaded, aligned and split; images, labels, thumbnails
+models       the source model trained and the target model fine-tuned from it (or both loaded)
+forward      predictions, losses, embeddings, confusion counts, class table, transferability
+architecture every leaf module's output shape, parameters and weight change
+attribute    Layer Conductance of every neuron of every analysed layer, all instances, both models
+abstract     per class: important neurons and important weights (paper 5.3.1)
+compare      per class: source x target neuron similarity and weight correspondence (5.3.2)
+discriminate per class and model: domain discriminability, Algorithm 1 and its biplot (5.4)
+project      the openTSNE map of the target model's embeddings (5.2)
+pixels       the same instances mapped by their raw pixels
+featvis      feature visualizations of neurons of both models and their change
+timeline     the fine-tuning timeline: embeddings, predictions and weight drift by epoch
+
+Each stage writes artifacts documented in ``docs/cache.md``. The modules:
+:mod:`~transferviz.build.framework` (keys, reuse, manifest, atomic publish),
+:mod:`~transferviz.build.inputs` (the first four stages) and
+:mod:`~transferviz.build.analysis` (the rest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from transferviz.analysis.timeline import K_NEIGHBOURS
+from transferviz.build import analysis, inputs
+from transferviz.build.framework import BuildOptions, BuildReport, Stage, run_build
+from transferviz.config import Config
+
+__all__ = ["STAGES", "build"]
+
+# A stage's params are the config values it reads, hashed (with its version and its dependencies'
+# output keys) into the key that decides whether a later build may reuse its artifacts.
+STAGES: list[Stage] = [
+    Stage("data", inputs.stage_data,
+          lambda c: {"source": c.source, "target": c.target, "val_fraction": c.val_fraction, "seed": c.seed,
+                     "input_size": c.model.input_size},
+          always_run=True, doc="loading both domains, splitting, thumbnails"),
+    Stage("models", inputs.stage_models,
+          lambda c: {"model": c.model, "training": c.training, "checkpoints": c.checkpoints, "seed": c.seed},
+          deps=("data",), fingerprint=inputs.checkpoint_fingerprint, doc="training source, fine-tuning target"),
+    Stage("forward", inputs.stage_forward, lambda c: {"embedding_layer": c.analysis.embedding_layer},
+          deps=("data", "models"), doc="predictions, losses, embeddings, confusion table"),
+    Stage("architecture", inputs.stage_architecture, lambda c: {"model": c.model}, deps=("data", "models"),
+          doc="every module's output shape, parameters and weight change (one forward pass)"),
+    Stage("attribute", analysis.stage_attribute,
+          lambda c: {"n_steps": c.analysis.n_steps, "method": c.analysis.method, "baseline": c.analysis.baseline},
+          deps=("data", "models"), doc="Layer Conductance of every neuron, every instance, both models"),
+    Stage("abstract", analysis.stage_abstract,
+          lambda c: {"neuron_fraction": c.analysis.neuron_fraction, "weight_top_k": c.analysis.weight_top_k},
+          deps=("data", "models", "attribute"), doc="important neurons and weights per class"),
+    Stage("compare", analysis.stage_compare, lambda c: {}, deps=("abstract",),
+          doc="neuron similarity and weight correspondence"),
+    Stage("discriminate", analysis.stage_discriminate,
+          lambda c: {"discriminability_folds": c.analysis.discriminability_folds, "seed": c.seed},
+          deps=("abstract",), doc="domain discriminability (Algorithm 1)"),
+    Stage("project", analysis.stage_project, lambda c: {"tsne_perplexity": c.analysis.tsne_perplexity, "seed": c.seed},
+          deps=("forward",), version=2, doc="t-SNE maps"),
+    Stage("pixels", analysis.stage_pixels, lambda c: {"tsne_perplexity": c.analysis.tsne_perplexity, "seed": c.seed},
+          deps=("data",), doc="t-SNE map of the raw pixels"),
+    Stage("featvis", analysis.stage_featvis, lambda c: {"featvis": c.featvis}, deps=("abstract",),
+          enabled=lambda c, opts: c.featvis.enabled and opts.featvis,
+          doc="feature visualizations of neurons and their change through fine-tuning"),
+    Stage("timeline", analysis.stage_timeline, lambda c: {"seed": c.seed, "neighbours": K_NEIGHBOURS},
+          deps=("forward", "project", "models"),
+          doc="fine-tuning timeline: embeddings, predictions and weight drift by epoch"),
+]
+
+
+def build(config: Config, cache_root: Path, device: torch.device, force: bool = False, featvis: bool = True,
+          progress: bool = True, log: Callable[[str], None] = print) -> BuildReport:
+    """Builds (or updates) ``cache_root/<config.name>`` from ``config``."""
+    opts = BuildOptions(cache_root=Path(cache_root), device=device, force=force, featvis=featvis, progress=progress)
+    return run_build(config, STAGES, opts, log=log)

@@ -1,0 +1,462 @@
+"""The analysis stages: the paper's sections 5.1-5.4 (and the project's additions) computed into the cache.
+
+attribute    Layer Conductance of every neuron of every analysed layer, all instances, both models
+abstract     per class: important neurons (5.3.1 A) and important weights (5.3.1 B)
+compare      per class: source x target neuron similarity, top-5, weight correspondence (5.3.2)
+discriminate per class and model: Algorithm 1 and the biplot (5.4)
+project      the global openTSNE map of the target model's embeddings (5.2)
+pixels       the same instances mapped by their raw pixels (issue 6, item 6)
+featvis      feature visualizations of the important neurons of both models (issue 5)
+timeline     the fine-tuning timeline: embeddings, predictions and weight drift by epoch (issue 6, item 7)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from transferviz.analysis import ranking
+from transferviz.analysis import similarity as sim
+from transferviz.analysis.conductance import layer_conductance
+from transferviz.analysis.discriminability import domain_discriminability
+from transferviz.analysis.projection import PIXEL_ITERATIONS, pca_features, pixel_map, tsne_map
+from transferviz.analysis.timeline import MapPlacer, accuracy_table, flip_epochs, weight_drift
+from transferviz.analysis.weights import important_weights, weight_regions, weight_value_matrix
+from transferviz.build.framework import MODELS, BuildContext, progress_to
+from transferviz.build.inputs import embed
+from transferviz.cache import Cache, pair_name, png_bytes
+from transferviz.featvis import compare_renders, render_neurons
+
+__all__ = [
+    "TOP_INSTANCES", "top_instances", "featvis_neurons", "stage_attribute", "stage_abstract", "stage_compare",
+    "stage_discriminate", "stage_project", "stage_pixels", "stage_featvis", "stage_timeline",
+]
+
+SIM_BINS = 20
+WEIGHT_BINS = 20
+TOP_INSTANCES = 5  # per neuron and domain, the instances kept with the highest attribution
+FULL_SIMILARITY_MAX = 1024 * 1024  # larger layers keep only what the view draws (block, histograms, top-5)
+
+
+def _labels(ctx: BuildContext) -> tuple[pd.DataFrame, np.ndarray]:
+    df = ctx.cache.table("data/base.parquet")
+    return df, df["label"].to_numpy()
+
+
+def _class_rows(df: pd.DataFrame, c: int, domain: str = "target") -> np.ndarray:
+    return np.flatnonzero(((df.domain == domain) & (df.label == c)).to_numpy())
+
+
+def top_instances(values: np.ndarray, domains: np.ndarray, k: int = TOP_INSTANCES) -> np.ndarray:
+    """Per neuron and domain, the ids of the k instances with the highest attribution (best first)."""
+    out = np.full((values.shape[1], 2, k), -1, dtype=np.int64)
+    for d, dom in enumerate(("source", "target")):
+        rows = np.flatnonzero(domains == dom)
+        if not len(rows):
+            continue
+        vals = values[rows]
+        kk = min(k, len(rows))
+        part = np.argpartition(-vals, kk - 1, axis=0)[:kk]  # (kk, neurons), unordered
+        order = np.argsort(-np.take_along_axis(vals, part, 0), axis=0, kind="stable")
+        out[:, d, :kk] = rows[np.take_along_axis(part, order, 0)].T
+    return out
+
+
+# --- attribute ---------------------------------------------------------------------
+
+def stage_attribute(ctx: BuildContext) -> None:
+    a = ctx.config.analysis
+    df, y = _labels(ctx)
+    x = ctx.inputs()
+    layers = ctx.cache.layers
+    completeness = {}
+    for which, model in ctx.models().items():
+        bar = ctx.bar(len(x), f"conductance ({which})", "inst")
+        res = layer_conductance(model, layers, x, torch.tensor(y, dtype=torch.long), n_steps=a.n_steps, method=a.method,
+                                baseline=a.baseline, memory_budget_mb=a.memory_budget_mb, device=ctx.device,
+                                autocast=a.autocast, progress=progress_to(bar))
+        bar.close()
+        for layer in layers:
+            ctx.writer.array(f"analysis/conductance/{which}/{layer}.npy", res.values[layer].astype(np.float32),
+                             f"Layer Conductance of each {layer} neuron (conv: max over its map) for each "
+                             f"instance w.r.t. its true class, {which} model, (N, neurons)")
+        completeness[which] = {k: float(v) for k, v in res.completeness.items()}
+        for layer in layers:
+            ctx.writer.array(f"analysis/top_instances/{which}/{layer}.npy",
+                             top_instances(res.values[layer], df["domain"].to_numpy()),
+                             f"(neuron, domain [source, target], rank) ids of the {TOP_INSTANCES} instances with the "
+                             f"highest {which}-model conductance for each {layer} neuron; -1 pads short domains")
+    ctx.notes["completeness"] = completeness
+    worst = max(v for m in completeness.values() for v in m.values())
+    ctx.notes["summary"] = f"{len(x)} instances x {len(layers)} layers x 2 models; worst completeness gap {worst:.2e}"
+
+
+# --- abstract ----------------------------------------------------------------------
+
+def stage_abstract(ctx: BuildContext) -> None:
+    c, w, a = ctx.cache, ctx.writer, ctx.config.analysis
+    df, _ = _labels(ctx)
+    classes, layers = c.classes, c.layers
+    x = ctx.inputs()
+    important: dict[tuple[str, str], list[np.ndarray]] = {}
+    for which in MODELS:
+        for layer in layers:
+            cond = c.conductance(which, layer)
+            n = cond.shape[1]
+            k = ranking.top_k(n, a.neuron_fraction)
+            imp = np.full((len(classes), k), -1, dtype=np.int64)
+            sums = np.zeros((len(classes), n), dtype=np.float64)
+            for ci in range(len(classes)):
+                rows = _class_rows(df, ci)
+                if len(rows):
+                    vals = np.asarray(cond[rows])
+                    sums[ci] = ranking.rank_sums(vals)
+                    imp[ci] = ranking.important_neurons(vals, k)
+            important[(which, layer)] = list(imp)
+            w.array(f"analysis/neurons/{which}/{layer}.npy", imp,
+                    f"important {layer} neurons of the {which} model per class (rows), most important first; "
+                    "-1 where the class has no target instances")
+            w.array(f"analysis/neurons/{which}/{layer}_ranksum.npy", sums,
+                    f"summed within-instance ranks of each {layer} neuron over the class's target instances")
+    models = ctx.models()
+    pairs = list(zip(layers[:-1], layers[1:]))
+    bar = ctx.bar(len(pairs) * len(classes) * 2, "important weights", "class")
+    for which in MODELS:
+        model = models[which]
+        for li, lj in pairs:
+            rows_out = []
+            for ci in range(len(classes)):
+                rows = _class_rows(df, ci)
+                res = important_weights(model, li, lj, x[rows], k_instance=a.weight_top_k, k_class=a.weight_top_k,
+                                        device=ctx.device, memory_budget_mb=a.memory_budget_mb,
+                                        fraction=a.neuron_fraction)
+                rows_out.append(pd.DataFrame({"class_index": ci, "rank": np.arange(len(res.n1)), "n1": res.n1,
+                                              "n2": res.n2, "count": res.count, "value": res.value,
+                                              "level_sum": res.level_sum}))
+                bar.update(1)
+            name = pair_name(li, lj)
+            w.table(f"analysis/weights/{which}/{name}.parquet", pd.concat(rows_out, ignore_index=True),
+                    f"important weights {li} -> {lj} of the {which} model per class: n1 (in {li}), n2 (in {lj}), "
+                    "count of instances with it in their top k, value drawn by the view, summed level")
+            w.array(f"analysis/weights/{which}/{name}_values.npy",
+                    weight_value_matrix(dict(model.named_modules())[lj], _in_groups(model, li, lj)).astype(np.float32),
+                    f"(neurons of {lj}, neurons of {li}) weight value per pair: "
+                    "W for linear, kernel-slice mean for conv")
+    bar.close()
+    ks = {layer: len(important[("target", layer)][0]) for layer in layers}
+    ctx.notes["summary"] = "important neurons per class: " + ", ".join(f"{layer}:{k}" for layer, k in ks.items())
+
+
+def _in_groups(model: torch.nn.Module, li: str, lj: str) -> int | None:
+    mods = dict(model.named_modules())
+    mi, mj = mods[li], mods[lj]
+    if isinstance(mj, torch.nn.Linear) and isinstance(mi, torch.nn.Conv2d):
+        return mi.out_channels
+    return None
+
+
+# --- compare -----------------------------------------------------------------------
+
+def stage_compare(ctx: BuildContext) -> None:
+    c, w = ctx.cache, ctx.writer
+    df, _ = _labels(ctx)
+    classes, layers = c.classes, c.layers
+    n_cls = len(classes)
+    sims: dict[str, np.ndarray] = {}
+    for layer in layers:
+        a_s, a_t = c.conductance("source", layer), c.conductance("target", layer)
+        ns, nt = a_s.shape[1], a_t.shape[1]
+        imp_s = c.array(f"analysis/neurons/source/{layer}.npy")
+        imp_t = c.array(f"analysis/neurons/target/{layer}.npy")
+        k = imp_t.shape[1]
+        full = np.zeros((n_cls, ns, nt), dtype=np.float32)
+        block = np.zeros((n_cls, k, k), dtype=np.float32)
+        hists = np.zeros((n_cls, 3, SIM_BINS), dtype=np.int64)
+        top = {key: np.zeros((n_cls, n, 5), dtype=dt) for key, n, dt in
+               (("s2t_idx", ns, np.int32), ("s2t_val", ns, np.float32),
+                ("t2s_idx", nt, np.int32), ("t2s_val", nt, np.float32))}
+        edges = np.linspace(-1, 1, SIM_BINS + 1)
+        for ci in range(n_cls):
+            rows = _class_rows(df, ci)
+            s = sim.cosine_similarity_matrix(np.asarray(a_s[rows]), np.asarray(a_t[rows]))
+            full[ci] = s
+            if imp_t[ci, 0] >= 0:
+                reg = sim.similarity_regions(s, imp_s[ci], imp_t[ci], bins=edges)
+                block[ci] = reg.block
+                hists[ci] = [reg.hist_src_imp, reg.hist_tgt_imp, reg.hist_neither]
+            i, v = sim.top_similar(s, 5, axis=1)
+            top["s2t_idx"][ci], top["s2t_val"][ci] = i, v
+            i, v = sim.top_similar(s, 5, axis=0)
+            top["t2s_idx"][ci], top["t2s_val"][ci] = i, v
+        sims[layer] = full
+        if ns * nt <= FULL_SIMILARITY_MAX:
+            w.array(f"analysis/similarity/{layer}.npy", full,
+                    f"(class, source neuron, target neuron) cosine similarity of {layer} attributions "
+                    "over the class's target instances")
+        w.array(f"analysis/similarity/{layer}_block.npy", block,
+                "(class, important source neuron, important target neuron) similarity, both in rank order")
+        w.array(f"analysis/similarity/{layer}_hist.npy", hists,
+                "(class, region [imp src x other tgt, other src x imp tgt, neither], bin) similarity histogram counts")
+        for key, arr in top.items():
+            w.array(f"analysis/similarity/{layer}_{key}.npy", arr,
+                    f"five most similar neurons in the other model ({key.replace('_', ' ')}), per class and neuron")
+    w.array("analysis/similarity/hist_edges.npy", edges, "bin edges of the similarity histograms")
+
+    shares = []
+    for li, lj in zip(layers[:-1], layers[1:]):
+        name = pair_name(li, lj)
+        tw = c.table(f"analysis/weights/target/{name}.parquet")
+        sw = c.table(f"analysis/weights/source/{name}.parquet")
+        corr_col = np.zeros(len(tw), dtype=bool)
+        box_rows: list[dict] = []
+        # read once per pair, not once per class: the weight values and important neurons
+        values = {m: np.asarray(c.array(f"analysis/weights/{m}/{name}_values.npy")) for m in MODELS}
+        imp = {(m, layer): c.array(f"analysis/neurons/{m}/{layer}.npy") for m in MODELS for layer in (li, lj)}
+        k_i, k_j = imp[("target", li)].shape[1], imp[("target", lj)].shape[1]
+        block_vals = {m: np.zeros((n_cls, k_j, k_i), dtype=np.float32) for m in MODELS}
+        block_corr = np.zeros((n_cls, k_j, k_i), dtype=bool)
+        hist_counts = np.zeros((2, n_cls, WEIGHT_BINS), dtype=np.int64)
+        # one set of bin edges per pair, over both models' weights, so their histograms line up
+        lo = min(float(v.min()) for v in values.values())
+        hi = max(float(v.max()) for v in values.values())
+        pair_edges = np.linspace(lo, hi if hi > lo else lo + 1.0, WEIGHT_BINS + 1)
+        hist_edges = np.zeros((2, n_cls, WEIGHT_BINS + 1), dtype=np.float64)
+        for ci in range(n_cls):
+            sel_t = (tw.class_index == ci).to_numpy()
+            src_pairs = sw.loc[sw.class_index == ci, ["n1", "n2"]].to_numpy()
+            s_i, s_j = sims[li][ci], sims[lj][ci]
+            corr_col[sel_t] = sim.weight_correspondence(tw.loc[sel_t, ["n1", "n2"]].to_numpy(), src_pairs, s_i, s_j)
+            cmat = sim.correspondence_matrix(src_pairs, s_i, s_j)
+            shares.append({"layer_i": li, "layer_j": lj, "class_index": ci, "n_target_weights": int(sel_t.sum()),
+                           "share": float(corr_col[sel_t].mean()) if sel_t.any() else np.nan})
+            for mi, which in enumerate(MODELS):
+                imp_i, imp_j = imp[(which, li)][ci], imp[(which, lj)][ci]
+                if imp_i[0] < 0:
+                    continue
+                regions = weight_regions(values[which], imp_i, imp_j, bins=pair_edges,
+                                         correspondence=cmat if which == "target" else None)
+                block_vals[which][ci] = regions.block
+                if which == "target" and regions.block_corresponds is not None:
+                    block_corr[ci] = regions.block_corresponds
+                hist_counts[mi, ci], hist_edges[mi, ci] = regions.hist_counts, regions.bin_edges
+                for side, boxes in (("out", regions.by_out), ("in", regions.by_in)):
+                    for b in boxes:
+                        box_rows.append({"model": which, "class_index": ci, "side": side, "neuron": b.neuron,
+                                         "count": b.count, "min": b.minimum, "q1": b.q1, "median": b.median,
+                                         "q3": b.q3, "max": b.maximum,
+                                         "non_corresponding": np.nan if b.non_corresponding is None
+                                         else b.non_corresponding})
+        tw = tw.assign(corresponds=corr_col)
+        w.table(f"analysis/weights/target/{name}_correspondence.parquet", tw,
+                "important target weights with 'corresponds': the most similar source neurons n1', n2' "
+                "are joined by an important source weight")
+        for which in MODELS:
+            w.array(f"analysis/weights/{which}/{name}_block.npy", block_vals[which],
+                    "(class, important neuron of layer j, important neuron of layer i) weight values, "
+                    "rank order (region 1)")
+        w.array(f"analysis/weights/target/{name}_block_corr.npy", block_corr,
+                "(class, j, i) True where the region-1 target weight has a corresponding important source weight "
+                "(red dot)")
+        w.table(f"analysis/weights/{name}_boxes.parquet", pd.DataFrame(box_rows),
+                "regions 2/3 boxplots: per model, class and important neuron (side 'out' = layer j neuron, "
+                "weights from non-important layer-i neurons; 'in' = layer i neuron, weights to non-important "
+                "layer-j neurons)")
+        w.array(f"analysis/weights/{name}_hist.npy", hist_counts, "(model, class, bin) region 4 histogram counts")
+        w.array(f"analysis/weights/{name}_hist_edges.npy", hist_edges,
+                "(model, class, bin edge) region 4 histogram edges")
+    share_df = pd.DataFrame(shares)
+    w.table("analysis/correspondence.parquet", share_df,
+            "per layer pair and class: share of the important target weights that correspond to important "
+            "source weights")
+    per_pair = share_df.groupby(["layer_i", "layer_j"], sort=False)["share"].mean()
+    ctx.notes["correspondence"] = {f"{i}->{j}": float(v) for (i, j), v in per_pair.items()}
+    ctx.notes["summary"] = "mean correspondence " + ", ".join(f"{v:.2f}" for v in per_pair.values)
+
+
+# --- discriminate -------------------------------------------------------------------
+
+def stage_discriminate(ctx: BuildContext) -> None:
+    c, w, a = ctx.cache, ctx.writer, ctx.config.analysis
+    df, _ = _labels(ctx)
+    for which in MODELS:
+        summary: list[dict[str, Any]] = []
+        neurons: list[dict[str, Any]] = []
+        points: list[pd.DataFrame] = []
+        for ci in range(len(c.classes)):
+            cols, names = [], []
+            for layer in c.layers:
+                imp = c.array(f"analysis/neurons/{which}/{layer}.npy")[ci]
+                if imp[0] < 0:
+                    continue
+                cols.append(np.asarray(c.conductance(which, layer)[:, imp]))
+                names += [(layer, int(n)) for n in imp]
+            rs, rt = _class_rows(df, ci, "source"), _class_rows(df, ci, "target")
+            A = np.concatenate(cols, axis=1) if cols else np.zeros((len(df), 0), np.float32)
+            res = domain_discriminability(A[rs], A[rt], folds=a.discriminability_folds, seed=ctx.config.seed)
+            summary.append({"class_index": ci, "status": res.status, "cv_accuracy": res.cv_accuracy,
+                            "cv_balanced_accuracy": res.cv_balanced_accuracy, "n_folds": res.n_folds,
+                            "n_source": len(rs), "n_target": len(rt), "n_neurons": len(names),
+                            "boundary_x": res.boundary_x if res.status == "ok" else np.nan,
+                            "converged": res.converged})
+            if res.status != "ok":
+                continue
+            for p, (layer, n) in enumerate(names):
+                neurons.append({"class_index": ci, "layer": layer, "neuron": n, "u": float(res.u[p]),
+                                "g": float(res.g[p]), "axis_x": float(res.axes[p, 0]), "axis_y": float(res.axes[p, 1])})
+            ids = np.concatenate([rs, rt])
+            points.append(pd.DataFrame({"class_index": ci, "id": ids,
+                                        "domain": np.where(res.labels == 0, "source", "target"),
+                                        "x": res.coords[:, 0].astype(np.float32),
+                                        "y": res.coords[:, 1].astype(np.float32)}))
+        base = f"analysis/discriminability/{which}"
+        w.table(f"{base}/summary.parquet", pd.DataFrame(summary),
+                f"Algorithm 1 per class ({which} model): status, cross-validated accuracy, folds, sizes")
+        w.table(f"{base}/neurons.parquet",
+                pd.DataFrame(neurons, columns=["class_index", "layer", "neuron", "u", "g", "axis_x", "axis_y"]),
+                "per class, each important neuron: discriminability u, first PC g, biplot axis (x, y)")
+        w.table(f"{base}/points.parquet", pd.concat(points, ignore_index=True) if points else
+                pd.DataFrame(columns=["class_index", "id", "domain", "x", "y"]),
+                "per class, each instance of the class in both domains: biplot coordinates A.[u, g']")
+        ok = [s["cv_accuracy"] for s in summary if s["status"] == "ok"]
+        ctx.notes[f"{which}_mean_cv_accuracy"] = float(np.mean(ok)) if ok else None
+    ctx.notes["summary"] = ("domain classifier mean CV accuracy: "
+                            f"source model {ctx.notes['source_mean_cv_accuracy']:.2f}, "
+                            f"target model {ctx.notes['target_mean_cv_accuracy']:.2f}")
+
+
+# --- project ------------------------------------------------------------------------
+
+def stage_project(ctx: BuildContext) -> None:
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    emb = np.asarray(c.array("analysis/embedding/target.npy"))
+    feats = pca_features(emb, 50, cfg.seed)
+    w.array("analysis/pca50.npy", feats.astype(np.float32),
+            "target-model embeddings reduced by PCA (<= 50 dims), the t-SNE input")
+    w.array("analysis/tsne.npy", tsne_map(feats, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
+            "(N, 2) openTSNE map of every instance's target-model embedding")
+    ctx.notes["summary"] = f"t-SNE of {len(emb)} instances"
+
+
+# --- pixels -------------------------------------------------------------------------
+
+def stage_pixels(ctx: BuildContext) -> None:
+    """The instances positioned by their raw pixels (issue 6, item 6), beside the hidden-layer map:
+    standardised pixels, PCA to 50 dims, openTSNE with the project stage's perplexity and seed."""
+
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    images = c.images  # row i = instance id i, the order of cache.instances
+    xy = pixel_map(images, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity)
+    w.array("analysis/pixel_tsne.npy", xy,
+            "(N, 2) openTSNE map of every instance's raw pixels (standardised, PCA to <= 50 dims; "
+            f"{PIXEL_ITERATIONS[0]} + {PIXEL_ITERATIONS[1]} iterations), rows = instance ids like analysis/tsne.npy")
+    ctx.notes["summary"] = f"pixel t-SNE of {len(xy)} instances"
+
+
+# --- featvis -------------------------------------------------------------------------
+
+def featvis_neurons(cache: Cache, fraction_all_max: int = 512) -> list[tuple[str, int]]:
+    """Every neuron when the model is small (cheap), else the union of important neurons of both models."""
+    total = sum(int(d["neurons"]) for d in cache.layer_info["detail"])
+    if total <= fraction_all_max:
+        return [(d["name"], n) for d in cache.layer_info["detail"] for n in range(int(d["neurons"]))]
+    out: list[tuple[str, int]] = []
+    for layer in cache.layers:
+        ids: set[int] = set()
+        for which in MODELS:
+            imp = np.asarray(cache.array(f"analysis/neurons/{which}/{layer}.npy"))
+            ids |= {int(v) for v in imp.ravel() if v >= 0}
+        out += [(layer, n) for n in sorted(ids)]
+    return out
+
+
+def stage_featvis(ctx: BuildContext) -> None:
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    fv = cfg.featvis
+    neurons = featvis_neurons(c)
+    size = fv.size or cfg.model.input_size
+    renders = {}
+    for which, model in ctx.models().items():
+        bar = ctx.bar(len(neurons), f"feature visualization ({which})", "neuron")
+        renders[which] = render_neurons(model, neurons, size=size, steps=fv.steps, lr=fv.lr, seed=cfg.seed,
+                                        mean=cfg.model.mean, std=cfg.model.std, device=ctx.device,
+                                        progress=progress_to(bar))
+        bar.close()
+        scale = max(1, 64 // size)
+        w.png_dir(f"featvis/{which}", ((f"{layer}/{n}", png_bytes(img, scale)) for (layer, n), img
+                                       in zip(neurons, renders[which])),
+                  f"feature visualization of each rendered {which}-model neuron, '<layer>/<neuron>.png'")
+    layers = [layer for layer, _ in neurons]
+    change = compare_renders(renders["source"], renders["target"], layers, top=5)
+    rank = np.full(len(neurons), -1, dtype=np.int64)
+    for layer, pos in change.most_changed.items():
+        rank[pos] = np.arange(len(pos))
+    table = pd.DataFrame({"layer": layers, "neuron": [n for _, n in neurons],
+                          "similarity": change.similarity, "colourfulness_source": change.score_source,
+                          "colourfulness_target": change.score_target, "gray_source": change.gray_source,
+                          "gray_target": change.gray_target, "most_changed_rank": rank})
+    w.table("featvis/change.parquet", table,
+            "per rendered neuron: cosine similarity of the embeddings of its source and target visualizations, "
+            "colourfulness, gray flags, rank among the layer's five most changed (-1: not)")
+    w.json("featvis/meta.json", {"size": size, "steps": fv.steps, "lr": fv.lr, "gray_cutoff": change.cutoff,
+                                 "n_neurons": len(neurons)}, "feature visualization settings and the gray cut-off")
+    ctx.notes["summary"] = f"{len(neurons)} neurons x 2 models at {size} px, {fv.steps} steps"
+    ctx.notes["most_changed"] = {layer: [int(neurons[i][1]) for i in pos] for layer, pos in change.most_changed.items()}
+
+
+# --- timeline -------------------------------------------------------------------------
+
+def stage_timeline(ctx: BuildContext) -> None:
+    """Fine-tuning timeline (issue 6, item 7): per target epoch checkpoint (0 = the source model),
+    every instance's embedding placed in the final t-SNE map, its prediction, per-class accuracy,
+    and per layer the cosine similarity of each neuron's incoming weights to the source model's.
+    Placement: :class:`transferviz.analysis.timeline.MapPlacer` (kNN in the final PCA space;
+    unchanged embeddings keep their final position exactly)."""
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    df = c.table("data/base.parquet")
+    emb_layer = c.layer_info["embedding_layer"]
+    x = ctx.inputs()
+    epochs = c.epochs("target")
+    reference = c.model("source")  # the weights of epoch 0 (training writes target_000 from them)
+    if epochs:
+        models: Iterable[tuple[int, torch.nn.Module]] = ((k, c.model("target", k)) for k in epochs)
+    else:  # no per-epoch checkpoints kept: the final target model only
+        hist = c.table("models/history.parquet")
+        last = hist.loc[hist.model == "target", "epoch"]
+        epochs = [int(last.max()) if len(last) else 1]
+        models = [(epochs[0], c.model("target"))]
+    placer = MapPlacer(np.asarray(c.array("analysis/embedding/target.npy")), np.asarray(c.tsne()), seed=cfg.seed)
+    n = len(df)
+    positions = np.zeros((len(epochs), n, 2), dtype=np.float32)
+    pred = np.zeros((len(epochs), n), dtype=np.int16)
+    unchanged = []
+    drift_parts = []
+    for e, (k, model) in enumerate(models):
+        logits, emb = embed(model, emb_layer, x, ctx.device)
+        pred[e] = logits.argmax(1).numpy().astype(np.int16)
+        emb_np = emb.numpy()
+        unchanged.append(int(placer.unchanged(emb_np).sum()))
+        positions[e] = placer.place(emb_np)
+        # drift now, then let the model go: holding every epoch's model (31 AlexNets on Office-31) costs GBs
+        drift_parts.append(weight_drift(reference, [(k, model.cpu())], c.layers))
+    drift = pd.concat(drift_parts, ignore_index=True)
+    acc = accuracy_table(pred, df["label"].to_numpy(), df["domain"].to_numpy(), epochs, len(c.classes),
+                         df["split"].to_numpy())
+    w.array("analysis/timeline/epochs.npy", np.asarray(epochs, dtype=np.int64),
+            "target fine-tuning epoch of each timeline row (0 = the source model it starts from)")
+    w.array("analysis/timeline/positions.npy", positions,
+            "(epoch, instance, 2) position of each instance's target-model embedding at that epoch in the final "
+            "t-SNE map (kNN-weighted average in the final PCA space; unchanged embeddings keep their position)")
+    w.array("analysis/timeline/pred.npy", pred, "(epoch, instance) predicted class of the target model at that epoch")
+    w.array("analysis/timeline/flips.npy", flip_epochs(pred),
+            "(epoch, instance) True where the prediction differs from the previous epoch's")
+    w.table("analysis/timeline/accuracy.parquet", acc,
+            "per epoch, class and domain: accuracy on all its instances, n, accuracy on its validation instances")
+    w.table("analysis/timeline/drift.parquet", drift,
+            "per epoch and analysed layer: mean and min over neurons of the cosine similarity of the neuron's "
+            "incoming weights to the source model's")
+    ctx.notes["unchanged_per_epoch"] = unchanged
+    ctx.notes["summary"] = f"{len(epochs)} epochs x {n} instances, {len(c.layers)} layers"

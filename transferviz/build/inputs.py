@@ -1,0 +1,402 @@
+"""The input stages: the data, the two models, their forward pass, and the architecture.
+
+data         both domains loaded, aligned, split; images, labels and thumbnails
+models       the source model trained and the target model fine-tuned from it (or both loaded)
+forward      predictions, losses, embeddings, confusion counts, class table, transferability
+architecture every leaf module's output shape, parameters and weight change
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from transferviz import data
+from transferviz.build.framework import MODELS, BuildContext, file_hash
+from transferviz.cache import png_bytes
+from transferviz.config import Config, DomainSpec
+from transferviz.errors import TransferVizError
+from transferviz.models import analysed_layers, build_model, embedding_layer, load_checkpoint
+from transferviz.preprocess import to_tensor
+from transferviz.training import TrainData, epoch_accuracies, train_model
+
+__all__ = [
+    "load_domain", "load_domains", "layer_table", "relative_change", "module_table", "class_table", "embed",
+    "checkpoint_fingerprint", "stage_data", "stage_models", "stage_forward", "stage_architecture",
+]
+
+
+# --- data ---------------------------------------------------------------------------
+
+def load_domain(spec: DomainSpec, image_size: int, seed: int) -> data.DomainData:
+    """One domain as its config describes it, subsampled per class (seeded) to ``max_per_class``."""
+    dom = _read_domain(spec, image_size, seed)
+    if spec.max_per_class is None:
+        return dom
+    rng = np.random.default_rng(seed)
+    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(dom.labels == c))[:spec.max_per_class]
+                                   for c in np.unique(dom.labels)]))
+    origins = tuple(dom.origins[i] for i in keep) if dom.origins else ()
+    return replace(dom, images=dom.images[keep], labels=dom.labels[keep], origins=origins)
+
+
+def _read_domain(spec: DomainSpec, image_size: int, seed: int) -> data.DomainData:
+    if spec.kind == "synthetic_digits":
+        return data.synthetic_digits(spec.n_per_class, image_size, seed)
+    if spec.kind == "sklearn_digits":
+        return data.sklearn_digits(image_size)
+    if spec.kind == "image_folder":
+        return data.image_folder(Path(spec.root), spec.domain, image_size)
+    if spec.kind == "svhn":
+        return data.svhn(Path(spec.root), spec.per_class, image_size, seed)
+    if spec.kind == "mnist":
+        return data.mnist(Path(spec.root), spec.per_class, image_size, seed)
+    raise TransferVizError(f"unknown domain kind {spec.kind!r}")
+
+
+def load_domains(cfg: Config) -> tuple[data.DomainData, data.DomainData]:
+    """The source and target domains with their classes aligned."""
+    src = load_domain(cfg.source, cfg.model.input_size, cfg.seed)
+    tgt = load_domain(cfg.target, cfg.model.input_size, cfg.seed + 1)
+    return data.align_classes(src, tgt)
+
+
+def _domain_name(spec: DomainSpec, fallback: str) -> str:
+    return getattr(spec, "name", None) or getattr(spec, "domain", None) or fallback
+
+
+def stage_data(ctx: BuildContext) -> str:
+    cfg = ctx.config
+    src, tgt = load_domains(cfg)
+    n_src, n_tgt = len(src.labels), len(tgt.labels)
+    if n_src == 0 or n_tgt == 0:
+        raise TransferVizError("a domain has no instances; check the data paths in the config")
+    images = np.concatenate([src.images, tgt.images])
+    labels = np.concatenate([src.labels, tgt.labels]).astype(np.int64)
+    split = np.concatenate([data.stratified_split(src.labels, cfg.val_fraction, cfg.seed),
+                            data.stratified_split(tgt.labels, cfg.val_fraction, cfg.seed + 1)])
+    classes = list(src.classes)
+    df = pd.DataFrame({
+        "id": np.arange(len(labels), dtype=np.int64),
+        "domain": np.array(["source"] * n_src + ["target"] * n_tgt),
+        "split": split.astype(str),
+        "label": labels,
+        "label_name": np.array(classes, dtype=object)[labels],
+    })
+    w = ctx.writer
+    w.array("data/images.npy", images, "uint8 (N, S, S, 3) RGB images at the model's input size; row = instance id")
+    w.table("data/base.parquet", df, "per instance: id, domain, split, label, label_name")
+    scale = max(1, 64 // images.shape[1])
+    bar = ctx.bar(len(images), "thumbnails", "img")
+
+    def thumbs() -> Iterator[tuple[str, bytes]]:
+        for i, img in enumerate(images):
+            bar.update(1)
+            yield str(i), png_bytes(img, scale)
+
+    w.png_dir("thumbs", thumbs(), f"thumbnail of each instance, '<id>.png', {scale}x nearest upscale")
+    bar.close()
+    meta = {"classes": classes,
+            "domain_names": {"source": _domain_name(cfg.source, "source"),
+                             "target": _domain_name(cfg.target, "target")},
+            "image_size": int(images.shape[1]),
+            "counts": {d: {s: int(((df.domain == d) & (df.split == s)).sum()) for s in ("train", "val")}
+                       for d in ("source", "target")},
+            "skipped": {"source": src.skipped, "target": tgt.skipped},
+            "converted": {"source": src.converted, "target": tgt.converted}}
+    w.json("data/meta.json", meta, "classes, domain display names, image size, split counts, skipped/converted files")
+    h = hashlib.sha256()
+    for part in (images.tobytes(), labels.tobytes(), "|".join(split).encode(), "|".join(classes).encode()):
+        h.update(part)
+    digest = h.hexdigest()[:16]
+    skipped = src.skipped + tgt.skipped
+    ctx.notes.update(data_hash=digest, skipped_files=meta["skipped"], converted=meta["converted"],
+                     summary=f"{n_src} source + {n_tgt} target instances, {len(classes)} classes"
+                             + (f", skipped {skipped} unreadable files" if skipped else ""))
+    return digest
+
+
+# --- models -------------------------------------------------------------------------
+
+def _split_tensors(ctx: BuildContext) -> TrainData:
+    c = ctx.cache
+    df = c.table("data/base.parquet")
+    x = to_tensor(np.asarray(c.images), ctx.config.model.mean, ctx.config.model.std)
+    y = torch.tensor(df["label"].to_numpy(), dtype=torch.long)
+
+    def part(domain: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.from_numpy(np.flatnonzero(((df.domain == domain) & (df.split == split)).to_numpy()))
+        return x[idx], y[idx]
+
+    return TrainData(part("source", "train"), part("source", "val"), part("target", "train"), part("target", "val"))
+
+
+def _new_model(cfg: Config, n_classes: int) -> torch.nn.Module:
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg.model.arch, n_classes, cfg.model.input_size)
+
+
+def stage_models(ctx: BuildContext) -> None:
+    cfg, w = ctx.config, ctx.writer
+    split = _split_tensors(ctx)
+    classes = ctx.cache.json("data/meta.json")["classes"]
+    device = ctx.device
+    rows: list[dict[str, Any]] = []
+    if cfg.checkpoints is None:
+        spec = cfg.training
+        assert spec is not None  # the config fills in the default training when no checkpoints are given
+        base = _new_model(cfg, len(classes))
+        if cfg.model.init_weights is not None:
+            load_checkpoint(base, cfg.model.init_weights)
+        n_src, n_tgt = len(split.source_train[0]), len(split.target_train[0])
+        bar = ctx.bar(spec.source.epochs * n_src + spec.target.epochs * n_tgt, "train", "img")
+
+        def trained(n: int) -> None:
+            bar.update(n)
+
+        src = train_model(base, "source", split, spec.source, device, cfg.seed, spec.keep_epoch_checkpoints, trained)
+        tgt = train_model(src.model, "target", split, spec.target, device, cfg.seed + 1,
+                          spec.keep_epoch_checkpoints, trained)
+        bar.close()
+        source_model, target_model = src.model.cpu().eval(), tgt.model.cpu().eval()
+        for k, st in enumerate(src.epoch_states, 1):
+            w.weights(f"models/epochs/source_{k:03d}.safetensors", st, f"source model after epoch {k}")
+        if tgt.epoch_states:
+            w.weights("models/epochs/target_000.safetensors", source_model.state_dict(),
+                      "target model at epoch 0 = the source model it starts from")
+        for k, st in enumerate(tgt.epoch_states, 1):
+            w.weights(f"models/epochs/target_{k:03d}.safetensors", st, f"target model after epoch {k}")
+        rows = src.history + tgt.history
+    else:
+        ck = cfg.checkpoints
+        source_model, target_model = _new_model(cfg, len(classes)), _new_model(cfg, len(classes))
+        load_checkpoint(source_model, ck.source)
+        load_checkpoint(target_model, ck.target)
+        for k, p in enumerate(ck.target_epochs, 1):
+            m = _new_model(cfg, len(classes))
+            load_checkpoint(m, p)
+            w.weights(f"models/epochs/target_{k:03d}.safetensors", m.state_dict(),
+                      f"target model after epoch {k} ({p})")
+        if ck.target_epochs:
+            w.weights("models/epochs/target_000.safetensors", source_model.state_dict(),
+                      "target model at epoch 0 = the source model")
+        if ck.history is not None:
+            rows = _read_history_csv(Path(ck.history))
+        else:
+            rows = [epoch_accuracies(source_model.to(device), "source", 1, split, device),
+                    epoch_accuracies(target_model.to(device), "target", 1, split, device)]
+        source_model, target_model = source_model.cpu().eval(), target_model.cpu().eval()
+    w.weights("models/source.safetensors", source_model.state_dict(), "final source model weights")
+    w.weights("models/target.safetensors", target_model.state_dict(), "final target model weights")
+    hist = pd.DataFrame(rows)
+    for col in ("source_val", "target_val"):
+        if col not in hist:
+            hist[col] = np.nan
+    hist = hist[["epoch", "model", "source_train", "target_train", "val", "source_val", "target_val"]]
+    w.table("models/history.parquet", hist, "per model and epoch: accuracy on source train, target train, "
+            "own-domain val (the paper's six series), plus source_val and target_val")
+    w.json("models/layers.json", layer_table(target_model, source_model, cfg, len(classes)),
+           "analysed layers in order, the embedding layer, and per-layer shapes, parameters and weight drift")
+    last = hist.groupby("model").tail(1).set_index("model")
+    ctx.notes["final_accuracy"] = last.to_dict(orient="index")
+    ctx.notes["summary"] = (f"source val {last.loc['source', 'val']:.3f}, target val {last.loc['target', 'val']:.3f}, "
+                            f"source on target val {last.loc['source', 'target_val']:.3f}")
+
+
+def _read_history_csv(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise TransferVizError(f"history CSV {path} does not exist; fix checkpoints.history in the config")
+    df = pd.read_csv(path)
+    need = ["epoch", "model", "source_train", "target_train", "val"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise TransferVizError(f"history CSV {path} lacks columns {missing}; expected {', '.join(need)}")
+    bad = set(df["model"]) - set(MODELS)
+    if bad:
+        raise TransferVizError(f"history CSV {path}: column 'model' has {sorted(bad)}; allowed: source, target")
+    return [{str(k): v for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+def checkpoint_fingerprint(cfg: Config) -> dict[str, str]:
+    """Content hashes of the checkpoint files the models stage reads, so replacing one rebuilds it."""
+    out: dict[str, str] = {}
+    if cfg.model.init_weights is not None and Path(cfg.model.init_weights).is_file():
+        out["init_weights"] = file_hash(Path(cfg.model.init_weights))
+    if cfg.checkpoints is not None:
+        for name in ("source", "target", "history"):
+            p = getattr(cfg.checkpoints, name)
+            if p is not None and Path(p).is_file():
+                out[name] = file_hash(Path(p))
+        for i, p in enumerate(cfg.checkpoints.target_epochs):
+            if Path(p).is_file():
+                out[f"epoch{i}"] = file_hash(Path(p))
+    return out
+
+
+def layer_table(target: torch.nn.Module, source: torch.nn.Module, cfg: Config, n_classes: int) -> dict[str, Any]:
+    """Analysed layers with type, output shape, neurons, parameters and relative L2 weight change."""
+    layers = analysed_layers(target)
+    emb = cfg.analysis.embedding_layer or embedding_layer(target)
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
+             for n, m in target.named_modules() if n in layers]
+    with torch.no_grad():
+        target.eval()(torch.zeros(1, 3, cfg.model.input_size, cfg.model.input_size))
+    for h in hooks:
+        h.remove()
+    mods_t, mods_s = dict(target.named_modules()), dict(source.named_modules())
+    rows = []
+    for i, name in enumerate(layers, 1):
+        mt, ms = mods_t[name], mods_s[name]
+        wt = mt.weight.detach()
+        drift = relative_change([mt.weight], [ms.weight])
+        rows.append({"name": name, "number": i, "type": type(mt).__name__, "output_shape": list(shapes[name]),
+                     "neurons": int(wt.shape[0]), "params": int(sum(p.numel() for p in mt.parameters())),
+                     "weight_change": drift})
+    all_modules = [{"name": n, "type": type(m).__name__,
+                    "params": int(sum(p.numel() for p in m.parameters(recurse=False)))}
+                   for n, m in target.named_modules() if n and not list(m.children())]
+    return {"layers": [r["name"] for r in rows], "detail": rows, "embedding_layer": emb, "modules": all_modules,
+            "num_classes": n_classes}
+
+
+def relative_change(target: Iterable[torch.Tensor], source: Iterable[torch.Tensor]) -> float:
+    """Relative L2 change ``||Wt - Ws|| / ||Ws||`` of the given tensors taken together (one long vector)."""
+    t = torch.cat([p.detach().flatten().cpu() for p in target])
+    s = torch.cat([p.detach().flatten().cpu() for p in source])
+    return float((t - s).norm() / s.norm().clamp_min(1e-12))
+
+
+# --- forward ------------------------------------------------------------------------
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, layer: str, x: torch.Tensor, device: torch.device,
+          batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and the (flattened) input of ``layer`` for every instance."""
+    module = dict(model.named_modules())[layer]
+    captured: list[torch.Tensor] = []
+    h = module.register_forward_hook(lambda m, i, o: captured.append(torch.flatten(i[0], 1).float().cpu()))
+    model = model.to(device).eval()
+    logits = []
+    try:
+        for i in range(0, len(x), batch):
+            logits.append(model(x[i:i + batch].to(device)).float().cpu())
+    finally:
+        h.remove()
+    return torch.cat(logits), torch.cat(captured)
+
+
+def stage_forward(ctx: BuildContext) -> None:
+    c, w = ctx.cache, ctx.writer
+    df = c.table("data/base.parquet")
+    classes = c.json("data/meta.json")["classes"]
+    emb_layer = c.json("models/layers.json")["embedding_layer"]
+    x = ctx.inputs()
+    y = torch.tensor(df["label"].to_numpy(), dtype=torch.long)
+    models = ctx.models()
+    for which in MODELS:
+        logits, emb = embed(models[which], emb_layer, x, ctx.device)
+        prob = logits.softmax(1)
+        df[f"{which}_pred"] = logits.argmax(1).numpy().astype(np.int64)
+        df[f"{which}_loss"] = F.cross_entropy(logits, y, reduction="none").numpy().astype(np.float32)
+        df[f"{which}_conf"] = prob.max(1).values.numpy().astype(np.float32)
+        w.array(f"analysis/embedding/{which}.npy", emb.numpy().astype(np.float32),
+                f"{which} model's activation at the input of {emb_layer} (the embedding), (N, D)")
+    df["pred_changed"] = df["source_pred"] != df["target_pred"]
+    w.table("data/instances.parquet", df, "per instance: id, domain, split, label, label_name, and for each model "
+            "pred, loss, conf (probability of the predicted class); pred_changed")
+    k = len(classes)
+    conf = np.zeros((2, 2, k, k), dtype=np.int64)
+    for mi, which in enumerate(MODELS):
+        for di, dom in enumerate(("source", "target")):
+            sub = df[df.domain == dom]
+            np.add.at(conf[mi, di], (sub.label.to_numpy(), sub[f"{which}_pred"].to_numpy()), 1)
+    w.array("analysis/confusion.npy", conf,
+            "confusion counts (model[source,target], domain[source,target], true, predicted) over all instances")
+    table = class_table(df, classes)
+    w.table("analysis/class_table.parquet", table, "the paper's confusion table on the target validation set")
+    hist = c.table("models/history.parquet")
+    best_t = hist.loc[hist.model == "target", "target_val"].max()
+    best_s = hist.loc[hist.model == "source", "target_val"].max()
+    score = float(best_t - best_s)
+    w.json("analysis/summary.json", {"transferability": score, "best_target_on_target": float(best_t),
+                                     "best_source_on_target": float(best_s)},
+           "transferability score = best target-model accuracy minus best source-model accuracy, on target val")
+    ctx.notes["summary"] = f"transferability {score:+.3f}"
+
+
+def class_table(df: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Per class, on the target validation set: both accuracies, their difference, the confusions."""
+    val = df[(df.domain == "target") & (df.split == "val")]
+    rows = []
+    for ci, name in enumerate(classes):
+        sub = val[val.label == ci]
+        n = len(sub)
+        acc_s = float((sub.source_pred == ci).mean()) if n else float("nan")
+        acc_t = float((sub.target_pred == ci).mean()) if n else float("nan")
+        wrong = sub.loc[sub.target_pred != ci, "target_pred"].value_counts()
+        wrong_s = sub.loc[sub.source_pred != ci, "source_pred"].value_counts()
+        rows.append({"class": name, "class_index": ci, "n": n, "source_acc": acc_s, "target_acc": acc_t,
+                     "diff": acc_t - acc_s,
+                     "mistaken_for": ", ".join(f"{classes[int(p)]} ({int(cnt)})" for p, cnt in wrong.items()),
+                     "source_mistaken_for": ", ".join(f"{classes[int(p)]} ({int(cnt)})" for p, cnt in wrong_s.items())})
+    return pd.DataFrame(rows)
+
+
+# --- architecture ---------------------------------------------------------------------
+
+def module_table(target: torch.nn.Module, source: torch.nn.Module, x: torch.Tensor,
+                 analysed: list[str]) -> list[dict[str, Any]]:
+    """Every leaf module of ``target`` in forward order with its output shape on ``x`` (no batch
+    dimension), trainable parameters, analysed-layer number and relative L2 weight change from ``source``.
+
+    Forward order is the order of first calls (a module called twice keeps its first shape);
+    leaf modules the forward pass never calls come last with ``output_shape`` None.
+    """
+    leaves = {n: m for n, m in target.named_modules() if n and not list(m.children())}
+    shapes: dict[str, list[int] | None] = {}
+
+    def record(name: str) -> Callable[[torch.nn.Module, Any, Any], None]:
+        def hook(mod: torch.nn.Module, inp: Any, out: Any) -> None:  # returning a value would replace the output
+            if name not in shapes:
+                shapes[name] = list(out.shape[1:]) if isinstance(out, torch.Tensor) else None
+        return hook
+
+    hooks = [m.register_forward_hook(record(n)) for n, m in leaves.items()]
+    device = next(target.parameters(), torch.empty(0)).device  # the forward stage may have moved it
+    try:
+        with torch.no_grad():
+            target.eval()(x.to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    source_modules = dict(source.named_modules())
+    number = {n: i for i, n in enumerate(analysed, 1)}
+    rows = []
+    for name in [*shapes, *(n for n in leaves if n not in shapes)]:
+        params = list(leaves[name].parameters())
+        rows.append({"name": name, "type": type(leaves[name]).__name__, "output_shape": shapes.get(name),
+                     "params": int(sum(p.numel() for p in params if p.requires_grad)),
+                     "analysed": name in number, "number": number.get(name),
+                     "weight_change": relative_change(params, source_modules[name].parameters()) if params else None})
+    return rows
+
+
+def stage_architecture(ctx: BuildContext) -> None:
+    c = ctx.cache
+    models = ctx.models()
+    rows = module_table(models["target"], models["source"], c.inputs([0]), c.json("models/layers.json")["layers"])
+    ctx.writer.json("models/modules.json", rows,
+                    "every leaf module in forward order: name, type, output_shape (one instance, no batch dim), "
+                    "trainable params, analysed and its layer number, weight_change = relative L2 change "
+                    "source -> target of all its parameters (null without parameters)")
+    total = sum(r["params"] for r in rows)
+    ctx.notes["summary"] = f"{len(rows)} modules, {total:,} trainable parameters"
