@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dash
 
-__all__ = ["first_open", "triggered_components"]
+from dashboard.pool import clicked_id
+
+__all__ = ["clicked_focus", "first_open", "fired_click", "triggered_components"]
 
 
 def triggered_components() -> set[str]:
@@ -18,3 +22,16 @@ def first_open(tab: str | None, view_tab: str, loaded: bool | None) -> bool:
     the model and data panels) wait for their tab, then send once; a flag store (``loaded``)
     is checked instead of the content itself, which would be uploaded on every tab switch."""
     return tab == view_tab and not loaded
+
+
+def fired_click() -> tuple[Any, Any]:
+    """``(id, n_clicks)`` of the pattern-matching component whose click fired the running callback."""
+    fired = dash.ctx.triggered[0] if dash.ctx.triggered else {}
+    return dash.ctx.triggered_id, fired.get("value")
+
+
+def clicked_focus(triggered: Any, n_clicks: Any, kind: str) -> Any:
+    """The focus after a click on a ``{"type": kind, "index": id}`` component: the instance id,
+    or ``no_update`` when the component was merely (re)drawn."""
+    clicked = clicked_id(triggered, n_clicks, kind)
+    return dash.no_update if clicked is None else clicked

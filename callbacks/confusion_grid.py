@@ -13,7 +13,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output
 
-from dashboard.pool import clicked_id
+from callbacks.common import clicked_focus, fired_click
 from dashboard.views.confusion_grid.figures import grid_figure
 from dashboard.views.confusion_grid.markup import cell_list
 from layouts import confusion_grid as ly
@@ -37,8 +37,7 @@ def parse_cell(click_data: dict | None, n_classes: int) -> list[int] | None:
 
 def thumb_focus(triggered: Any, n_clicks: Any) -> Any:
     """The id of the clicked thumbnail, or no_update when the list was merely (re)drawn."""
-    clicked = clicked_id(triggered, n_clicks, ly.THUMB)
-    return NO if clicked is None else clicked
+    return clicked_focus(triggered, n_clicks, ly.THUMB)
 
 
 def register(app: dash.Dash, cache: Cache) -> None:
@@ -69,5 +68,4 @@ def register(app: dash.Dash, cache: Cache) -> None:
         prevent_initial_call=True,
     )
     def _focus(_):
-        fired = dash.ctx.triggered[0] if dash.ctx.triggered else {}
-        return thumb_focus(dash.ctx.triggered_id, fired.get("value"))
+        return thumb_focus(*fired_click())

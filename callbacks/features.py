@@ -68,7 +68,7 @@ def feature_controls(cache: Cache, space: StateSpace, triggered: set[str], searc
         options, current, status = ranking(cache, c, new_model, new_order,
                                            url_neurons if describes else None, url_for)
         new_value = current
-    elif url_fired and describes:
+    elif url_fired and describes and c is not None:  # describes implies a class: spelled out for the type checker
         # the same list, other checks in the URL (back / forward, an edited link)
         target = checked_neurons(cache, c, new_model, new_order, url_neurons)
         if target != current:

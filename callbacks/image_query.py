@@ -14,8 +14,9 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State
 
+from callbacks.common import clicked_focus, fired_click
 from dashboard.lookups import MODELS
-from dashboard.pool import clicked_id, focus_id
+from dashboard.pool import focus_id
 from dashboard.views.image_query import data
 from dashboard.views.image_query.markup import PANEL_KEYS, default_note, query_view, refusal
 from layouts import ids
@@ -51,8 +52,7 @@ def typed_focus(value: Any, focus: Any, n_instances: int) -> tuple[Any, Any]:
 
 def clicked_neighbour(triggered: Any, n_clicks: Any) -> Any:
     """The id of a clicked neighbour card, or no_update when the cards were merely (re)drawn."""
-    clicked = clicked_id(triggered, n_clicks, ly.NEIGHBOUR)
-    return NO if clicked is None else clicked
+    return clicked_focus(triggered, n_clicks, ly.NEIGHBOUR)
 
 
 def register(app: dash.Dash, cache: Cache) -> None:
@@ -88,5 +88,4 @@ def register(app: dash.Dash, cache: Cache) -> None:
         prevent_initial_call=True,
     )
     def _neighbour(_):
-        fired = dash.ctx.triggered[0] if dash.ctx.triggered else {}
-        return clicked_neighbour(dash.ctx.triggered_id, fired.get("value"))
+        return clicked_neighbour(*fired_click())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import dash_bootstrap_components as dbc
 from dash import html
@@ -11,14 +11,27 @@ from dash import html
 from dashboard.routes import thumb_src
 from dashboard.theme import DOMAIN_COLORS
 
-__all__ = ["notice_alert", "thumb_img"]
+__all__ = ["DataAttrs", "Title", "notice_alert", "thumb_img"]
+
+
+class Title(TypedDict, total=False):
+    """``**`` keywords that give a component a ``title`` only when there is one (an explicit
+    ``title=None`` is still sent as a prop); a TypedDict, so that mypy matches it against ``title``
+    alone rather than every keyword of the component."""
+
+    title: str
+
+
+#: ``**`` keywords of the ``data-*`` attributes the views set: no Python identifiers, they reach a
+#: component through its ``**kwargs``; typed so that mypy does not match them against its other keywords.
+DataAttrs = TypedDict("DataAttrs", {"data-kind": str, "data-class": int, "data-empty": str}, total=False)
 
 
 def thumb_img(prefix: str, instance_id: int, domain: str, px: int, *, border: int = 2, alt: str | None = None,
               title: str | None = None, **style: Any) -> html.Img:
     """An instance thumbnail ``px`` x ``px`` in a frame of its domain's colour (grey for an unknown
     domain); ``alt`` defaults to "instance ID", extra keyword arguments are added to its style."""
-    extra = {} if title is None else {"title": title}
+    extra: Title = {} if title is None else {"title": title}
     return html.Img(src=thumb_src(prefix, instance_id), width=px, height=px,
                     alt=f"instance {instance_id}" if alt is None else alt, **extra,
                     style={"imageRendering": "pixelated", "borderRadius": 2,

@@ -8,9 +8,13 @@ mode-bar configuration from here, so the views read as one interface.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import plotly.graph_objects as go
+from dash import dcc
+
+if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; only the type checker reads it (annotations are strings)
+    from typing_extensions import Unpack
 
 Domain = Literal["source", "target"]
 
@@ -115,6 +119,10 @@ def class_palette(n: int) -> list[str]:
 # ---------------------------------------------------------------------------------------
 # Layout template and mode-bar configuration
 # ---------------------------------------------------------------------------------------
+#: Both axes of the template: light grid, no zero line, grey ticks outside.
+_AXIS = dict(showgrid=True, gridcolor=GRID_COLOR, zeroline=False, linecolor="#bdbdbd", ticks="outside",
+             tickcolor="#bdbdbd")
+
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
         font=dict(family=FONT_FAMILY, size=12, color=TEXT_COLOR),
@@ -123,29 +131,23 @@ TEMPLATE = go.layout.Template(
         margin=dict(l=48, r=16, t=36, b=40),
         hoverlabel=dict(font=dict(family=FONT_FAMILY, size=12), bgcolor="white"),
         legend=dict(font=dict(size=11), bgcolor="rgba(255,255,255,0.8)"),
-        xaxis=dict(
-            showgrid=True,
-            gridcolor=GRID_COLOR,
-            zeroline=False,
-            linecolor="#bdbdbd",
-            ticks="outside",
-            tickcolor="#bdbdbd",
-        ),
-        yaxis=dict(
-            showgrid=True,
-            gridcolor=GRID_COLOR,
-            zeroline=False,
-            linecolor="#bdbdbd",
-            ticks="outside",
-            tickcolor="#bdbdbd",
-        ),
+        xaxis=_AXIS,
+        yaxis=_AXIS,
         colorway=list(_BASE_CLASS_COLORS),
         title=dict(font=dict(size=13), x=0.01, xanchor="left"),
     )
 )
 
 
-def graph_config(filename: str = "transferviz", image_format: str = "svg", **extra: Any) -> dict:
+#: What ``dcc.Graph(config=...)`` accepts: Dash's TypedDict of Plotly's config options (quoted: only the
+#: type checker reads it).
+GraphConfig: TypeAlias = "dcc.Graph.Config"
+#: The formats of the mode bar's download button.
+ImageFormat = Literal["svg", "png", "jpeg", "webp"]
+
+
+def graph_config(filename: str = "transferviz", image_format: ImageFormat = "svg",
+                 **extra: Unpack[GraphConfig]) -> GraphConfig:
     """Return a ``dcc.Graph(config=...)`` dict whose mode-bar camera exports the figure.
 
     ``image_format`` is ``"svg"`` (default) or ``"png"``; Plotly's mode bar has a single
@@ -154,7 +156,7 @@ def graph_config(filename: str = "transferviz", image_format: str = "svg", **ext
     """
     if image_format not in ("svg", "png", "jpeg", "webp"):
         raise ValueError(f"unsupported image format {image_format!r}")
-    cfg: dict[str, Any] = {
+    cfg: GraphConfig = {
         "displaylogo": False,
         "responsive": True,
         "toImageButtonOptions": {
@@ -169,18 +171,18 @@ def graph_config(filename: str = "transferviz", image_format: str = "svg", **ext
 
 
 #: Default mode-bar configuration: SVG export.
-GRAPH_CONFIG: dict = graph_config()
+GRAPH_CONFIG: GraphConfig = graph_config()
 #: The same, exporting PNG (2x scale).
-GRAPH_CONFIG_PNG: dict = graph_config(image_format="png")
+GRAPH_CONFIG_PNG: GraphConfig = graph_config(image_format="png")
 #: Instance view: keeps lasso and box selection for listing the chosen instances.
-SCATTER_CONFIG: dict = graph_config(
+SCATTER_CONFIG: GraphConfig = graph_config(
     "instances", modeBarButtonsToRemove=["autoScale2d"], scrollZoom=True
 )
 #: Network relation view: large figure inside a scrolling container; the wheel scrolls the
 #: page, the mode bar zooms/pans.
-NETWORK_CONFIG: dict = graph_config("network_relation", scrollZoom=False, responsive=False)
+NETWORK_CONFIG: GraphConfig = graph_config("network_relation", scrollZoom=False, responsive=False)
 #: Tiny inline charts (table rows): static, no mode bar.
-SPARK_CONFIG: dict = {"displayModeBar": False, "staticPlot": True, "responsive": False}
+SPARK_CONFIG: GraphConfig = {"displayModeBar": False, "staticPlot": True, "responsive": False}
 
 
 def apply_theme(fig: go.Figure, **layout: Any) -> go.Figure:

@@ -12,6 +12,8 @@ map mixes what the hidden-layer map separates is what the network's representati
 
 from __future__ import annotations
 
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
@@ -58,11 +60,13 @@ def _map(graph_id: str, title: str, note: str) -> html.Div:
 
 def layout(cache: Cache) -> html.Div:
     dom = cache.domains
-    models = [{"label": _colored("source model", SOURCE_COLOR), "value": "source"},
-              {"label": _colored("target model", TARGET_COLOR), "value": "target"}]
-    domains = [{"label": "both", "value": "both"},
-               {"label": _colored(f"\u00d7 {dom.get('source', 'source')}", SOURCE_COLOR), "value": "source"},
-               {"label": _colored(f"\u25cb {dom.get('target', 'target')}", TARGET_COLOR), "value": "target"}]
+    # the labels are components and strings: Any, not the object a mixed list is inferred as
+    models: list[dict[str, Any]] = [{"label": _colored("source model", SOURCE_COLOR), "value": "source"},
+                                    {"label": _colored("target model", TARGET_COLOR), "value": "target"}]
+    domains: list[dict[str, Any]] = [
+        {"label": "both", "value": "both"},
+        {"label": _colored(f"\u00d7 {dom.get('source', 'source')}", SOURCE_COLOR), "value": "source"},
+        {"label": _colored(f"\u25cb {dom.get('target', 'target')}", TARGET_COLOR), "value": "target"}]
     return html.Div(id=CARD, className="tv-card h-100", children=[
         html.Div([html.Span("Hard examples", className="tv-card-title"),
                   html.Span(" instances by the chosen model's loss (darker = higher); click one, or lasso to "

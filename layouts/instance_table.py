@@ -25,8 +25,11 @@ highlighted (see ``callbacks/instance_table.py``).
 
 from __future__ import annotations
 
+from typing import cast
+
 import dash_bootstrap_components as dbc
-from dash import dash_table, dcc, html
+from dash import dcc, html
+from dash.dash_table.DataTable import DataTable  # dash.dash_table's computed __all__ hides it from mypy
 from dash.dash_table.Format import Format, Scheme
 
 from dashboard.pool import POOL_SIZE
@@ -69,12 +72,14 @@ _FORMATS = {"source_conf": Format(precision=3, scheme=Scheme.fixed),
 _MISPREDICTED = {"backgroundColor": "#e4e4e4", "color": MISPREDICTED_COLOR, "fontWeight": 700}
 
 
-def table_columns() -> list[dict]:
-    cols = []
+def table_columns() -> list[DataTable.Columns]:
+    cols: list[DataTable.Columns] = []
     for cid, group, name, kind in COLUMNS:
-        col = {"id": cid, "name": [group, name], "type": kind}
+        col: DataTable.Columns = {"id": cid, "name": [group, name], "type": kind}
         if cid in _FORMATS:
-            col["format"] = _FORMATS[cid]
+            # Format is Dash's builder of the column format dict (serialised by its to_plotly_json), which
+            # the generated TypedDict names without it
+            col["format"] = cast("DataTable.ColumnsFormat", _FORMATS[cid])
         cols.append(col)
     return cols
 
@@ -102,9 +107,9 @@ def _header_styles() -> list[dict]:
     return out
 
 
-def instance_table(cache: Cache) -> dash_table.DataTable:
+def instance_table(cache: Cache) -> DataTable:
     dom = cache.domains
-    return dash_table.DataTable(
+    return DataTable(
         id=TABLE,
         columns=table_columns(),
         data=[],  # filled when the tab opens (callbacks/instance_table.py)

@@ -9,6 +9,8 @@ lists the chosen instances below the plot.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dash import dcc, html
 
 from dashboard.lookups import class_colors, class_counts
@@ -41,6 +43,7 @@ def class_options(cache: Cache) -> list[dict]:
     counts = class_counts(cache)
     colors = class_colors(cache)
     opts = []
+    r: Any  # the stubs type itertuples' fields as any scalar or NA; the counts are integer columns
     for r in counts.itertuples(index=False):
         label = html.Span([
             html.Span(style={"display": "inline-block", "width": 9, "height": 9, "borderRadius": 2,

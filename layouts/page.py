@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+from dash.development.base_component import Component
 
 from layouts import (
     confusion_grid,
@@ -22,8 +23,13 @@ from layouts import (
 from transferviz.cache import Cache
 
 # compact tab headers: the views need the height at 1366 x 768
-_TAB = {"style": {"padding": "4px 12px", "lineHeight": "20px"},
-        "selected_style": {"padding": "4px 12px", "lineHeight": "20px", "fontWeight": 600}}
+_TAB_STYLE = {"padding": "4px 12px", "lineHeight": "20px"}
+_TAB_SELECTED_STYLE = {"padding": "4px 12px", "lineHeight": "20px", "fontWeight": 600}
+
+
+def _tab(label: str, value: str, children: Component) -> dcc.Tab:
+    """One top-level tab with the compact header styles (explicit keywords, which Dash's typed ``Tab`` checks)."""
+    return dcc.Tab(label=label, value=value, children=children, style=_TAB_STYLE, selected_style=_TAB_SELECTED_STYLE)
 
 
 def page_layout(cache: Cache) -> html.Div:
@@ -61,11 +67,11 @@ def page_layout(cache: Cache) -> html.Div:
         dbc.Container([
             html.Div(id=ids.NOTICE),
             dcc.Tabs(id=ids.TABS, value=ids.TAB_ANALYSIS, children=[
-                dcc.Tab(label="Transfer analysis", value=ids.TAB_ANALYSIS, children=analysis, **_TAB),
-                dcc.Tab(label="Instance diagnosis", value=ids.TAB_DIAGNOSIS, children=diagnosis, **_TAB),
-                dcc.Tab(label="Fine-tuning timeline", value=ids.TAB_TIMELINE, children=timeline.layout(cache), **_TAB),
-                dcc.Tab(label="Neuron change", value=ids.TAB_CHANGE, children=neuron_change.layout(cache), **_TAB),
-                dcc.Tab(label="Models & data", value=ids.TAB_PREVIEW, children=models_data.layout(cache), **_TAB),
+                _tab("Transfer analysis", ids.TAB_ANALYSIS, analysis),
+                _tab("Instance diagnosis", ids.TAB_DIAGNOSIS, diagnosis),
+                _tab("Fine-tuning timeline", ids.TAB_TIMELINE, timeline.layout(cache)),
+                _tab("Neuron change", ids.TAB_CHANGE, neuron_change.layout(cache)),
+                _tab("Models & data", ids.TAB_PREVIEW, models_data.layout(cache)),
             ], className="mt-1", style={"height": "30px"}),
         ], fluid=True, className="px-2"),
     ])

@@ -7,10 +7,12 @@ class in every other view through the URL state (``callbacks/page.py``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from dash import dash_table, dcc, html
+from dash import dcc, html
+from dash.dash_table.DataTable import DataTable  # dash.dash_table's computed __all__ hides it from mypy
 from dash.dash_table.Format import Format, Scheme, Sign
+from dash.development.base_component import Component
 
 from dashboard.theme import (
     FONT_FAMILY,
@@ -76,19 +78,18 @@ def _accuracy(cache: Cache) -> dcc.Graph:
                      style={"height": BAND_HEIGHT})
 
 
-def table_columns() -> list[dict[str, Any]]:
+def table_columns() -> list[DataTable.Columns]:
     """DataTable columns: numbers stay numbers (so native sorting is numeric) with a display format."""
     acc = Format(precision=2, scheme=Scheme.fixed)
     fmt = {"source_acc": acc, "target_acc": acc, "diff": Format(precision=2, scheme=Scheme.fixed, sign=Sign.positive)}
-    cols = []
+    cols: list[DataTable.Columns] = []
     for cid, name in data.TABLE_COLUMNS:
-        col: dict[str, Any] = {"id": cid, "name": name}
+        col: DataTable.Columns = {"id": cid, "name": name}
+        col["type"] = "numeric" if cid in fmt or cid == "n" else "text"
         if cid in fmt:
-            col.update(type="numeric", format=fmt[cid])
-        elif cid == "n":
-            col.update(type="numeric")
-        else:
-            col.update(type="text")
+            # Format is Dash's builder of the column format dict (serialised by its to_plotly_json), which
+            # the generated TypedDict names without it
+            col["format"] = cast("DataTable.ColumnsFormat", fmt[cid])
         cols.append(col)
     return cols
 
@@ -113,12 +114,14 @@ def _table(cache: Cache) -> html.Div:
     # one says why above it
     # start on the default class so a plain link renders without waiting for the state callback
     start = [default_state(cache).cls] if rows else []
-    note = [] if rows else [html.Div("This cache has no confusion table (its forward stage did not run).",
-                                     className="text-muted p-2")]
-    return html.Div(note + [dash_table.DataTable(
+    note: list[Component] = [] if rows else [
+        html.Div("This cache has no confusion table (its forward stage did not run).", className="text-muted p-2")]
+    return html.Div(note + [DataTable(
         id=TABLE,
         columns=table_columns(),
-        data=rows,
+        # the generated type wants rows of dict[str | float | int, str | number | bool]: dict keys are
+        # invariant, so no dict[str, ...] fits, and it leaves out None, the empty cell of a missing value
+        data=cast(Any, rows),
         sort_action="native",
         sort_mode="single",
         row_selectable="single",

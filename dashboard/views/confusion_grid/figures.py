@@ -91,13 +91,15 @@ def confusion_heatmap(counts: np.ndarray, class_names: Sequence[str], *, selecte
     custom = np.stack([name_arr[true_i], name_arr[pred_i], counts.astype(object)], axis=-1)
     hover = ("true <b>%{customdata[0]}</b> · predicted <b>%{customdata[1]}</b><br>"
              "%{customdata[2]} instance(s), %{z:.0%} of the true class<extra></extra>")
+    # the gap of a hidden cell, as the 0-d object array np.where makes of a bare None (which numpy's stubs refuse)
+    gap = np.array(None)
     traces = []
     # errors are rare next to the diagonal: their scale tops out at the largest error share of the
     # grid, so the worst confusion is the darkest purple however small (hover gives the exact share)
     err_max = float(share[~diag].max()) if n > 1 else 0.0
     for role, mask, scale, zmax in (("correct", diag, CORRECT_SCALE, 1.0),
                                     ("errors", ~diag, ERROR_SCALE, err_max if err_max > 0 else 1.0)):
-        z = np.where(mask, share, None)
+        z = np.where(mask, share, gap)
         # a count on every correct cell (0 included: nothing right is news), on error cells only when > 0
         text = np.where(mask & (diag | (counts > 0)), counts.astype(str), "")
         traces.append(dict(
@@ -106,7 +108,7 @@ def confusion_heatmap(counts: np.ndarray, class_names: Sequence[str], *, selecte
             text=text.tolist() if show_text else None,
             texttemplate="%{text}" if show_text else None,
             textfont=dict(size=11 if n <= 10 else 9),
-            customdata=np.where(mask[..., None], custom, None).tolist(),
+            customdata=np.where(mask[..., None], custom, gap).tolist(),
             hovertemplate=hover,
             meta={"role": role},
         ))

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from dash import html
+from numpy.typing import ArrayLike
 
+from dashboard.components import DataAttrs
 from dashboard.lookups import Model, instance_records, valid_class
 from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, SOURCE_COLOR, TARGET_COLOR
@@ -51,7 +53,7 @@ TOOLTIP_FLIP_PX = 200
 # =======================================================================================
 # Ranking list
 # =======================================================================================
-def mirrored_histogram_svg(src: np.ndarray, tgt: np.ndarray, bins: int = 20, *, width: int = 150,
+def mirrored_histogram_svg(src: ArrayLike, tgt: ArrayLike, bins: int = 20, *, width: int = 150,
                            height: int = 40, colors: tuple[str, str] | None = None) -> str:
     """A ranking-row mirrored histogram as a tiny SVG string (source bars up, target down).
 
@@ -143,7 +145,7 @@ def _svg_src(svg: str) -> str:
 def _row_label(row: dict, model: str, hist_svg: str, image: Any) -> html.Div:
     """One ranking row; ``image`` None: no feature-visualization column in this list."""
     u = row["discriminability"]
-    cells = [
+    cells: list[html.Span | html.Img] = [
         html.Span(row["label"], title=f"{row['layer']} neuron {row['neuron']}",
                   style={"width": COL_LABEL, "flex": "0 0 auto", "color": DOMAIN_COLORS[model]},
                   className="fw-semibold"),
@@ -174,7 +176,7 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     d = discriminability(cache, m, c)
     if not d.ok:
         return [], [], html.Div(empty_message(cache, c, d), className="alert alert-secondary py-1 px-2 mb-1",
-                                **{"data-empty": "true"})
+                                **DataAttrs({"data-empty": "true"}))
     rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
     try:
         hists = ranking_histograms(cache, m, c)
@@ -209,7 +211,7 @@ def instance_tooltip(cache: Cache, hover_data: dict | None, class_index: Any = N
     """``(bbox, direction, children)`` of the biplot's thumbnail tooltip for the hovered
     instance; ``None`` when the mouse is over no instance (an axis label, nothing)."""
     i = hovered_instance(cache, hover_data, class_index, model)
-    if i is None:
+    if i is None or hover_data is None:  # an instance implies hover data: spelled out for the type checker
         return None
     rec = instance_records(cache, [i])
     if not rec:

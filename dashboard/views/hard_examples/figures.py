@@ -100,20 +100,22 @@ def focus_ring(focus: dict[str, Any] | None) -> dict:
     so the trace list keeps its shape and a focus change can patch this trace alone. WebGL like
     the instances: an SVG trace would be drawn beneath them."""
     ok = _focus_ok(focus)
+    f = focus or {}  # read only when ok, which implies a focus
     return dict(
         type="scattergl", mode="markers",
-        x=[float(focus["x"])] if ok else [], y=[float(focus["y"])] if ok else [],
+        x=[float(f["x"])] if ok else [], y=[float(f["y"])] if ok else [],
         marker=dict(symbol="circle-open", size=FOCUS_SIZE, color=FOCUS_COLOR, line=dict(width=2.5)),
         # a lasso fades the points outside it, but never the ring
         selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=1.0)),
-        hoverinfo="skip", showlegend=False, meta={"role": "focus", "id": int(focus["id"]) if ok else None})
+        hoverinfo="skip", showlegend=False, meta={"role": "focus", "id": int(f["id"]) if ok else None})
 
 
 def focus_label(focus: dict[str, Any] | None) -> dict:
     """``layout.annotations[0]`` of every map: ``#id`` with a short arrow to the focus (hidden when none)."""
     ok = _focus_ok(focus)
-    return dict(text=f"#{int(focus['id'])}" if ok else "", x=float(focus["x"]) if ok else 0.0,
-                y=float(focus["y"]) if ok else 0.0, xref="x", yref="y", visible=ok, showarrow=True,
+    f = focus or {}  # read only when ok, which implies a focus
+    return dict(text=f"#{int(f['id'])}" if ok else "", x=float(f["x"]) if ok else 0.0,
+                y=float(f["y"]) if ok else 0.0, xref="x", yref="y", visible=ok, showarrow=True,
                 arrowhead=0, arrowwidth=1.2, arrowcolor=FOCUS_COLOR, ax=22, ay=-20, standoff=FOCUS_SIZE / 2,
                 font=dict(size=11, color=FOCUS_COLOR), bgcolor="rgba(255,255,255,0.85)", borderpad=1)
 
@@ -135,7 +137,7 @@ def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus
     lo, hi = color_range
     vals, text = _ticks(lo, hi)
     rows = df is not None and len(df) > 0
-    if rows:
+    if rows and df is not None:  # df spelled out for the type checker
         missing = [c for c in _REQUIRED if c not in df.columns]
         if missing:
             return empty_figure(f"Map lacks column(s): {', '.join(missing)}", height=height)

@@ -68,10 +68,12 @@ def detail_card(cache: Cache, focus: Any, prefix: str) -> Any:
     df = cache.instances
     fid = focus_id(focus, len(df))
     recs = instance_records(cache, [fid]) if fid is not None else []
-    if not recs:
+    # a found record always has a row (the hard data's rows are cache.instances'): pos is None only without one
+    pos = data.row_of(data.hard_data(cache), recs[0]["id"]) if recs else None
+    if not recs or pos is None:
         return html.Div(f"Instance {focus!r} is not in this cache.", className="text-muted small")
     rec = recs[0]
-    row = df.iloc[data.row_of(data.hard_data(cache), rec["id"])]
+    row = df.iloc[pos]
     color = DOMAIN_COLORS.get(rec["domain"], "#555")
     head = html.Tr([html.Th(h, style={"fontWeight": 400, "color": "#777", "paddingRight": 8,
                                       "textAlign": "right" if h in ("confidence", "loss") else "left"})

@@ -6,8 +6,8 @@ at start-up (:func:`warm`), so opening the tab and every pool change is a look-u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 from dashboard.lookups import json_number
 from dashboard.pool import as_ids
@@ -22,7 +22,7 @@ ROUND = 4
 #: (id, header row 1, header row 2, kind). ``kind`` is DataTable's column type; the ids are
 #: what users write in filter expressions, so they stay those of ``cache.instances``
 #: (``label`` carries the class name; ``label_name`` is accepted as an alias).
-COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+COLUMNS: tuple[tuple[str, str, str, Literal["numeric", "text"]], ...] = (
     ("id", "", "id", "numeric"),
     ("domain", "", "domain", "text"),
     ("split", "", "split", "text"),
@@ -61,12 +61,14 @@ def _records(cache: Cache) -> list[dict[str, Any]]:
         v = json_number(x)
         return None if v is None else round(v, ROUND) + 0.0  # + 0.0: no "-0.0" in the table
 
+    # the stubs type itertuples' fields as any scalar or NA, which int() refuses; the columns are the cache's
+    rows: Iterator[Any] = df.itertuples(index=False)
     return [{
         "id": int(r.id), "domain": str(r.domain), "split": str(r.split), "label": name(int(r.label)),
         "source_pred": name(int(r.source_pred)), "source_conf": num(r.source_conf), "source_loss": num(r.source_loss),
         "target_pred": name(int(r.target_pred)), "target_conf": num(r.target_conf), "target_loss": num(r.target_loss),
         "pred_changed": "yes" if bool(r.pred_changed) else "no",
-    } for r in df.itertuples(index=False)]
+    } for r in rows]
 
 
 def row_index(cache: Cache) -> dict[int, int]:

@@ -213,8 +213,7 @@ def tokenize(text: str) -> list[Token]:
                 i = m.end()
             elif after_operand and low == "is":
                 t = _IS.match(text, i)
-                test = t.group(1).lower() if t else ""
-                if test not in _TESTS:
+                if t is None or (test := t.group(1).lower()) not in _TESTS:
                     raise FilterError(f"'is' must be followed by one of: {', '.join(_TESTS)}")
                 toks.append(Token("TEST", test, i))
                 i = t.end()
@@ -264,8 +263,7 @@ class _Parser:
 
     def parse(self) -> str:
         out = self.or_expr()
-        if self.peek() is not None:
-            t = self.peek()
+        if (t := self.peek()) is not None:
             hint = " (unbalanced ')')" if t.kind == "RPAREN" else " (join conditions with && or ||)"
             raise FilterError(f"unexpected {_describe(t)}{hint}")
         return out

@@ -32,17 +32,18 @@ def weight_change_chart(layers: pd.DataFrame, *, height: int = 190) -> go.Figure
     df = layers.dropna(subset=["weight_change"]) if len(layers) else layers
     if len(df) == 0:
         return empty_figure("No weight change recorded in this cache", height=height)
-    top = df["weight_change"].astype(float).idxmax()
+    weights = df["weight_change"].astype(float)
+    top = weights.idxmax()  # a row label (the frame's index is unique), typed Hashable: read it with .at
     fig = go.Figure(go.Bar(
         x=df["label"].tolist(),
-        y=df["weight_change"].astype(float).tolist(),
+        y=weights.tolist(),
         marker_color=[ANALYSED_BAR if a else OTHER_BAR for a in df["analysed"]],
         marker_line=dict(width=[2 if i == top else 0 for i in df.index], color="#000000"),
         customdata=list(zip(df["name"], df["type"])),
         hovertemplate="%{customdata[0]} (%{customdata[1]})<br>||Wt\u2212Ws|| / ||Ws|| = %{y:.4f}<extra></extra>",
         meta={"role": "weight_change"},
     ))
-    fig.add_annotation(x=df.loc[top, "label"], y=float(df.loc[top, "weight_change"]), text="moved most",
+    fig.add_annotation(x=df.at[top, "label"], y=float(weights.max()), text="moved most",
                        showarrow=False, yshift=10, font=dict(size=10, color=NEUTRAL_COLOR))
     apply_theme(fig, height=height, margin=dict(l=44, r=8, t=24, b=24), showlegend=False, bargap=0.35,
                 title=dict(text="weight change source \u2192 target (relative L2)", font=dict(size=12)),

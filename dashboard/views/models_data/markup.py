@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from dash import dcc, html
 
-from dashboard.components import thumb_img
+from dashboard.components import DataAttrs, Title, thumb_img
 from dashboard.theme import DOMAIN_COLORS, NEUTRAL_COLOR, SOURCE_COLOR, TARGET_COLOR, graph_config
 from dashboard.views.models_data.data import (
     DOMAINS,
@@ -117,7 +117,7 @@ def models_panel(cache: Cache) -> list[Any]:
     head_rows = [r for r in rows if r["params"]]
     head = head_rows[-1] if head_rows else None
     head_out = (head.get("output_shape") or [None])[-1] if head else None
-    heads = (f"both heads, {head['name']}, output {head_out} classes" if head_out is not None
+    heads = (f"both heads, {head['name']}, output {head_out} classes" if head is not None and head_out is not None
              else f"both heads output {info.get('num_classes', classes)} classes")
     note = html.Div(className="small", style={"lineHeight": 1.3}, children=[
         html.Div([html.B(str(model.get("arch", "?"))), f", input 3\u00d7{size}\u00d7{size}" if size else "", ": the ",
@@ -160,8 +160,8 @@ def count_table(counts: pd.DataFrame, domain_names: dict[str, str]) -> html.Tabl
                 if absent else "")
         cells.append(html.Td(flag, style=CELL))
         body.append(html.Tr(cells, style={"background": ABSENT_BG} if absent else None,
-                            **({"title": f"absent from {', '.join(domain_names.get(d, d) for d in absent)}"}
-                               if absent else {})))
+                            **(Title(title=f"absent from {', '.join(domain_names.get(d, d) for d in absent)}")
+                               if absent else Title())))
     totals = [html.Td("total", style=CELL)] + [html.Td(f"{int(wide[c].sum()):,}", style=num) for c in cols]
     totals += [html.Td(f"{int(wide.to_numpy().sum()):,}", style=num), html.Td("", style=CELL)]
     body.append(html.Tr(totals, className="fw-bold", style={"borderTop": "2px solid #999"}))
@@ -234,7 +234,7 @@ def sample_grid(cache: Cache, split: str, prefix: str, per_class: int = SAMPLES_
     for ci, label in enumerate(cache.classes):
         rows.append(html.Div(
             style={"display": "flex", "gap": 8, "alignItems": "center", "marginBottom": 3},
-            **{"data-class": ci},
+            **DataAttrs({"data-class": ci}),
             children=[html.Div(label, title=label, className="small text-truncate", style={"width": 44}),
                       *[_thumbs(picks[d].get(ci, []), d, label, prefix, per_class) for d in DOMAINS]]))
     return html.Div([head, *rows], id="preview-sample-grid")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -259,7 +259,8 @@ def layer_block(cache: Cache, class_index: int, layer: str) -> LayerBlock:
     tgt = class_important(cache, "target", layer, class_index)
     sizes = cache.layer_sizes
     if len(src) == 0 or len(tgt) == 0:
-        return LayerBlock(layer, number, [], [], None, n_source=sizes.get(layer), n_target=sizes.get(layer))
+        return LayerBlock(layer, number, _i([]), _i([]), np.zeros((0, 0)), n_source=sizes.get(layer),
+                          n_target=sizes.get(layer))
     stored_block = cache.similarity_block(layer, class_index)
     stored_hist = cache.similarity_hist(layer, class_index)
     if stored_block is None or stored_hist is None:
@@ -298,7 +299,8 @@ def _group_boxes(df: pd.DataFrame | None) -> dict[tuple[str, int, str], dict[str
     df = df.copy()
     if "non_corresponding" not in df:
         df["non_corresponding"] = np.nan
-    return {(str(m), int(c), str(s)): {k: g[k].to_numpy(dtype=float) for k in _BOX_COLS}
+    # the stubs type a group key's parts as Hashable; "class_index" is an integer column
+    return {(str(m), int(cast(SupportsInt, c)), str(s)): {k: g[k].to_numpy(dtype=float) for k in _BOX_COLS}
             for (m, c, s), g in df.groupby(["model", "class_index", "side"], sort=False)}
 
 
@@ -489,8 +491,9 @@ def weight_detail(cache: Cache, class_index: int, model: Model, li: str, lj: str
     important = key in iw.index
     count = rank = None
     if important:
-        row = iw.loc[key]
-        row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+        # a list of one full key: always a frame (its first row), which the stubs can type, unlike a bare
+        # 3-tuple that they read as (row, column)
+        row = iw.loc[[key]].iloc[0]
         count, rank = int(row["count"]), int(row["rank"]) + 1
     corresponds = counterpart = counterpart_important = None
     if model == "target":

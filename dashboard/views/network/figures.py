@@ -685,13 +685,15 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
                     lines.seg(centre_c - half, a_md, centre_c + half, a_md)
                     lines.seg(centre_c, a_lo, centre_c, a_q1)
                     lines.seg(centre_c, a_q3, centre_c, a_hi)
-                    hov_x.append(centre_c), hov_y.append((v0 + v1) / 2)
+                    hov_x.append(centre_c)
+                    hov_y.append((v0 + v1) / 2)
                 else:
                     rect.rect(a_q1, centre_c - half, a_q3, centre_c + half)
                     lines.seg(a_md, centre_c - half, a_md, centre_c + half)
                     lines.seg(a_lo, centre_c, a_q1, centre_c)
                     lines.seg(a_q3, centre_c, a_hi, centre_c)
-                    hov_x.append((v0 + v1) / 2), hov_y.append(centre_c)
+                    hov_x.append((v0 + v1) / 2)
+                    hov_y.append(centre_c)
                 hov_t.append(
                     f"{head}<br>median {_fmt(boxes.median[j], 4)}"
                     f" (q1 {_fmt(boxes.q1[j], 4)}, q3 {_fmt(boxes.q3[j], 4)})"
@@ -701,7 +703,8 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
                 pc = (centre_c, sy + 0.5) if orient == "v" else (sx + 0.5, centre_c)
                 _disc(pie_bg, pc[0], pc[1], 0.4)
                 _wedge(pie_fg, pc[0], pc[1], 0.4, share)
-                pie_x.append(pc[0]), pie_y.append(pc[1])
+                pie_x.append(pc[0])
+                pie_y.append(pc[1])
                 n_no = int(round(share * cnt))
                 pie_t.append(f"{head}<br>without a source correspondence: {n_no} of {cnt} ({share:.0%})"
                              f"<br>with a correspondence: {cnt - n_no}")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from dash import dcc, html
 
-from dashboard.lookups import valid_class
+from dashboard.components import DataAttrs
+from dashboard.lookups import Model, valid_class
 from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, GRAPH_CONFIG
 from dashboard.views.network.data import (
@@ -88,6 +89,7 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
              else _top_block(url_for, d.top, class_name, domain_names))
     sim_rows = []
     for s in d.similar:
+        img: html.Img | html.Span
         if s["has_featvis"]:
             img = _featvis(url_for, other, d.layer, s["neuron"], size=36)
         elif s["top_id"] is not None:
@@ -118,7 +120,7 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
                   html.Span(f"{other} neurons", className="tv-card-title", style={"color": DOMAIN_COLORS[other]})],
                  className="mt-2 mb-1"),
         similar,
-    ], className="tv-detail tv-detail-neuron", **{"data-kind": "neuron"})
+    ], className="tv-detail tv-detail-neuron", **DataAttrs({"data-kind": "neuron"}))
 
 
 def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -> html.Div:
@@ -132,6 +134,7 @@ def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -
                        if d.important else f"no, not among the important weights of '{class_name}'")),
     ]
     if d.model == "target":
+        corr: str | html.Span
         if d.counterpart is None:
             corr = "undefined (a neuron without attribution)"
         else:
@@ -157,10 +160,10 @@ def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -
         table,
         dcc.Graph(id=KERNEL, figure=kernel, config={**GRAPH_CONFIG, "displayModeBar": "hover"},
                   style={"height": "200px"}),
-    ], className="tv-detail tv-detail-weight", **{"data-kind": "weight"})
+    ], className="tv-detail tv-detail-weight", **DataAttrs({"data-kind": "weight"}))
 
 
-def neuron_image(cache: Cache, model: str, layer: str, n: int, class_index: int, url_for: UrlFor = no_prefix,
+def neuron_image(cache: Cache, model: Model, layer: str, n: int, class_index: int, url_for: UrlFor = no_prefix,
                  size: int = 64) -> Any:
     """The neuron's feature visualization, or (without one) the class's instance it attributes most to."""
     if int(n) in cache.featvis_neurons(model, layer):
@@ -181,14 +184,15 @@ def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_
     ti = np.flatnonzero(class_important(cache, "target", layer, class_index) == t_neuron)
     if block is not None and len(si) and len(ti):
         sim = float(block[si[0], ti[0]])
+    neurons: tuple[tuple[Model, int], ...] = (("source", s_neuron), ("target", t_neuron))
     cols = [html.Div([_neuron_tag(model, number, n),
                       html.Div(neuron_image(cache, model, layer, n, class_index, url_for))], className="me-3")
-            for model, n in (("source", s_neuron), ("target", t_neuron))]
+            for model, n in neurons]
     return html.Div([
         html.Div(f"L{number} ({layer}): similarity {'–' if sim is None else f'{sim:.3f}'}", className="fw-semibold"),
         html.Div(cols, className="d-flex mt-1"),
         html.Div("Click a neuron index for its five most similar neurons.", className="small text-muted mt-1"),
-    ], className="tv-detail tv-detail-similarity", **{"data-kind": "similarity"})
+    ], className="tv-detail tv-detail-similarity", **DataAttrs({"data-kind": "similarity"}))
 
 
 def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
@@ -208,13 +212,13 @@ def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
             d = neuron_detail(cache, c, click["model"], click["layer"], int(click["neuron"]))
             return neuron_panel(d, class_name, cache.domains, url_for)
         if click["kind"] == "weight" and click["from"] in nums and click["to"] in nums:
-            d = weight_detail(cache, c, click["model"], click["from"], click["to"], click["n1"], click["n2"])
+            w = weight_detail(cache, c, click["model"], click["from"], click["to"], click["n1"], click["n2"])
             if click.get("has_correspondence") is not None:
                 # the figure's flag comes from the cache's correspondence matrix: it is authoritative
-                d.corresponds = bool(click["has_correspondence"])
+                w.corresponds = bool(click["has_correspondence"])
             images = [neuron_image(cache, click["model"], layer, n, c, url_for, size=48)
                       for layer, n in ((click["from"], click["n1"]), (click["to"], click["n2"]))]
-            return weight_panel(d, class_name, images)
+            return weight_panel(w, class_name, images)
         if click["kind"] == "similarity" and click["layer"] in nums:
             return similarity_panel(cache, c, click["layer"], click["layer_number"], click["source_neuron"],
                                     click["target_neuron"], url_for)

@@ -3,6 +3,8 @@ source and target feature visualizations side by side."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from dash import html
 
 from dashboard.routes import UrlFor, featvis_path, no_prefix
@@ -12,7 +14,7 @@ from transferviz.cache import Cache
 __all__ = ["change_list"]
 
 
-def change_list(cache: Cache, layer: str, show_gray: bool, url_for: UrlFor = no_prefix) -> html.Div:
+def change_list(cache: Cache, layer: str, show_gray: bool, url_for: UrlFor = no_prefix) -> html.Div | html.Table:
     """The list for the layer selector's value (a layer or ``ALL``) and the gray switch, or
     why there is none."""
     change = cache.feature_change
@@ -26,6 +28,7 @@ def change_list(cache: Cache, layer: str, show_gray: bool, url_for: UrlFor = no_
     number = cache.layer_numbers
     img = {"width": "72px", "height": "72px", "imageRendering": "pixelated", "border": "1px solid #ddd"}
     body = []
+    r: Any  # the stubs type itertuples' fields as any scalar or NA; the columns are the cache's (str, int64, ...)
     for r in rows.itertuples():
         gray = [s for s, g in (("source", r.gray_source), ("target", r.gray_target)) if g]
         body.append(html.Tr([

@@ -77,7 +77,7 @@ def best_accuracies(cache: Cache) -> dict[str, float | None]:
             "source": json_number(s.get("best_source_on_target"))}
 
 
-def transferability_score(history: pd.DataFrame) -> float | None:
+def transferability_score(history: pd.DataFrame | None) -> float | None:
     """Best target-model minus best source-model accuracy on the target validation data.
 
     (Paper, section 5.1.) The source model's accuracy on target data is read from the

@@ -291,13 +291,14 @@ def drift_heatmap(drift: pd.DataFrame | None, layers: Sequence[str], epochs: Seq
     """Layers (rows, first layer on top) x epochs (columns): mean cosine similarity of each
     neuron's incoming weights to the source model's; darker = drifted further from the
     source. ``layout.shapes[0]`` frames the current epoch's column (x = epoch index)."""
-    if drift_empty(drift, epochs):
+    if drift is None or drift_empty(drift, epochs):  # None spelled out for the type checker
         return empty_figure("This cache has no weight drift by epoch", height=height)
     known = [name for name in layers if name in set(drift["layer"])] or sorted(set(drift["layer"]))
     col_of = {int(e): i for i, e in enumerate(epochs)}
     z = np.full((len(known), len(epochs)), np.nan)
     zmin_ = np.full_like(z, np.nan)
     row_of = {name: i for i, name in enumerate(known)}
+    r: Any  # the stubs type itertuples' fields as any scalar or NA; the columns are str, int and float
     for r in drift.itertuples(index=False):
         if r.layer in row_of and int(r.epoch) in col_of:
             z[row_of[r.layer], col_of[int(r.epoch)]] = float(r.mean_cos)
