@@ -20,7 +20,13 @@ from dashboard.routes import UrlFor, no_prefix
 from dashboard.urlstate import StateSpace, parse_state, space_of, update_search
 from dashboard.views.features.data import neuron_key, valid_model, warm
 from dashboard.views.features.figures import biplot_figure
-from dashboard.views.features.markup import checked_neurons, default_checked, instance_tooltip, ranking
+from dashboard.views.features.markup import (
+    checked_neurons,
+    default_checked,
+    instance_tooltip,
+    listed_neurons,
+    ranking,
+)
 from layouts import features as ly
 from layouts import ids
 from transferviz.cache import Cache
@@ -72,6 +78,9 @@ def feature_controls(cache: Cache, space: StateSpace, triggered: set[str], searc
         # the same list, other checks in the URL (back / forward, an edited link)
         target = checked_neurons(cache, c, new_model, new_order, url_neurons)
         if target != current:
+            if not set(target) <= listed_neurons(cache, c, new_model, new_order, current):
+                # a check below the list's cut (MAX_ROWS): the list is rebuilt to show it
+                options, _, status = ranking(cache, c, new_model, new_order, target, url_for)
             new_value = current = target
     # the URL follows the controls (never while it still names another class)
     out_search: Any = no_update

@@ -11,7 +11,7 @@ from dash import html
 from dashboard.routes import thumb_src
 from dashboard.theme import DOMAIN_COLORS
 
-__all__ = ["DataAttrs", "Title", "notice_alert", "thumb_img"]
+__all__ = ["DataAttrs", "Title", "featvis_img", "notice_alert", "thumb_img"]
 
 
 class Title(TypedDict, total=False):
@@ -24,7 +24,8 @@ class Title(TypedDict, total=False):
 
 #: ``**`` keywords of the ``data-*`` attributes the views set: no Python identifiers, they reach a
 #: component through its ``**kwargs``; typed so that mypy does not match them against its other keywords.
-DataAttrs = TypedDict("DataAttrs", {"data-kind": str, "data-class": int, "data-empty": str}, total=False)
+DataAttrs = TypedDict("DataAttrs", {"data-kind": str, "data-class": int, "data-empty": str,
+                                    "data-layer-names": str}, total=False)
 
 
 def thumb_img(prefix: str, instance_id: int, domain: str, px: int, *, border: int = 2, alt: str | None = None,
@@ -36,6 +37,22 @@ def thumb_img(prefix: str, instance_id: int, domain: str, px: int, *, border: in
                     alt=f"instance {instance_id}" if alt is None else alt, **extra,
                     style={"imageRendering": "pixelated", "borderRadius": 2,
                            "border": f"{border}px solid {DOMAIN_COLORS.get(domain, '#555')}", **style})
+
+
+def featvis_img(src: str, px: int, native_px: int | None, *, alt: str, title: str | None = None,
+                **style: Any) -> html.Img:
+    """A feature visualization shown at ``px`` x ``px`` whatever its pixel size (a 224 px PNG must not
+    grow a ranking row or a detail panel): width and height attributes, and a style that a flex row
+    or a table cell can neither stretch nor squeeze. ``native_px`` is the images' pixel width
+    (:func:`dashboard.lookups.featvis_px`): crisp (pixelated) when shown at that size or larger,
+    smoothed when shrunk (nearest-neighbour shrinking would alias them into noise); extra keyword
+    arguments are added to the style."""
+    extra: Title = {} if title is None else {"title": title}
+    shrunk = native_px is not None and native_px > px
+    return html.Img(src=src, width=px, height=px, alt=alt, className="tv-featvis", **extra,
+                    style={"width": f"{px}px", "height": f"{px}px", "minWidth": f"{px}px", "maxWidth": f"{px}px",
+                           "flex": "none", "objectFit": "contain",
+                           "imageRendering": "auto" if shrunk else "pixelated", **style})
 
 
 def notice_alert(notices: Sequence[str]) -> dbc.Alert:

@@ -15,8 +15,8 @@ import pandas as pd
 from dashboard.theme import class_palette
 from transferviz.cache import Cache
 
-__all__ = ["MODELS", "Model", "class_colors", "class_counts", "distinct_class_palette", "instance_records",
-           "json_number", "selected_ids", "valid_class"]
+__all__ = ["MODELS", "Model", "class_colors", "class_counts", "distinct_class_palette", "featvis_px",
+           "instance_records", "json_number", "layer_tag", "layer_title", "selected_ids", "valid_class"]
 
 Model = Literal["source", "target"]
 MODELS: tuple[Model, Model] = ("source", "target")
@@ -39,6 +39,49 @@ def valid_class(cache: Cache, class_index: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return c if 0 <= c < len(cache.classes) else None
+
+
+def layer_tag(cache: Cache, layer: str) -> str:
+    """The short label of an analysed layer, the paper's ``L3`` (the name itself for any other module).
+
+    Module paths of real networks (``features.0.block.1.0``, ``layer3.1``) are too long for
+    selectors, axes and table cells: every view names a layer by this tag and puts
+    :func:`layer_title` (the full path) in its hover."""
+    number = cache.layer_numbers.get(layer)
+    return f"L{number}" if number else str(layer)
+
+
+def layer_title(cache: Cache, layer: str) -> str:
+    """The hover text of a layer's tag: ``"L3 = features.0.block.1.0 (Conv2d, 64 neurons)"``."""
+    detail = cache.memo(("lookups.layer_detail",),
+                        lambda: {str(d.get("name")): d for d in cache.layer_info.get("detail", [])})
+    d = detail.get(layer) or {}
+    extra = [str(d["type"])] if d.get("type") else []
+    if d.get("neurons"):
+        extra.append(f"{int(d['neurons'])} neurons")
+    tag = layer_tag(cache, layer)
+    head = f"{tag} = {layer}" if tag != layer else str(layer)
+    return head + (f" ({', '.join(extra)})" if extra else "")
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def featvis_px(cache: Cache) -> int | None:
+    """The pixel width of the cache's feature visualizations (one PNG header read, once per cache);
+    None without any. The views show them at fixed display sizes and smooth them only when they
+    are shrunk (a 224 px image in a 28 px slot), keeping small ones crisp (pixelated)."""
+    return cache.memo(("lookups.featvis_px",), lambda: _featvis_px(cache))
+
+
+def _featvis_px(cache: Cache) -> int | None:
+    for model in MODELS:
+        for layer in cache.layers:
+            neurons = cache.featvis_neurons(model, layer)
+            png = cache.featvis(model, layer, min(neurons)) if neurons else None
+            if png and png[:8] == _PNG_MAGIC and len(png) >= 24:
+                return int.from_bytes(png[16:20], "big")
+    return None
 
 
 def class_counts(cache: Cache) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from dash import dcc, html
 
 from dashboard.theme import DOMAIN_COLORS, empty_figure, graph_config
 from dashboard.views.features.figures import BIPLOT_HEIGHT
-from dashboard.views.features.markup import COL_IMAGE, COL_LABEL, COL_VALUE, HIST_STYLE
+from dashboard.views.features.markup import COL_IMAGE, COL_LABEL, COL_VALUE, HIST_STYLE, label_width
 from transferviz.cache import Cache
 
 MODEL = "features-model"
@@ -41,14 +41,15 @@ def _switch(id_: str, options: list[tuple[str, Any]], value: str, label: str) ->
     ], className="d-flex align-items-center me-2")
 
 
-def ranking_header(with_images: bool = False) -> html.Div:
+def ranking_header(with_images: bool = False, label: str = COL_LABEL) -> html.Div:
     """Column captions of the ranking list (aligned with the fixed widths of the rows that
-    :func:`dashboard.views.features.markup.ranking` builds)."""
+    :func:`dashboard.views.features.markup.ranking` builds; ``label``: the label column's,
+    :func:`dashboard.views.features.markup.label_width`)."""
     cell = "small text-muted d-inline-block"
     image = [html.Span("", style={"width": COL_IMAGE, "flex": "0 0 auto"}, className=cell)] if with_images else []
     return html.Div([
         html.Span("", style={"width": "1.7rem", "flex": "0 0 auto"}, className="d-inline-block"),
-        html.Span("neuron", style={"width": COL_LABEL, "flex": "0 0 auto"}, className=cell),
+        html.Span("neuron", style={"width": label, "flex": "0 0 auto"}, className=cell),
         html.Span("u", title="discriminability: the domain classifier's weight of the neuron",
                   style={"width": COL_VALUE, "flex": "0 0 auto"}, className=cell + " text-end pe-1"),
         *image,
@@ -68,7 +69,7 @@ def layout(cache: Cache) -> html.Div:
         _switch(ORDER, [("most", "most"), ("least", "least")], "most", "discriminative first"),
     ], className="d-flex flex-wrap align-items-center gap-1 mb-1")
     ranking = html.Div([
-        ranking_header(with_images=cache.has_featvis),
+        ranking_header(with_images=cache.has_featvis, label=label_width(cache)),
         # dbc's Checklist, not dcc's: Dash 4.4's dcc.Checklist reuses stale component labels when
         # its options are replaced (React "reading 'props'" errors and rows that do not update)
         html.Div(dbc.Checklist(id=RANKING, options=[], value=[], class_name="tv-ranking",

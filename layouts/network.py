@@ -1,19 +1,25 @@
 """View C, the network relation view (paper 5.3.3, Figure 4): components and their ids.
 
 Title bar: a class selector and a layer selector (a range over Layer 1..L, so the chosen
-layers are always consecutive) and two switches (hide the non-important regions, hide the
-source weights). Below: the relation-matrices figure inside a scrolling box (the figure
-keeps a fixed pixel size per cell and grows with the layers; the box scrolls and the
-mode bar zooms, cells never shrink) and a detail panel filled by clicks on a neuron index,
-a weight square or a similarity cell (its contents, the kernel graph of a weight among them,
-are built at run time by :mod:`dashboard.views.network.markup`).
+layers are always consecutive; its marks are the short tags L1..L16, the full module paths
+are in its hover title and in the tooltip of each handle) and two switches (hide the
+non-important regions, hide the source weights). Below: the relation-matrices figure inside
+a scrolling box (the figure keeps a fixed pixel size per cell and grows with the layers and
+their important neurons; the box scrolls both ways and the mode bar zooms, cells never
+shrink: :data:`SCROLL_STYLE` and :data:`GRAPH_STYLE`) and a detail panel filled by clicks on
+a neuron index, a weight square or a similarity cell (its contents, the kernel graph of a
+weight among them, are built at run time by :mod:`dashboard.views.network.markup`).
 """
 
 from __future__ import annotations
 
+import json
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.components import DataAttrs
+from dashboard.lookups import layer_tag, layer_title
 from dashboard.theme import NETWORK_CONFIG, empty_figure
 from dashboard.urlstate import DEFAULT_LAYER_COUNT
 from dashboard.views.network.markup import hint
@@ -28,9 +34,30 @@ DETAIL = "network-detail"
 SCROLL = "network-scroll"
 
 
+#: The figure's box: at most 78 % of the window high, as narrow as its column allows, and
+#: scrolling both ways (``tv-scroll``) when the figure is larger: the figure is never shrunk to fit.
+SCROLL_STYLE = {"maxHeight": "78vh", "minWidth": 0}
+#: The graph takes the figure's own pixel size (``layout.width``/``height``; NETWORK_CONFIG is not
+#: responsive), not its box's width.
+GRAPH_STYLE = {"display": "inline-block"}
+#: The layer selector's group in the wrapping title bar: it may shrink to the card's width (the
+#: slider in it shrinks with it) rather than run over the next card.
+LAYERS_BOX_STYLE = {"flex": "0 1 auto", "minWidth": 0, "maxWidth": "100%"}
+#: The tooltip of the layer slider's handles: ``L3 features.0.block.1.0`` (assets/transferviz.js
+#: reads the names from the slider box's ``data-layer-names``), above the handle: below it the
+#: figure would paint over it.
+LAYER_TOOLTIP = {"placement": "top", "transform": "tvLayerName"}
+
+
 def layer_marks(cache: Cache) -> dict[int, dict]:
-    """RangeSlider marks ``{1: "L1", ...}`` with the layer names as tooltips via the label."""
-    return {i + 1: {"label": f"L{i + 1}"} for i in range(len(cache.layers))}
+    """RangeSlider marks ``{1: {"label": "L1"}, ...}``: the short tags (a mark cannot carry a title;
+    the full paths are in :func:`layer_names_title` and the handles' tooltips)."""
+    return {i + 1: {"label": layer_tag(cache, name)} for i, name in enumerate(cache.layers)}
+
+
+def layer_names_title(cache: Cache) -> str:
+    """The slider box's hover title: one line per layer, ``L3 = features.0.block.1.0 (Conv2d, 64 neurons)``."""
+    return "\n".join(layer_title(cache, name) for name in cache.layers)
 
 
 def layout(cache: Cache) -> html.Div:
@@ -46,12 +73,15 @@ def layout(cache: Cache) -> html.Div:
         ], className="d-flex align-items-center me-3"),
         html.Div([
             html.Span("layers", className="small text-muted me-1"),
+            # 2.4rem a layer, shrinking to the card's width (sixteen layers and more); the marks are the
+            # tags, so the number boxes Dash adds on wide screens would only repeat them
             html.Div(dcc.RangeSlider(id=LAYERS, min=1, max=n_layers, step=1, value=[1, first],
                                      marks=layer_marks(cache), allowCross=False, pushable=0,
-                                     updatemode="mouseup"),
-                     style={"width": f"{max(10, 2.4 * n_layers):.0f}rem"}, title=", ".join(
-                         f"L{i + 1} = {name}" for i, name in enumerate(cache.layers))),
-        ], className="d-flex align-items-center me-3 tv-network-layers"),
+                                     updatemode="mouseup", tooltip=LAYER_TOOLTIP, allow_direct_input=False),
+                     style={"width": f"{max(10, 2.4 * n_layers):.0f}rem", "minWidth": 0},
+                     title=layer_names_title(cache), className="tv-layer-slider",
+                     **DataAttrs({"data-layer-names": json.dumps(list(cache.layers))})),
+        ], className="d-flex align-items-center pe-3 tv-network-layers", style=LAYERS_BOX_STYLE),
         html.Div([  # stacked: two short lines instead of one long one in a narrow column
             dbc.Switch(id=HIDE_NONIMPORTANT, label="hide non-important regions", value=False,
                        className="small mb-0", style={"minHeight": 0}),
@@ -63,9 +93,8 @@ def layout(cache: Cache) -> html.Div:
         # scrolls both ways; the figure never shrinks to fit (readability of large layers)
         html.Div(
             dcc.Graph(id=GRAPH, figure=empty_figure("Loading…", height=300), config=NETWORK_CONFIG,
-                      clear_on_unhover=True, style={"display": "inline-block"}),
-            id=SCROLL, className="tv-scroll tv-network-scroll flex-grow-1",
-            style={"maxHeight": "78vh", "minWidth": 0},
+                      clear_on_unhover=True, style=GRAPH_STYLE),
+            id=SCROLL, className="tv-scroll tv-network-scroll flex-grow-1", style=SCROLL_STYLE,
         ),
         html.Div(hint(), id=DETAIL, className="tv-network-detail ms-2",
                  style={"width": "15.5rem", "flex": "0 0 15.5rem", "maxHeight": "78vh", "overflowY": "auto"}),

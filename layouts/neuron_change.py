@@ -6,6 +6,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.lookups import layer_tag, layer_title
 from dashboard.views.neuron_change.data import ALL
 from transferviz.cache import Cache
 
@@ -15,8 +16,15 @@ LIST = "change-list"
 LOADED = "change-loaded"   # dcc.Store: True once the list was sent (it is built when the tab is first opened)
 
 
+def layer_options(cache: Cache) -> list[dict]:
+    """The layer selector's options: "every layer", then each layer by its short tag (``L3``) with its
+    full module path on hover (``title``) and in what a search matches (``search``)."""
+    return ([{"label": "every layer (five most changed each)", "value": ALL}]
+            + [{"label": layer_tag(cache, layer), "value": layer, "title": layer_title(cache, layer),
+                "search": f"{layer_tag(cache, layer)} {layer}"} for layer in cache.layers])
+
+
 def layout(cache: Cache) -> html.Div:
-    names = {layer: f"L{i} {layer}" for i, layer in enumerate(cache.layers, 1)}
     return html.Div([
         html.Div([
             html.Span("Neuron change through fine-tuning", className="tv-card-title me-3"),
@@ -25,9 +33,7 @@ def layout(cache: Cache) -> html.Div:
                       className="text-muted small"),
         ], className="mb-2"),
         dbc.Row([
-            dbc.Col(dcc.Dropdown(id=LAYER, options=[{"label": "every layer (five most changed each)", "value": ALL}]
-                                 + [{"label": v, "value": k} for k, v in names.items()],
-                                 value=ALL, clearable=False), width=4),
+            dbc.Col(dcc.Dropdown(id=LAYER, options=layer_options(cache), value=ALL, clearable=False), width=4),
             dbc.Col(dbc.Checklist(id=SHOW_GRAY, options=[{"label": "include gray visualizations", "value": "gray"}],
                                   value=[], switch=True), width=4),
         ], className="mb-2 g-2"),

@@ -300,8 +300,70 @@ class Cache:
     @property
     @_memoized
     def layer_info(self) -> dict[str, Any]:
-        """Analysed layers, per-layer detail (type, shape, neurons, weight change) and the embedding layer."""
-        return self.json("models/layers.json")
+        """Analysed layers, per-layer detail (type, shape, neurons, weight change, ``cut``) and the embedding layer.
+
+        ``models/layers.json`` as written, each detail row with ``cut`` added from ``models/graph.json``
+        (whether every path from input to output crosses the layer; True for caches built before it:
+        they were all chains)."""
+        info = self.json("models/layers.json")
+        cuts = self.layer_cuts
+        for d in info.get("detail", []):
+            d.setdefault("cut", cuts.get(d.get("name"), True))
+        return info
+
+    @property
+    @_memoized
+    def graph_info(self) -> dict[str, Any] | None:
+        """``models/graph.json``: how the layers were found (``method``) and chosen (``selection``), each layer's
+        ``kind`` and ``cut``, and the ``links``; None for a cache built before it."""
+        rel = "models/graph.json"
+        return self.json(rel) if self._exists(rel) else None
+
+    @property
+    @_memoized
+    def layer_cuts(self) -> dict[str, bool]:
+        """Analysed layer -> whether it cuts the graph (completeness holds); all True for older caches."""
+        g = self.graph_info
+        rows = g.get("layers", []) if g else []
+        known = {str(r["name"]): bool(r["cut"]) for r in rows}
+        return {layer: known.get(layer, True) for layer in self.json("models/layers.json")["layers"]}
+
+    def layer_selection(self) -> dict[str, str] | None:
+        """How the analysed layers were chosen: ``requested`` (auto, all, blocks, list), ``used`` and the
+        one-line ``reason``; None for a cache built before the selection was recorded."""
+        g = self.graph_info
+        return dict(g["selection"]) if g and "selection" in g else None
+
+    @_memoized
+    def layer_links(self) -> pd.DataFrame:
+        """One row per pair of consecutive analysed layers: ``from_layer``, ``to_layer``, ``linked`` (one weight
+        matrix joins them: the paper's weights exist), ``reason`` (one line when not linked, e.g. "joined
+        through a residual addition") and ``weights`` (the Conv2d/Linear module whose weights join them:
+        ``to_layer`` itself or the one inside block ``to_layer``; None when not linked). Caches built before
+        links were recorded are chains: every pair linked, reason "". Treat the frame as read-only."""
+        layers = self.layers
+        g = self.graph_info
+        stored = {(str(r["from_layer"]), str(r["to_layer"])): r for r in (g.get("links", []) if g else [])}
+        rows = []
+        for a, b in zip(layers[:-1], layers[1:]):
+            r = stored.get((a, b))
+            if g is None or r is None:
+                rows.append({"from_layer": a, "to_layer": b, "linked": True, "reason": "", "weights": b})
+            else:
+                rows.append({"from_layer": a, "to_layer": b, "linked": bool(r["linked"]),
+                             "reason": str(r.get("reason") or ""), "weights": r.get("weights")})
+        df = pd.DataFrame(rows, columns=["from_layer", "to_layer", "linked", "reason", "weights"])
+        return df.astype({"linked": bool})
+
+    def is_linked(self, layer_i: str, layer_j: str) -> bool:
+        """Whether one weight matrix joins the consecutive analysed layers (False for any other pair)."""
+        return self._weights_module(layer_i, layer_j) is not None
+
+    def _weights_module(self, layer_i: str, layer_j: str) -> str | None:
+        links: dict[tuple[str, str], str | None] = self.memo(("layer_links.by_pair",), lambda: {
+            (str(r.from_layer), str(r.to_layer)): (str(r.weights) if r.linked else None)
+            for r in self.layer_links().itertuples(index=False)})
+        return links.get((layer_i, layer_j))
 
     @property
     @_memoized
@@ -417,9 +479,13 @@ class Cache:
         self._check_layer(layer)
         return np.asarray(self.array(f"analysis/neurons/{which}/{layer}_ranksum.npy")[self.class_index(cls)])
 
-    def important_weights(self, which: ModelName, layer_i: str, layer_j: str, cls: str | int) -> pd.DataFrame:
-        """Important weights ``layer_i -> layer_j`` of the class (5.3.1 B); target rows carry 'corresponds'."""
+    def important_weights(self, which: ModelName, layer_i: str, layer_j: str,
+                          cls: str | int) -> pd.DataFrame | None:
+        """Important weights ``layer_i -> layer_j`` of the class (5.3.1 B); target rows carry 'corresponds'.
+        None for a pair that no weight matrix joins (:meth:`layer_links`)."""
         self._check_pair(layer_i, layer_j)
+        if not self.is_linked(layer_i, layer_j):
+            return None
         rel = f"analysis/weights/{which}/{pair_name(layer_i, layer_j)}"
         df = self.table(f"{rel}_correspondence.parquet" if which == "target" else f"{rel}.parquet")
         return df[df.class_index == self.class_index(cls)].reset_index(drop=True)
@@ -456,22 +522,33 @@ class Cache:
 
     def weight_values(self, which: ModelName, layer_i: str, layer_j: str) -> np.ndarray | None:
         """(neurons of layer_j, neurons of layer_i) value of each weight as the view draws it
-        (a conv kernel's mean, NaN across conv groups); None when the cache lacks it."""
+        (a conv kernel's mean, NaN across conv groups); None when the cache lacks it or the pair is not linked."""
+        if not self.is_linked(layer_i, layer_j):
+            return None
         return self._optional_array(f"analysis/weights/{which}/{pair_name(layer_i, layer_j)}_values.npy")
 
     def weight_block(self, which: ModelName, layer_i: str, layer_j: str, cls: int) -> np.ndarray | None:
-        """(k_j, k_i) weights between the class's important neurons, rank order (region 1)."""
+        """(k_j, k_i) weights between the class's important neurons, rank order (region 1); None when the
+        cache lacks them or no weight matrix joins the pair (:meth:`layer_links` says why)."""
+        if not self.is_linked(layer_i, layer_j):
+            return None
         a = self._optional_array(f"analysis/weights/{which}/{pair_name(layer_i, layer_j)}_block.npy")
         return None if a is None else a[int(cls)]
 
     def weight_block_correspondence(self, layer_i: str, layer_j: str, cls: int) -> np.ndarray | None:
-        """(k_j, k_i) True where the region-1 target weight has a corresponding important source weight."""
+        """(k_j, k_i) True where the region-1 target weight has a corresponding important source weight
+        (None: not in the cache, or the pair is not linked)."""
+        if not self.is_linked(layer_i, layer_j):
+            return None
         a = self._optional_array(f"analysis/weights/target/{pair_name(layer_i, layer_j)}_block_corr.npy")
         return None if a is None else a[int(cls)]
 
     def weight_hist(self, which: ModelName, layer_i: str, layer_j: str,
                     cls: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Counts and bin edges of the class's other weights (regions 2-4) of ``which`` model."""
+        """Counts and bin edges of the class's other weights (regions 2-4) of ``which`` model (None: not in
+        the cache, or the pair is not linked)."""
+        if not self.is_linked(layer_i, layer_j):
+            return None
         pair = pair_name(layer_i, layer_j)
         counts = self._optional_array(f"analysis/weights/{pair}_hist.npy")
         edges = self._optional_array(f"analysis/weights/{pair}_hist_edges.npy")
@@ -482,13 +559,16 @@ class Cache:
 
     @_memoized
     def weight_boxes(self, layer_i: str, layer_j: str) -> pd.DataFrame | None:
-        """Regions 2/3 boxplot statistics of ``layer_i -> layer_j`` per model, class, neuron and side."""
+        """Regions 2/3 boxplot statistics of ``layer_i -> layer_j`` per model, class, neuron and side (None: not in
+        the cache, or the pair is not linked)."""
+        if not self.is_linked(layer_i, layer_j):
+            return None
         return self._optional_table(f"analysis/weights/{pair_name(layer_i, layer_j)}_boxes.parquet")
 
     @_memoized
     def important_weight_table(self, which: ModelName, layer_i: str, layer_j: str) -> pd.DataFrame:
         """Every class's important weights ``layer_i -> layer_j`` (class_index, rank, n1, n2, count, value);
-        an empty table when the cache lacks them."""
+        an empty table when the cache lacks them (a pair that no weight matrix joins has none)."""
         df = self._optional_table(f"analysis/weights/{which}/{pair_name(layer_i, layer_j)}.parquet")
         return df if df is not None else pd.DataFrame(columns=["class_index", "rank", "n1", "n2", "count", "value"])
 
@@ -506,15 +586,18 @@ class Cache:
         """The weight joining neuron ``n1`` of ``layer_i`` to ``n2`` of ``layer_j``, read straight from
         the model's safetensors file (a memory-mapped slice; no model is built): conv -> conv the
         (kh, kw) kernel ``W[n2, n1]``; conv -> linear the spatial block of channel ``n1`` in row ``n2``
-        (square maps only); linear -> linear the single weight. None when it cannot be read."""
+        (square maps only); linear -> linear the single weight. The weights are those of the module that
+        joins the pair (``layer_j``, or the conv inside block ``layer_j``). None when it cannot be read or no
+        weight matrix joins the pair."""
         from safetensors import safe_open
 
+        module = self._weights_module(layer_i, layer_j)
         p = self.root / "models" / f"{which}.safetensors"
-        if not p.is_file():
+        if module is None or not p.is_file():
             return None
         try:
             with safe_open(str(p), framework="np") as f:
-                key = f"{layer_j}.weight"
+                key = f"{module}.weight"
                 if key not in f.keys():
                     return None
                 sl = f.get_slice(key)

@@ -6,8 +6,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transferviz.errors import TransferVizError
+
+if TYPE_CHECKING:
+    from transferviz.cache import Cache
 
 DEFAULT_CACHE = Path("cache")
 
@@ -67,11 +71,28 @@ def _info(args: argparse.Namespace) -> int:
     c = Cache.open(args.cache)
     m = c.manifest
     print(f"{c.name}: {len(c.instances)} instances, {len(c.classes)} classes, layers {', '.join(c.layers)}")
+    for line in _layer_lines(c):
+        print(line)
     print(f"created {m['created']} on {m['device']}; schema {m['schema_version']}")
     for name, s in m["stages"].items():
         status = "reused" if s["reused"] else "built"
         print(f"  {name:<13} {status:<7} {s['seconds']:7.1f} s  {s['notes'].get('summary', '')}")
     return 0
+
+
+def _layer_lines(c: "Cache") -> list[str]:
+    """Why these layers, which do not cut the graph, and which consecutive pairs have no weights (and why)."""
+    selection = c.layer_selection()
+    if selection is None:  # a cache built before layers were chosen from the graph
+        return []
+    lines = [f"layers chosen by {selection['reason']}"]
+    not_cut = [name for name, cut in c.layer_cuts.items() if not cut]
+    if not_cut:
+        lines.append(f"  not cuts of the graph (completeness not checked): {', '.join(not_cut)}")
+    links = c.layer_links()
+    lines.append(f"  weights: {int(links.linked.sum())} of {len(links)} consecutive pairs joined by one weight matrix")
+    lines += [f"  {r.from_layer} -> {r.to_layer}: {r.reason}" for r in links.itertuples(index=False) if not r.linked]
+    return lines
 
 
 if __name__ == "__main__":

@@ -84,6 +84,19 @@ class ModelSpec(_Frozen):
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     init_weights: Path | None = None  # optional local weights (e.g. ImageNet AlexNet) to start the source model
 
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v in ("small_alexnet", "alexnet"):
+            return v
+        from transferviz.models import check_arch  # torch and torchvision only for other architectures
+
+        try:
+            check_arch(v)
+        except TransferVizError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
     @field_validator("std")
     @classmethod
     def _positive_std(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -99,6 +112,18 @@ class TrainSpec(_Frozen):
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    # module path prefixes ("conv1", "layer1", "features.0") whose parameters (and BatchNorm statistics)
+    # stay as they are; checked against the model when training starts
+    freeze: tuple[str, ...] = ()
+    head_lr: float | None = Field(None, gt=0, le=10)  # the head's (last nn.Linear's) learning rate; default lr
+
+    @field_validator("freeze")
+    @classmethod
+    def _module_paths(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in v:
+            if not prefix or prefix != prefix.strip() or prefix.startswith(".") or prefix.endswith("."):
+                raise ValueError(f"{prefix!r} is not a module path prefix such as 'layer1' or 'features.0'")
+        return v
 
 
 class TrainingSpec(_Frozen):
@@ -116,6 +141,10 @@ class CheckpointsSpec(_Frozen):
 
 
 class AnalysisSpec(_Frozen):
+    # the analysed layers: a preset (auto: `all` when at most 16 layers, otherwise `blocks` thinned to 16;
+    # all: every conv and hidden linear layer; blocks: the outputs of the stages' blocks and the hidden linear
+    # layers; rules in transferviz.graph) or a list of module paths, each checked against the model
+    layers: Union[Literal["auto", "all", "blocks"], tuple[str, ...]] = "auto"
     n_steps: int = Field(16, ge=2, le=1000)
     method: Literal[
         "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"
@@ -124,10 +153,28 @@ class AnalysisSpec(_Frozen):
     neuron_fraction: float = Field(0.1, gt=0, le=1)
     weight_top_k: int | None = Field(None, ge=1)
     embedding_layer: str | None = None
-    memory_budget_mb: int = Field(512, ge=16)
+    memory_budget_mb: int = Field(4096, ge=16)
     autocast: bool = False
     discriminability_folds: int = Field(10, ge=2, le=100)
     tsne_perplexity: float = Field(30.0, gt=1, le=500)
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layer_spec(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v not in ("auto", "all", "blocks"):
+                raise ValueError("must be 'auto', 'all', 'blocks' or a list of module paths such as "
+                                 "['layer1.0', 'layer4.1']")
+            return v
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError("must be 'auto', 'all', 'blocks' or a non-empty list of module paths")
+        for p in v:
+            if not isinstance(p, str) or not p or p != p.strip() or p.startswith(".") or p.endswith("."):
+                raise ValueError(f"{p!r} is not a module path such as 'layer1.0' or 'features.3'")
+        if len(set(v)) != len(v):
+            dup = next(p for p in v if list(v).count(p) > 1)
+            raise ValueError(f"{dup!r} is listed twice")
+        return tuple(v)
 
 
 class FeatvisSpec(_Frozen):

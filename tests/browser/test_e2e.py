@@ -260,3 +260,44 @@ def test_hover_shows_the_instance_card_and_a_lasso_lists_instances(dash_duo, dem
     shoot(d, artifacts, "instances_lasso_1366x768")
     d.find_element(By.ID, inst_layout.CARD).screenshot(str(artifacts / "view_instances_lasso.png"))
     assert_no_console_errors(dash_duo)
+
+
+def test_network_figure_scrolls_in_its_box_and_the_layer_slider_names_the_paths(dash_duo, demo_cache, artifacts):
+    """Issue 11: the network figure keeps its cells' pixel size and its box scrolls (the figure is
+    never fitted to the card); the layer slider shows short tags and names the full module paths
+    on hover (the box's title, each handle's tooltip)."""
+    from layouts import network as net_layout
+
+    dash_duo.start_server(make_app(demo_cache.root))
+    d = dash_duo.driver
+    wait_page_ready(dash_duo)
+    box = d.find_element(By.ID, net_layout.SCROLL)
+    scroll_to(d, box, block="start")
+    js = f"""
+      const gd = {graph_js(NETWORK_GRAPH)}, fl = gd._fullLayout, box = document.getElementById('{net_layout.SCROLL}');
+      const xr = fl.xaxis.range, yr = fl.yaxis.range;
+      return {{cell: (gd.layout.meta || {{}}).cell_px, px_x: fl.xaxis._length / Math.abs(xr[1] - xr[0]),
+               px_y: fl.yaxis._length / Math.abs(yr[1] - yr[0]), width: gd.getBoundingClientRect().width,
+               layout_width: fl.width, box_client: box.clientWidth, box_scroll: box.scrollWidth}};
+    """
+    m = wait_until("the network figure's geometry", lambda: d.execute_script(js))
+    assert abs(m["px_x"] - m["cell"]) < 0.3 and abs(m["px_y"] - m["cell"]) < 0.3, m  # cells never shrink
+    assert abs(m["width"] - m["layout_width"]) < 2, m  # the graph has the figure's own width
+    assert m["box_scroll"] > m["box_client"], m  # wider than its box at 1366 px: the box scrolls
+    before = d.execute_script("return arguments[0].scrollLeft", box)
+    d.execute_script("arguments[0].scrollLeft = 200", box)
+    assert d.execute_script("return arguments[0].scrollLeft", box) > before
+
+    marks = [e.text for e in d.find_elements(By.CSS_SELECTOR, f"#{net_layout.LAYERS} .dash-slider-mark")]
+    assert marks[:len(demo_cache.layers)] == [f"L{i + 1}" for i in range(len(demo_cache.layers))]
+    holder = d.find_element(By.CSS_SELECTOR, "[data-layer-names]")
+    assert holder.get_attribute("title").split("\n")[0].startswith(f"L1 = {demo_cache.layers[0]}")
+    thumb = d.find_element(By.CSS_SELECTOR, f"#{net_layout.LAYERS} .dash-slider-thumb-1")
+    scroll_to(d, thumb)
+    ActionChains(d).move_to_element(thumb).perform()
+    tip = wait_until("the handle's tooltip", lambda: next(
+        (e for e in d.find_elements(By.CSS_SELECTOR, f"#{net_layout.LAYERS} .dash-slider-tooltip")
+         if e.is_displayed()), None), timeout=10)
+    assert tip.text.strip() == f"L1 {demo_cache.layers[0]}"
+    shoot(d, artifacts, "network_slider_tooltip_1366x768")
+    assert_no_console_errors(dash_duo)

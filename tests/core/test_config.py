@@ -33,6 +33,16 @@ def test_bare_name_resolves_to_configs_folder():
     ({"name": "has space"}, "'name': String should match pattern"),
     ({"val_fraction": 1.5}, "'val_fraction': Input should be less than 1"),
     ({"checkpoints": {"source": "a.pt", "target": "b.pt"}}, "give either 'training'"),
+    ({"model": {"arch": "resnet18"}}, "'model.arch': model arch 'resnet18' is not 'small_alexnet', 'alexnet', "
+     "'torchvision:<name>' or 'package.module:factory'; did you mean 'torchvision:resnet18'?"),
+    ({"model": {"arch": "torchvision:resnet19"}},
+     "'model.arch': torchvision has no classification model 'resnet19'; did you mean resnet18"),
+    ({"training": {"target": {"freeze": ["layer1", ""]}}},
+     "'training.target.freeze': '' is not a module path prefix such as 'layer1' or 'features.0'"),
+    ({"training": {"target": {"freeze": "layer1"}}}, "'training.target.freeze': Input should be a valid tuple"),
+    ({"training": {"target": {"head_lr": 0}}}, "'training.target.head_lr': Input should be greater than 0 (got 0)"),
+    ({"training": {"target": {"frezee": ["conv1"]}}}, "unknown key 'training.target.frezee' (allowed here: epochs, "
+     "lr, batch_size, optimizer, momentum, weight_decay, freeze, head_lr)"),
 ])
 def test_bad_values_are_one_line_errors(patch, expected):
     with pytest.raises(TransferVizError) as err:
@@ -80,3 +90,13 @@ def test_frozen():
     cfg = parse_config(tiny_config_dict(), "f.yaml")
     with pytest.raises(Exception):
         cfg.seed = 3  # type: ignore[misc]
+
+
+def test_fine_tuning_options_and_torchvision_arch():
+    cfg = parse_config(tiny_config_dict(model={"arch": "torchvision:efficientnet_b0", "input_size": 32},
+                                        training={"target": {"freeze": ["features.0", "features.1"],
+                                                             "head_lr": 0.01}}), "f.yaml")
+    assert cfg.model.arch == "torchvision:efficientnet_b0"
+    assert cfg.training is not None
+    assert cfg.training.target.freeze == ("features.0", "features.1") and cfg.training.target.head_lr == 0.01
+    assert cfg.training.source.freeze == () and cfg.training.source.head_lr is None  # head_lr defaults to lr

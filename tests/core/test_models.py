@@ -7,7 +7,15 @@ import torch
 from torch import nn
 
 from transferviz.errors import TransferVizError
-from transferviz.models import SmallAlexNet, analysed_layers, build_model, embedding_layer, load_checkpoint
+from transferviz.models import (
+    SmallAlexNet,
+    analysed_layers,
+    build_model,
+    embedding_layer,
+    head_module,
+    load_checkpoint,
+    load_init_weights,
+)
 
 PAPER_LAYERS = ["features.0", "features.3", "features.6", "features.8", "features.10", "classifier.1", "classifier.4"]
 
@@ -66,5 +74,29 @@ def test_pickled_module_is_refused(tmp_path):
     """A whole pickled module would execute code on load; weights_only=True refuses it."""
     p = tmp_path / "module.pt"
     torch.save(SmallAlexNet(10), p)
-    with pytest.raises(TransferVizError, match="weights_only=True"):
+    with pytest.raises(TransferVizError, match="weights_only=True") as err:
         load_checkpoint(SmallAlexNet(10), p)
+    assert "\n" not in str(err.value)
+    assert "it pickles a transferviz.models.SmallAlexNet, not only tensors" in str(err.value)
+
+
+def test_head_module():
+    assert head_module(SmallAlexNet(10)) == "classifier.6"
+    assert head_module(tiny_factory(3)) == "5"
+    assert head_module(build_model("torchvision:squeezenet1_1", 4)) == "classifier.1"  # no nn.Linear: last conv
+    assert head_module(nn.Sequential(nn.ReLU())) is None
+
+
+def test_init_weights_into_small_alexnet(tmp_path):
+    torch.manual_seed(0)
+    p = tmp_path / "pre.pt"
+    pre = SmallAlexNet(1000).state_dict()
+    torch.save({"state_dict": pre}, p)
+    m = SmallAlexNet(10)
+    assert load_init_weights(m, p) == ("init_weights: loaded 14 tensors from pre.pt; head classifier.6.weight, "
+                                       "classifier.6.bias left freshly initialised (1000 -> 10 classes)")
+    assert torch.equal(m.classifier[4].weight, pre["classifier.4.weight"])
+    torch.save({k: v for k, v in pre.items() if not k.startswith("classifier.6.")}, p)  # a backbone-only file
+    assert load_init_weights(SmallAlexNet(10), p).endswith("left freshly initialised (not in the file)")
+    torch.save(SmallAlexNet(10).state_dict(), p)  # the same classes: every tensor loads
+    assert load_init_weights(SmallAlexNet(10), p) == "init_weights: loaded 16 tensors from pre.pt"

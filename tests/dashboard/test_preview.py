@@ -65,7 +65,10 @@ def test_weight_change_chart_shows_every_module_with_parameters(tiny_cache):
     fig = weight_change_chart(frame)
     bar = fig.data[0]
     assert list(bar.y) == pytest.approx([r["weight_change"] for r in with_params])
-    analysed_labels = [x for x in bar.x if x.startswith("L")]
+    # bars by module name (unique), ticked with the short tags of the analysed layers
+    assert list(bar.x) == frame["name"].tolist()
+    assert list(fig.layout.xaxis.tickvals) == list(bar.x)
+    analysed_labels = [x for x in fig.layout.xaxis.ticktext if x.startswith("L")]
     assert analysed_labels == [f"L{i}" for i in range(1, len(tiny_cache.layers) + 1)]
     top = int(np.argmax(bar.y))
     assert fig.layout.annotations[0].x == bar.x[top]  # "moved most" sits on the largest change

@@ -257,7 +257,10 @@ def test_drift_heatmap_is_the_table(tiny_cache, td):
     assert z.shape == (len(tiny_cache.layers), len(epochs))
     for r in drift.itertuples():
         assert z[tiny_cache.layers.index(r.layer), epochs.index(int(r.epoch))] == pytest.approx(r.mean_cos)
-    assert fig["data"][0]["y"][0].endswith(tiny_cache.layers[0])
+    # short tags on the rows, the full module path in the hover
+    assert fig["data"][0]["y"] == [f"L{i + 1}" for i in range(len(tiny_cache.layers))]
+    assert [row[0][2] for row in fig["data"][0]["customdata"]] == list(tiny_cache.layers)
+    assert "%{customdata[2]}" in fig["data"][0]["hovertemplate"]
     assert (z[:, 0] == pytest.approx(1.0))  # epoch 0 is the source model itself
     shape = fig["layout"]["shapes"][0]
     assert (shape["x0"], shape["x1"]) == (0.5, 1.5)

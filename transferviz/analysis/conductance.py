@@ -185,6 +185,19 @@ def _plan(n: int, n_points: int, bytes_per_point: float, budget_mb: float) -> tu
     return 1, max(1, points)
 
 
+def _pass_budget_mb(dev: torch.device, memory_budget_mb: float, path_bytes: float) -> float:
+    """Megabytes one forward/backward pass may hold.
+
+    On a GPU, the whole budget. On a CPU, passes of a small network run faster below
+    ``_CPU_PASS_MB`` (cache locality), but a large one (a ResNet at 224 px: ~85 MB a path point)
+    would then run one or two points a pass, and tiny convolution batches cost far more than
+    locality saves: there a pass may grow to hold one instance's whole path, within the budget.
+    """
+    if dev.type != "cpu":
+        return memory_budget_mb
+    return min(memory_budget_mb, max(_CPU_PASS_MB, path_bytes / 2**20))
+
+
 def _segments(n_points: int, seg: int) -> Iterator[range]:
     for p0 in range(0, n_points, seg):
         yield range(p0, min(n_points, p0 + seg))
@@ -199,7 +212,7 @@ def _reduce(cond: Tensor, reduce: Reduce) -> Tensor:
 
 def layer_conductance(model: nn.Module, layers: Sequence[str], inputs: Tensor, targets: Tensor | int, *,
                       n_steps: int = 20, method: str = "gausslegendre", baseline: float | Tensor = 0.0,
-                      memory_budget_mb: float = 512, device: torch.device | str | None = None,
+                      memory_budget_mb: float = 4096, device: torch.device | str | None = None,
                       autocast: bool | torch.dtype = False, reduce: Reduce = "max",
                       progress: Callable[[int], None] | None = None) -> ConductanceResult:
     """Layer Conductance of ``targets``' logits at every layer in ``layers``, from one path per instance.
@@ -272,7 +285,7 @@ def _run(model: nn.Module, layers: list[str], inputs: Tensor, targets: Tensor, b
         if fmt is torch.contiguous_format:
             per_sample = _probe(work, capture, inputs[:1].to(dev), layers, amp)
         alphas_t = torch.tensor(alphas, dtype=inputs.dtype, device=dev)
-        budget = min(memory_budget_mb, _CPU_PASS_MB) if dev.type == "cpu" else memory_budget_mb
+        budget = _pass_budget_mb(dev, memory_budget_mb, per_sample * _MEMORY_FACTOR * n_points)
         block, seg = _plan(n, n_points, per_sample * _MEMORY_FACTOR, budget)
 
         for i0 in range(0, n, block):

@@ -2,9 +2,11 @@
 
 Definitions
 -----------
-For two consecutive analysed layers ``i -> j`` (module paths from
-:func:`transferviz.models.analysed_layers`) a *weight* ``n1 -> n2`` joins neuron ``n1`` of
-layer ``i`` (an output channel / unit of module ``i``) with neuron ``n2`` of layer ``j``.
+For two consecutive analysed layers ``i -> j`` that one weight matrix joins (a *linked* pair,
+:meth:`transferviz.graph.ModelGraph.link`: module ``j`` -- layer ``j`` itself, or the one conv or
+linear layer inside block ``j`` -- receives layer ``i``'s output through per-channel operations
+only) a *weight* ``n1 -> n2`` joins neuron ``n1`` of layer ``i`` (an output channel / unit of
+layer ``i``) with neuron ``n2`` of layer ``j`` (an output channel / unit of module ``j``).
 Its *activated level* on one instance is how much ``n1`` feeds ``n2`` through that weight,
 measured on ``X``, the tensor module ``j`` actually receives (so the ReLU, pooling, dropout
 in eval mode and flatten between the two modules are applied; ``X`` is captured with a
@@ -93,6 +95,7 @@ __all__ = [
     "weight_levels",
     "weight_value_matrix",
     "layer_inputs",
+    "layer_in_groups",
     "important_weights",
     "weight_regions",
 ]
@@ -518,10 +521,39 @@ def _infer_in_groups(mod_i: nn.Module, mod_j: nn.Module, layer_i: str, layer_j: 
     return n_i, None
 
 
+def layer_in_groups(layer_i_shape: Sequence[int], mod_j: nn.Module, layer_i: str = "layer i",
+                    layer_j: str = "layer j") -> tuple[int, int | None]:
+    """Number of layer-i neurons and the ``in_groups`` of module j, from layer i's output shape
+    (no batch dimension) -- for any layer i (a conv, a block, a linear layer) whose output reaches
+    module j through per-channel operations only (:meth:`transferviz.graph.ModelGraph.link`).
+
+    A linear module j after a 3-D (C, H, W) output that it takes flattened groups its ``C * H * W``
+    features per channel (``in_groups = C``); after a global pooling it takes the C channels as they are.
+    """
+    shape = tuple(int(s) for s in layer_i_shape)
+    if len(shape) not in (1, 3):
+        raise TransferVizError(f"weights: {layer_i} has output shape {shape}, not (C, H, W) or (F,)")
+    n_i = shape[0]
+    if isinstance(mod_j, nn.Conv2d):
+        if mod_j.in_channels != n_i:
+            raise TransferVizError(f"weights: {layer_i} has {n_i} output channels but {layer_j} takes "
+                                   f"{mod_j.in_channels}; they are not joined by its weights")
+        return n_i, None
+    if not isinstance(mod_j, nn.Linear):
+        raise TransferVizError(f"weights: {layer_j} is {type(mod_j).__name__}, not nn.Conv2d or nn.Linear")
+    if mod_j.in_features == n_i:
+        return n_i, None
+    if len(shape) == 3 and mod_j.in_features % n_i == 0:
+        return n_i, n_i
+    raise TransferVizError(f"weights: {layer_j} takes {mod_j.in_features} features, which do not split into "
+                           f"{layer_i}'s {n_i} neurons")
+
+
 def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torch.Tensor,
                       k_instance: int | None = None, k_class: int | None = None, *,
                       batch_size: int = 32, device: torch.device | str | None = None,
-                      memory_budget_mb: float = 256, fraction: float = 0.1) -> WeightResult:
+                      memory_budget_mb: float = 256, fraction: float = 0.1,
+                      layer_i_shape: Sequence[int] | None = None) -> WeightResult:
     """Important weights between layers ``layer_i -> layer_j`` over the given instances.
 
     Args:
@@ -536,6 +568,11 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
         device: where the levels are computed; default the model's device.
         memory_budget_mb: bound for one chunk of levels (rows and instances are chunked).
         fraction: neuron fraction for the default ``k``.
+        layer_i_shape: layer i's output shape (no batch dimension) when the caller knows from the
+            model's graph that module j's input comes from layer i's output through per-channel
+            operations only (layer i may then be any module, a block too, and module j the conv or
+            linear layer inside a block); without it layer i and j must be conv/linear modules that
+            follow each other in registration order.
 
     Returns:
         :class:`WeightResult`; with ``M == 0`` the important-weight arrays are empty and the
@@ -546,13 +583,16 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
         if name not in modules:
             raise TransferVizError(f"weights: the model has no module {name!r}")
     mod_i, mod_j = modules[layer_i], modules[layer_j]
-    # Same discovery order as transferviz.models.analysed_layers: j must directly follow i,
-    # otherwise "neuron n1 of layer i" would not be what module j receives.
-    layer_order = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
-    if (layer_i not in layer_order or layer_j not in layer_order
-            or layer_order.index(layer_j) != layer_order.index(layer_i) + 1):
-        raise TransferVizError(f"weights: {layer_i} -> {layer_j} are not consecutive conv/linear layers")
-    n_in, in_groups = _infer_in_groups(mod_i, mod_j, layer_i, layer_j)
+    if layer_i_shape is not None:  # the graph says module j receives layer i's output, per channel
+        n_in, in_groups = layer_in_groups(layer_i_shape, mod_j, layer_i, layer_j)
+    else:
+        # Without the graph: j must directly follow i in registration order, otherwise
+        # "neuron n1 of layer i" would not be what module j receives.
+        layer_order = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+        if (layer_i not in layer_order or layer_j not in layer_order
+                or layer_order.index(layer_j) != layer_order.index(layer_i) + 1):
+            raise TransferVizError(f"weights: {layer_i} -> {layer_j} are not consecutive conv/linear layers")
+        n_in, in_groups = _infer_in_groups(mod_i, mod_j, layer_i, layer_j)
     n_out = _n_out(mod_j)
     mask = connection_mask(mod_j, in_groups)
     n_connected = int(mask.sum())

@@ -3,10 +3,11 @@
 data         both domains loaded, aligned and split; images, labels, thumbnails
 models       the source model trained and the target model fine-tuned from it (or both loaded)
 forward      predictions, losses, embeddings, confusion counts, class table, transferability
-architecture every leaf module's output shape, parameters and weight change
+architecture the analysed layers (analysis.layers), which cut the graph, which consecutive pairs one weight
+             matrix joins; every leaf module's output shape, parameters and weight change
 attribute    Layer Conductance of every neuron of every analysed layer, all instances, both models
-abstract     per class: important neurons and important weights (paper 5.3.1)
-compare      per class: source x target neuron similarity and weight correspondence (5.3.2)
+abstract     per class: important neurons, and important weights of the linked pairs (paper 5.3.1)
+compare      per class: source x target neuron similarity, and weight correspondence of the linked pairs (5.3.2)
 discriminate per class and model: domain discriminability, Algorithm 1 and its biplot (5.4)
 project      the openTSNE map of the target model's embeddings (5.2)
 pixels       the same instances mapped by their raw pixels
@@ -31,7 +32,7 @@ from transferviz.build import analysis, inputs
 from transferviz.build.framework import BuildOptions, BuildReport, Stage, run_build
 from transferviz.config import Config
 
-__all__ = ["STAGES", "build"]
+__all__ = ["STAGES", "build", "check_layers"]
 
 # A stage's params are the config values it reads, hashed (with its version and its dependencies'
 # output keys) into the key that decides whether a later build may reuse its artifacts.
@@ -42,18 +43,27 @@ STAGES: list[Stage] = [
           always_run=True, doc="loading both domains, splitting, thumbnails"),
     Stage("models", inputs.stage_models,
           lambda c: {"model": c.model, "training": c.training, "checkpoints": c.checkpoints, "seed": c.seed},
-          deps=("data",), fingerprint=inputs.checkpoint_fingerprint, doc="training source, fine-tuning target"),
+          deps=("data",), fingerprint=inputs.checkpoint_fingerprint, version=2,
+          doc="training source, fine-tuning target"),
     Stage("forward", inputs.stage_forward, lambda c: {"embedding_layer": c.analysis.embedding_layer},
           deps=("data", "models"), doc="predictions, losses, embeddings, confusion table"),
-    Stage("architecture", inputs.stage_architecture, lambda c: {"model": c.model}, deps=("data", "models"),
-          doc="every module's output shape, parameters and weight change (one forward pass)"),
+    # the analysed layers (models/layers.json) and their cuts and weight links (models/graph.json) are chosen here
+    Stage("architecture", inputs.stage_architecture,
+          lambda c: {"model": c.model, "layers": c.analysis.layers, "embedding_layer": c.analysis.embedding_layer},
+          deps=("data", "models"), version=2,
+          doc="the analysed layers, their cuts and weight links; every module's shape, parameters and change"),
     Stage("attribute", analysis.stage_attribute,
-          lambda c: {"n_steps": c.analysis.n_steps, "method": c.analysis.method, "baseline": c.analysis.baseline},
-          deps=("data", "models"), doc="Layer Conductance of every neuron, every instance, both models"),
+          lambda c: {"n_steps": c.analysis.n_steps, "method": c.analysis.method, "baseline": c.analysis.baseline,
+                     "layers": c.analysis.layers},
+          deps=("data", "models", "architecture"),
+          doc="Layer Conductance of every neuron, every instance, both models"),
     Stage("abstract", analysis.stage_abstract,
-          lambda c: {"neuron_fraction": c.analysis.neuron_fraction, "weight_top_k": c.analysis.weight_top_k},
-          deps=("data", "models", "attribute"), doc="important neurons and weights per class"),
-    Stage("compare", analysis.stage_compare, lambda c: {}, deps=("abstract",),
+          lambda c: {"neuron_fraction": c.analysis.neuron_fraction, "weight_top_k": c.analysis.weight_top_k,
+                     "layers": c.analysis.layers},
+          deps=("data", "models", "architecture", "attribute"), version=2,
+          doc="important neurons per class, important weights of the linked layer pairs"),
+    Stage("compare", analysis.stage_compare, lambda c: {"layers": c.analysis.layers},
+          deps=("architecture", "abstract"), version=2,
           doc="neuron similarity and weight correspondence"),
     Stage("discriminate", analysis.stage_discriminate,
           lambda c: {"discriminability_folds": c.analysis.discriminability_folds, "seed": c.seed},
@@ -66,7 +76,7 @@ STAGES: list[Stage] = [
           enabled=lambda c, opts: c.featvis.enabled and opts.featvis,
           doc="feature visualizations of neurons and their change through fine-tuning"),
     Stage("timeline", analysis.stage_timeline, lambda c: {"seed": c.seed, "neighbours": K_NEIGHBOURS},
-          deps=("forward", "project", "models"),
+          deps=("forward", "project", "models", "architecture"),
           doc="fine-tuning timeline: embeddings, predictions and weight drift by epoch"),
 ]
 
@@ -75,4 +85,19 @@ def build(config: Config, cache_root: Path, device: torch.device, force: bool = 
           progress: bool = True, log: Callable[[str], None] = print) -> BuildReport:
     """Builds (or updates) ``cache_root/<config.name>`` from ``config``."""
     opts = BuildOptions(cache_root=Path(cache_root), device=device, force=force, featvis=featvis, progress=progress)
+    check_layers(config)
     return run_build(config, STAGES, opts, log=log)
+
+
+def check_layers(config: Config) -> None:
+    """A listed ``analysis.layers`` or ``analysis.embedding_layer`` checked against an untrained model of the
+    architecture now, so that a typo is a one-line error before any training rather than after it."""
+    a = config.analysis
+    if isinstance(a.layers, str) and a.embedding_layer is None:
+        return  # presets always resolve
+    from transferviz.models import build_model
+
+    cfg_model = config.model
+    graph = inputs.model_graph(config, build_model(cfg_model.arch, 2, cfg_model.input_size))
+    inputs.choose_layers(config, graph)
+    inputs.choose_embedding_layer(config, graph)

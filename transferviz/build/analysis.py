@@ -24,15 +24,16 @@ from transferviz.analysis import similarity as sim
 from transferviz.analysis.conductance import layer_conductance
 from transferviz.analysis.discriminability import domain_discriminability
 from transferviz.analysis.projection import PIXEL_ITERATIONS, pca_features, pixel_map, tsne_map
-from transferviz.analysis.timeline import MapPlacer, accuracy_table, flip_epochs, weight_drift
-from transferviz.analysis.weights import important_weights, weight_regions, weight_value_matrix
+from transferviz.analysis.timeline import MapPlacer, accuracy_table, flip_epochs, neuron_cosine, weight_drift
+from transferviz.analysis.weights import important_weights, layer_in_groups, weight_regions, weight_value_matrix
 from transferviz.build.framework import MODELS, BuildContext, progress_to
 from transferviz.build.inputs import embed
 from transferviz.cache import Cache, pair_name, png_bytes
 from transferviz.featvis import compare_renders, render_neurons
 
 __all__ = [
-    "TOP_INSTANCES", "top_instances", "featvis_neurons", "stage_attribute", "stage_abstract", "stage_compare",
+    "TOP_INSTANCES", "top_instances", "featvis_neurons", "linked_pairs", "layer_drift", "stage_attribute",
+    "stage_abstract", "stage_compare",
     "stage_discriminate", "stage_project", "stage_pixels", "stage_featvis", "stage_timeline",
 ]
 
@@ -91,8 +92,21 @@ def stage_attribute(ctx: BuildContext) -> None:
                              f"(neuron, domain [source, target], rank) ids of the {TOP_INSTANCES} instances with the "
                              f"highest {which}-model conductance for each {layer} neuron; -1 pads short domains")
     ctx.notes["completeness"] = completeness
-    worst = max(v for m in completeness.values() for v in m.values())
-    ctx.notes["summary"] = f"{len(x)} instances x {len(layers)} layers x 2 models; worst completeness gap {worst:.2e}"
+    # completeness holds only where every path from input to output crosses the layer (a cut); a conv inside a
+    # residual branch carries only its branch's share, so its gap is no error and is not reported
+    cuts = ctx.cache.layer_cuts
+    checked = [layer for layer in layers if cuts.get(layer, True)]
+    summary = f"{len(x)} instances x {len(layers)} layers x 2 models; "
+    if checked:
+        worst = max(completeness[m][layer] for m in completeness for layer in checked)
+        summary += f"worst completeness gap {worst:.2e}"
+        if len(checked) < len(layers):
+            summary += f" over the {len(checked)} layers that cut the graph ({len(layers) - len(checked)} inside " \
+                       "branches not checked)"
+    else:
+        summary += "no layer cuts the graph: completeness not checked"
+    ctx.notes["completeness_checked"] = checked
+    ctx.notes["summary"] = summary
 
 
 # --- abstract ----------------------------------------------------------------------
@@ -123,40 +137,46 @@ def stage_abstract(ctx: BuildContext) -> None:
             w.array(f"analysis/neurons/{which}/{layer}_ranksum.npy", sums,
                     f"summed within-instance ranks of each {layer} neuron over the class's target instances")
     models = ctx.models()
-    pairs = list(zip(layers[:-1], layers[1:]))
+    pairs = linked_pairs(c)  # weights only where one weight matrix joins the two layers
+    shapes = {d["name"]: d["output_shape"] for d in c.layer_info["detail"]}
     bar = ctx.bar(len(pairs) * len(classes) * 2, "important weights", "class")
     for which in MODELS:
         model = models[which]
-        for li, lj in pairs:
+        mods = dict(model.named_modules())
+        for li, lj, via in pairs:
             rows_out = []
             for ci in range(len(classes)):
                 rows = _class_rows(df, ci)
-                res = important_weights(model, li, lj, x[rows], k_instance=a.weight_top_k, k_class=a.weight_top_k,
+                res = important_weights(model, li, via, x[rows], k_instance=a.weight_top_k, k_class=a.weight_top_k,
                                         device=ctx.device, memory_budget_mb=a.memory_budget_mb,
-                                        fraction=a.neuron_fraction)
+                                        fraction=a.neuron_fraction, layer_i_shape=shapes[li])
                 rows_out.append(pd.DataFrame({"class_index": ci, "rank": np.arange(len(res.n1)), "n1": res.n1,
                                               "n2": res.n2, "count": res.count, "value": res.value,
                                               "level_sum": res.level_sum}))
                 bar.update(1)
             name = pair_name(li, lj)
+            through = "" if via == lj else f" (the weights of {via})"
             w.table(f"analysis/weights/{which}/{name}.parquet", pd.concat(rows_out, ignore_index=True),
-                    f"important weights {li} -> {lj} of the {which} model per class: n1 (in {li}), n2 (in {lj}), "
-                    "count of instances with it in their top k, value drawn by the view, summed level")
+                    f"important weights {li} -> {lj}{through} of the {which} model per class: n1 (in {li}), "
+                    f"n2 (in {lj}), count of instances with it in their top k, value drawn by the view, summed level")
             w.array(f"analysis/weights/{which}/{name}_values.npy",
-                    weight_value_matrix(dict(model.named_modules())[lj], _in_groups(model, li, lj)).astype(np.float32),
+                    weight_value_matrix(mods[via], layer_in_groups(shapes[li], mods[via], li, via)[1])
+                    .astype(np.float32),
                     f"(neurons of {lj}, neurons of {li}) weight value per pair: "
                     "W for linear, kernel-slice mean for conv")
     bar.close()
     ks = {layer: len(important[("target", layer)][0]) for layer in layers}
-    ctx.notes["summary"] = "important neurons per class: " + ", ".join(f"{layer}:{k}" for layer, k in ks.items())
+    n_pairs = max(0, len(layers) - 1)
+    ctx.notes["summary"] = "important neurons per class: " + ", ".join(f"{layer}:{k}" for layer, k in ks.items()) \
+        + (f"; important weights for {len(pairs)} of {n_pairs} layer pairs (the others are not joined by one "
+           "weight matrix)" if len(pairs) < n_pairs else "")
 
 
-def _in_groups(model: torch.nn.Module, li: str, lj: str) -> int | None:
-    mods = dict(model.named_modules())
-    mi, mj = mods[li], mods[lj]
-    if isinstance(mj, torch.nn.Linear) and isinstance(mi, torch.nn.Conv2d):
-        return mi.out_channels
-    return None
+def linked_pairs(cache: Cache) -> list[tuple[str, str, str]]:
+    """(layer i, layer j, the Conv2d/Linear module whose weights join them) for each linked consecutive pair."""
+    links = cache.layer_links()
+    return [(str(r.from_layer), str(r.to_layer), str(r.weights or r.to_layer))
+            for r in links.itertuples(index=False) if r.linked]
 
 
 # --- compare -----------------------------------------------------------------------
@@ -207,7 +227,7 @@ def stage_compare(ctx: BuildContext) -> None:
     w.array("analysis/similarity/hist_edges.npy", edges, "bin edges of the similarity histograms")
 
     shares = []
-    for li, lj in zip(layers[:-1], layers[1:]):
+    for li, lj, _ in linked_pairs(c):
         name = pair_name(li, lj)
         tw = c.table(f"analysis/weights/target/{name}.parquet")
         sw = c.table(f"analysis/weights/source/{name}.parquet")
@@ -268,13 +288,14 @@ def stage_compare(ctx: BuildContext) -> None:
         w.array(f"analysis/weights/{name}_hist.npy", hist_counts, "(model, class, bin) region 4 histogram counts")
         w.array(f"analysis/weights/{name}_hist_edges.npy", hist_edges,
                 "(model, class, bin edge) region 4 histogram edges")
-    share_df = pd.DataFrame(shares)
+    share_df = pd.DataFrame(shares, columns=["layer_i", "layer_j", "class_index", "n_target_weights", "share"])
     w.table("analysis/correspondence.parquet", share_df,
-            "per layer pair and class: share of the important target weights that correspond to important "
+            "per linked layer pair and class: share of the important target weights that correspond to important "
             "source weights")
     per_pair = share_df.groupby(["layer_i", "layer_j"], sort=False)["share"].mean()
     ctx.notes["correspondence"] = {f"{i}->{j}": float(v) for (i, j), v in per_pair.items()}
-    ctx.notes["summary"] = "mean correspondence " + ", ".join(f"{v:.2f}" for v in per_pair.values)
+    ctx.notes["summary"] = ("mean correspondence " + ", ".join(f"{v:.2f}" for v in per_pair.values)) \
+        if len(per_pair) else "no consecutive layers joined by one weight matrix: no weight correspondence"
 
 
 # --- discriminate -------------------------------------------------------------------
@@ -409,6 +430,25 @@ def stage_featvis(ctx: BuildContext) -> None:
 
 # --- timeline -------------------------------------------------------------------------
 
+def layer_drift(reference: torch.nn.Module, epoch: int, model: torch.nn.Module, layers: list[str]) -> pd.DataFrame:
+    """:func:`~transferviz.analysis.timeline.weight_drift` of one epoch's model; a layer without a weight of
+    its own (a block) gets the mean and min over the neurons of every conv and linear layer inside it."""
+    weighted = (torch.nn.Conv2d, torch.nn.Linear)
+    mods = dict(model.named_modules())
+    if all(isinstance(mods[layer], weighted) for layer in layers):
+        return weight_drift(reference, [(epoch, model)], layers)
+    ref = dict(reference.named_modules())
+    rows = []
+    for layer in layers:
+        inner = [layer] if isinstance(mods[layer], weighted) else \
+            [p for p, m in mods.items() if p.startswith(layer + ".") and isinstance(m, weighted)]
+        if not inner:
+            continue
+        cos = np.concatenate([neuron_cosine(ref[p].weight, mods[p].weight) for p in inner])
+        rows.append({"epoch": int(epoch), "layer": layer, "mean_cos": float(cos.mean()), "min_cos": float(cos.min())})
+    return pd.DataFrame(rows, columns=["epoch", "layer", "mean_cos", "min_cos"])
+
+
 def stage_timeline(ctx: BuildContext) -> None:
     """Fine-tuning timeline (issue 6, item 7): per target epoch checkpoint (0 = the source model),
     every instance's embedding placed in the final t-SNE map, its prediction, per-class accuracy,
@@ -441,7 +481,7 @@ def stage_timeline(ctx: BuildContext) -> None:
         unchanged.append(int(placer.unchanged(emb_np).sum()))
         positions[e] = placer.place(emb_np)
         # drift now, then let the model go: holding every epoch's model (31 AlexNets on Office-31) costs GBs
-        drift_parts.append(weight_drift(reference, [(k, model.cpu())], c.layers))
+        drift_parts.append(layer_drift(reference, k, model.cpu(), c.layers))
     drift = pd.concat(drift_parts, ignore_index=True)
     acc = accuracy_table(pred, df["label"].to_numpy(), df["domain"].to_numpy(), epochs, len(c.classes),
                          df["split"].to_numpy())
@@ -457,6 +497,6 @@ def stage_timeline(ctx: BuildContext) -> None:
             "per epoch, class and domain: accuracy on all its instances, n, accuracy on its validation instances")
     w.table("analysis/timeline/drift.parquet", drift,
             "per epoch and analysed layer: mean and min over neurons of the cosine similarity of the neuron's "
-            "incoming weights to the source model's")
+            "incoming weights to the source model's (a block: over the neurons of its conv and linear layers)")
     ctx.notes["unchanged_per_epoch"] = unchanged
     ctx.notes["summary"] = f"{len(epochs)} epochs x {n} instances, {len(c.layers)} layers"

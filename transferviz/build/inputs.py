@@ -3,7 +3,9 @@
 data         both domains loaded, aligned, split; images, labels and thumbnails
 models       the source model trained and the target model fine-tuned from it (or both loaded)
 forward      predictions, losses, embeddings, confusion counts, class table, transferability
-architecture every leaf module's output shape, parameters and weight change
+architecture the analysed layers chosen from the traced graph (analysis.layers; models/layers.json), which of
+             them cut the graph and which consecutive pairs one weight matrix joins (models/graph.json); every
+             leaf module's output shape, parameters and weight change
 """
 
 from __future__ import annotations
@@ -24,12 +26,19 @@ from transferviz.build.framework import MODELS, BuildContext, file_hash
 from transferviz.cache import png_bytes
 from transferviz.config import Config, DomainSpec
 from transferviz.errors import TransferVizError
-from transferviz.models import analysed_layers, build_model, embedding_layer, load_checkpoint
+from transferviz.graph import ModelGraph, Selection, trace_model
+from transferviz.models import (
+    build_model,
+    check_input_size,
+    load_checkpoint,
+    load_init_weights,
+)
 from transferviz.preprocess import to_tensor
-from transferviz.training import TrainData, epoch_accuracies, train_model
+from transferviz.training import TrainData, describe_finetuning, epoch_accuracies, train_model
 
 __all__ = [
-    "load_domain", "load_domains", "layer_table", "relative_change", "module_table", "class_table", "embed",
+    "load_domain", "load_domains", "layer_table", "graph_table", "model_graph", "choose_layers",
+    "choose_embedding_layer", "relative_change", "module_table", "class_table", "embed",
     "checkpoint_fingerprint", "stage_data", "stage_models", "stage_forward", "stage_architecture",
 ]
 
@@ -139,9 +148,14 @@ def _split_tensors(ctx: BuildContext) -> TrainData:
     return TrainData(part("source", "train"), part("source", "val"), part("target", "train"), part("target", "val"))
 
 
-def _new_model(cfg: Config, n_classes: int) -> torch.nn.Module:
+def _new_model(cfg: Config, n_classes: int, check: bool = False) -> torch.nn.Module:
+    """The configured architecture, freshly (and reproducibly) initialised; ``check``: one forward pass at the
+    configured input size first, so that a too small ``model.input_size`` fails before any training."""
     torch.manual_seed(cfg.seed)
-    return build_model(cfg.model.arch, n_classes, cfg.model.input_size)
+    model = build_model(cfg.model.arch, n_classes, cfg.model.input_size)
+    if check:
+        check_input_size(model, cfg.model.arch, cfg.model.input_size)
+    return model
 
 
 def stage_models(ctx: BuildContext) -> None:
@@ -150,12 +164,16 @@ def stage_models(ctx: BuildContext) -> None:
     classes = ctx.cache.json("data/meta.json")["classes"]
     device = ctx.device
     rows: list[dict[str, Any]] = []
+    notes: list[str] = []  # init_weights, freeze and head_lr: what they did, for the summary
     if cfg.checkpoints is None:
         spec = cfg.training
         assert spec is not None  # the config fills in the default training when no checkpoints are given
-        base = _new_model(cfg, len(classes))
+        base = _new_model(cfg, len(classes), check=True)
         if cfg.model.init_weights is not None:
-            load_checkpoint(base, cfg.model.init_weights)
+            notes.append(load_init_weights(base, cfg.model.init_weights))
+        # freeze prefixes and head_lr checked against the model now, not after training the source model
+        notes += [line for line in (describe_finetuning(base, spec.source, "source"),
+                                    describe_finetuning(base, spec.target, "target")) if line]
         n_src, n_tgt = len(split.source_train[0]), len(split.target_train[0])
         bar = ctx.bar(spec.source.epochs * n_src + spec.target.epochs * n_tgt, "train", "img")
 
@@ -177,7 +195,7 @@ def stage_models(ctx: BuildContext) -> None:
         rows = src.history + tgt.history
     else:
         ck = cfg.checkpoints
-        source_model, target_model = _new_model(cfg, len(classes)), _new_model(cfg, len(classes))
+        source_model, target_model = _new_model(cfg, len(classes), check=True), _new_model(cfg, len(classes))
         load_checkpoint(source_model, ck.source)
         load_checkpoint(target_model, ck.target)
         for k, p in enumerate(ck.target_epochs, 1):
@@ -203,12 +221,14 @@ def stage_models(ctx: BuildContext) -> None:
     hist = hist[["epoch", "model", "source_train", "target_train", "val", "source_val", "target_val"]]
     w.table("models/history.parquet", hist, "per model and epoch: accuracy on source train, target train, "
             "own-domain val (the paper's six series), plus source_val and target_val")
-    w.json("models/layers.json", layer_table(target_model, source_model, cfg, len(classes)),
-           "analysed layers in order, the embedding layer, and per-layer shapes, parameters and weight drift")
+    # models/layers.json (the analysed layers) is the architecture stage's: it follows analysis.layers
     last = hist.groupby("model").tail(1).set_index("model")
     ctx.notes["final_accuracy"] = last.to_dict(orient="index")
-    ctx.notes["summary"] = (f"source val {last.loc['source', 'val']:.3f}, target val {last.loc['target', 'val']:.3f}, "
-                            f"source on target val {last.loc['source', 'target_val']:.3f}")
+    ctx.notes["summary"] = "; ".join(
+        [f"source val {last.loc['source', 'val']:.3f}, target val {last.loc['target', 'val']:.3f}, "
+         f"source on target val {last.loc['source', 'target_val']:.3f}"] + notes)
+    if notes:
+        ctx.notes["model_setup"] = notes
 
 
 def _read_history_csv(path: Path) -> list[dict[str, Any]]:
@@ -241,31 +261,67 @@ def checkpoint_fingerprint(cfg: Config) -> dict[str, str]:
     return out
 
 
-def layer_table(target: torch.nn.Module, source: torch.nn.Module, cfg: Config, n_classes: int) -> dict[str, Any]:
-    """Analysed layers with type, output shape, neurons, parameters and relative L2 weight change."""
-    layers = analysed_layers(target)
-    emb = cfg.analysis.embedding_layer or embedding_layer(target)
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
-             for n, m in target.named_modules() if n in layers]
-    with torch.no_grad():
-        target.eval()(torch.zeros(1, 3, cfg.model.input_size, cfg.model.input_size))
-    for h in hooks:
-        h.remove()
+def model_graph(cfg: Config, model: torch.nn.Module) -> ModelGraph:
+    """The traced graph of ``model`` at the configured input size (:mod:`transferviz.graph`)."""
+    return trace_model(model, cfg.model.input_size, 3)
+
+
+def choose_layers(cfg: Config, graph: ModelGraph) -> Selection:
+    """The analysed layers ``analysis.layers`` asks for (a preset or a checked list) and why."""
+    return graph.select(cfg.analysis.layers)
+
+
+def choose_embedding_layer(cfg: Config, graph: ModelGraph) -> str:
+    """``analysis.embedding_layer`` (checked), or the first linear layer taking an (N, F) input."""
+    name = cfg.analysis.embedding_layer
+    if name is not None:
+        if name not in graph.module_types or name == "":
+            raise TransferVizError(f"analysis.embedding_layer {name!r} is not a module of the model "
+                                   "(module paths look like 'fc' or 'classifier.1')")
+        if name not in graph.modules:
+            raise TransferVizError(f"analysis.embedding_layer {name!r} never runs in the model's forward pass")
+        return name
+    found = graph.embedding_layer()
+    if found is None:
+        raise TransferVizError("the model has no nn.Linear layer to take an embedding before; "
+                               "set analysis.embedding_layer in the config")
+    return found
+
+
+def layer_table(target: torch.nn.Module, source: torch.nn.Module, cfg: Config, n_classes: int,
+                graph: ModelGraph | None = None, layers: list[str] | None = None) -> dict[str, Any]:
+    """Analysed layers with type, output shape, neurons, parameters and relative L2 weight change.
+
+    A conv or linear layer's change is its weight's (as ever); a block's is that of all its parameters.
+    """
+    graph = graph or model_graph(cfg, target)
+    layers = layers if layers is not None else choose_layers(cfg, graph).layers
+    emb = choose_embedding_layer(cfg, graph)
     mods_t, mods_s = dict(target.named_modules()), dict(source.named_modules())
     rows = []
     for i, name in enumerate(layers, 1):
         mt, ms = mods_t[name], mods_s[name]
-        wt = mt.weight.detach()
-        drift = relative_change([mt.weight], [ms.weight])
-        rows.append({"name": name, "number": i, "type": type(mt).__name__, "output_shape": list(shapes[name]),
-                     "neurons": int(wt.shape[0]), "params": int(sum(p.numel() for p in mt.parameters())),
+        shape = graph.modules[name].shape
+        assert shape is not None  # a selected layer returns one tensor
+        if isinstance(mt, (torch.nn.Conv2d, torch.nn.Linear)):
+            drift: float | None = relative_change([mt.weight], [ms.weight])
+        else:
+            params = list(mt.parameters())
+            drift = relative_change(params, ms.parameters()) if params else None
+        rows.append({"name": name, "number": i, "type": type(mt).__name__, "output_shape": list(shape),
+                     "neurons": int(shape[0]), "params": int(sum(p.numel() for p in mt.parameters())),
                      "weight_change": drift})
     all_modules = [{"name": n, "type": type(m).__name__,
                     "params": int(sum(p.numel() for p in m.parameters(recurse=False)))}
                    for n, m in target.named_modules() if n and not list(m.children())]
     return {"layers": [r["name"] for r in rows], "detail": rows, "embedding_layer": emb, "modules": all_modules,
             "num_classes": n_classes}
+
+
+def graph_table(graph: ModelGraph, selection: Selection) -> dict[str, Any]:
+    """What ``models/graph.json`` holds: how the layers were found and chosen, which cut the graph, the links."""
+    return {"selection": {"requested": selection.requested, "used": selection.used, "reason": selection.reason},
+            **graph.summary(selection.layers)}
 
 
 def relative_change(target: Iterable[torch.Tensor], source: Iterable[torch.Tensor]) -> float:
@@ -298,10 +354,12 @@ def stage_forward(ctx: BuildContext) -> None:
     c, w = ctx.cache, ctx.writer
     df = c.table("data/base.parquet")
     classes = c.json("data/meta.json")["classes"]
-    emb_layer = c.json("models/layers.json")["embedding_layer"]
     x = ctx.inputs()
     y = torch.tensor(df["label"].to_numpy(), dtype=torch.long)
     models = ctx.models()
+    # the architecture stage records it in models/layers.json; chosen here the same way, since this stage
+    # does not depend on the analysed layers (changing analysis.layers keeps the forward stage)
+    emb_layer = choose_embedding_layer(ctx.config, model_graph(ctx.config, models["target"]))
     for which in MODELS:
         logits, emb = embed(models[which], emb_layer, x, ctx.device)
         prob = logits.softmax(1)
@@ -391,12 +449,29 @@ def module_table(target: torch.nn.Module, source: torch.nn.Module, x: torch.Tens
 
 
 def stage_architecture(ctx: BuildContext) -> None:
-    c = ctx.cache
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
     models = ctx.models()
-    rows = module_table(models["target"], models["source"], c.inputs([0]), c.json("models/layers.json")["layers"])
+    graph = model_graph(cfg, models["target"])
+    selection = choose_layers(cfg, graph)
+    table = layer_table(models["target"], models["source"], cfg, len(c.classes), graph, selection.layers)
+    w.json("models/layers.json", table,
+           "analysed layers in order, the embedding layer, and per-layer shapes, parameters and weight drift")
+    info = graph_table(graph, selection)
+    w.json("models/graph.json", info,
+           "how the analysed layers were found (method: fx or hooks) and chosen (selection: preset and reason), "
+           "each layer's kind and whether it cuts the graph, and per consecutive pair whether one weight "
+           "matrix joins them (links: from_layer, to_layer, linked, reason, weights)")
+    rows = module_table(models["target"], models["source"], c.inputs([0]), selection.layers)
     ctx.writer.json("models/modules.json", rows,
                     "every leaf module in forward order: name, type, output_shape (one instance, no batch dim), "
                     "trainable params, analysed and its layer number, weight_change = relative L2 change "
                     "source -> target of all its parameters (null without parameters)")
     total = sum(r["params"] for r in rows)
-    ctx.notes["summary"] = f"{len(rows)} modules, {total:,} trainable parameters"
+    unlinked = [lk for lk in info["links"] if not lk["linked"]]
+    not_cut = [r["name"] for r in info["layers"] if not r["cut"]]
+    ctx.notes["layers"] = selection.reason
+    ctx.notes["summary"] = "; ".join(
+        [f"{len(rows)} modules, {total:,} trainable parameters", selection.reason,
+         f"{len(info['links']) - len(unlinked)} of {len(info['links'])} consecutive pairs joined by weights"]
+        + ([f"{len(not_cut)} layers inside branches (not cuts)"] if not_cut else [])
+        + ([graph.note] if graph.note else []))

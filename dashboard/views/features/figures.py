@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.lookups import valid_class
+from dashboard.lookups import layer_title, valid_class
 from dashboard.theme import (
     DOMAIN_COLORS,
     DOMAIN_SYMBOLS,
@@ -111,6 +111,7 @@ def discriminability_biplot(
     *,
     height: int = 420,
     max_points: int | None = None,
+    axis_hover: Sequence[str] | None = None,
 ) -> go.Figure:
     """Domain discrimination biplot (paper 5.4.2): instances projected on ``[u, g]``.
 
@@ -122,8 +123,10 @@ def discriminability_biplot(
     ``W = [u, g]``), ``axis_labels`` (P,) e.g. ``"L3 #12"``; only the ``checked`` indices
     are drawn, as lines from the origin with their label at the tip, all scaled by one
     common factor so the longest fits the point cloud (their horizontal lengths keep
-    comparing discriminability). ``cv_accuracy``, the domain classifier's cross-validated
-    accuracy, is printed in the corner. ``max_points`` subsamples each domain evenly.
+    comparing discriminability). ``axis_hover`` (P,), optional: what an axis label's hover
+    names instead of its label (the layer's full module path). ``cv_accuracy``, the domain
+    classifier's cross-validated accuracy, is printed in the corner. ``max_points`` subsamples
+    each domain evenly.
     """
     X = np.asarray(coords if coords is not None else np.zeros((0, 2)), dtype=float).reshape(-1, 2)
     if len(X) == 0:
@@ -179,6 +182,8 @@ def discriminability_biplot(
             lx += [0.0, vx, None]
             ly += [0.0, vy, None]
         names = [labels[j] if j < len(labels) else f"#{j}" for j in chk]
+        hover = [axis_hover[j] if axis_hover is not None and j < len(axis_hover) else name
+                 for j, name in zip(chk, names)]
         fig.add_trace(
             go.Scatter(
                 x=lx, y=ly, mode="lines", line=dict(color=TEXT_COLOR, width=1.6),
@@ -192,7 +197,7 @@ def discriminability_biplot(
                 textfont=dict(size=11, color=TEXT_COLOR),
                 marker=dict(size=5, color=TEXT_COLOR),
                 customdata=np.stack([A[chk, 0], A[chk, 1]], axis=-1),
-                hovertext=names,
+                hovertext=hover,
                 hovertemplate="%{hovertext}<br>discriminability u = %{customdata[0]:.3f}<br>"
                               "g loading %{customdata[1]:.3f}<extra></extra>",
                 showlegend=False, name="neuron axis labels", meta={"role": "axes-labels", "checked": chk},
@@ -238,9 +243,11 @@ def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[
     pos = {k: i for i, k in enumerate(keys)}
     chk = [pos[k] for k in (checked or []) if k in pos]
     labels = [f"L{num} #{k}" for num, k in zip(n["layer_number"], n["neuron"])]
+    hover = [f"{label}<br>{layer_title(cache, str(layer))}" for label, layer in zip(labels, n["layer"])]
     fig = discriminability_biplot(
         d.points[["x", "y"]].to_numpy(dtype=float), d.points["domain"].to_numpy(), d.points["id"].to_numpy(),
         n[["axis_x", "axis_y"]].to_numpy(dtype=float), labels, chk, d.cv_accuracy, height=BIPLOT_HEIGHT,
+        axis_hover=hover,
     )
     # a new class or model resets the zoom (one property: no re-validation of the layout)
     fig.layout.uirevision = f"biplot|{m}|{c}"

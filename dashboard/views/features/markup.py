@@ -16,8 +16,8 @@ import pandas as pd
 from dash import html
 from numpy.typing import ArrayLike
 
-from dashboard.components import DataAttrs
-from dashboard.lookups import Model, instance_records, valid_class
+from dashboard.components import DataAttrs, featvis_img
+from dashboard.lookups import Model, featvis_px, instance_records, layer_title, valid_class
 from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, SOURCE_COLOR, TARGET_COLOR
 from dashboard.views.features.data import (
@@ -33,15 +33,22 @@ from dashboard.views.features.figures import hovered_instance, ranking_rows
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
-__all__ = ["COL_IMAGE", "COL_LABEL", "COL_VALUE", "HIST_STYLE", "TOOLTIP_FLIP_PX", "TOP_CHECKED",
-           "checked_neurons", "default_checked", "instance_tooltip", "mirrored_histogram_svg", "ranking",
-           "ranking_histograms"]
+__all__ = ["COL_IMAGE", "COL_LABEL", "COL_VALUE", "HIST_STYLE", "IMAGE_PX", "MAX_ROWS", "TOOLTIP_FLIP_PX",
+           "TOP_CHECKED", "checked_neurons", "default_checked", "instance_tooltip", "label_width", "listed_neurons",
+           "listed_rows",
+           "mirrored_histogram_svg", "ranking", "ranking_histograms"]
 
 #: Rows checked when a ranking list is (re)built, as in the paper.
 TOP_CHECKED = 5
+#: At most this many rows in the ranking list, the first in its order (:func:`listed_rows`). Sixteen
+#: layers of a ResNet have ~500 important neurons for a class, and the browser needs ~25 s to build
+#: a list of 500 such rows, blocking the whole page (~1 s for 60, growing faster than the rows).
+MAX_ROWS = 50
 #: Column widths of a ranking row (label, value, image, histogram), shared with the header
 #: (``layouts.features.ranking_header``).
 COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "3.6rem", "2.2rem"
+#: Display size of a row's feature visualization (in its ``COL_IMAGE`` cell), whatever its pixel size.
+IMAGE_PX = 28
 #: The histogram cell takes what is left of the row: readable from ~330 px columns (1366 px
 #: screens, three columns) to wide ones.
 HIST_STYLE = {"flex": "1 1 0", "minWidth": "70px", "maxWidth": "220px", "height": "30px"}
@@ -138,16 +145,43 @@ def checked_neurons(cache: Cache, class_index: int, model: Any, order: Any, want
     return [k for k in wanted if k in keys] or default_checked(cache, class_index, model, order)
 
 
+def listed_rows(rows: list[dict[str, Any]], checked: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows the list shows: the first ``MAX_ROWS`` in its order, and any checked neuron below them
+    (a link may check one), in order."""
+    keep = set(checked)
+    return [r for i, r in enumerate(rows) if i < MAX_ROWS or neuron_key(r["layer"], r["neuron"]) in keep]
+
+
+def listed_neurons(cache: Cache, class_index: int, model: Any, order: Any, checked: Sequence[str]) -> set[str]:
+    """The neurons (``"layer:index"``) the ranking list shows in ``order`` with ``checked`` checked."""
+    d = discriminability(cache, valid_model(model), class_index)
+    if not d.ok:
+        return set()
+    rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
+    return {neuron_key(r["layer"], r["neuron"]) for r in listed_rows(rows, checked)}
+
+
+def label_width(cache: Cache) -> str:
+    """The width of the label column: ``COL_LABEL``, or wider where the longest label of the cache
+    (``L16 #2047``: sixteen layers, 2048 neurons) would not fit in it; the header uses the same."""
+    widest = max(cache.layer_sizes.values(), default=1)
+    longest = len(f"L{len(cache.layers)} #{max(widest - 1, 0)}")
+    return f"max({COL_LABEL}, {longest + 1}ch)"
+
+
 def _svg_src(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-def _row_label(row: dict, model: str, hist_svg: str, image: Any) -> html.Div:
-    """One ranking row; ``image`` None: no feature-visualization column in this list."""
+def _row_label(row: dict, model: str, hist_svg: str, image: Any, *, title: str | None = None,
+               width: str = COL_LABEL) -> html.Div:
+    """One ranking row; ``image`` None: no feature-visualization column in this list. The label is
+    the short ``L3 #12``; ``title`` (default: the module path) names the layer in full on hover."""
     u = row["discriminability"]
     cells: list[html.Span | html.Img] = [
-        html.Span(row["label"], title=f"{row['layer']} neuron {row['neuron']}",
-                  style={"width": COL_LABEL, "flex": "0 0 auto", "color": DOMAIN_COLORS[model]},
+        html.Span(row["label"], title=f"{title or row['layer']} · neuron {row['neuron']}",
+                  style={"width": width, "flex": "0 0 auto", "color": DOMAIN_COLORS[model], "whiteSpace": "nowrap",
+                         "overflow": "hidden", "textOverflow": "ellipsis"},
                   className="fw-semibold"),
         html.Span(f"{u:+.3f}", title="discriminability u (sign: towards the target domain when positive)",
                   style={"width": COL_VALUE, "flex": "0 0 auto"}, className="text-end pe-1 font-monospace small"),
@@ -178,24 +212,32 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
         return [], [], html.Div(empty_message(cache, c, d), className="alert alert-secondary py-1 px-2 mb-1",
                                 **DataAttrs({"data-empty": "true"}))
     rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
+    value = checked_neurons(cache, c, m, order, checked or ())
+    shown = listed_rows(rows, value)
     try:
         hists = ranking_histograms(cache, m, c)
     except TransferVizError:  # a partial cache without conductance: empty histograms
         hists = {}
-    has_fv = [int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) for r in rows]
+    # reserve the image column only when the cache has feature visualizations for this list
+    with_images = any(int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) for r in rows)
+    native = featvis_px(cache) if with_images else None
+    width = label_width(cache)
     options = []
-    for r, fv in zip(rows, has_fv):
+    for r in shown:
         image = None
-        if any(has_fv):  # reserve the column only when the cache has feature visualizations
-            image = (html.Img(src=url_for(featvis_path(m, r["layer"], r["neuron"])), width=28, height=28,
-                              style={"imageRendering": "pixelated"}, alt="feature visualization") if fv else "")
+        if with_images:
+            image = (featvis_img(url_for(featvis_path(m, r["layer"], r["neuron"])), IMAGE_PX, native,
+                                 alt="feature visualization")
+                     if int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) else "")
         svg = hists.get((r["layer"], int(r["neuron"]))) or mirrored_histogram_svg([], [])
-        options.append({"label": _row_label(r, m, svg, image), "value": neuron_key(r["layer"], r["neuron"])})
-    value = checked_neurons(cache, c, m, order, checked or ())
+        options.append({"label": _row_label(r, m, svg, image, title=layer_title(cache, r["layer"]), width=width),
+                        "value": neuron_key(r["layer"], r["neuron"])})
     dom = cache.domains
+    listed = (f" (the {len(shown)} {'most' if ranking_direction(order) == 'descending' else 'least'} "
+              "discriminative listed)" if len(shown) < len(rows) else "")
     status = html.Div([
         html.Span(f"{m} model", style={"color": DOMAIN_COLORS[m]}, className="fw-semibold"),
-        f" · {len(rows)} important neurons · class '{cache.classes[c]}': ",
+        f" · {len(rows)} important neurons{listed} · class '{cache.classes[c]}': ",
         html.Span(f"{d.n_source} {dom.get('source', 'source')}", className="tv-source"), " / ",
         html.Span(f"{d.n_target} {dom.get('target', 'target')}", className="tv-target"),
         " instances · domain classifier " + (f"{d.cv_accuracy:.0%} CV accuracy" if d.cv_accuracy is not None else ""),

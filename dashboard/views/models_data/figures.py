@@ -20,6 +20,8 @@ from dashboard.theme import (
 #: compares the two models, so neither domain colour fits.
 ANALYSED_BAR = "#555555"
 OTHER_BAR = "#b8b8b8"
+#: Up to this many bars, the modules that are not analysed layers are ticked by name too.
+NAMED_TICKS = 12
 
 
 def weight_change_chart(layers: pd.DataFrame, *, height: int = 190) -> go.Figure:
@@ -28,14 +30,22 @@ def weight_change_chart(layers: pd.DataFrame, *, height: int = 190) -> go.Figure
     ``layers`` has ``label`` (x tick, e.g. ``"L3"`` or the module name), ``name``, ``type``,
     ``weight_change`` and ``analysed``. The largest change is marked, answering "which
     layer moved most in fine-tuning". Rows with a missing change are left out.
+
+    Bars are placed by module name (unique) and ticked with ``label``: analysed layers by their
+    short tag; the other modules by name only while there are at most ``NAMED_TICKS`` bars (a
+    ResNet-50 has over a hundred modules with parameters, their paths would overprint). Every
+    bar's hover names its module in full.
     """
     df = layers.dropna(subset=["weight_change"]) if len(layers) else layers
     if len(df) == 0:
         return empty_figure("No weight change recorded in this cache", height=height)
     weights = df["weight_change"].astype(float)
     top = weights.idxmax()  # a row label (the frame's index is unique), typed Hashable: read it with .at
+    names = df["name"].astype(str).tolist()
+    ticks = [str(label) if analysed or len(df) <= NAMED_TICKS else ""
+             for label, analysed in zip(df["label"], df["analysed"])]
     fig = go.Figure(go.Bar(
-        x=df["label"].tolist(),
+        x=names,
         y=weights.tolist(),
         marker_color=[ANALYSED_BAR if a else OTHER_BAR for a in df["analysed"]],
         marker_line=dict(width=[2 if i == top else 0 for i in df.index], color="#000000"),
@@ -43,11 +53,12 @@ def weight_change_chart(layers: pd.DataFrame, *, height: int = 190) -> go.Figure
         hovertemplate="%{customdata[0]} (%{customdata[1]})<br>||Wt\u2212Ws|| / ||Ws|| = %{y:.4f}<extra></extra>",
         meta={"role": "weight_change"},
     ))
-    fig.add_annotation(x=df.at[top, "label"], y=float(weights.max()), text="moved most",
+    fig.add_annotation(x=df.at[top, "name"], y=float(weights.max()), text="moved most",
                        showarrow=False, yshift=10, font=dict(size=10, color=NEUTRAL_COLOR))
     apply_theme(fig, height=height, margin=dict(l=44, r=8, t=24, b=24), showlegend=False, bargap=0.35,
                 title=dict(text="weight change source \u2192 target (relative L2)", font=dict(size=12)),
-                yaxis=dict(rangemode="tozero", tickformat=".2f"), xaxis=dict(type="category", showgrid=False))
+                yaxis=dict(rangemode="tozero", tickformat=".2f"),
+                xaxis=dict(type="category", showgrid=False, tickmode="array", tickvals=names, ticktext=ticks))
     return fig
 
 

@@ -61,6 +61,11 @@ def _change_cell(value: float | None, top: float) -> html.Td:
     ], style={"display": "flex", "alignItems": "center", "gap": 6}), style=CELL)
 
 
+def _layer_title(row: dict[str, Any]) -> Title:
+    """The hover of an analysed layer's tag (``L3``): its full module path."""
+    return {"title": f"{layer_label(row)} = {row['name']}"} if row.get("analysed") else {}
+
+
 def models_table(rows: list[dict[str, Any]], embedding: str | None) -> html.Table:
     """One row per module, then a totals row (parameters)."""
     top = max((r["weight_change"] for r in rows if r.get("weight_change") is not None), default=0.0)
@@ -75,7 +80,7 @@ def models_table(rows: list[dict[str, Any]], embedding: str | None) -> html.Tabl
             html.Td(_shape(r.get("output_shape")), title="output shape of one instance (no batch dimension)",
                     style=CELL),
             html.Td(f"{int(r['params']):,}", style=NUM),
-            html.Td(layer_label(r) if r["analysed"] else "", style=CELL),
+            html.Td(layer_label(r) if r["analysed"] else "", style=CELL, **_layer_title(r)),
             _change_cell(r.get("weight_change"), top),
         ]))
     n_an = sum(bool(r["analysed"]) for r in rows)

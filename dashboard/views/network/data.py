@@ -18,14 +18,14 @@ from typing import Any, SupportsInt, cast
 import numpy as np
 import pandas as pd
 
-from dashboard.lookups import MODELS, Model
+from dashboard.lookups import MODELS, Model, featvis_px, layer_title
 from dashboard.urlstate import DEFAULT_LAYER_COUNT
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
 __all__ = ["MAX_LAYERS", "Histogram", "LayerBlock", "ModelWeights", "NeuronBoxes", "NeuronDetail", "PairBlock",
-           "WeightDetail", "class_important", "layer_block", "layers_from_range", "network_inputs", "neuron_detail",
-           "pair_block", "range_from_layers", "top_instances", "warm", "weight_detail"]
+           "WeightDetail", "class_important", "layer_block", "layers_from_range", "link_line", "network_inputs",
+           "neuron_detail", "pair_block", "pair_link", "range_from_layers", "top_instances", "warm", "weight_detail"]
 
 #: At most this many consecutive layers at once: each more layer adds ~25 ms of figure
 #: building and serialising (p95 budget 150 ms) and a screenful of scrolling.
@@ -177,12 +177,24 @@ class ModelWeights:
 
 @dataclass
 class PairBlock:
-    """The weights between two consecutive analysed layers, for both models."""
+    """The weights between two consecutive analysed layers, for both models.
+
+    ``linked`` is False where no weight matrix joins the two layers (a residual addition, a
+    concatenation, a block with its own convolutions between them: :meth:`Cache.layer_links`);
+    such a pair has no weights in the paper's sense, and ``reason`` says why in one line.
+    """
 
     layer_from: str
     layer_to: str
     target: ModelWeights | None = None
     source: ModelWeights | None = None
+    linked: bool = True
+    reason: str = ""
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether there is anything to draw between the two layers."""
+        return self.linked and (self.target is not None or self.source is not None)
 
     def weights(self, model: Model) -> ModelWeights | None:
         return self.target if model == "target" else self.source
@@ -195,6 +207,8 @@ def warm(cache: Cache) -> None:
     cache.instances  # noqa: B018 - parsed now rather than on the first click
     layers = cache.layers
     for a, b in zip(layers[:-1], layers[1:]):
+        if not pair_link(cache, a, b)[0]:
+            continue  # no weights between them: nothing to parse
         _boxes_by_class(cache, a, b)
         for model in MODELS:
             _important_weights(cache, model, a, b)
@@ -357,8 +371,29 @@ def _model_weights(cache: Cache, model: Model, class_index: int, li: str, lj: st
     )
 
 
+def pair_link(cache: Cache, li: str, lj: str) -> tuple[bool, str]:
+    """``(linked, reason)`` of two consecutive analysed layers, from :meth:`Cache.layer_links` (read
+    once per cache). A pair the table does not list (not consecutive) counts as not linked."""
+    links: dict[tuple[str, str], tuple[bool, str]] = cache.memo(("network.links",), lambda: {
+        (str(r.from_layer), str(r.to_layer)): (bool(r.linked), str(r.reason or ""))
+        for r in cache.layer_links().itertuples(index=False)})
+    return links.get((li, lj), (False, f"{li} -> {lj}: not consecutive analysed layers"))
+
+
+def link_line(li: str, lj: str, reason: str) -> str:
+    """The one line an unlinked pair shows: ``"layer3.0 -> layer3.1: joined through a residual addition"``
+    (the cache's reason names how the layers are joined; it is kept whole if it names the pair already)."""
+    pair = f"{li} -> {lj}"
+    why = reason or "no weight matrix joins them"
+    return why if why.startswith(pair) else f"{pair}: {why}"
+
+
 def pair_block(cache: Cache, class_index: int, li: str, lj: str) -> PairBlock:
-    """Both models' weights between two consecutive layers (Figure 4 C)."""
+    """Both models' weights between two consecutive layers (Figure 4 C); for a pair that no weight
+    matrix joins, none, and the reason."""
+    linked, reason = pair_link(cache, li, lj)
+    if not linked:
+        return PairBlock(li, lj, linked=False, reason=reason)
     return PairBlock(li, lj, target=_model_weights(cache, "target", class_index, li, lj),
                      source=_model_weights(cache, "source", class_index, li, lj))
 
@@ -403,6 +438,8 @@ class NeuronDetail:
     top: dict[str, list[tuple[int, float]]]
     # the other model's most similar neurons: neuron, similarity, has_featvis, top_id, rank
     similar: list[dict[str, Any]] = field(default_factory=list)
+    layer_title: str = ""  # the layer's full module path, for the hover of its short tag
+    featvis_px: int | None = None  # pixel size of the cache's feature visualizations
 
 
 def neuron_detail(cache: Cache, class_index: int, model: Model, layer: str, neuron: int) -> NeuronDetail:
@@ -435,7 +472,7 @@ def neuron_detail(cache: Cache, class_index: int, model: Model, layer: str, neur
         rank=int(hits[0]) + 1 if len(hits) else None, n_neurons=cache.layer_sizes.get(layer),
         has_featvis=has_fv,
         top={} if has_fv else top_instances(cache, model, layer, neuron, class_index),
-        similar=similar,
+        similar=similar, layer_title=layer_title(cache, layer), featvis_px=featvis_px(cache),
     )
 
 
@@ -466,6 +503,8 @@ class WeightDetail:
     counterpart: tuple[int, int] | None  # target only: most similar source neurons n1', n2'
     counterpart_important: bool | None
     kernel: np.ndarray | None
+    from_title: str = ""  # the layers' full module paths, for the hover of their short tags
+    to_title: str = ""
 
 
 def _most_similar_source(cache: Cache, layer: str, class_index: int, target_neuron: int) -> int | None:
@@ -509,5 +548,6 @@ def weight_detail(cache: Cache, class_index: int, model: Model, li: str, lj: str
         model=model, layer_from=li, layer_to=lj, from_number=nums.get(li, 0), to_number=nums.get(lj, 0),
         n1=int(n1), n2=int(n2), value=value, important=important, count=count, rank=rank,
         corresponds=corresponds, counterpart=counterpart, counterpart_important=counterpart_important,
-        kernel=cache.kernel(model, li, lj, int(n1), int(n2)),
+        kernel=cache.kernel(model, li, lj, int(n1), int(n2)), from_title=layer_title(cache, li),
+        to_title=layer_title(cache, lj),
     )

@@ -63,6 +63,7 @@ from dashboard.views.network.data import (
     ModelWeights,
     PairBlock,
     layers_from_range,
+    link_line,
     network_inputs,
 )
 from transferviz.cache import Cache
@@ -338,9 +339,16 @@ def relation_matrices(
         _draw_matrix(fig, shapes, annotations, m, band, cell_px, font_px)
 
     # ---------------- weight blocks ----------------
+    unlinked: list[dict[str, str]] = []
     for i in range(len(mats) - 1):
         a, b = mats[i], mats[i + 1]
         p = pairs[i] if i < len(pairs) else None
+        if p is not None and not p.linked:
+            # no weight matrix joins the two layers: no weight regions, one line saying why, in the
+            # upper-right corner where the weights would be (nothing else is drawn in its rows)
+            unlinked.append({"from": a.block.name, "to": b.block.name, "reason": p.reason})
+            x_max = max(x_max, _draw_no_weights(annotations, p, a, b, cell_px, font_px))
+            continue
         # upper-right: rows = matrix i rows (layer i), cols = matrix i+1 cols (layer i+1)
         # lower-left : rows = matrix i+1 rows (layer i+1), cols = matrix i cols (layer i)
         for corner, rows_m, cols_m in (("upper-right", a, b), ("lower-left", b, a)):
@@ -424,6 +432,7 @@ def relation_matrices(
             "cell_px": cell_px,
             "layers": [b.name for b in blocks],
             "layer_names": {str(b.number): b.name for b in blocks},
+            "unlinked": unlinked,
             "matrices": [
                 dict(layer=m.block.name, x0=m.x0, y0=m.y0, width=m.w, height=m.h,
                      row_domain=m.row_domain, col_domain=m.col_domain)
@@ -543,6 +552,35 @@ def _draw_matrix(
             meta={"role": "layer-tag", "layer": b.name},
         )
     )
+
+
+def _no_weights_text(p: PairBlock, a: _Mat, b: _Mat) -> tuple[str, str]:
+    """``(text, hover)`` of the line an unlinked pair shows instead of its weights."""
+    why = link_line(a.block.name, b.block.name, p.reason)
+    # plotly reads "<...>" as markup: escape what a module path or reason could hold
+    safe = why.replace("&", "&amp;").replace("<", "&lt;")
+    text = f"<b>no weights {_lname(a.block)}→{_lname(b.block)}</b> · {safe}"
+    hover = (f"{_lname(a.block)} ({a.block.name}) and {_lname(b.block)} ({b.block.name}) are not joined by one "
+             "weight matrix,<br>so the paper's weights (Figure 4 C) do not exist between them:<br>" + safe)
+    return text, hover
+
+
+#: Approximate width of one character of the no-weights line, in px per px of font size.
+_CHAR_EM = 0.62
+
+
+def _draw_no_weights(annotations: list, p: PairBlock, a: _Mat, b: _Mat, cell_px: int, font_px: int) -> float:
+    """The one-line reason of an unlinked pair, left-aligned in its upper-right corner (the rows of
+    matrix ``a``, from the columns of ``b``); returns the x (data units) the line reaches, so the
+    figure grows to show it whole rather than clipping it."""
+    text, hover = _no_weights_text(p, a, b)
+    size = max(font_px + 1, 10)
+    x0 = b.x0
+    annotations.append(dict(x=x0, y=a.y0 + min(a.h, 3.0) / 2, text=text, hovertext=hover, showarrow=False,
+                            xanchor="left", yanchor="middle", align="left", name="no-weights",
+                            font=dict(size=size, color="#666666")))
+    plain = len(text.replace("<b>", "").replace("</b>", "").replace("&amp;", "&").replace("&lt;", "<"))
+    return x0 + plain * _CHAR_EM * size / cell_px + 0.4
 
 
 def _hist_bars(fig: _Traces, hist: Histogram | None, x0: float, y0: float, w: float, h: float, *,
@@ -746,7 +784,7 @@ def _legend_keys(fig: _Traces, pairs: Sequence[PairBlock | None], show_source: b
 
     key("source neuron / model", symbol="square", color=SOURCE_COLOR, size=10)
     key("target neuron / model", symbol="square", color=TARGET_COLOR, size=10)
-    if any(p is not None for p in pairs):
+    if any(p is not None and p.has_weights for p in pairs):
         key("source has the corresponding weight", symbol="circle", color=SOURCE_COLOR, size=7)
         if show_nonimp:
             key("pie: share without correspondence", symbol="circle", color=TARGET_COLOR, size=10,

@@ -13,15 +13,17 @@ from typing import Any
 import numpy as np
 from dash import dcc, html
 
-from dashboard.components import DataAttrs
-from dashboard.lookups import Model, valid_class
+from dashboard.components import DataAttrs, Title, featvis_img
+from dashboard.lookups import Model, featvis_px, layer_tag, layer_title, valid_class
 from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, GRAPH_CONFIG
 from dashboard.views.network.data import (
     NeuronDetail,
     WeightDetail,
     class_important,
+    link_line,
     neuron_detail,
+    pair_link,
     top_instances,
     weight_detail,
 )
@@ -29,7 +31,7 @@ from dashboard.views.network.figures import kernel_heatmap, normalise_click, par
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
-__all__ = ["DETAIL_HINT", "KERNEL", "detail_panel", "hint", "neuron_image", "neuron_panel",
+__all__ = ["DETAIL_HINT", "KERNEL", "detail_panel", "hint", "neuron_image", "neuron_panel", "no_weights_panel",
            "similarity_panel", "weight_panel"]
 
 #: Id of the weight panel's kernel graph (made here, at run time; no callback reads it).
@@ -50,14 +52,18 @@ def _thumb(url_for: UrlFor, instance_id: int, size: int = 40, title: str = "") -
                                                  "imageRendering": "pixelated", "marginRight": "2px"})
 
 
-def _featvis(url_for: UrlFor, model: str, layer: str, neuron: int, size: int = 96) -> html.Img:
-    return html.Img(src=url_for(featvis_path(model, layer, neuron)),
-                    alt=f"feature visualization of {model} {layer} #{neuron}", className="tv-featvis",
-                    style={"width": f"{size}px", "height": f"{size}px", "imageRendering": "pixelated"})
+def _featvis(url_for: UrlFor, model: str, layer: str, neuron: int, size: int = 96,
+             native_px: int | None = None) -> html.Img:
+    """A neuron's feature visualization at ``size`` px whatever its pixel size (``native_px``)."""
+    return featvis_img(url_for(featvis_path(model, layer, neuron)), size, native_px,
+                       alt=f"feature visualization of {model} {layer} #{neuron}")
 
 
-def _neuron_tag(model: str, number: int, neuron: int) -> html.Span:
-    return html.Span(f"L{number} #{neuron}", style={"color": DOMAIN_COLORS[model]}, className="fw-semibold")
+def _neuron_tag(model: str, number: int, neuron: int, title: str = "") -> html.Span:
+    """``L3 #12`` in the model's colour; ``title``: the layer's full module path on hover."""
+    extra: Title = {"title": title} if title else {}
+    return html.Span(f"L{number} #{neuron}", style={"color": DOMAIN_COLORS[model]}, className="fw-semibold",
+                     **extra)
 
 
 def _top_block(url_for: UrlFor, top: dict[str, list[tuple[int, float]]], class_name: str,
@@ -85,13 +91,13 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
     other = "target" if d.model == "source" else "source"
     rank = (f"importance rank {d.rank}" + (f" of {d.n_neurons}" if d.n_neurons else "") + f" for class '{class_name}'"
             if d.rank else f"not among the important neurons of class '{class_name}'")
-    image = (_featvis(url_for, d.model, d.layer, d.neuron) if d.has_featvis
+    image = (_featvis(url_for, d.model, d.layer, d.neuron, native_px=d.featvis_px) if d.has_featvis
              else _top_block(url_for, d.top, class_name, domain_names))
     sim_rows = []
     for s in d.similar:
         img: html.Img | html.Span
         if s["has_featvis"]:
-            img = _featvis(url_for, other, d.layer, s["neuron"], size=36)
+            img = _featvis(url_for, other, d.layer, s["neuron"], size=36, native_px=d.featvis_px)
         elif s["top_id"] is not None:
             img = _thumb(url_for, s["top_id"], 36, "the class's instance with the highest conductance")
         else:
@@ -102,7 +108,7 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
         rank_note = html.Sup(f" r{s['rank']}", className="text-muted",
                              title=f"importance rank {s['rank']} in the {other} model") if s["rank"] else ""
         sim_rows.append(html.Tr([
-            html.Td([_neuron_tag(other, d.number, s["neuron"]), rank_note], className="text-nowrap"),
+            html.Td([_neuron_tag(other, d.number, s["neuron"], d.layer_title), rank_note], className="text-nowrap"),
             html.Td(f"{s['similarity']:.3f}", className="text-end"),
             html.Td(bar, style={"verticalAlign": "middle"}),
             html.Td(img),
@@ -111,8 +117,10 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
                            html.Tbody(sim_rows)], className="table table-sm small mb-0 tv-similar")
                if sim_rows else html.Div("No similarity data for this layer.", className="small text-muted"))
     return html.Div([
+        # the short tag, the full module path on hover and, cut to the panel's width, after it
         html.Div([html.Span(f"{d.model} model · ", style={"color": DOMAIN_COLORS[d.model]}),
-                  _neuron_tag(d.model, d.number, d.neuron), html.Span(f" ({d.layer})", className="text-muted")],
+                  _neuron_tag(d.model, d.number, d.neuron, d.layer_title),
+                  html.Span(f"({d.layer})", className="text-muted tv-layer-path ms-1", title=d.layer_title or d.layer)],
                  className="fw-semibold"),
         html.Div(rank, className="small text-muted mb-1"),
         image,
@@ -127,8 +135,8 @@ def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -
     """The weight detail panel (paper Figure 1 C.2): neurons, their images, values and the kernel."""
     color = DOMAIN_COLORS[d.model]
     rows: list[tuple[str, Any]] = [
-        ("neurons", html.Span([_neuron_tag(d.model, d.from_number, d.n1), " → ",
-                               _neuron_tag(d.model, d.to_number, d.n2)])),
+        ("neurons", html.Span([_neuron_tag(d.model, d.from_number, d.n1, d.from_title), " → ",
+                               _neuron_tag(d.model, d.to_number, d.n2, d.to_title)])),
         ("value", "–" if d.value is None else f"{d.value:.4f}"),
         ("important", (f"yes, rank {d.rank}: among the top weights of {d.count} instance(s) of '{class_name}'"
                        if d.important else f"no, not among the important weights of '{class_name}'")),
@@ -153,9 +161,12 @@ def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -
     kernel = kernel_heatmap(d.kernel, f"{what} W[{d.n2}, {d.n1}] of {d.layer_to}", height=200)
     return html.Div([
         html.Div([html.Span(f"{d.model} weight ", style={"color": color}),
-                  html.Span(f"L{d.from_number} → L{d.to_number}", className="text-muted")], className="fw-semibold"),
-        html.Div([html.Div([_neuron_tag(d.model, num, n), html.Div(img)], className="me-2")
-                  for (num, n), img in zip(((d.from_number, d.n1), (d.to_number, d.n2)), images)],
+                  html.Span(f"L{d.from_number} → L{d.to_number}", className="text-muted",
+                            title=f"{d.from_title or d.layer_from}\n{d.to_title or d.layer_to}")],
+                 className="fw-semibold"),
+        html.Div([html.Div([_neuron_tag(d.model, num, n, t), html.Div(img)], className="me-2")
+                  for (num, n, t), img in zip(((d.from_number, d.n1, d.from_title), (d.to_number, d.n2, d.to_title)),
+                                              images)],
                  className="d-flex mb-1") if images else None,
         table,
         dcc.Graph(id=KERNEL, figure=kernel, config={**GRAPH_CONFIG, "displayModeBar": "hover"},
@@ -167,7 +178,7 @@ def neuron_image(cache: Cache, model: Model, layer: str, n: int, class_index: in
                  size: int = 64) -> Any:
     """The neuron's feature visualization, or (without one) the class's instance it attributes most to."""
     if int(n) in cache.featvis_neurons(model, layer):
-        return _featvis(url_for, model, layer, n, size=size)
+        return _featvis(url_for, model, layer, n, size=size, native_px=featvis_px(cache))
     top = top_instances(cache, model, layer, n, class_index, n=1)
     first = top.get("target") or top.get("source")
     if not first:
@@ -185,14 +196,26 @@ def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_
     if block is not None and len(si) and len(ti):
         sim = float(block[si[0], ti[0]])
     neurons: tuple[tuple[Model, int], ...] = (("source", s_neuron), ("target", t_neuron))
-    cols = [html.Div([_neuron_tag(model, number, n),
+    title = layer_title(cache, layer)
+    cols = [html.Div([_neuron_tag(model, number, n, title),
                       html.Div(neuron_image(cache, model, layer, n, class_index, url_for))], className="me-3")
             for model, n in neurons]
     return html.Div([
-        html.Div(f"L{number} ({layer}): similarity {'–' if sim is None else f'{sim:.3f}'}", className="fw-semibold"),
+        html.Div([html.Span(f"L{number}", title=title), f": similarity {'–' if sim is None else f'{sim:.3f}'}"],
+                 className="fw-semibold"),
         html.Div(cols, className="d-flex mt-1"),
         html.Div("Click a neuron index for its five most similar neurons.", className="small text-muted mt-1"),
     ], className="tv-detail tv-detail-similarity", **DataAttrs({"data-kind": "similarity"}))
+
+
+def no_weights_panel(cache: Cache, layer_from: str, layer_to: str, reason: str) -> html.Div:
+    """Why two consecutive layers have no weights (no weight matrix joins them)."""
+    return html.Div([
+        html.Div([html.Span(layer_tag(cache, layer_from), title=layer_title(cache, layer_from)), " → ",
+                  html.Span(layer_tag(cache, layer_to), title=layer_title(cache, layer_to)), ": no weights"],
+                 className="fw-semibold"),
+        html.Div(link_line(layer_from, layer_to, reason), className="small text-muted"),
+    ], className="tv-detail tv-detail-no-weights", **DataAttrs({"data-kind": "no-weights"}))
 
 
 def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
@@ -212,6 +235,9 @@ def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
             d = neuron_detail(cache, c, click["model"], click["layer"], int(click["neuron"]))
             return neuron_panel(d, class_name, cache.domains, url_for)
         if click["kind"] == "weight" and click["from"] in nums and click["to"] in nums:
+            linked, reason = pair_link(cache, click["from"], click["to"])
+            if not linked:  # a stale click: this pair has no weights
+                return no_weights_panel(cache, click["from"], click["to"], reason)
             w = weight_detail(cache, c, click["model"], click["from"], click["to"], click["n1"], click["n2"])
             if click.get("has_correspondence") is not None:
                 # the figure's flag comes from the cache's correspondence matrix: it is authoritative

@@ -7,11 +7,16 @@ from typing import Any
 
 from dash import html
 
+from dashboard.components import featvis_img
+from dashboard.lookups import featvis_px, layer_tag, layer_title
 from dashboard.routes import UrlFor, featvis_path, no_prefix
 from dashboard.views.neuron_change.data import changed_rows
 from transferviz.cache import Cache
 
-__all__ = ["change_list"]
+__all__ = ["IMAGE_PX", "change_list"]
+
+#: Display size of the feature visualizations in the list, whatever their pixel size.
+IMAGE_PX = 72
 
 
 def change_list(cache: Cache, layer: str, show_gray: bool, url_for: UrlFor = no_prefix) -> html.Div | html.Table:
@@ -25,17 +30,20 @@ def change_list(cache: Cache, layer: str, show_gray: bool, url_for: UrlFor = no_
     if rows.empty:
         return html.Div("No neuron to show: every visualization of this layer was detected as gray.",
                         className="text-muted")
-    number = cache.layer_numbers
-    img = {"width": "72px", "height": "72px", "imageRendering": "pixelated", "border": "1px solid #ddd"}
+    native = featvis_px(cache)
+
+    def img(model: str, layer: str, neuron: int) -> html.Img:
+        return featvis_img(url_for(featvis_path(model, layer, neuron)), IMAGE_PX, native,
+                           alt=f"{model} feature visualization of {layer} #{neuron}", border="1px solid #ddd")
     body = []
     r: Any  # the stubs type itertuples' fields as any scalar or NA; the columns are the cache's (str, int64, ...)
     for r in rows.itertuples():
         gray = [s for s, g in (("source", r.gray_source), ("target", r.gray_target)) if g]
         body.append(html.Tr([
-            html.Td(f"L{number[r.layer]}", title=r.layer), html.Td(f"#{r.neuron}"),
+            html.Td(layer_tag(cache, r.layer), title=layer_title(cache, r.layer)), html.Td(f"#{r.neuron}"),
             html.Td(f"{r.similarity:.2f}"),
-            html.Td(html.Img(src=url_for(featvis_path("source", r.layer, r.neuron)), style=img)),
-            html.Td(html.Img(src=url_for(featvis_path("target", r.layer, r.neuron)), style=img)),
+            html.Td(img("source", r.layer, r.neuron)),
+            html.Td(img("target", r.layer, r.neuron)),
             html.Td(f"{r.colourfulness_source:.2f} / {r.colourfulness_target:.2f}"
                     + (f" (gray: {', '.join(gray)})" if gray else ""), className="small text-muted"),
         ]))

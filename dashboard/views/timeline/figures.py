@@ -286,11 +286,19 @@ def accuracy_chart(
 
 # --- per-layer weight drift -------------------------------------------------------------
 
+#: The drift heatmap prints its values only in rows at least this many pixels high.
+DRIFT_TEXT_ROW_PX = 13
+
+
 def drift_heatmap(drift: pd.DataFrame | None, layers: Sequence[str], epochs: Sequence[int], epoch_index: int,
                   *, height: int = 230) -> go.Figure:
     """Layers (rows, first layer on top) x epochs (columns): mean cosine similarity of each
     neuron's incoming weights to the source model's; darker = drifted further from the
-    source. ``layout.shapes[0]`` frames the current epoch's column (x = epoch index)."""
+    source. ``layout.shapes[0]`` frames the current epoch's column (x = epoch index).
+
+    Rows are named by the short tags ``L3`` (numbered by the layer's place in ``layers``); the
+    full module path is in the hover. The values are printed in the cells while a row is tall
+    enough for them (sixteen layers are not)."""
     if drift is None or drift_empty(drift, epochs):  # None spelled out for the type checker
         return empty_figure("This cache has no weight drift by epoch", height=height)
     known = [name for name in layers if name in set(drift["layer"])] or sorted(set(drift["layer"]))
@@ -305,20 +313,25 @@ def drift_heatmap(drift: pd.DataFrame | None, layers: Sequence[str], epochs: Seq
             zmin_[row_of[r.layer], col_of[int(r.epoch)]] = float(r.min_cos)
     lo = float(np.nanmin(z)) if np.isfinite(z).any() else 0.0
     lo = min(lo, 0.9999)
-    labels = [f"L{i + 1} {name}" for i, name in enumerate(known)]
+    number = {name: i + 1 for i, name in enumerate(layers)}
+    labels = [f"L{number[name]}" if name in number else str(name) for name in known]
+    margin = dict(l=40 if all(len(x) <= 4 for x in labels) else 112, r=6, t=26, b=34)
+    row_px = (height - margin["t"] - margin["b"]) / max(len(known), 1)
+    customdata = [[[int(e), None if not np.isfinite(zmin_[r, c]) else float(zmin_[r, c]), name]
+                   for c, e in enumerate(epochs)] for r, name in enumerate(known)]
     fig = go.Figure(data=[dict(
         type="heatmap", z=z.tolist(), x=list(range(len(epochs))), y=labels,
-        customdata=np.dstack([np.broadcast_to(np.asarray(epochs)[None, :], z.shape), zmin_]).tolist(),
+        customdata=customdata,
         colorscale=DRIFT_COLORSCALE, zmin=lo, zmax=1.0,
-        texttemplate="%{z:.3f}", textfont=dict(size=9),
+        texttemplate="%{z:.3f}" if row_px >= DRIFT_TEXT_ROW_PX else None, textfont=dict(size=9),
         colorbar=dict(title=dict(text="mean cos", font=dict(size=10)), thickness=10, len=0.9, tickfont=dict(size=9),
                       tickformat=".3f"),
-        hovertemplate=("%{y}, epoch %{customdata[0]}<br>mean cos %{z:.4f}<br>min cos %{customdata[1]:.4f}"
-                       "<extra></extra>"),
+        hovertemplate=("%{y} (%{customdata[2]}), epoch %{customdata[0]}<br>mean cos %{z:.4f}"
+                       "<br>min cos %{customdata[1]:.4f}<extra></extra>"),
         xgap=1, ygap=1,
     )], _validate=False)
     apply_theme(
-        fig, height=height, margin=dict(l=112, r=6, t=26, b=34),
+        fig, height=height, margin=margin,
         title=dict(text="Weight drift from the source (cosine of incoming weights)",
                    font=dict(size=12)),
         xaxis=dict(tickmode="array", tickvals=list(range(len(epochs))), ticktext=[str(e) for e in epochs],
