@@ -19,7 +19,9 @@ trimmed to its :data:`dashboard.pool.POOL_SIZE`, a timeline click) re-ticks the 
 A click on a cell focuses its row's instance (``ids.FOCUS``) every time: the callback
 clears ``active_cell`` after reading it, since DataTable only reports a change, and a
 second click on the same cell would otherwise say nothing (plotly/dash-table#398). The
-focused instance's row is highlighted instead (:func:`row_styles`), whoever set the focus.
+focused instance's row is highlighted instead (:func:`row_styles`), whoever set the focus. A click on an image of the
+pool focuses its instance too (:func:`pool_focus`; pattern-matching ids, as the confusion
+grid's thumbnails).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State
 
-from callbacks.common import first_open
+from callbacks.common import clicked_focus, fired_click, first_open
 from dashboard.pool import add_to_pool, as_ids, focus_id
 from dashboard.views.instance_table import data
 from dashboard.views.instance_table.filterexpr import cells_can_show, validate
@@ -132,6 +134,11 @@ def cell_click(cache: Cache, active_cell: dict | None) -> tuple[Any, Any, Any]:
     return focus_from_cell(cache, active_cell), None, []
 
 
+def pool_focus(triggered: Any, n_clicks: Any) -> Any:
+    """The id of the clicked pool image for ``ids.FOCUS``, or no_update when the pool was merely (re)drawn."""
+    return clicked_focus(triggered, n_clicks, ly.POOL_ITEM)
+
+
 #: Background of the focused instance's row (neutral: red/blue mean source/target).
 FOCUS_ROW_COLOR = "#fff1b8"
 
@@ -214,6 +221,11 @@ def register(app: dash.Dash, cache: Cache) -> None:
     @app.callback(Output(ly.POOL_VIEW, "children"), Output(ly.POOL_TITLE, "children"), Input(ids.POOL, "data"))
     def _pool(pool):
         return pool_view(cache, pool, prefix)
+
+    @app.callback(Output(ids.FOCUS, "data", allow_duplicate=True),
+                  Input({"type": ly.POOL_ITEM, "index": ALL}, "n_clicks"), prevent_initial_call=True)
+    def _pool_click(_):
+        return pool_focus(*fired_click())
 
     @app.callback(Output(ids.FOCUS, "data", allow_duplicate=True), Output(ly.TABLE, "active_cell"),
                   Output(ly.TABLE, "selected_cells"), Input(ly.TABLE, "active_cell"), prevent_initial_call=True)

@@ -19,12 +19,12 @@ from dashboard.lookups import valid_class
 from dashboard.urlstate import StateSpace, parse_state, space_of, update_search
 from dashboard.views.network.data import layers_from_range, range_from_layers, warm
 from dashboard.views.network.figures import network_figure
-from dashboard.views.network.markup import detail_panel, hint
+from dashboard.views.network.markup import click_layers, detail_panel, hint
 from layouts import ids
 from layouts import network as ly
 from transferviz.cache import Cache
 
-__all__ = ["layers_url", "register", "sync_class"]
+__all__ = ["detail_after_layers", "layers_url", "register", "sync_class"]
 
 
 def sync_class(cache: Cache, triggered: str | None, store_value: Any, dropdown_value: Any) -> tuple[Any, Any]:
@@ -35,6 +35,15 @@ def sync_class(cache: Cache, triggered: str | None, store_value: Any, dropdown_v
         return (c if c is not None and c != valid_class(cache, store_value) else no_update), no_update
     c = valid_class(cache, store_value)
     return no_update, (c if c is not None and c != dropdown_value else no_update)
+
+
+def detail_after_layers(cache: Cache, click_data: Any, layer_range: Sequence[Any] | None) -> Any:
+    """The detail panel after the layer range changed: the hint when the panel shows a neuron,
+    weight or similarity of a layer no longer drawn, else unchanged."""
+    shown = click_layers(cache, click_data)
+    if shown is None or shown <= set(layers_from_range(cache, layer_range)):
+        return no_update
+    return hint()
 
 
 def layers_url(cache: Cache, space: StateSpace, triggered: set[str], search: str | None,
@@ -71,10 +80,13 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Output(ly.DETAIL, "children"),
         Input(ly.GRAPH, "clickData"),
         Input(ids.SELECTED_CLASS, "data"),
+        Input(ly.LAYERS, "value"),
     )
-    def _detail(click, cls):
+    def _detail(click, cls, layer_range):
         if dash.ctx.triggered_id == ids.SELECTED_CLASS:
             return hint()  # a new class: the old click no longer applies
+        if dash.ctx.triggered_id == ly.LAYERS:
+            return detail_after_layers(cache, click, layer_range)  # a layer no longer drawn: the hint
         return detail_panel(cache, click, cls, app.get_relative_path)
 
     @app.callback(

@@ -26,13 +26,15 @@ itself triggered them, so no two callbacks ping-pong.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import dash
 from dash import Input, Output
 
 from dashboard.components import notice_alert
-from dashboard.urlstate import StateSpace, parse_state, space_of, to_search, with_changes
+from dashboard.lookups import layer_tag
+from dashboard.urlstate import State, StateSpace, parse_state, space_of, to_search, with_changes
+from dashboard.views.features.data import unranked_neurons
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
@@ -51,8 +53,33 @@ def _same_classes(a: Sequence[Any] | None, b: Sequence[int]) -> bool:
         return False
 
 
+#: A check of a parsed link against the cache beyond :func:`parse_state`'s: the state to show and
+#: the notices for what it dropped.
+LinkCheck = Callable[[State], tuple[State, list[str]]]
+
+
+def neuron_check(cache: Cache, space: StateSpace) -> LinkCheck:
+    """The link's ``neurons`` against the ranking list they check: a valid neuron that is not an
+    important one of the link's class and model cannot be checked, so it is dropped with a
+    notice naming it (``parse_state`` knows the layers' sizes, not the rankings)."""
+    def check(state: State) -> tuple[State, list[str]]:
+        if not state.neurons:
+            return state, []
+        dropped = unranked_neurons(cache, state.model, state.cls, state.neurons)
+        if not dropped:
+            return state, []
+        names = ", ".join(f"{layer_tag(cache, layer)} #{n} ({layer}:{n})" for layer, n in dropped)
+        kept = tuple(x for x in state.neurons if x not in dropped)
+        notice = (f"Neuron(s) {names} of the link are not important neurons of class "
+                  f"{space.classes[state.cls]!r} for the {state.model} model, so the ranking list cannot "
+                  "check them" + ("." if kept else "; checking the top five neurons instead."))
+        return with_changes(state, space, neurons=kept), [notice]
+    return check
+
+
 def sync_state(space: StateSpace, trigger: str | None, search: str | None, table_rows: Sequence[int] | None,
-               checklist: Sequence[Any] | None, current_cls: Any) -> tuple[Any, Any, Any, Any, Any]:
+               checklist: Sequence[Any] | None, current_cls: Any,
+               check: LinkCheck | None = None) -> tuple[Any, Any, Any, Any, Any]:
     """The pure logic of the state callback.
 
     Args:
@@ -63,6 +90,8 @@ def sync_state(space: StateSpace, trigger: str | None, search: str | None, table
         table_rows: the table's ``selected_rows`` (row index = class index).
         checklist: the instance view's selected class indices.
         current_cls: ``SELECTED_CLASS.data`` (an input: other views may set it too).
+        check: a further check of a link that changed (:func:`neuron_check`), its notices shown
+            beside :func:`parse_state`'s.
 
     Returns:
         ``(search, selected_class, notice, table_rows, instance_classes)`` with
@@ -102,6 +131,9 @@ def sync_state(space: StateSpace, trigger: str | None, search: str | None, table
         return to_search(with_changes(state, space, classes=chosen), space), NO, NO, NO, NO
 
     # the URL changed, or the initial call
+    if check is not None:
+        state, more = check(state)
+        notices = notices + more
     clean = to_search(state, space) if notices else NO  # rewrite a link only to drop what was invalid
     return (
         clean,
@@ -115,6 +147,7 @@ def sync_state(space: StateSpace, trigger: str | None, search: str | None, table
 def register(app: dash.Dash, cache: Cache) -> None:
     # The cache never changes under a running app, so its valid values are derived once.
     space = space_of(cache)
+    check = neuron_check(cache, space)
 
     @app.callback(
         Output(ids.URL, "search"),
@@ -128,4 +161,4 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Input(ids.SELECTED_CLASS, "data"),
     )
     def _sync_state(search, table_rows, checklist, current_cls):
-        return sync_state(space, dash.ctx.triggered_id, search, table_rows, checklist, current_cls)
+        return sync_state(space, dash.ctx.triggered_id, search, table_rows, checklist, current_cls, check)

@@ -2,10 +2,12 @@
 
 Scrubbing is one callback (:func:`scrub`): after the first render it answers with
 ``dash.Patch`` objects that replace only what moves -- the map's coordinate and border
-arrays (as base64 typed arrays), the flip rings, the trails, and the epoch markers of the
-accuracy and drift charts -- never whole figures. Everything it reads is prepared once per
-cache object (:func:`dashboard.views.timeline.data.timeline_data`), so a slider step is a
-few numpy slices.
+arrays (as base64 typed arrays), the flip rings (emptied while the "flip rings" toggle is
+off; the trace stays), the trails, and the epoch markers of the accuracy and drift charts --
+never whole figures. The class selected across views (``ids.SELECTED_CLASS``; a click on a
+line of the accuracy chart selects its class) redraws only the accuracy chart, its line bold.
+Everything it reads is prepared once per cache object
+(:func:`dashboard.views.timeline.data.timeline_data`), so a slider step is a few numpy slices.
 
 Playback (:func:`playback`) advances one epoch per ``dcc.Interval`` tick and STOPS at the
 last epoch (the final model is where fine-tuning ends; looping would flash past it);
@@ -73,13 +75,20 @@ def map_patch(fields: Sequence[dict[str, Any]]) -> Patch:
 
 # --- the scrub callback ---------------------------------------------------------------------
 
+def show_rings(rings: Any) -> bool:
+    """The rings toggle's value (a checklist's list; None before the page sent it: on, the default)."""
+    return rings is None or tl.RINGS_ON in rings
+
+
 def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc_val: Any,
-          changed: set[str]) -> tuple[Any, Any, Any, Any]:
+          changed: set[str], rings: Any = None, selected_class: Any = None) -> tuple[Any, Any, Any, Any]:
     """``(map, accuracy, drift, summary)`` for the chosen epoch.
 
     ``changed`` = the ids that fired (empty on the first call): the first call builds whole
-    figures; later calls send Patches (map: only the arrays that move; charts: only their
-    epoch marker) unless the accuracy options changed, which redraws that chart.
+    figures; later calls send Patches (map: only the arrays that move, the flip rings emptied
+    when ``rings`` is toggled off; charts: only their epoch marker) unless the accuracy options
+    or the selected class (``ids.SELECTED_CLASS``, highlighted in the accuracy chart) changed,
+    which redraws that chart; a class change alone leaves the map and the summary alone.
     """
     td = timeline_data(cache)
     if td is None:
@@ -89,17 +98,21 @@ def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc
     i = epoch_index(epoch, td.epochs)
     e = td.epochs[i]
     first = not changed
-    fields = map_fields(td, i, domain, pool)
-    if first:
-        map_out: Any = timeline_map(fields, td.groups, td.class_colors, td.class_names, td.ranges,
-                                    height=MAP_HEIGHT)
+    rings_on = show_rings(rings)
+    class_only = changed == {ids.SELECTED_CLASS}
+    map_out: Any
+    if class_only:
+        map_out = NO
+    elif first:
+        map_out = timeline_map(map_fields(td, i, domain, pool, rings_on), td.groups, td.class_colors,
+                               td.class_names, td.ranges, height=MAP_HEIGHT)
     else:
-        map_out = map_patch(fields)
+        map_out = map_patch(map_fields(td, i, domain, pool, rings_on))
     acc_dom = acc_domain if acc_domain in ("source", "target") else "target"
     val_only = tl.VAL_ONLY in (acc_val or [])
-    if first or changed & {tl.ACC_DOMAIN, tl.ACC_VAL}:
+    if first or changed & {tl.ACC_DOMAIN, tl.ACC_VAL, ids.SELECTED_CLASS}:
         acc_out: Any = accuracy_chart(td.accuracy, acc_dom, val_only, td.class_colors, td.class_names, e,
-                                      height=ACC_HEIGHT)
+                                      height=ACC_HEIGHT, highlight=selected_class)
     elif tl.SLIDER in changed and not accuracy_empty(td.accuracy, acc_dom, val_only):
         acc_out = Patch()  # (an empty-state chart has no line: a patch would draw one across its message)
         acc_out["layout"]["shapes"][0] = epoch_line(e)
@@ -112,11 +125,12 @@ def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc
         drift_out["layout"]["shapes"][0] = epoch_column(i)
     else:
         drift_out = NO
-    return map_out, acc_out, drift_out, summary(td, i, domain)
+    return map_out, acc_out, drift_out, (NO if class_only else summary(td, i, domain, rings_on))
 
 
 def timeline_update(cache: Cache, fired: set[str], tab: str | None, drawn: bool | None, epoch: Any, domain: Any,
-                    pool: Any, acc_domain: Any, acc_val: Any) -> tuple[Any, Any, Any, Any, Any]:
+                    pool: Any, acc_domain: Any, acc_val: Any, rings: Any = None,
+                    selected_class: Any = None) -> tuple[Any, Any, Any, Any, Any]:
     """:func:`scrub`'s answer plus the drawn flag, for whatever fired the timeline's callback.
 
     Whole figures are sent once, when the tab is first shown; the flag travels in the same
@@ -127,10 +141,10 @@ def timeline_update(cache: Cache, fired: set[str], tab: str | None, drawn: bool 
     if not drawn:
         if tab != ids.TAB_TIMELINE:
             return NO, NO, NO, NO, NO
-        return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, set()), True)
+        return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, set(), rings, selected_class), True)
     if not fired or fired == {ids.TABS}:
         return NO, NO, NO, NO, NO
-    return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, fired), NO)
+    return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, fired - {ids.TABS}, rings, selected_class), NO)
 
 
 # --- playback ---------------------------------------------------------------------------------
@@ -165,6 +179,16 @@ def click_to_pool(click_data: dict | None, pool: Any, n_instances: int) -> tuple
     return add_to_pool(pool, clicked[:1]), clicked[0]
 
 
+def class_from_accuracy_click(click_data: dict | None, n_classes: int) -> Any:
+    """``ids.SELECTED_CLASS`` after a click on the accuracy chart: the class of the clicked line
+    (its points carry the class index as customdata); no_update for the mean line or anything else."""
+    pts = (click_data or {}).get("points") or []
+    cls = pts[0].get("customdata") if pts and isinstance(pts[0], dict) else None
+    if isinstance(cls, bool) or not isinstance(cls, int) or not 0 <= cls < n_classes:
+        return NO
+    return cls
+
+
 # --- wiring ----------------------------------------------------------------------------------
 
 def register(app: dash.Dash, cache: Cache) -> None:
@@ -185,11 +209,13 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Input(tl.ACC_DOMAIN, "value"),
         Input(tl.ACC_VAL, "value"),
         Input(ids.TABS, "value"),
+        Input(tl.RINGS, "value"),
+        Input(ids.SELECTED_CLASS, "data"),
         State(tl.DRAWN, "data"),
     )
-    def _scrub(epoch, domain, pool, acc_domain, acc_val, tab, drawn):
+    def _scrub(epoch, domain, pool, acc_domain, acc_val, tab, rings, selected_class, drawn):
         return timeline_update(cache, triggered_components(), tab, drawn, epoch, domain, pool,
-                               acc_domain, acc_val)
+                               acc_domain, acc_val, rings, selected_class)
 
     @app.callback(
         Output(tl.SLIDER, "value"),
@@ -217,6 +243,14 @@ def register(app: dash.Dash, cache: Cache) -> None:
     )
     def _click(click_data, pool):
         return click_to_pool(click_data, pool, len(cache.instances))
+
+    @app.callback(
+        Output(ids.SELECTED_CLASS, "data", allow_duplicate=True),
+        Input(tl.ACCURACY, "clickData"),
+        prevent_initial_call=True,
+    )
+    def _pick_class(click_data):
+        return class_from_accuracy_click(click_data, len(cache.classes))
 
     @app.callback(
         Output(ids.POOL, "data", allow_duplicate=True),

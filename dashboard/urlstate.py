@@ -11,6 +11,7 @@ key        meaning                                                      owner
 class      the class selected across views (a class *name*)             statistics table / state
 classes    classes shown in the instance view (names, ``,``-joined)     instance view
 layers     consecutive analysed layers of the network relation view     network view
+           (at most ``MAX_LAYERS``; a link naming more keeps the first)
 model      ``source`` or ``target`` (feature view's model switch)       feature view
 order      ``most`` or ``least`` discriminative first (feature view)    feature view
 neurons    checked neurons ``layer:index`` (empty = the top five)       feature view
@@ -49,6 +50,7 @@ __all__ = [
     "State",
     "StateSpace",
     "KEYS",
+    "MAX_LAYERS",
     "default_state",
     "space_of",
     "parse_state",
@@ -66,6 +68,9 @@ MODELS: tuple[str, ...] = ("source", "target")
 ORDERS: tuple[str, ...] = ("most", "least")
 #: How many consecutive layers the network relation view shows by default.
 DEFAULT_LAYER_COUNT = 3
+#: At most this many consecutive layers in the network relation view (and so in ``layers``): a
+#: link naming more keeps the first ones, with a notice.
+MAX_LAYERS = 4
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,12 @@ def parse_state(search: str | None, cache_or_space: Any) -> tuple[State, list[st
             notices.append(f"{problem} Showing layers {', '.join(layers)}.")
         else:
             layers = tuple(sorted(set(vals), key=space.layers.index))
+            if len(layers) > MAX_LAYERS:
+                dropped = layers[MAX_LAYERS:]
+                layers = layers[:MAX_LAYERS]
+                notices.append(f"The link names {len(layers) + len(dropped)} layers, but the network view draws at "
+                               f"most {MAX_LAYERS} at once: dropped {len(dropped)} ({_short(dropped)}); "
+                               f"showing layers {', '.join(layers)}.")
 
     model = base.model
     if "model" in raw:

@@ -35,7 +35,8 @@ from dash.dash_table.Format import Format, Scheme
 from dashboard.pool import POOL_SIZE
 from dashboard.theme import MISPREDICTED_COLOR, SOURCE_COLOR, SOURCE_LIGHT, TARGET_COLOR, TARGET_LIGHT
 from dashboard.views.instance_table.data import COLUMNS
-from dashboard.views.instance_table.filterexpr import EXAMPLE
+from dashboard.views.instance_table.filterexpr import EXAMPLE, MAX_LENGTH
+from dashboard.views.instance_table.markup import POOL_ITEM as POOL_ITEM  # a pool image's id type (built there)
 from transferviz.cache import Cache
 
 # Component ids of this view.
@@ -54,6 +55,11 @@ PENDING_QUERY = "table-pending-query"    # dcc.Store: a box query waiting for it
 LOADED = "table-loaded"                  # dcc.Store: True once the rows were sent (they are sent once)
 
 PAGE_SIZE = 12
+#: The box's own cut (``maxLength``), well above the language's limit
+#: (:data:`~dashboard.views.instance_table.filterexpr.MAX_LENGTH`): a text over that limit reaches the
+#: validator whole (or still over the limit, if cut here) and is refused as too long, never cut to
+#: a prefix that would be refused for something else ("ends too early").
+INPUT_MAX_LENGTH = 4 * MAX_LENGTH
 
 #: Example chips: (label, expression); each is validated like typed text.
 CHIPS: tuple[tuple[str, str], ...] = (
@@ -163,7 +169,7 @@ def layout(cache: Cache) -> html.Div:
         ]),
         dbc.InputGroup([
             dbc.Input(id=FILTER_INPUT, type="text", debounce=False, placeholder=f"filter, e.g. {EXAMPLE}",
-                      autocomplete="off", maxLength=400, style={"fontFamily": "monospace"}),
+                      autocomplete="off", maxLength=INPUT_MAX_LENGTH, style={"fontFamily": "monospace"}),
             dbc.Button("Apply", id=FILTER_APPLY, n_clicks=0, color="secondary"),
         ], size="sm", className="mt-1"),
         _chips(),

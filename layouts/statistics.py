@@ -108,6 +108,12 @@ def selected_row_style(class_index: int | None) -> list[dict[str, Any]]:
     return styles
 
 
+def mistake_tooltips(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per row, the full text of both "mistakes" cells (an ellipsis cuts long lists in the cell)."""
+    return [{cid: {"type": "text", "value": f"{model} model: {r.get(cid) or ''}"}
+             for cid, model in data.MISTAKE_COLUMNS.items()} for r in rows]
+
+
 def _table(cache: Cache) -> html.Div:
     rows = data.class_table_records(cache)
     # the table is always rendered (the state callback reads and writes its selection); an empty
@@ -136,14 +142,15 @@ def _table(cache: Cache) -> html.Div:
         style_data={"lineHeight": "20px"},
         style_cell_conditional=[
             {"if": {"column_id": "class"}, "textAlign": "left", "fontWeight": 600, "minWidth": 56},
-            {"if": {"column_id": "mistaken_for"}, "textAlign": "left", "minWidth": 150, "maxWidth": 320,
-             "overflow": "hidden", "textOverflow": "ellipsis"},
-        ],
+        ] + [{"if": {"column_id": cid}, "textAlign": "left", "minWidth": 120, "maxWidth": 240,
+              "overflow": "hidden", "textOverflow": "ellipsis"} for cid in data.MISTAKE_COLUMNS],
         style_header={"fontWeight": 600, "backgroundColor": "#f3f4f6", "fontSize": "0.75rem",
                       "whiteSpace": "normal", "lineHeight": "14px", "height": "auto", "padding": "3px 6px"},
         style_header_conditional=[
             {"if": {"column_id": "source_acc"}, "color": SOURCE_COLOR},
             {"if": {"column_id": "target_acc"}, "color": TARGET_COLOR},
+            {"if": {"column_id": "source_mistaken_for"}, "color": SOURCE_COLOR},
+            {"if": {"column_id": "mistaken_for"}, "color": TARGET_COLOR},
         ],
         style_data_conditional=selected_row_style(start[0] if start else None),
         tooltip_header={
@@ -151,13 +158,12 @@ def _table(cache: Cache) -> html.Div:
             "source_acc": "source model's accuracy on the class's target validation instances",
             "target_acc": "target model's accuracy on the class's target validation instances",
             "diff": "target minus source accuracy",
-            "mistaken_for": "classes the target model predicts for the class's target validation instances",
+            **{cid: f"classes the {model} model predicts for the class's target validation instances "
+                    "(most frequent first); sort to group the classes by it"
+               for cid, model in data.MISTAKE_COLUMNS.items()},
         },
-        # the paper's column is the target model's confusions; the source model's are one hover away
-        tooltip_data=[{"mistaken_for": {"type": "markdown", "value":
-                                        f"target model: {r['mistaken_for']}  \n"
-                                        f"source model: {r['source_mistaken_for']}"}}
-                      for r in rows],
+        # (the generated type's dict keys are invariant, as for ``data``)
+        tooltip_data=cast(Any, mistake_tooltips(rows)),
         tooltip_delay=300,
         tooltip_duration=None,
         # the active-cell outline is DataTable's pink; keep the focus cue but in the neutral palette

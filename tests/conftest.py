@@ -16,6 +16,16 @@ REPO = Path(__file__).resolve().parent.parent
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module of many tiny ops, where two threads contend with each other and
+    with whatever else shares the machine's two cores (``pytest.mark.usefixtures("one_torch_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config_dict(name: str = "tiny", **overrides) -> dict:
     cfg = {
         "name": name,

@@ -16,15 +16,8 @@ from torch import nn
 from transferviz.analysis.conductance import layer_conductance
 from transferviz.graph import trace_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops (brute-force loops, float64 paths at 32 px): one thread is faster than two that
-    contend with each other and with whatever else shares the two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# many tiny ops (brute-force loops, float64 paths at 32 px): one thread beats two contending ones
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _real(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random BatchNorm statistics and affine parameters, so the eval-mode BatchNorm is no identity."""

@@ -18,15 +18,8 @@ from transferviz.analysis.weights import important_weights, layer_in_groups, lay
 from transferviz.errors import TransferVizError
 from transferviz.graph import trace_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops (brute-force loops, float64 paths at 32 px): one thread is faster than two that
-    contend with each other and with whatever else shares the two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# many tiny ops (brute-force loops, float64 paths at 32 px): one thread beats two contending ones
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _check_pair(model: nn.Module, size: int, layer_i: str, layer_j: str, inputs: torch.Tensor,
                 k_inst: int = 5, k_cls: int = 7) -> str:

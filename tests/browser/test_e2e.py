@@ -301,3 +301,51 @@ def test_network_figure_scrolls_in_its_box_and_the_layer_slider_names_the_paths(
     assert tip.text.strip() == f"L1 {demo_cache.layers[0]}"
     shoot(d, artifacts, "network_slider_tooltip_1366x768")
     assert_no_console_errors(dash_duo)
+
+
+def test_a_click_on_a_red_dot_opens_its_weight(dash_duo, demo_cache, artifacts):
+    """Issue 16 item 6: the red dot on a target weight square (a source correspondence) takes the
+    click; it must open the weight's details, as a click on a square without a dot does."""
+    import dash
+
+    from callbacks import network as net_callbacks
+    from layouts import network as net_layout
+
+    # the network view alone (its store and its callbacks): what it does not depend on stays out
+    app = dash.Dash(__name__, assets_folder=str(Path(__file__).resolve().parents[2] / "dashboard" / "assets"))
+    app.layout = dash.html.Div([dash.dcc.Location(id=ids.URL, refresh=False),
+                                dash.dcc.Store(id=ids.SELECTED_CLASS, data=0), net_layout.layout(demo_cache)])
+    net_callbacks.register(app, demo_cache)
+    dash_duo.start_server(app)
+    d = dash_duo.driver
+    js = f"""
+      const gd = {graph_js(NETWORK_GRAPH)}, fl = gd && gd._fullLayout;
+      if (!fl || !fl.xaxis) return null;
+      const t = (gd.data || []).find(t => t.meta && t.meta.role === 'correspondence' && t.x && t.x.length);
+      if (!t) return null;
+      const r = gd.getBoundingClientRect();
+      return {{x: r.left + fl.xaxis._offset + fl.xaxis.l2p(t.x[0]),
+               y: r.top + fl.yaxis._offset + fl.yaxis.l2p(t.y[0])}};
+    """
+    p = wait_until("a red dot", lambda: d.execute_script(js))
+    box = d.find_element(By.ID, net_layout.SCROLL)
+    # bring the first dot into the window: scroll the page to the box, then the box to the dot
+    scroll_to(d, box, block="start")
+    b = d.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top];", box)
+    p = d.execute_script(js)
+    d.execute_script("arguments[0].scrollLeft += arguments[1]; arguments[0].scrollTop += arguments[2];",
+                     box, max(0, p["x"] - b[0] - 100), max(0, p["y"] - b[1] - 100))
+    time.sleep(0.3)
+    p = d.execute_script(js)
+    # hover first (plotly clicks the point it hovers), then click, at the dot's centre in the window
+    actions = ActionBuilder(d)
+    actions.pointer_action.move_to_location(int(p["x"]), int(p["y"]))
+    actions.pointer_action.pause(0.4)
+    actions.pointer_action.click()
+    actions.perform()
+    panel = wait_until("the weight's details", lambda: d.find_elements(
+        By.CSS_SELECTOR, f"#{net_layout.DETAIL} [data-kind='weight']"), timeout=15)
+    txt = panel[0].text.lower()
+    assert txt.startswith("target weight") and "correspondence" in txt, txt
+    shoot(d, artifacts, "network_red_dot_click_1366x768")
+    assert_no_console_errors(dash_duo)

@@ -7,7 +7,8 @@ shows that query), check that the validator's rewritten queries (!( ), case flag
 column-to-column, quoted text) count what numpy counts, click a cell (the image query
 view takes the instance and its row is highlighted; the same cell clicked again after the
 focus moved elsewhere takes it again), tick rows (their images fill the pool), untick one
-(it leaves the pool), clear the pool (the ticks follow the pool). The browser
+(it leaves the pool), click a pool image (the image query takes it), clear the pool (the
+ticks follow the pool). The browser
 console must stay free of errors (DataTable logs one for a query it cannot parse).
 
 Set ``TRANSFERVIZ_TEST_DEMO_CACHE`` to a built cache to skip building the demo.
@@ -192,6 +193,15 @@ def test_filter_box_pool_and_focus(dash_duo, demo_cache, artifacts):
     box.click()
     wait_until("two pool images", lambda: len(pool_imgs()) == 2)
     assert [thumb_id(i) for i in pool_imgs()] == [int(ids[2]), int(ids[0])]
+
+    # a click on a pool image focuses its instance (issue 16, item 6): the image query shows it
+    shown = d.find_element(By.ID, query_layout.INPUT).get_attribute("value")
+    pooled = next(i for i in pool_imgs() if str(thumb_id(i)) != shown)  # one the query does not show yet
+    want = str(thumb_id(pooled))
+    scroll_to(d, pooled)
+    pooled.click()
+    wait_until("the pool image's instance in the image query", lambda: d.find_element(
+        By.ID, query_layout.INPUT).get_attribute("value") == want)
 
     # 5. clear: the pool empties and the ticks go
     d.find_element(By.ID, ly.POOL_CLEAR).click()

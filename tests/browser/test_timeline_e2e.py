@@ -2,7 +2,8 @@
 
 Opens the "Fine-tuning timeline" tab, clicks an instance on the map (its trail appears),
 presses play and checks that the epoch slider advances and the points move, pauses and
-checks that the epoch stays put, then plays on to the last epoch where playback stops.
+checks that the epoch stays put, then plays on to the last epoch where playback stops, and
+steps the slider back and on with the arrow keys.
 Saves screenshots to ``test-artifacts/``.
 
 Set ``TRANSFERVIZ_TEST_DEMO_CACHE`` to a built cache to skip building the demo.
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from layouts import timeline as tl
 from tests.browser.helpers import (
@@ -110,6 +112,29 @@ def test_timeline_play_advances_the_map_pause_holds_and_play_stops_at_the_end(da
     time.sleep(1.5)
     assert slider_value(d) == epochs[-1]
     wait_until("the full trail", lambda: (map_state(d) or {}).get("trails", [0])[0] == len(epochs), timeout=10)
+
+    # the slider answers the arrow keys (issue 16, item 6): one kept epoch per press
+    handle = d.find_element(By.CSS_SELECTOR, f"#{tl.SLIDER} [role=slider]")
+    handle.send_keys(Keys.ARROW_LEFT)
+    wait_until("an arrow key to step back", lambda: slider_value(d) == epochs[-2], timeout=10)
+    wait_until("the summary to follow the key",
+               lambda: f"Epoch {epochs[-2]}" in d.find_element(By.ID, tl.SUMMARY).text, timeout=10)
+    handle.send_keys(Keys.ARROW_RIGHT)
+    wait_until("an arrow key to step on", lambda: slider_value(d) == epochs[-1], timeout=10)
+
+    # the flip rings are a toggle (issue 16, item 6): off, the ring trace empties and the summary keeps the count
+    rings_js = f"const gd = {GD}; const t = gd._fullData.find(t => t.meta && t.meta.role === 'flips'); " \
+               "return t ? (t.x || []).length : null;"
+    n_flips = int(np.asarray(demo_cache.timeline_flips())[-1].sum())
+    wait_until("the last epoch's rings", lambda: d.execute_script(rings_js) == n_flips, timeout=10)
+    toggle = d.find_element(By.CSS_SELECTOR, f"#{tl.RINGS} input")
+    scroll_to(d, toggle)
+    toggle.click()
+    wait_until("no rings", lambda: d.execute_script(rings_js) == 0, timeout=10)
+    wait_until("the summary to keep the count", lambda: "rings hidden" in d.find_element(By.ID, tl.SUMMARY).text
+               and f"{n_flips} prediction" in d.find_element(By.ID, tl.SUMMARY).text, timeout=10)
+    toggle.click()
+    wait_until("the rings back", lambda: d.execute_script(rings_js) == n_flips, timeout=10)
     ActionChains(d).move_to_element(d.find_element(By.ID, tl.SUMMARY)).perform()
     d.save_screenshot(str(artifacts / "timeline_1366x768.png"))
     assert_no_console_errors(dash_duo)

@@ -294,6 +294,40 @@ def test_similarity_click_and_junk(cache):
     assert no_class.className.endswith("tv-network-hint")
 
 
+def test_detail_panel_resets_when_its_layer_is_no_longer_drawn(cache):
+    """Issue 16 item 6: after the layer range changes, a panel showing a neuron, weight or
+    similarity of a layer outside the new range goes back to the hint; one inside stays."""
+    c = 3
+    L = cache.layers
+    fig = nf.network_figure(cache, c, [1, 3])
+    neuron = _label_click(fig, L[0], "rows")  # a neuron of L1
+    hm = traces(fig, "weights", model="target", layer_from=L[1])[0]
+    weight = click(np.asarray(hm.customdata)[0, 0].tolist())  # a weight L2 -> L3
+    sim = click(np.asarray(traces(fig, "similarity", layer=L[2])[0].customdata)[0, 0].tolist())
+    assert nm.click_layers(cache, neuron) == {L[0]} and nm.click_layers(cache, weight) == {L[1], L[2]}
+    # L1 no longer drawn: the L1 neuron's panel resets; L2-L3 still drawn: the weight's stays
+    assert cn.detail_after_layers(cache, neuron, [2, 4]).className.endswith("tv-network-hint")
+    assert cn.detail_after_layers(cache, weight, [2, 4]) is no_update
+    # the weight's "to" layer L3 leaves: reset; the similarity in L3 too
+    assert cn.detail_after_layers(cache, weight, [1, 2]).className.endswith("tv-network-hint")
+    assert cn.detail_after_layers(cache, sim, [1, 2]).className.endswith("tv-network-hint")
+    assert cn.detail_after_layers(cache, sim, [3, 3]) is no_update
+    for junk in (None, {}, click(None)):  # no panel open: nothing to reset
+        assert cn.detail_after_layers(cache, junk, [2, 4]) is no_update
+
+
+def test_detail_panel_listens_to_the_layers(cache):
+    import dash
+
+    from layouts import ids
+
+    app = dash.Dash(__name__, suppress_callback_exceptions=True)
+    app.layout = html.Div([dash.dcc.Store(id=ids.SELECTED_CLASS), ln.layout(cache)])
+    cn.register(app, cache)
+    (spec,) = [v for k, v in app.callback_map.items() if k == f"{ln.DETAIL}.children"]
+    assert {"id": ln.LAYERS, "property": "value"} in spec["inputs"]
+
+
 def test_class_sync(cache):
     # the dropdown writes the store; the store drives the dropdown; no ping-pong
     assert cn.sync_class(cache, ln.CLASS, 1, 4) == (4, no_update)

@@ -77,6 +77,25 @@ def test_table_records_are_json_safe_and_sortable(tiny_cache):
     assert all(r["source_mistaken_for"] for r in rows if r["n"])
 
 
+def test_confusion_table_shows_and_sorts_both_models_mistakes(tiny_app, tiny_cache):
+    """Issue 16 item 5: the source model's confusions are a column of their own (not only a
+    tooltip), sortable like the target model's, which keeps its id ``mistaken_for``."""
+    table = find(tiny_app.layout, stats_layout.TABLE)
+    cols = {c["id"]: c for c in table.columns}
+    assert "mistaken_for" in cols and "source_mistaken_for" in cols
+    assert "target" in cols["mistaken_for"]["name"] and "source" in cols["source_mistaken_for"]["name"]
+    assert table.sort_action == "native"
+    raw = tiny_cache.table("analysis/class_table.parquet").sort_values("class_index")
+    none = stats_data.NONE_MISTAKEN
+    for r, m, n in zip(table.data, raw.source_mistaken_for, raw.n):
+        assert r["source_mistaken_for"] == ((m or none) if n else "")
+    # each cell's full text is one hover away (an ellipsis cuts long lists)
+    tips = table.tooltip_data
+    assert len(tips) == len(table.data)
+    assert all(set(t) == {"mistaken_for", "source_mistaken_for"} for t in tips)
+    assert tips[0]["source_mistaken_for"]["value"].endswith(table.data[0]["source_mistaken_for"])
+
+
 def test_class_colours_are_stable_and_distinct(tiny_cache):
     colours = lookups.class_colors(tiny_cache)
     assert list(colours) == list(range(len(tiny_cache.classes)))
@@ -116,6 +135,38 @@ def test_bad_link_opens_defaults_with_a_notice(space):
     assert "nope" in texts(notice) and "zzz" in texts(notice) and "foo" in texts(notice)
     # the link is cleaned: what is left parses without notices
     assert parse_state(search, space)[1] == []
+
+
+def test_link_with_a_non_important_neuron_names_it_in_a_notice(tiny_cache, space):
+    """Issue 16 item 6: a valid neuron index that is not an important neuron of the link's class
+    and model cannot be checked; it used to vanish silently, now a notice names it."""
+    from dashboard.views.features import data as feat_data
+
+    c, name = 4, space.classes[4]
+    d = feat_data.discriminability(tiny_cache, "target", c)
+    assert d.ok
+    important = {(str(layer), int(n)) for layer, n in zip(d.neurons["layer"], d.neurons["neuron"])}
+    good = sorted(important)[0]
+    layer = good[0]
+    bad = next((layer, i) for i in range(space.neuron_counts[layer]) if (layer, i) not in important)
+    link = f"?class={name}&model=target&neurons={good[0]}:{good[1]},{bad[0]}:{bad[1]}"
+    state, notices = parse_state(link, space)
+    assert notices == [] and bad in state.neurons  # valid as far as the layer sizes go
+    check = cb_state.neuron_check(tiny_cache, space)
+    search, cls, notice, rows, classes = cb_state.sync_state(space, ids.URL, link, [c], [c], c, check)
+    assert isinstance(notice, dbc.Alert)
+    txt = texts(notice)
+    assert f"{bad[0]}:{bad[1]}" in txt and f"#{bad[1]}" in txt and "not important" in txt
+    assert f"{good[0]}:{good[1]}" not in txt
+    # the link is cleaned to the neurons the list can check
+    assert parse_state(search, space)[0].neurons == (good,)
+    # only the bad one: the top five instead, said so
+    only_bad = f"?class={name}&model=target&neurons={bad[0]}:{bad[1]}"
+    search, _, notice, _, _ = cb_state.sync_state(space, ids.URL, only_bad, [c], [c], c, check)
+    assert "top five" in texts(notice) and parse_state(search, space)[0].neurons == ()
+    # important neurons only: no notice
+    ok = f"?class={name}&model=target&neurons={good[0]}:{good[1]}"
+    assert cb_state.sync_state(space, ids.URL, ok, [c], [c], c, check)[2] is NO
 
 
 def test_table_row_selects_class_everywhere(space):

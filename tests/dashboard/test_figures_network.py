@@ -268,6 +268,29 @@ def test_parse_click_weight(fig3, case):
     assert out["model"] == "source" and out["has_correspondence"] is None
 
 
+def test_click_on_a_red_dot_opens_its_weight(fig3, case):
+    """Issue 16 item 6: the red dot sits on its weight square and takes the click; the click
+    must open the same weight as a click on the square (with its correspondence)."""
+    blocks, _ = case
+    names = fig3.layout.meta["layer_names"]
+    hm = traces(fig3, "weights", model="target", layer_from=blocks[0].name)[0]
+    cd = np.asarray(hm.customdata)
+    dots = [t for t in traces(fig3, "correspondence") if t.meta["layer_from"] == blocks[0].name]
+    assert dots
+    dot = dots[0]
+    # dcc.Graph fills a scatter point's clickData customdata from the figure's data: a base64
+    # (numpy) array there would reach the server as no customdata at all
+    assert isinstance(dot.customdata, (list, tuple)) and isinstance(dot.customdata[0], (list, tuple))
+    x0, y0 = dot.meta["x0"], dot.meta["y0"]
+    for k, (x, y) in enumerate(zip(dot.x, dot.y)):
+        r, c = int(round(y - y0 - 0.5)), int(round(x - x0 - 0.5))
+        payload = json.loads(json.dumps(np.asarray(dot.customdata)[k].tolist()))  # as the browser sends it
+        out = parse_click(_click(payload), names)
+        square = parse_click(_click(cd[r, c].tolist()), names)
+        assert out is not None and out == square
+        assert out["kind"] == "weight" and out["has_correspondence"] is True
+
+
 def test_parse_click_similarity_and_junk(fig3, case):
     blocks, _ = case
     hm = traces(fig3, "similarity", layer=blocks[1].name)[0]

@@ -4,6 +4,7 @@ functions behind the table's rows, the image pool and the focus, checked against
 from __future__ import annotations
 
 import builtins
+import json
 import re
 
 import dash
@@ -25,6 +26,7 @@ from dashboard.views.instance_table.filterexpr import (
 from dashboard.views.instance_table.markup import pool_view
 from layouts import ids
 from layouts import instance_table as ly
+from tests.components import find
 
 NO = dash.no_update
 CLASSES = tuple(str(i) for i in range(10))
@@ -176,7 +178,7 @@ def test_canonical_queries_respect_datatables_positional_rules():
     ("{id} is weird", "'is' must be followed"),
     ("{id} > 1.2.3", "unexpected"),
     ("{id} ~ 3", "unexpected character"),
-    ("x" * (MAX_LENGTH + 1), "longer than"),
+    ("x" * (MAX_LENGTH + 1), "too long"),
 ])
 def test_validator_refuses_code_and_errors_with_one_line(text, problem):
     res = validate(text, SPECS)
@@ -429,3 +431,36 @@ def test_layout_builds(tiny_cache):
     assert [c["id"] for c in table.columns] == [c[0] for c in ly.COLUMNS]
     assert lay.id == ly.CARD
     assert np.all([isinstance(c["name"], list) for c in table.columns])
+
+
+def test_a_filter_over_the_limit_is_refused_as_too_long_not_cut(tiny_cache):
+    """Issue 16, item 6: the box's maxLength was the language's limit, so a longer text arrived cut
+    to a prefix and was refused as "ends too early". The box now lets longer text through (its own
+    cut lies far above the limit, so even a cut text is over it) and the validator says why."""
+    box = find(ly.layout(tiny_cache), ly.FILTER_INPUT)
+    assert box.maxLength is None or box.maxLength > MAX_LENGTH
+    long = " && ".join(["{target_loss} > 2"] * 40)  # valid piece by piece, 20 * 40 characters
+    assert len(long) > MAX_LENGTH
+    typed = long[:box.maxLength] if box.maxLength else long
+    assert len(typed) > MAX_LENGTH  # what the browser lets through is still over the limit
+    query, text, message, _ = cb.apply_filter(tiny_cache, typed)
+    assert query is NO and text is NO  # the table's query is untouched, the text stays for editing
+    assert message.startswith("Refused") and "too long" in message and str(MAX_LENGTH) in message
+    assert f"{len(typed):,} characters" in message and "ends too early" not in message
+
+
+
+def test_a_click_on_a_pool_image_focuses_its_instance(tiny_cache, tiny_app):
+    """Issue 16, item 6: the pool's images did nothing when clicked; each is now a pattern-matching
+    button (as the confusion grid's thumbnails) whose click sets ``ids.FOCUS``."""
+    children, _ = pool_view(tiny_cache, [3, 5], "/")
+    assert [c.id for c in children] == [{"type": ly.POOL_ITEM, "index": 5}, {"type": ly.POOL_ITEM, "index": 3}]
+    assert all(c.n_clicks == 0 and c.role == "button" for c in children)  # a redraw is no click
+    assert cb.pool_focus({"type": ly.POOL_ITEM, "index": 5}, 1) == 5
+    assert cb.pool_focus({"type": ly.POOL_ITEM, "index": 5}, 0) is NO     # (re)drawn, not clicked
+    assert cb.pool_focus({"type": "confusion-thumb", "index": 5}, 1) is NO
+    assert cb.pool_focus(None, None) is NO
+    writers = [c for c in tiny_app._callback_list if f"{ids.FOCUS}.data@" in c["output"]
+               and any(ly.POOL_ITEM in json.dumps(i) for i in c["inputs"])]
+    assert len(writers) == 1 and writers[0]["prevent_initial_call"]
+    assert [i["property"] for i in writers[0]["inputs"]] == ["n_clicks"]

@@ -319,3 +319,92 @@ def test_a_cache_without_timeline_shows_a_message(tiny_cache, tmp_path):
     m, acc, drift, text = ct.scrub(cache, 3, "both", [1], "target", [], set())
     assert is_empty_figure(m) and is_empty_figure(acc) and is_empty_figure(drift)
     assert "no fine-tuning timeline" in text
+
+
+# --- issue 16, item 6: keyboard slider, rings toggle, highlighted class -------------------------
+
+def test_the_epoch_slider_steps_one_kept_epoch_per_arrow_key(tiny_cache, arrays):
+    """``step=None`` made dash 4's slider step by a hundredth of its range and snap back to the same
+    mark: the arrow keys did nothing. The step is now the gap between kept epochs."""
+    slider = find(tl.layout(tiny_cache), tl.SLIDER)
+    epochs = arrays["epochs"]
+    assert slider.step is not None and slider.step == tl.epoch_step(epochs)
+    assert all((e - epochs[0]) % slider.step == 0 for e in epochs)  # every mark is a stop
+    assert slider.min == epochs[0] and slider.max == epochs[-1]
+    assert "arrow keys" in str(tl.layout(tiny_cache))
+    assert tl.epoch_step([0, 1, 2, 3]) == 1
+    assert tl.epoch_step([0, 2, 4, 6]) == 2
+    assert tl.epoch_step([0, 5, 10]) == 5
+    assert tl.epoch_step([0, 1, 2, 5]) == 1  # uneven gaps: stops between marks snap to the nearest kept epoch
+    assert tl.epoch_step([3]) == 1 and tl.epoch_step([]) == 1
+
+
+def _epoch_with_flips(arrays) -> int:
+    counts = arrays["flips"].sum(axis=1)
+    assert counts[1:].any(), "the tiny build flips some predictions"
+    return int(np.flatnonzero(counts)[-1])
+
+
+def test_flip_rings_are_a_toggle_that_keeps_the_map_structure_and_the_count(tiny_cache, td, arrays):
+    i = _epoch_with_flips(arrays)
+    e, k = arrays["epochs"][i], int(arrays["flips"][i].sum())
+    lay = tl.layout(tiny_cache)
+    assert find(lay, tl.RINGS).value == [tl.RINGS_ON]  # on by default, as before
+    on = fig_dict(tv_figs.map_figure(td, i, "both", [2]))
+    off = fig_dict(tv_figs.map_figure(td, i, "both", [2], show_flips=False))
+    assert len(on["data"]) == len(off["data"])  # the trace structure is fixed
+    assert [t.get("meta") for t in on["data"]] == [t.get("meta") for t in off["data"]]
+    assert len(arr(traces(on, "flips")[0]["x"])) == k
+    assert len(arr(traces(off, "flips")[0]["x"])) == 0
+    # scrubbing with the toggle off: the patched figure is the one built with rings off
+    base = fig_dict(ct.scrub(tiny_cache, arrays["epochs"][0], "both", [2], "target", [], set())[0])
+    m, acc, drift, text = ct.scrub(tiny_cache, e, "both", [2], "target", [], {tl.RINGS}, [])
+    assert isinstance(m, Patch) and acc is ct.NO and drift is ct.NO
+    patched = apply_patch(base, m)
+    assert len(arr(traces(patched, "flips")[0]["x"])) == 0
+    assert f"{k} prediction" in str(text) and "rings hidden" in str(text)
+    _, _, _, text = ct.scrub(tiny_cache, e, "both", [2], "target", [], {tl.RINGS}, [tl.RINGS_ON])
+    assert f"{k} prediction" in str(text) and "ringed on the map" in str(text)
+    assert ct.show_rings(None) and ct.show_rings([tl.RINGS_ON]) and not ct.show_rings([])
+    first = ct.timeline_update(tiny_cache, set(), ct.ids.TAB_TIMELINE, False, e, "both", [], "target", [], [])
+    assert len(arr(traces(fig_dict(first[0]), "flips")[0]["x"])) == 0
+
+
+def test_the_selected_class_is_bold_in_the_accuracy_chart_and_the_others_faded(tiny_cache, td, arrays):
+    labels = sorted(td.accuracy.loc[td.accuracy["domain"] == "target", "class_index"].unique().tolist())
+    c = int(labels[1])
+    fig = fig_dict(tv_figs.accuracy_chart(td.accuracy, "target", False, td.class_colors, td.class_names, 1,
+                                          highlight=c))
+    lines = traces(fig, "class")
+    assert sorted(t["meta"]["label"] for t in lines) == labels
+    (bold,) = [t for t in lines if t["meta"]["label"] == c]
+    assert bold["line"]["width"] == tv_figs.HIGHLIGHT_WIDTH and bold.get("opacity", 1) == 1
+    assert lines[-1] is bold  # drawn above the others
+    assert all(t["opacity"] == tv_figs.FADED_OPACITY and t["line"]["width"] < tv_figs.HIGHLIGHT_WIDTH
+               for t in lines if t is not bold)
+    assert td.class_names[c] in fig["layout"]["title"]["text"]
+    assert all(t["customdata"] == [t["meta"]["label"]] * len(t["x"]) for t in lines)
+    for nothing in (None, 10 ** 6, "x", True, 1.5):
+        plain = traces(fig_dict(tv_figs.accuracy_chart(td.accuracy, "target", False, td.class_colors,
+                                                       td.class_names, 1, highlight=nothing)), "class")
+        assert all(t.get("opacity", 1) == 1 and t["line"]["width"] == 1.5 for t in plain)
+    # a class selected elsewhere redraws only the accuracy chart
+    e = arrays["epochs"][-1]
+    m, acc, drift, text = ct.scrub(tiny_cache, e, "both", [], "target", [], {ct.ids.SELECTED_CLASS}, None, c)
+    assert m is ct.NO and drift is ct.NO and text is ct.NO
+    assert [t for t in traces(fig_dict(acc), "class") if t["meta"]["highlighted"]][0]["meta"]["label"] == c
+    # a click on a line selects its class; the mean line (no customdata) selects nothing
+    n = len(tiny_cache.classes)
+    assert ct.class_from_accuracy_click({"points": [{"customdata": c, "x": 1}]}, n) == c
+    for bad in (None, {}, {"points": [{"x": 1}]}, {"points": [{"customdata": n}]}, {"points": [{"customdata": True}]}):
+        assert ct.class_from_accuracy_click(bad, n) is ct.NO
+
+
+def test_timeline_wiring_reads_the_rings_and_the_selected_class(tiny_app):
+    cbs = tiny_app._callback_list
+    scrub = next(c for c in cbs if f"{tl.MAP}.figure" in c["output"])
+    inputs = {(i["id"], i["property"]) for i in scrub["inputs"]}
+    assert {(tl.RINGS, "value"), (ct.ids.SELECTED_CLASS, "data")} <= inputs
+    pick = [c for c in cbs if f"{ct.ids.SELECTED_CLASS}.data@" in c["output"]
+            and [(i["id"], i["property"]) for i in c["inputs"]] == [(tl.ACCURACY, "clickData")]]
+    assert len(pick) == 1 and pick[0]["prevent_initial_call"]

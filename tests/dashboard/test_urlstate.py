@@ -126,3 +126,19 @@ def test_state_space_from_cache(tiny_cache):
     state, notices = parse_state("", tiny_cache)
     assert notices == [] and state.cls == sp.default_cls and sp.default_cls in state.classes
     assert state.layers == tuple(tiny_cache.layers[:3])
+
+
+def test_more_layers_than_the_view_draws_keeps_the_first_with_a_notice(space):
+    """Issue 16 item 6: a link naming more layers than the network view draws (MAX_LAYERS) used
+    to show fewer with no notice; now the notice says how many were dropped and the limit."""
+    from dashboard.urlstate import MAX_LAYERS
+
+    assert len(LAYERS) == MAX_LAYERS + 1
+    state, notices = parse_state("?layers=" + ",".join(LAYERS), space)
+    assert state.layers == LAYERS[:MAX_LAYERS]
+    assert len(notices) == 1, notices
+    assert f"names {len(LAYERS)} layers" in notices[0] and f"at most {MAX_LAYERS}" in notices[0]
+    assert "dropped 1 (classifier.1)" in notices[0]
+    # exactly MAX_LAYERS: no notice; the cleaned link parses without one
+    assert parse_state("?layers=" + ",".join(LAYERS[:MAX_LAYERS]), space)[1] == []
+    assert parse_state(to_search(state, space), space) == (state, [])

@@ -7,6 +7,7 @@ Pure read-only helpers; what is derived per class is kept once per cache object 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ from dashboard.lookups import MODELS, Model
 from transferviz.cache import Cache
 
 __all__ = ["Discriminability", "conductance_by_domain", "discriminability", "empty_message", "neuron_key",
-           "ranking_direction", "ranking_table", "valid_model", "warm"]
+           "ranking_direction", "unranked_neurons", "ranking_table", "valid_model", "warm"]
 
 
 def warm(cache: Cache) -> None:
@@ -91,6 +92,18 @@ def _discriminability(cache: Cache, model: Model, class_index: int) -> Discrimin
     })
     p = pts[pts["class_index"] == class_index][["id", "domain", "x", "y"]].reset_index(drop=True)
     return Discriminability(status, cv, ns, nt, n, p)
+
+
+def unranked_neurons(cache: Cache, model: Any, class_index: int,
+                     neurons: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The ``(layer, index)`` pairs of ``neurons`` (a link's ``neurons``) that the class's ranking
+    list for ``model`` does not hold: valid neurons, but not important ones, which the list
+    cannot check. Empty when the class has no ranking (the view says why)."""
+    d = discriminability(cache, valid_model(model), class_index)
+    if not d.ok:
+        return []
+    keys = {neuron_key(layer, n) for layer, n in zip(d.neurons["layer"], d.neurons["neuron"])}
+    return [(layer, int(n)) for layer, n in neurons if neuron_key(layer, n) not in keys]
 
 
 def empty_message(cache: Cache, class_index: int | None, d: Discriminability | None) -> str:

@@ -112,7 +112,7 @@ def _scan_outside_quotes(text: str) -> str:
 def _prescan(text: str) -> None:
     """Names the usual code-injection shapes before tokenizing (clearer than 'unexpected X')."""
     if len(text) > MAX_LENGTH:
-        raise FilterError(f"the expression is longer than {MAX_LENGTH} characters")
+        raise FilterError(f"the filter is too long: {len(text):,} characters, the limit is {MAX_LENGTH}")
     if any(ord(c) < 32 for c in text):
         raise FilterError("control characters and line breaks are not allowed")
     # markup and template shapes are refused anywhere, quoted or not

@@ -13,7 +13,11 @@ from dashboard.theme import MISPREDICTED_COLOR, SOURCE_COLOR, TARGET_COLOR
 from dashboard.views.instance_table.data import records_for
 from transferviz.cache import Cache
 
-__all__ = ["filter_message", "pool_view"]
+__all__ = ["POOL_ITEM", "filter_message", "pool_view"]
+
+#: Pattern-matching id type of a pool image: ``{"type": POOL_ITEM, "index": instance id}``; a click
+#: focuses the instance (``ids.FOCUS``), as the confusion grid's thumbnails do.
+POOL_ITEM = "table-pool-item"
 
 
 def _pool_item(rec: dict[str, Any], prefix: str) -> html.Div:
@@ -29,9 +33,11 @@ def _pool_item(rec: dict[str, Any], prefix: str) -> html.Div:
 
     title = (f"#{rec['id']} · {rec['domain']} · {rec['split']} · true {rec['label']} · "
              f"source model {rec['source_pred']} (loss {rec['source_loss']}) · "
-             f"target model {rec['target_pred']} (loss {rec['target_loss']})")
-    return html.Div(title=title, className="table-pool-item",
-                    style={"width": 74, "fontSize": "0.64rem", "lineHeight": 1.2, "textAlign": "center"}, children=[
+             f"target model {rec['target_pred']} (loss {rec['target_loss']}) · click to inspect it")
+    return html.Div(id={"type": POOL_ITEM, "index": int(rec["id"])}, n_clicks=0, role="button",
+                    title=title, className="table-pool-item",
+                    style={"width": 74, "fontSize": "0.64rem", "lineHeight": 1.2, "textAlign": "center",
+                           "cursor": "pointer"}, children=[
         thumb_img(prefix, rec["id"], rec["domain"], 52, border=3),
         html.Div(f"#{rec['id']}", className="text-muted"),
         html.Div(["true ", html.B(rec["label"])], style={"whiteSpace": "nowrap", "overflow": "hidden",

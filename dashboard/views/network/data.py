@@ -20,6 +20,7 @@ import pandas as pd
 
 from dashboard.lookups import MODELS, Model, featvis_px, layer_title
 from dashboard.urlstate import DEFAULT_LAYER_COUNT
+from dashboard.urlstate import MAX_LAYERS as URL_MAX_LAYERS
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
@@ -27,9 +28,10 @@ __all__ = ["MAX_LAYERS", "Histogram", "LayerBlock", "ModelWeights", "NeuronBoxes
            "WeightDetail", "class_important", "layer_block", "layers_from_range", "link_line", "network_inputs",
            "neuron_detail", "pair_block", "pair_link", "range_from_layers", "top_instances", "warm", "weight_detail"]
 
-#: At most this many consecutive layers at once: each more layer adds ~25 ms of figure
-#: building and serialising (p95 budget 150 ms) and a screenful of scrolling.
-MAX_LAYERS = 4
+#: At most this many consecutive layers at once (``dashboard.urlstate.MAX_LAYERS``, which a link
+#: is checked against): each more layer adds ~25 ms of figure building and serialising (p95
+#: budget 150 ms) and a screenful of scrolling.
+MAX_LAYERS = URL_MAX_LAYERS
 
 
 # =======================================================================================

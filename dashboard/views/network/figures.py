@@ -624,7 +624,9 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
         z = np.full((kr, kc), np.nan)
         group = np.full((kr, kc), -1, dtype=np.int8)  # correspondence code per cell: 1 yes, 0 no, -1 n/a
         cd = np.full((kr, kc, 7), -1, dtype=np.int16)
-        dots_x, dots_y, dots_cd = [], [], []
+        dots_x: list[float] = []
+        dots_y: list[float] = []
+        dots_rc: list[tuple[int, int]] = []  # the dots' cells: they carry the square's customdata
         mcode = _MODEL_CODE[model]
         for idx, (nf, nt, v) in enumerate(zip(mw.rows, mw.cols, mw.values)):
             r, c = (rpos.get(int(nf)), cpos.get(int(nt))) if from_rows else (rpos.get(int(nt)), cpos.get(int(nf)))
@@ -638,7 +640,7 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
             if corr:
                 dots_x.append(x0 + c + 0.5)
                 dots_y.append(y0 + r + 0.5)
-                dots_cd.append((int(nf), int(nt), v))
+                dots_rc.append((r, c))
         corr_text = None
         if mw.has_correspondence is not None:
             corr_text = np.where(group == 1, "yes (red dot)", np.where(group == 0, "no", "")).tolist()
@@ -658,14 +660,21 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
             )
         )
         if dots_x:
+            # the dot sits on top of its square and takes the click (plotly gives it to the
+            # topmost trace): it carries the square's customdata, so a click on it opens the same
+            # weight details (parse_click reads both alike). As a plain list: dcc.Graph copies a
+            # scatter point's customdata into clickData from the figure's data, where a numpy array
+            # is a base64 object that it cannot index, and the click would arrive without it.
+            rr, cc = np.asarray(dots_rc, dtype=np.intp).T
             fig.add_trace(
                 _tr("scatter",
                     x=dots_x, y=dots_y, mode="markers",
                     marker=dict(color=SOURCE_COLOR, size=max(4, cell_px * 0.38), line=dict(width=0)),
-                    customdata=np.asarray(dots_cd, dtype=np.float32),
-                    hovertemplate=(f"{model} weight {la_n} #%{{customdata[0]}} → {lb_n} #%{{customdata[1]}}"
-                                   "<br>value %{customdata[2]:.4f}"
-                                   "<br>the source model has the corresponding important weight<extra></extra>"),
+                    customdata=cd[rr, cc].tolist(), text=[f"{float(v):.4f}" for v in z[rr, cc]],
+                    hovertemplate=(f"{model} weight {la_n} #%{{customdata[4]}} → {lb_n} #%{{customdata[5]}}"
+                                   "<br>value %{text}"
+                                   "<br>the source model has the corresponding important weight"
+                                   "<br><i>click for the kernel</i><extra></extra>"),
                     showlegend=False,
                     name="correspondence", meta={"role": "correspondence", **meta_base},
                 )

@@ -31,8 +31,8 @@ from dashboard.views.network.figures import kernel_heatmap, normalise_click, par
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
-__all__ = ["DETAIL_HINT", "KERNEL", "detail_panel", "hint", "neuron_image", "neuron_panel", "no_weights_panel",
-           "similarity_panel", "weight_panel"]
+__all__ = ["DETAIL_HINT", "KERNEL", "click_layers", "detail_panel", "hint", "neuron_image", "neuron_panel",
+           "no_weights_panel", "similarity_panel", "weight_panel"]
 
 #: Id of the weight panel's kernel graph (made here, at run time; no callback reads it).
 KERNEL = "network-kernel"
@@ -216,6 +216,18 @@ def no_weights_panel(cache: Cache, layer_from: str, layer_to: str, reason: str) 
                  className="fw-semibold"),
         html.Div(link_line(layer_from, layer_to, reason), className="small text-muted"),
     ], className="tv-detail tv-detail-no-weights", **DataAttrs({"data-kind": "no-weights"}))
+
+
+def click_layers(cache: Cache, click_data: dict | None) -> set[str] | None:
+    """The layers a click's detail panel shows (a neuron's or a similarity cell's layer, a weight's
+    two layers); None when the click opens no panel."""
+    names = {str(v): k for k, v in cache.layer_numbers.items()}
+    click = parse_click(normalise_click(click_data), names)
+    if click is None:
+        return None
+    if click["kind"] == "weight":
+        return {str(click["from"]), str(click["to"])}
+    return {str(click["layer"])}
 
 
 def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,

@@ -10,8 +10,8 @@ import pandas as pd
 from dashboard.lookups import json_number
 from transferviz.cache import Cache
 
-__all__ = ["NONE_MISTAKEN", "TABLE_COLUMNS", "best_accuracies", "class_table_records", "history_frame",
-           "transferability", "transferability_score"]
+__all__ = ["MISTAKE_COLUMNS", "NONE_MISTAKEN", "TABLE_COLUMNS", "best_accuracies", "class_table_records",
+           "history_frame", "transferability", "transferability_score"]
 
 #: Rows of the confusion table: (column id, header). Ids are stable for tests and styling.
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -20,8 +20,14 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source_acc", "source acc"),
     ("target_acc", "target acc"),
     ("diff", "difference"),
-    ("mistaken_for", "mistaken for (count)"),
+    # both models' confusions, each its own column so the table sorts by either (the source model is
+    # usually the failing one); the target model's keeps the id ``mistaken_for`` (the paper's column)
+    ("mistaken_for", "target model mistakes (count)"),
+    ("source_mistaken_for", "source model mistakes (count)"),
 )
+
+#: The columns that list a model's confusions, and which model's.
+MISTAKE_COLUMNS: dict[str, str] = {"mistaken_for": "target", "source_mistaken_for": "source"}
 
 NONE_MISTAKEN = "\u2014"
 

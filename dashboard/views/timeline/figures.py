@@ -32,7 +32,7 @@ from dashboard.theme import (
 from dashboard.views.timeline.data import MapGroup, TimelineData, domain_filter, trails
 
 __all__ = ["ACC_HEIGHT", "DRIFT_HEIGHT", "FLIP_COLOR", "MAP_HEIGHT", "accuracy_chart", "drift_heatmap", "epoch_column",
-           "epoch_line", "map_epoch_fields", "map_fields", "map_figure", "timeline_map"]
+           "epoch_line", "highlight_class", "map_epoch_fields", "map_fields", "map_figure", "timeline_map"]
 
 MAP_HEIGHT = 420
 ACC_HEIGHT = 236
@@ -75,12 +75,15 @@ def map_epoch_fields(
     domain_filter: str,
     trails: Sequence[tuple[int, np.ndarray, str, str, Sequence[str]]],
     n_trail_slots: int,
+    show_flips: bool = True,
 ) -> list[dict[str, Any]]:
-    """Per trace of the map, the fields that depend on the epoch, the domain filter or the pool.
+    """Per trace of the map, the fields that depend on the epoch, the domain filter, the pool
+    or the rings toggle.
 
     ``positions`` (N, 2), ``wrong`` and ``flipped`` (N,) bool are the chosen epoch's rows.
     Keys are dotted property paths (``"marker.line.width"``). Legend keys have no entry
-    (an empty dict) since they never change.
+    (an empty dict) since they never change. ``show_flips`` False leaves the flip-ring trace
+    empty (it stays in place: the trace structure is fixed).
     """
     out: list[dict[str, Any]] = []
     for g in groups:
@@ -99,6 +102,8 @@ def map_epoch_fields(
             if g.domain == domain_filter:
                 in_domain[g.rows] = True
         keep &= in_domain
+    if not show_flips:
+        keep[:] = False
     rows = np.flatnonzero(keep)
     out.append({"x": positions[rows, 0], "y": positions[rows, 1]})
     out.extend({} for _ in range(_N_LEGEND_KEYS))
@@ -218,6 +223,21 @@ def epoch_line(epoch: float) -> dict[str, Any]:
                 line=dict(color="#555555", width=1.5, dash="dot"))
 
 
+#: The accuracy chart's highlighted class: its line width; the other classes' opacity.
+HIGHLIGHT_WIDTH = 3.5
+FADED_OPACITY = 0.22
+
+
+def highlight_class(value: Any, known: set[int]) -> int | None:
+    """The class index to highlight from ``ids.SELECTED_CLASS``'s value, or None (nothing
+    selected, not a class index, or a class without a line)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value) if int(value) in known else None
+
+
 def accuracy_empty(acc: pd.DataFrame | None, domain: str, val_only: bool) -> bool:
     """True when :func:`accuracy_chart` draws its empty state (no epoch line to move then)."""
     if acc is None or len(acc) == 0:
@@ -240,29 +260,42 @@ def accuracy_chart(
     epoch: float,
     *,
     height: int = 250,
+    highlight: Any = None,
 ) -> go.Figure:
     """One line per class: accuracy of the target model's predictions by epoch on ``domain``
     (all its instances, or only its validation instances), plus the mean over classes
     (dashed). No legend: the classes keep their colours of the map beside it (and of every view);
-    hovering a line names its class. ``layout.shapes[0]`` is the current epoch's vertical line."""
+    hovering a line names its class. ``layout.shapes[0]`` is the current epoch's vertical line.
+
+    ``highlight``: a class index (the class selected across views) whose line is drawn thick,
+    on top, with the others faded (at 31 classes the lines are otherwise one tangle). Each
+    point carries its class index as ``customdata``, so a click on a line can select its class."""
     col = "val_accuracy" if val_only else "accuracy"
     if acc is None or len(acc) == 0:
         return empty_figure("This cache has no accuracy by epoch", height=height)
     if accuracy_empty(acc, domain, val_only):
         return empty_figure(f"No {domain}{' validation' if val_only else ''} instances to score", height=height)
     sub = acc[acc["domain"] == domain].sort_values(["class_index", "epoch"])
-    traces = []
+    known = {int(v) for v in sub["class_index"].unique()}
+    hl = highlight_class(highlight, known)
+    traces: list[dict[str, Any]] = []
+    on_top: list[dict[str, Any]] = []
     for lab, g in sub.groupby("class_index", sort=True):
         y = g[col].to_numpy(dtype=float)
-        traces.append(dict(
+        mine = hl == int(lab)
+        trace = dict(
             type="scatter", mode="lines+markers", x=g["epoch"].tolist(),
             y=[None if not np.isfinite(v) else float(v) for v in y],
-            name=str(class_names.get(int(lab), lab)), line=dict(color=class_colors.get(int(lab), "#777"), width=1.5),
-            showlegend=False,
-            marker=dict(size=5, symbol=DOMAIN_SYMBOLS.get(domain, "circle")),
+            name=str(class_names.get(int(lab), lab)),
+            line=dict(color=class_colors.get(int(lab), "#777"), width=HIGHLIGHT_WIDTH if mine else 1.5),
+            opacity=1.0 if hl is None or mine else FADED_OPACITY,
+            showlegend=False, customdata=[int(lab)] * len(g),
+            marker=dict(size=7 if mine else 5, symbol=DOMAIN_SYMBOLS.get(domain, "circle")),
             hovertemplate=f"class {class_names.get(int(lab), lab)}<br>epoch %{{x}}: %{{y:.1%}}<extra></extra>",
-            meta={"role": "class", "label": int(lab)},
-        ))
+            meta={"role": "class", "label": int(lab), "highlighted": mine},
+        )
+        (on_top if mine else traces).append(trace)
+    traces += on_top  # drawn last: above the faded lines
     mean = sub.groupby("epoch", sort=True)[col].mean()
     traces.append(dict(type="scatter", mode="lines", x=mean.index.tolist(),
                        y=[None if not np.isfinite(v) else float(v) for v in mean.to_numpy(dtype=float)],
@@ -272,9 +305,10 @@ def accuracy_chart(
     fig = go.Figure(data=traces, _validate=False)
     epochs = sorted(sub["epoch"].unique().tolist())
     what = "validation instances" if val_only else "all instances"
+    picked = f"; bold: {class_names.get(hl, hl)}" if hl is not None else ""
     apply_theme(
         fig, height=height, margin=dict(l=44, r=6, t=26, b=34),
-        title=dict(text=f"Per-class accuracy \u00b7 {domain}, {what} (dashed: mean)",
+        title=dict(text=f"Per-class accuracy \u00b7 {domain}, {what} (dashed: mean{picked})",
                    font=dict(size=12)),
         xaxis=dict(title=dict(text="epoch (0 = source model)", font=dict(size=11), standoff=4),
                    tickmode="array", tickvals=epochs, range=[min(epochs) - 0.3, max(epochs) + 0.3]),
@@ -348,11 +382,11 @@ def epoch_column(i: int) -> dict[str, Any]:
                 line=dict(color="#000000", width=2), fillcolor="rgba(0,0,0,0)")
 
 
-def map_fields(td: TimelineData, i: int, domain: str, pool: Any) -> list[dict[str, Any]]:
+def map_fields(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True) -> list[dict[str, Any]]:
     return map_epoch_fields(td.positions[i], td.wrong[i], td.flips[i], td.groups, domain_filter(domain),
-                            trails(td, pool, i), POOL_SIZE)
+                            trails(td, pool, i), POOL_SIZE, show_flips)
 
 
-def map_figure(td: TimelineData, i: int, domain: str, pool: Any) -> go.Figure:
-    return timeline_map(map_fields(td, i, domain, pool), td.groups, td.class_colors, td.class_names, td.ranges,
-                        height=MAP_HEIGHT)
+def map_figure(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True) -> go.Figure:
+    return timeline_map(map_fields(td, i, domain, pool, show_flips), td.groups, td.class_colors, td.class_names,
+                        td.ranges, height=MAP_HEIGHT)

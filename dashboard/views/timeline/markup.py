@@ -17,8 +17,9 @@ MISSING = ("This cache has no fine-tuning timeline: it needs the target model's 
            "'transferviz build CONFIG' to watch fine-tuning epoch by epoch.")
 
 
-def summary(td: TimelineData, i: int, domain: str) -> list[Any]:
-    """"Epoch e: k predictions flipped (s source, t target) · accuracy ..." for the shown domain."""
+def summary(td: TimelineData, i: int, domain: str, show_flips: bool = True) -> list[Any]:
+    """"Epoch e: k predictions flipped (s source, t target), ringed on the map · accuracy ..." for
+    the shown domain; with the rings toggled off the count stays, "rings hidden"."""
     e = td.epochs[i]
     flipped = td.flips[i]
     n_s = int((flipped & td.in_domain["source"]).sum())
@@ -35,6 +36,8 @@ def summary(td: TimelineData, i: int, domain: str) -> list[Any]:
                  f"{'' if dom == 'both' else ' among ' + dom + ' instances'} (",
                  html.Span(f"{n_s} source", style={"color": SOURCE_COLOR}), ", ",
                  html.Span(f"{n_t} target", style={"color": TARGET_COLOR}), ")"]
+        if k:
+            head.append(", ringed on the map" if show_flips else ", rings hidden")
     head.append(" \u00b7 accuracy ")
     for d, color in (("target", TARGET_COLOR), ("source", SOURCE_COLOR)):
         if acc[d] is not None:
