@@ -140,9 +140,14 @@ def _table(cache: Cache) -> html.Div:
         style_cell={"fontFamily": FONT_FAMILY, "fontSize": "0.8rem", "padding": "1px 6px", "textAlign": "right",
                     "minWidth": 40, "whiteSpace": "nowrap", "cursor": "pointer"},
         style_data={"lineHeight": "20px"},
+        # widths that fit the card at 1366 x 768 with both models' mistakes: the numeric headers
+        # ("source acc") need ~52 px to wrap onto two lines instead of being cut; long mistake
+        # lists end in an ellipsis (the cell's tooltip has them whole)
         style_cell_conditional=[
             {"if": {"column_id": "class"}, "textAlign": "left", "fontWeight": 600, "minWidth": 56},
-        ] + [{"if": {"column_id": cid}, "textAlign": "left", "minWidth": 120, "maxWidth": 240,
+        ] + [{"if": {"column_id": cid}, "minWidth": w} for cid, w in (("source_acc", 52), ("target_acc", 52),
+                                                                        ("diff", 70))]
+          + [{"if": {"column_id": cid}, "textAlign": "left", "minWidth": 104, "width": 130, "maxWidth": 150,
               "overflow": "hidden", "textOverflow": "ellipsis"} for cid in data.MISTAKE_COLUMNS],
         style_header={"fontWeight": 600, "backgroundColor": "#f3f4f6", "fontSize": "0.75rem",
                       "whiteSpace": "normal", "lineHeight": "14px", "height": "auto", "padding": "3px 6px"},
