@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from transferviz.errors import TransferVizError
+from transferviz.graph import trace_model
 
 __all__ = [
     "SmallAlexNet",
@@ -242,16 +243,12 @@ def analysed_layers(model: nn.Module, layers: str | Sequence[str] = "all", input
     Forward order and the presets come from the traced graph (:mod:`transferviz.graph`), on a
     zero batch of ``input_size`` px (default: the first of a few usual sizes the model takes).
     """
-    from transferviz.graph import trace_model  # torch.fx and torchvision: only when asked
-
     return trace_model(model, input_size, in_channels).select(layers).layers
 
 
 def embedding_layer(model: nn.Module, input_size: int | None = None, in_channels: int | None = None) -> str:
     """The first linear layer (forward order) that takes an (N, F) input: its *input* is the paper's
     "right before the FC layers" embedding (the pooled features of a ResNet, VGG's flattened maps)."""
-    from transferviz.graph import trace_model
-
     name = trace_model(model, input_size, in_channels).embedding_layer()
     if name is None:
         raise TransferVizError("the model has no nn.Linear layer to take an embedding before; "

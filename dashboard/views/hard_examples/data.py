@@ -16,7 +16,6 @@ import numpy as np
 from dashboard.lookups import MODELS
 from dashboard.pool import as_ids, focus_id
 from transferviz.cache import Cache
-from transferviz.errors import TransferVizError
 
 __all__ = ["DEFAULTS", "DOMAINS", "MAPS", "MAP_KEYS", "WRONG_ONLY", "HardData", "brushed_ids", "focus_point",
            "hard_data", "row_of", "selection", "visible_rows", "warm"]
@@ -89,10 +88,7 @@ def _hard_data(cache: Cache) -> HardData:
         arr = np.asarray(arr, dtype=np.float64)
         return arr if arr.shape == (n, 2) else None  # a stale or foreign array: treat as missing
 
-    try:
-        hidden = cache.tsne()
-    except TransferVizError:  # built without the t-SNE map: that map says so
-        hidden = None
+    hidden = cache.tsne() if cache.has_tsne else None  # built without the t-SNE map: that map says so
     return HardData(
         ids=df["id"].to_numpy(dtype=np.int64), domain=text(df["domain"]),
         maps={"hidden": positions(hidden), "pixels": positions(cache.pixel_tsne())},
