@@ -55,6 +55,17 @@ def featvis_img(src: str, px: int, native_px: int | None, *, alt: str, title: st
                            "imageRendering": "auto" if shrunk else "pixelated", **style})
 
 
+def build_warning_alert(warnings: Sequence[str]) -> dbc.Alert | None:
+    """The build's warnings (a model at chance level, ...) above every tab: a finding drawn from a model
+    that learned nothing must not look like one. None when the build had none."""
+    if not warnings:
+        return None
+    return dbc.Alert(
+        [html.Strong("The build warned: "), html.Ul([html.Li(w) for w in warnings], className="mb-0 ps-3")],
+        id="build-warnings", color="danger", dismissable=True, is_open=True, className="py-1 px-2 my-1 small",
+    )
+
+
 def notice_alert(notices: Sequence[str]) -> dbc.Alert:
     """The dismissable notice for a link with values the cache does not know."""
     return dbc.Alert(

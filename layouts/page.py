@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from dash.development.base_component import Component
 
+from dashboard.components import build_warning_alert
 from layouts import (
     confusion_grid,
     features,
@@ -62,9 +63,11 @@ def page_layout(cache: Cache) -> html.Div:
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.SELECTED_CLASS),
         dcc.Store(id=ids.FOCUS),
+        dcc.Store(id=ids.HIGHLIGHT),
         dcc.Store(id=ids.POOL, data=[]),
         header,
         dbc.Container([
+            build_warning_alert(cache.build_warnings()),
             html.Div(id=ids.NOTICE),
             dcc.Tabs(id=ids.TABS, value=ids.TAB_ANALYSIS, children=[
                 _tab("Transfer analysis", ids.TAB_ANALYSIS, analysis),

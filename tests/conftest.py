@@ -68,6 +68,43 @@ def tiny_cache(tmp_path_factory, tiny_config):
     return Cache.open(root / "tiny")
 
 
+def large_config_dict(data_root: Path, name: str = "large") -> dict:
+    """The paper's scale in a test's time: torchvision AlexNet at 64 px (two 4096-unit linear layers,
+    ~938 important neurons a class) over 31 generated Office-31-shaped classes, a handful of images each."""
+    return {
+        "name": name,
+        "seed": 0,
+        "source": {"kind": "image_folder", "root": str(data_root), "domain": "amazon"},
+        "target": {"kind": "image_folder", "root": str(data_root), "domain": "webcam"},
+        "val_fraction": 0.2,
+        "model": {"arch": "alexnet", "input_size": 64},
+        "training": {"source": {"epochs": 1, "lr": 0.0003, "optimizer": "adam"},
+                     "target": {"epochs": 1, "lr": 0.0001, "optimizer": "adam"}},
+        "analysis": {"n_steps": 2, "discriminability_folds": 3, "tsne_perplexity": 10},
+        "featvis": {"steps": 1, "size": 32},
+    }
+
+
+@pytest.fixture(scope="session")
+def large_cache(tmp_path_factory):
+    """A real cache at the paper's scale (31 classes, 4096-unit layers; see :func:`large_config_dict`),
+    built once per session in about a minute. Set TRANSFERVIZ_TEST_LARGE_CACHE to a built one to skip it."""
+    from transferviz.cache import Cache
+
+    given = os.environ.get("TRANSFERVIZ_TEST_LARGE_CACHE")
+    if given:
+        return Cache.open(given)
+    from transferviz.build import build
+    from transferviz.config import parse_config
+    from transferviz.data.office_shapes import write_office_shapes
+
+    root = tmp_path_factory.mktemp("large-cache")
+    write_office_shapes(root / "data", {"amazon": 6, "webcam": 6})
+    cfg = parse_config(large_config_dict(root / "data"), "large.yaml")
+    build(cfg, root, torch.device("cpu"), progress=False, log=lambda m: None)
+    return Cache.open(root / "large")
+
+
 @pytest.fixture(scope="session")
 def tiny_app(tiny_cache):
     """The dashboard app on the tiny cache (built once; tests only read it or send it requests)."""

@@ -697,6 +697,12 @@ class Cache:
         rel = "analysis/summary.json"
         return self.json(rel) if self._exists(rel) else None
 
+    def build_warnings(self) -> list[str]:
+        """What the build found wrong with its result (a model at chance level, ...), one line each,
+        from the manifest's stage notes; empty for a cache built before builds warned."""
+        return [str(w) for stage in self.manifest.get("stages", {}).values()
+                for w in stage.get("notes", {}).get("warnings", [])]
+
     @property
     @_memoized
     def class_table(self) -> pd.DataFrame:

@@ -120,12 +120,18 @@ class BuildReport:
     stages: list[dict[str, Any]]
     seconds: float
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the stages found wrong with the result (a model at chance level, ...), one line each."""
+        return [f"[{s['name']}] {w}" for s in self.stages for w in s.get("warnings", [])]
+
     def summary(self) -> str:
         lines = [f"built cache {self.path} -> {self.build_dir.name} in {self.seconds:.1f} s"]
         for s in self.stages:
             status = "reused" if s["reused"] else ("skipped" if s.get("skipped") else "built")
             extra = f"  {s['summary']}" if s.get("summary") else ""
             lines.append(f"  {s['name']:<13} {status:<7} {s['seconds']:7.1f} s{extra}")
+        lines += [f"WARNING {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -212,6 +218,8 @@ def run_build(config: Config, stages: list[Stage], options: BuildOptions,
             if not reused:
                 summary = f": {ctx.notes['summary']}" if "summary" in ctx.notes else ""
                 log(f"[{stage.name}] done in {seconds:.1f} s{summary}")
+            for warning in ctx.notes.get("warnings", []):  # said again when reused: still true of this cache
+                log(f"WARNING [{stage.name}] {warning}")
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -230,5 +238,6 @@ def run_build(config: Config, stages: list[Stage], options: BuildOptions,
     link = publish(root, config.name, build)
     return BuildReport(link, build, [
         {"name": n, "reused": r["reused"], "skipped": r["notes"].get("skipped", False),
-         "seconds": r["seconds"], "summary": r["notes"].get("summary", "")}
+         "seconds": r["seconds"], "summary": r["notes"].get("summary", ""),
+         "warnings": list(r["notes"].get("warnings", []))}
         for n, r in records.items()], time.perf_counter() - t0)

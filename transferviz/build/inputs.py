@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.stats import binomtest
 
 from transferviz import data
 from transferviz.build.framework import MODELS, BuildContext, file_hash
@@ -224,11 +225,36 @@ def stage_models(ctx: BuildContext) -> None:
     # models/layers.json (the analysed layers) is the architecture stage's: it follows analysis.layers
     last = hist.groupby("model").tail(1).set_index("model")
     ctx.notes["final_accuracy"] = last.to_dict(orient="index")
+    warnings = [w for which, (_, labels) in (("source", split.source_val), ("target", split.target_val))
+                if (w := chance_warning(which, float(last.loc[which, "val"]), labels.numpy()))]
+    if warnings:
+        ctx.notes["warnings"] = warnings
     ctx.notes["summary"] = "; ".join(
         [f"source val {last.loc['source', 'val']:.3f}, target val {last.loc['target', 'val']:.3f}, "
          f"source on target val {last.loc['source', 'target_val']:.3f}"] + notes)
     if notes:
         ctx.notes["model_setup"] = notes
+
+
+def chance_warning(which: str, accuracy: float, labels: np.ndarray, alpha: float = 0.01) -> str | None:
+    """A one-line warning when a model's own-domain validation accuracy is no better than chance.
+
+    Chance is the majority class's share of the validation labels (what always answering that class
+    scores; 1/K for balanced classes), and "no better" is a one-sided binomial test at ``alpha``: on a
+    small validation split a few lucky answers must not pass for learning. Every analysis of a model
+    that learned nothing describes noise, so the build says so loudly rather than analyse it silently.
+    """
+    n = int(len(labels))
+    if n == 0 or not np.isfinite(accuracy):
+        return None
+    chance = float(np.bincount(labels).max() / n)
+    correct = int(round(accuracy * n))
+    p = float(binomtest(correct, n, chance, alternative="greater").pvalue)
+    if p < alpha:
+        return None
+    return (f"the {which} model is at chance level: validation accuracy {accuracy:.3f} on {n} images, "
+            f"chance {chance:.3f} (binomial p = {p:.2f}); its analyses describe noise -- train it longer, "
+            f"with another learning rate, or check its data")
 
 
 def _read_history_csv(path: Path) -> list[dict[str, Any]]:
