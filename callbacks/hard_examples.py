@@ -22,9 +22,10 @@ import dash
 from dash import Input, Output, State
 
 from callbacks.common import triggered_components
+from dashboard.highlight import highlight_trace
 from dashboard.lookups import selected_ids
 from dashboard.views.hard_examples import data
-from dashboard.views.hard_examples.figures import FOCUS_TRACE, focus_label, focus_ring, loss_maps
+from dashboard.views.hard_examples.figures import FOCUS_TRACE, HIGHLIGHT_TRACE, focus_label, focus_ring, loss_maps
 from dashboard.views.hard_examples.markup import detail_card, summary_line
 from layouts import hard_examples as ly
 from layouts import ids
@@ -36,51 +37,69 @@ KEY_OF = {graph_id: key for key, graph_id, _, _ in ly.MAPS}
 
 
 def maps_update(cache: Cache, fired: set[str], tab: str | None, drawn: bool | None, model: Any, domain: Any,
-                wrong_only: Any, focus: Any, brush: Any) -> tuple[Any, Any, Any, Any]:
+                wrong_only: Any, focus: Any, brush: Any, highlight: Any = None) -> tuple[Any, Any, Any, Any]:
     """``(hidden map, pixel map, summary, drawn flag)`` for whatever fired the maps' callback.
 
     The maps (~1 MB of JSON) wait until the diagnosis tab is first shown; a focus set
     meanwhile (e.g. from the timeline) is simply part of that first drawing. Once drawn, a
-    tab switch sends nothing, a focus change patches the ring only, and a new lasso redraws
+    tab switch sends nothing, a focus change patches the ring only, a find (``ids.HIGHLIGHT``)
+    patches the find rings only, and a new lasso redraws
     only the other map (the lassoed one keeps its own outline).
     """
     if not drawn:
         if tab != ids.TAB_DIAGNOSIS:
             return NO, NO, NO, NO
-        return (*update_maps(cache, model, domain, wrong_only, focus, brush), True)
+        return (*update_maps(cache, model, domain, wrong_only, focus, brush, highlight=highlight), True)
     if fired == {ids.TABS}:
         return NO, NO, NO, NO
     if fired == {ids.FOCUS}:
         return (*focus_patches(cache, focus), NO, NO)
+    if fired == {ids.HIGHLIGHT}:
+        return (*ring_patches(cache, highlight=highlight), NO, NO)
+    if fired == {ids.FOCUS, ids.HIGHLIGHT}:  # the find box set both at once (an id search)
+        return (*ring_patches(cache, focus=focus, highlight=highlight), NO, NO)
     lassoed = fired == {ly.BRUSH} and data.brushed_ids(brush) is not None
     return (*update_maps(cache, model, domain, wrong_only, focus, brush,
-                         skip=brush["source"] if lassoed else None), NO)
+                         skip=brush["source"] if lassoed else None, highlight=highlight), NO)
 
 
 def update_maps(cache: Cache, model: Any, domain: Any, wrong_only: Any, focus: Any, brush: Any,
-                skip: str | None = None) -> tuple[Any, Any, Any]:
+                skip: str | None = None, highlight: Any = None) -> tuple[Any, Any, Any]:
     """``(hidden-layer map, raw-pixel map, summary line)`` for the controls, focus and brush;
     the map named ``skip`` (a map key) is left as it is (``no_update``)."""
-    figs = loss_maps(cache, model, domain, wrong_only, focus, brush, keys=[k for k in data.MAP_KEYS if k != skip])
+    figs = loss_maps(cache, model, domain, wrong_only, focus, brush, keys=[k for k in data.MAP_KEYS if k != skip],
+                     highlight=highlight)
     hidden, pixels = (figs.get(key, NO) for key in data.MAP_KEYS)
     return hidden, pixels, summary_line(cache, model, domain, wrong_only, brush)
 
 
-def focus_patches(cache: Cache, focus: Any) -> tuple[Any, Any]:
-    """A new focus moves only the ring: a ``dash.Patch`` of each map's focus trace (kilobytes instead
-    of redrawing thousands of points, and the user's lasso stays untouched)."""
+_KEEP = object()  # ring_patches: leave this ring as it is
+
+
+def ring_patches(cache: Cache, focus: Any = _KEEP, highlight: Any = _KEEP) -> tuple[Any, Any]:
+    """A new focus or a new find moves only its rings: one ``dash.Patch`` a map of its focus trace
+    and label and/or its find-ring trace (kilobytes instead of redrawing thousands of points, and
+    the user's lasso stays untouched)."""
     d = data.hard_data(cache)
     out: list[Any] = []
     for key in data.MAP_KEYS:
         if d.maps[key] is None:
             out.append(NO)
             continue
-        point = data.focus_point(d, key, focus)
         patch = dash.Patch()
-        patch["data"][FOCUS_TRACE] = focus_ring(point)
-        patch["layout"]["annotations"][0] = focus_label(point)
+        if focus is not _KEEP:
+            point = data.focus_point(d, key, focus)
+            patch["data"][FOCUS_TRACE] = focus_ring(point)
+            patch["layout"]["annotations"][0] = focus_label(point)
+        if highlight is not _KEEP:
+            patch["data"][HIGHLIGHT_TRACE] = highlight_trace(*data.highlight_points(d, key, highlight))
         out.append(patch)
     return out[0], out[1]
+
+
+def focus_patches(cache: Cache, focus: Any) -> tuple[Any, Any]:
+    """:func:`ring_patches` of a new focus."""
+    return ring_patches(cache, focus=focus)
 
 
 def brush_state(trigger: str | None, sel_hidden: dict | None, sel_pixels: dict | None, current: Any) -> Any:
@@ -109,11 +128,12 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Output(ly.HIDDEN_MAP, "figure"), Output(ly.PIXEL_MAP, "figure"), Output(ly.SUMMARY, "children"),
         Output(ly.DRAWN, "data"),
         Input(ly.MODEL, "value"), Input(ly.DOMAIN, "value"), Input(ly.WRONG, "value"),
-        Input(ids.FOCUS, "data"), Input(ly.BRUSH, "data"), Input(ids.TABS, "value"), State(ly.DRAWN, "data"),
+        Input(ids.FOCUS, "data"), Input(ly.BRUSH, "data"), Input(ids.TABS, "value"), Input(ids.HIGHLIGHT, "data"),
+        State(ly.DRAWN, "data"),
     )
-    def _maps(model, domain, wrong_only, focus, brush, tab, drawn):
+    def _maps(model, domain, wrong_only, focus, brush, tab, highlight, drawn):
         return maps_update(cache, triggered_components(), tab, drawn, model, domain, wrong_only, focus,
-                           brush)
+                           brush, highlight)
 
     @app.callback(
         Output(ly.BRUSH, "data"),

@@ -32,8 +32,8 @@ import dash
 from dash import Input, Output
 
 from dashboard.components import notice_alert
-from dashboard.lookups import layer_tag
-from dashboard.urlstate import State, StateSpace, parse_state, space_of, to_search, with_changes
+from dashboard.lookups import find_instances, layer_tag
+from dashboard.urlstate import TABS, State, StateSpace, parse_state, space_of, to_search, update_search, with_changes
 from dashboard.views.features.data import unranked_neurons
 from layouts import ids
 from layouts import instances as inst_layout
@@ -144,6 +144,27 @@ def sync_state(space: StateSpace, trigger: str | None, search: str | None, table
     )
 
 
+def sync_tab_focus(space: StateSpace, trigger: str | None, search: str | None, tab: Any,
+                   focus: Any) -> tuple[Any, Any, Any]:
+    """``(search, tab, focus)`` keeping the open tab and the focused instance in the link.
+
+    The URL fired (page load, back/forward, an edited link) or the initial call: the tab and
+    the focus follow the link, where they differ. The tab or the focus changed: the link
+    records it (``update_search`` keeps every other key). ``no_update`` wherever nothing changes.
+    """
+    state, _ = parse_state(search, space)  # page's other callback shows the notices for a bad link
+    if trigger in (None, ids.URL):
+        return NO, NO if tab == state.tab else state.tab, NO if focus == state.focus else state.focus
+    new_tab = tab if tab in TABS else state.tab
+    try:
+        new_focus = None if focus is None else int(focus)
+    except (TypeError, ValueError):
+        new_focus = state.focus
+    if (new_tab, new_focus) == (state.tab, state.focus):
+        return NO, NO, NO
+    return update_search(search, space, tab=new_tab, focus=new_focus), NO, NO
+
+
 def register(app: dash.Dash, cache: Cache) -> None:
     # The cache never changes under a running app, so its valid values are derived once.
     space = space_of(cache)
@@ -162,3 +183,26 @@ def register(app: dash.Dash, cache: Cache) -> None:
     )
     def _sync_state(search, table_rows, checklist, current_cls):
         return sync_state(space, dash.ctx.triggered_id, search, table_rows, checklist, current_cls, check)
+
+    @app.callback(
+        Output(ids.FOCUS, "data", allow_duplicate=True),
+        Output(ids.HIGHLIGHT, "data"),
+        Output(ids.FIND_MESSAGE, "children"),
+        Input(ids.FIND, "value"),
+        prevent_initial_call=True,
+    )
+    def _find(text):
+        found = find_instances(cache, text)
+        return (NO if found.focus is None else found.focus), found.ids, found.message
+
+    @app.callback(
+        Output(ids.URL, "search", allow_duplicate=True),
+        Output(ids.TABS, "value"),
+        Output(ids.FOCUS, "data", allow_duplicate=True),
+        Input(ids.URL, "search"),
+        Input(ids.TABS, "value"),
+        Input(ids.FOCUS, "data"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def _tab_focus(search, tab, focus):
+        return sync_tab_focus(space, dash.ctx.triggered_id, search, tab, focus)

@@ -60,10 +60,13 @@ def _typed(v: Any) -> Any:
     return v
 
 
-def map_patch(fields: Sequence[dict[str, Any]]) -> Patch:
-    """Assigns every moving field of every trace (same paths as :func:`timeline_map` builds)."""
+def map_patch(fields: Sequence[dict[str, Any]], only: set[int] | None = None) -> Patch:
+    """Assigns every moving field of every trace (same paths as :func:`timeline_map` builds), or of the
+    traces ``only`` names."""
     p = Patch()
     for k, f in enumerate(fields):
+        if only is not None and k not in only:
+            continue
         for key, v in f.items():
             *parents, leaf = key.split(".")
             node = p["data"][k]
@@ -81,7 +84,8 @@ def show_rings(rings: Any) -> bool:
 
 
 def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc_val: Any,
-          changed: set[str], rings: Any = None, selected_class: Any = None) -> tuple[Any, Any, Any, Any]:
+          changed: set[str], rings: Any = None, selected_class: Any = None,
+          highlight: Any = None) -> tuple[Any, Any, Any, Any]:
     """``(map, accuracy, drift, summary)`` for the chosen epoch.
 
     ``changed`` = the ids that fired (empty on the first call): the first call builds whole
@@ -100,14 +104,16 @@ def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc
     first = not changed
     rings_on = show_rings(rings)
     class_only = changed == {ids.SELECTED_CLASS}
+    found_only = changed == {ids.HIGHLIGHT}  # the find box: the map's rings move, nothing else
     map_out: Any
     if class_only:
         map_out = NO
     elif first:
-        map_out = timeline_map(map_fields(td, i, domain, pool, rings_on), td.groups, td.class_colors,
+        map_out = timeline_map(map_fields(td, i, domain, pool, rings_on, highlight), td.groups, td.class_colors,
                                td.class_names, td.ranges, height=MAP_HEIGHT)
     else:
-        map_out = map_patch(map_fields(td, i, domain, pool, rings_on))
+        fields = map_fields(td, i, domain, pool, rings_on, highlight)
+        map_out = map_patch(fields, {len(fields) - 1} if found_only else None)  # the find rings are last
     acc_dom = acc_domain if acc_domain in ("source", "target") else "target"
     val_only = tl.VAL_ONLY in (acc_val or [])
     if first or changed & {tl.ACC_DOMAIN, tl.ACC_VAL, ids.SELECTED_CLASS}:
@@ -125,12 +131,12 @@ def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc
         drift_out["layout"]["shapes"][0] = epoch_column(i)
     else:
         drift_out = NO
-    return map_out, acc_out, drift_out, (NO if class_only else summary(td, i, domain, rings_on))
+    return map_out, acc_out, drift_out, (NO if class_only or found_only else summary(td, i, domain, rings_on))
 
 
 def timeline_update(cache: Cache, fired: set[str], tab: str | None, drawn: bool | None, epoch: Any, domain: Any,
                     pool: Any, acc_domain: Any, acc_val: Any, rings: Any = None,
-                    selected_class: Any = None) -> tuple[Any, Any, Any, Any, Any]:
+                    selected_class: Any = None, highlight: Any = None) -> tuple[Any, Any, Any, Any, Any]:
     """:func:`scrub`'s answer plus the drawn flag, for whatever fired the timeline's callback.
 
     Whole figures are sent once, when the tab is first shown; the flag travels in the same
@@ -141,10 +147,12 @@ def timeline_update(cache: Cache, fired: set[str], tab: str | None, drawn: bool 
     if not drawn:
         if tab != ids.TAB_TIMELINE:
             return NO, NO, NO, NO, NO
-        return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, set(), rings, selected_class), True)
+        return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, set(), rings, selected_class, highlight),
+                True)
     if not fired or fired == {ids.TABS}:
         return NO, NO, NO, NO, NO
-    return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, fired - {ids.TABS}, rings, selected_class), NO)
+    return (*scrub(cache, epoch, domain, pool, acc_domain, acc_val, fired - {ids.TABS}, rings, selected_class,
+                   highlight), NO)
 
 
 # --- playback ---------------------------------------------------------------------------------
@@ -211,11 +219,12 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Input(ids.TABS, "value"),
         Input(tl.RINGS, "value"),
         Input(ids.SELECTED_CLASS, "data"),
+        Input(ids.HIGHLIGHT, "data"),
         State(tl.DRAWN, "data"),
     )
-    def _scrub(epoch, domain, pool, acc_domain, acc_val, tab, rings, selected_class, drawn):
+    def _scrub(epoch, domain, pool, acc_domain, acc_val, tab, rings, selected_class, highlight, drawn):
         return timeline_update(cache, triggered_components(), tab, drawn, epoch, domain, pool,
-                               acc_domain, acc_val, rings, selected_class)
+                               acc_domain, acc_val, rings, selected_class, highlight)
 
     @app.callback(
         Output(tl.SLIDER, "value"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -15,8 +16,9 @@ import pandas as pd
 from dashboard.theme import class_palette
 from transferviz.cache import Cache
 
-__all__ = ["MODELS", "Model", "class_colors", "class_counts", "distinct_class_palette", "featvis_px",
-           "instance_records", "json_number", "layer_tag", "layer_title", "selected_ids", "valid_class"]
+__all__ = ["FIND_MAX_IDS", "MODELS", "Found", "Model", "class_colors", "class_counts", "distinct_class_palette",
+           "featvis_px", "find_instances", "instance_records", "json_number", "layer_tag", "layer_title",
+           "selected_ids", "valid_class"]
 
 Model = Literal["source", "target"]
 MODELS: tuple[Model, Model] = ("source", "target")
@@ -202,3 +204,53 @@ def selected_ids(selected_data: dict | None) -> list[int]:
         except (TypeError, ValueError):
             continue
     return list(seen)
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the page's find box matched: the instance to focus (an id search), the ids every map rings,
+    and the line shown under the box."""
+
+    focus: int | None
+    ids: list[int] | None
+    message: str
+
+
+#: Found ids beyond this are not ringed (a class of a 100k-instance cache): the maps would redraw
+#: megabytes of rings, and a ring per point says nothing.
+FIND_MAX_IDS = 5000
+
+
+def find_instances(cache: Cache, text: Any) -> Found:
+    """Parses the find box: an instance id (``12`` or ``#12``) focuses and rings that instance; a
+    class name (any case; ``class:NAME`` where a class is named like a number, as the digits are)
+    rings that class's instances in every map; anything else says what the box takes."""
+    query = str(text or "").strip()
+    if not query:
+        return Found(None, None, "")
+    n = len(cache.instances)
+    names = {str(name).casefold(): k for k, name in enumerate(cache.classes)}
+    prefix, sep, rest = query.partition(":")
+    as_class = bool(sep) and prefix.strip().casefold() in ("class", "label")
+    token = rest.strip() if as_class else query.lstrip("#").strip()
+    if not as_class and token.isdigit():
+        i = int(token)
+        if i >= n:
+            return Found(None, None, f"No instance #{i}: ids run 0-{n - 1}.")
+        rec = instance_records(cache, [i])[0]
+        also = f" (class {token!r}: type class:{token})" if token.casefold() in names else ""
+        return Found(i, [i], f"#{i}: {rec['label_name']}, {rec['domain_name']} ({rec['domain']}){also}")
+    k = names.get(token.casefold())
+    if k is None:
+        close = [name for name in cache.classes if token.casefold() in str(name).casefold()][:3]
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return Found(None, None, f"No instance id or class named {token[:40]!r}: type an id (0-{n - 1}) "
+                                 f"or a class name.{hint}")
+    df = cache.instances
+    rows = df[df["label"].to_numpy() == k]
+    counts = rows["domain"].value_counts()
+    ids = rows["id"].to_numpy(dtype=np.int64)
+    shown = ids[:FIND_MAX_IDS].tolist()
+    more = f" (the first {FIND_MAX_IDS} ringed)" if len(ids) > FIND_MAX_IDS else ""
+    return Found(None, shown, f"class {cache.classes[k]!r}: {counts.get('source', 0)} source and "
+                              f"{counts.get('target', 0)} target instances ringed{more}")

@@ -15,6 +15,13 @@ layers     consecutive analysed layers of the network relation view     network 
 model      ``source`` or ``target`` (feature view's model switch)       feature view
 order      ``most`` or ``least`` discriminative first (feature view)    feature view
 neurons    checked neurons ``layer:index`` (empty = the top five)       feature view
+tab        the open tab (``analysis`` when absent)                      page
+focus      the instance under inspection (an id; absent: none)          page (image query, maps)
+shown      neurons a layer the network view draws (a count or ``all``;  network view
+           absent: the top ``DEFAULT_SHOWN`` by the class's ranking)
+scale      similarity colours: ``absolute`` (absent), ``minmax`` or     network view
+           ``quantile`` (relative to each matrix)
+hide       network view parts hidden: ``nonimportant``, ``source``      network view
 =========  ===========================================================  =========================
 
 A link never produces an error page: an unknown key, an unknown class or layer, an
@@ -63,14 +70,25 @@ Model = Literal["source", "target"]
 Order = Literal["most", "least"]
 
 #: The query-string keys, in the order they are written.
-KEYS: tuple[str, ...] = ("class", "classes", "layers", "model", "order", "neurons")
+KEYS: tuple[str, ...] = ("class", "classes", "layers", "model", "order", "neurons", "tab", "focus",
+                         "shown", "scale", "hide")
 MODELS: tuple[str, ...] = ("source", "target")
 ORDERS: tuple[str, ...] = ("most", "least")
+#: The page's tab values (``layouts.ids.TAB_*``; a test checks that they match), the first the default.
+TABS: tuple[str, ...] = ("analysis", "diagnosis", "timeline", "change", "preview")
 #: How many consecutive layers the network relation view shows by default.
 DEFAULT_LAYER_COUNT = 3
 #: At most this many consecutive layers in the network relation view (and so in ``layers``): a
 #: link naming more keeps the first ones, with a notice.
 MAX_LAYERS = 4
+#: The network view's "neurons shown": the top this many important neurons of each layer by the
+#: class's ranking (``None``: all); a link may ask for any count from 1 to ``MAX_SHOWN`` or ``all``.
+DEFAULT_SHOWN = 32
+SHOWN_CHOICES: tuple[int | None, ...] = (8, 16, 32, 64, 128, 256, None)
+MAX_SHOWN = 4096
+#: The network view's similarity colour scales (the first the default) and what it may hide.
+SCALES: tuple[str, ...] = ("absolute", "minmax", "quantile")
+HIDEABLE: tuple[str, ...] = ("nonimportant", "source")
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,11 @@ class State:
     model: Model = "target"
     order: Order = "most"
     neurons: tuple[tuple[str, int], ...] = ()
+    tab: str = TABS[0]
+    focus: int | None = None
+    shown: int | None = DEFAULT_SHOWN  # network view: neurons shown a layer (None: all)
+    scale: str = SCALES[0]  # network view: similarity colour scale
+    hide: tuple[str, ...] = ()  # network view: hidden parts, in HIDEABLE's order
 
 
 @dataclass(frozen=True)
@@ -105,13 +128,15 @@ class StateSpace:
     neuron_counts: dict[str, int] = field(hash=False, compare=False)
     default_cls: int = 0
     companions: tuple[int, ...] = ()
+    n_instances: int | None = None  # instance ids are 0..n-1; None: not checked
+
 
     @classmethod
     def from_cache(cls, cache: Cache) -> "StateSpace":
         classes = tuple(cache.classes)
         layers = tuple(cache.layers)
         return cls(classes, layers, dict(cache.layer_sizes), _default_class(cache, len(classes)),
-                   _companions(cache, len(classes)))
+                   _companions(cache, len(classes)), len(cache.instances))
 
     # -- defaults
     def default_classes(self, c: int) -> tuple[int, ...]:
@@ -288,7 +313,57 @@ def parse_state(search: str | None, cache_or_space: Any) -> tuple[State, list[st
         else:
             neurons = parsed
 
-    return State(cls, classes, layers, model, order_, neurons), notices
+    tab = base.tab
+    if "tab" in raw:
+        vals = raw["tab"]
+        if len(vals) == 1 and vals[0] in TABS:
+            tab = vals[0]
+        else:
+            notices.append(f"Unknown tab {_short(vals)!r} (use {', '.join(TABS)}); showing the {tab} tab.")
+
+    focus = base.focus
+    if "focus" in raw:
+        vals = raw["focus"]
+        i = int(vals[0]) if len(vals) == 1 and vals[0].isdigit() else None
+        if i is None or (space.n_instances is not None and i >= space.n_instances):
+            limit = f" (ids 0-{space.n_instances - 1})" if space.n_instances else ""
+            notices.append(f"Unknown instance {_short(vals)!r} to focus{limit}; focusing none.")
+        else:
+            focus = i
+
+    shown, scale, hide, more = _parse_network(raw)
+    notices += more
+    return State(cls, classes, layers, model, order_, neurons, tab, focus, shown, scale, hide), notices
+
+
+def _parse_network(raw: dict[str, list[str]]) -> tuple[int | None, str, tuple[str, ...], list[str]]:
+    """The network view's keys ``shown``, ``scale`` and ``hide`` (defaults and a notice each when bad)."""
+    notices: list[str] = []
+    shown: int | None = DEFAULT_SHOWN
+    if "shown" in raw:
+        vals = raw["shown"]
+        if len(vals) == 1 and vals[0] == "all":
+            shown = None
+        elif len(vals) == 1 and vals[0].isdigit() and 1 <= int(vals[0]) <= MAX_SHOWN:
+            shown = int(vals[0])
+        else:
+            notices.append(f"Unknown number of neurons shown {_short(vals)!r} (use 1-{MAX_SHOWN} or all); "
+                           f"showing the top {DEFAULT_SHOWN}.")
+    scale = SCALES[0]
+    if "scale" in raw:
+        vals = raw["scale"]
+        if len(vals) == 1 and vals[0] in SCALES:
+            scale = vals[0]
+        else:
+            notices.append(f"Unknown colour scale {_short(vals)!r} (use {', '.join(SCALES)}); showing {scale}.")
+    hide: tuple[str, ...] = ()
+    if "hide" in raw:
+        vals = raw["hide"]
+        if all(v in HIDEABLE for v in vals):
+            hide = tuple(h for h in HIDEABLE if h in vals)
+        else:
+            notices.append(f"Unknown part(s) to hide {_short(vals)!r} (use {', '.join(HIDEABLE)}); hiding nothing.")
+    return shown, scale, hide, notices
 
 
 def _layers_problem(vals: list[str], space: StateSpace) -> str | None:
@@ -345,6 +420,16 @@ def to_search(state: State, cache_or_space: Any | None = None) -> str:
     ]
     if state.neurons:
         parts.append("neurons=" + ",".join(f"{_q(layer)}:{int(i)}" for layer, i in state.neurons))
+    if state.tab != TABS[0]:
+        parts.append(f"tab={_q(state.tab)}")
+    if state.focus is not None:
+        parts.append(f"focus={int(state.focus)}")
+    if state.shown != DEFAULT_SHOWN:
+        parts.append(f"shown={'all' if state.shown is None else int(state.shown)}")
+    if state.scale != SCALES[0]:
+        parts.append(f"scale={state.scale}")
+    if state.hide:
+        parts.append("hide=" + ",".join(state.hide))
     return "?" + "&".join(parts)
 
 
@@ -359,7 +444,7 @@ def with_changes(state: State, space: StateSpace | None = None, **changes: Any) 
     unknown = set(changes) - set(State.__dataclass_fields__)
     if unknown:
         raise TypeError(f"unknown State field(s): {', '.join(sorted(unknown))}")
-    for key in ("classes", "layers", "neurons"):
+    for key in ("classes", "layers", "neurons", "hide"):
         if key in changes and changes[key] is not None:
             changes[key] = tuple(tuple(v) if key == "neurons" else v for v in changes[key])
     new = replace(state, **changes)

@@ -39,6 +39,16 @@ def page_layout(cache: Cache) -> html.Div:
         html.Span("transferviz", className="navbar-brand fw-bold"),
         html.Span([f"{cache.name}: ", html.Span(dom["source"], className="tv-source fw-semibold"), " \u2192 ",
                    html.Span(dom["target"], className="tv-target fw-semibold")], className="text-light small"),
+        html.Div([
+            html.Span(id=ids.FIND_MESSAGE, className="text-light small me-2 text-truncate",
+                      style={"maxWidth": "34rem"}),
+            # debounce: one search on Enter or leaving the box, not one per keystroke
+            html.Div(dbc.Input(id=ids.FIND, type="search", debounce=True, size="sm", maxLength=80,
+                               placeholder="find: instance id or class", style={"width": "14rem"}),
+                     title="Enter an instance id (12) to focus it and ring it in every map, or a class name "
+                           "(class:NAME where classes are named like numbers) to ring that class's instances; "
+                           "empty clears"),
+        ], className="d-flex align-items-center ms-auto"),
     ], fluid=True), color="dark", dark=True, className="py-1")
     analysis = html.Div([
         statistics.layout(cache),

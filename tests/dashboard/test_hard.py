@@ -15,6 +15,8 @@ from dashboard.views.hard_examples import markup as hard_markup
 from dashboard.views.hard_examples.figures import (
     FOCUS_TRACE,
     LOSS_FLOOR,
+    HIGHLIGHT_TRACE,
+    TRACE_ORDER,
     loss_color,
     loss_map,
     loss_range,
@@ -71,7 +73,7 @@ def test_loss_map_focus_brush_and_empty():
     empty = loss_map(df.iloc[:0], color_range=(0.01, 10.0), empty_message="nothing here",
                      focus={"id": 3, "x": 3.0, "y": 8.0})
     assert empty.layout.meta["empty"] and "nothing here" in [a.text for a in empty.layout.annotations]
-    assert len(empty.data) == 3 and list(empty.data[FOCUS_TRACE].x) == [3.0]  # same structure: patchable
+    assert len(empty.data) == len(TRACE_ORDER) and list(empty.data[FOCUS_TRACE].x) == [3.0]  # same structure: patchable
 
 
 def test_loss_range_and_color():

@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from dashboard.highlight import highlight_ids
 from dashboard.lookups import MODELS
 from dashboard.pool import as_ids, focus_id
 from transferviz.cache import Cache
 
 __all__ = ["DEFAULTS", "DOMAINS", "MAPS", "MAP_KEYS", "WRONG_ONLY", "HardData", "brushed_ids", "focus_point",
-           "hard_data", "row_of", "selection", "visible_rows", "warm"]
+           "highlight_points", "hard_data", "row_of", "selection", "visible_rows", "warm"]
 
 DOMAINS = ("both", "source", "target")
 #: The controls' initial values, also what an unknown value falls back to.
@@ -122,6 +123,18 @@ def row_of(d: HardData, instance_id: int) -> int | None:
         return instance_id  # ids are row numbers by construction
     hit = np.flatnonzero(d.ids == instance_id)
     return int(hit[0]) if len(hit) else None
+
+
+def highlight_points(d: HardData, key: str, highlight: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids, x, y)`` of the find box's instances (``ids.HIGHLIGHT``) in map ``key``, whatever the
+    filters (as the focus: a found instance shows even where the filters hide its point)."""
+    xy = d.maps.get(key)
+    found = highlight_ids(highlight)
+    if xy is None or not len(found):
+        return found[:0], np.zeros(0, np.float32), np.zeros(0, np.float32)
+    rows = [r for r in (row_of(d, int(i)) for i in found) if r is not None]
+    rows_arr = np.asarray(rows, dtype=np.int64)
+    return d.ids[rows_arr], xy[rows_arr, 0], xy[rows_arr, 1]
 
 
 def focus_point(d: HardData, key: str, focus: Any) -> dict[str, Any] | None:

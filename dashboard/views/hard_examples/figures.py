@@ -26,11 +26,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.highlight import highlight_trace
 from dashboard.theme import DOMAIN_SYMBOLS, TEMPLATE, empty_figure
 from dashboard.views.hard_examples import data
 from transferviz.cache import Cache
 
-__all__ = ["LOSS_COLORSCALE", "LOSS_FLOOR", "LOSS_QUANTILE", "FOCUS_COLOR", "TRACE_ORDER", "FOCUS_TRACE", "MAP_HEIGHT",
+__all__ = ["LOSS_COLORSCALE", "LOSS_FLOOR", "LOSS_QUANTILE", "FOCUS_COLOR", "TRACE_ORDER", "FOCUS_TRACE",
+           "HIGHLIGHT_TRACE", "MAP_HEIGHT",
            "color_range", "loss_range", "loss_color", "loss_map", "loss_maps", "focus_ring", "focus_label"]
 
 #: Light (low loss) to dark (high loss); YlOrBr without its near-white end, so every point shows on white.
@@ -47,9 +49,10 @@ FOCUS_SIZE = 17
 SELECTED_SIZE = 8
 #: Opacity of the instances outside a brush (a lasso in the other map).
 FADED_OPACITY = 0.12
-#: The traces of every map, in order: instances of each domain, then the focus ring.
-TRACE_ORDER = ("source", "target", "focus")
+#: The traces of every map, in order: instances of each domain, the focus ring, the find box's rings.
+TRACE_ORDER = ("source", "target", "focus", "highlight")
 FOCUS_TRACE = TRACE_ORDER.index("focus")
+HIGHLIGHT_TRACE = TRACE_ORDER.index("highlight")
 MAP_HEIGHT = 262
 NO_PIXEL_MAP = ("This cache has no raw-pixel map (it was built before the 'pixels' stage): "
                 "rebuild it with 'transferviz build CONFIG' (the other stages are reused).")
@@ -123,6 +126,7 @@ def focus_label(focus: dict[str, Any] | None) -> dict:
 def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus: dict[str, Any] | None = None,
              brushed: Iterable[int] | None = None, height: int = 270, show_colorbar: bool = False,
              loss_name: str = "loss", uirevision: str = "hard",
+             highlight: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
              empty_message: str = "No instances match the filters") -> go.Figure:
     """WebGL map of instances coloured by loss (darker = higher, log scale over ``color_range``).
 
@@ -131,7 +135,8 @@ def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus
     ``{"id", "x", "y"}`` draws a ring there (trace :data:`FOCUS_TRACE`) and labels it ``#id``
     (``layout.annotations[0]``), even if the filters hide the instance.
     ``brushed`` = instance ids highlighted by a lasso elsewhere (None: no brush; an empty list
-    fades all). Always three traces, :data:`TRACE_ORDER` (a domain without rows is an empty
+    fades all). ``highlight = (ids, x, y)``: the find box's instances, ringed (trace
+    :data:`HIGHLIGHT_TRACE`). Always four traces, :data:`TRACE_ORDER` (a domain without rows is an empty
     trace); no rows at all gives ``layout.meta = {"empty": True, "message": ...}`` and the message.
     """
     lo, hi = color_range
@@ -141,7 +146,8 @@ def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus
         missing = [c for c in _REQUIRED if c not in df.columns]
         if missing:
             return empty_figure(f"Map lacks column(s): {', '.join(missing)}", height=height)
-    traces = _instance_traces(df if rows else None, color_range, brushed) + [focus_ring(focus)]
+    traces = _instance_traces(df if rows else None, color_range, brushed) + [focus_ring(focus),
+                                                                             highlight_trace(*(highlight or _NONE))]
     layout = dict(
         template=TEMPLATE,
         height=height,
@@ -165,6 +171,9 @@ def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus
              font=dict(size=13, color="#666666"))])
     # one constructor call, no validation, the template passed in: thousands of points stay cheap
     return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+_NONE = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
 def _instance_traces(df: pd.DataFrame | None, color_range: tuple[float, float],
@@ -210,7 +219,7 @@ def color_range(cache: Cache, model: str) -> tuple[float, float]:
 
 
 def loss_maps(cache: Cache, model: Any, domain: Any, wrong_only: Any, focus: Any, brush: Any,
-              keys: Iterable[str] = data.MAP_KEYS) -> dict[str, go.Figure]:
+              keys: Iterable[str] = data.MAP_KEYS, highlight: Any = None) -> dict[str, go.Figure]:
     """The maps named by ``keys`` (map keys) for the controls, the focus and the brush.
 
     The brush highlights its ids in the map it did not come from; the map it came from gets no
@@ -233,7 +242,7 @@ def loss_maps(cache: Cache, model: Any, domain: Any, wrong_only: Any, focus: Any
                              focus=data.focus_point(d, key, focus),
                              brushed=brushed if brushed is not None and brush["source"] != key else None,
                              height=MAP_HEIGHT, show_colorbar=key == "pixels", loss_name=f"{model} model loss",
-                             uirevision=f"hard-{key}",
+                             uirevision=f"hard-{key}", highlight=data.highlight_points(d, key, highlight),
                              empty_message="No instances match the filters" if len(d.ids) else
                              "This cache has no instances")
     return figs

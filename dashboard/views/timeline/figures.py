@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.highlight import highlight_ids, highlight_trace
 from dashboard.pool import POOL_SIZE
 from dashboard.theme import (
     DOMAIN_SYMBOLS,
@@ -76,6 +77,7 @@ def map_epoch_fields(
     trails: Sequence[tuple[int, np.ndarray, str, str, Sequence[str]]],
     n_trail_slots: int,
     show_flips: bool = True,
+    highlight: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Per trace of the map, the fields that depend on the epoch, the domain filter, the pool
     or the rings toggle.
@@ -83,7 +85,8 @@ def map_epoch_fields(
     ``positions`` (N, 2), ``wrong`` and ``flipped`` (N,) bool are the chosen epoch's rows.
     Keys are dotted property paths (``"marker.line.width"``). Legend keys have no entry
     (an empty dict) since they never change. ``show_flips`` False leaves the flip-ring trace
-    empty (it stays in place: the trace structure is fixed).
+    empty (it stays in place: the trace structure is fixed). ``highlight``: rows (= instance ids) the
+    page's find box matched, ringed in the last trace whatever the domain filter.
     """
     out: list[dict[str, Any]] = []
     for g in groups:
@@ -109,6 +112,8 @@ def map_epoch_fields(
     out.extend({} for _ in range(_N_LEGEND_KEYS))
     for k in range(n_trail_slots):
         out.append(_trail_fields(trails[k] if k < len(trails) else None))
+    found = np.zeros(0, np.int64) if highlight is None else highlight[(highlight >= 0) & (highlight < len(positions))]
+    out.append({"x": positions[found, 0], "y": positions[found, 1], "customdata": found.tolist()})
     return out
 
 
@@ -186,7 +191,7 @@ def timeline_map(
                                                       line=dict(width=1.5)),
          "meta": {"role": "legend-key"}},
     ]
-    n_slots = len(fields) - len(groups) - 1 - _N_LEGEND_KEYS
+    n_slots = len(fields) - len(groups) - 1 - _N_LEGEND_KEYS - 1  # the find rings come last
     for k in range(n_slots):
         traces.append(dict(
             type="scattergl", mode="lines+markers+text", showlegend=False, name=f"trail {k + 1}",
@@ -194,6 +199,7 @@ def timeline_map(
             textposition="top center", textfont=dict(size=10, color=TRAIL_COLOR),
             hovertemplate="%{hovertext}<extra></extra>", meta={"role": "trail", "slot": k},
         ))
+    traces.append(highlight_trace([], [], []))
     for t, f in zip(traces, fields):
         _merge(t, _nest(f))
     # class keys (data-less; clicking one toggles that class's traces through the legend group)
@@ -382,11 +388,13 @@ def epoch_column(i: int) -> dict[str, Any]:
                 line=dict(color="#000000", width=2), fillcolor="rgba(0,0,0,0)")
 
 
-def map_fields(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True) -> list[dict[str, Any]]:
+def map_fields(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True,
+               highlight: Any = None) -> list[dict[str, Any]]:
     return map_epoch_fields(td.positions[i], td.wrong[i], td.flips[i], td.groups, domain_filter(domain),
-                            trails(td, pool, i), POOL_SIZE, show_flips)
+                            trails(td, pool, i), POOL_SIZE, show_flips, highlight_ids(highlight))
 
 
-def map_figure(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True) -> go.Figure:
-    return timeline_map(map_fields(td, i, domain, pool, show_flips), td.groups, td.class_colors, td.class_names,
-                        td.ranges, height=MAP_HEIGHT)
+def map_figure(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True,
+               highlight: Any = None) -> go.Figure:
+    return timeline_map(map_fields(td, i, domain, pool, show_flips, highlight), td.groups, td.class_colors,
+                        td.class_names, td.ranges, height=MAP_HEIGHT)
