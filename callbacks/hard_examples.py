@@ -22,6 +22,7 @@ import dash
 from dash import Input, Output, State
 
 from callbacks.common import triggered_components
+from dashboard.export import csv_download
 from dashboard.highlight import highlight_trace
 from dashboard.lookups import selected_ids
 from dashboard.views.hard_examples import data
@@ -120,6 +121,16 @@ def click_focus(click_data: dict | None, n_instances: int) -> Any:
     return clicked[0] if clicked else NO
 
 
+def export_selection(cache: Cache, brush: Any, model: Any, domain: Any, wrong_only: Any) -> Any:
+    """The CSV download of the lasso selection, or, without one, of every instance the filters show."""
+    chosen = data.brushed_ids(brush)
+    if chosen is None:
+        d = data.hard_data(cache)
+        chosen = d.ids[data.visible_rows(d, *data.selection(model, domain, wrong_only))].tolist()
+        return csv_download(cache, chosen, "hard_examples_shown")
+    return csv_download(cache, chosen, "hard_examples_selection")
+
+
 def register(app: dash.Dash, cache: Cache) -> None:
     prefix = app.config.requests_pathname_prefix
     data.warm(cache)
@@ -151,6 +162,12 @@ def register(app: dash.Dash, cache: Cache) -> None:
     def _click(click_hidden, click_pixels):
         clicked = click_hidden if dash.ctx.triggered_id == ly.HIDDEN_MAP else click_pixels
         return click_focus(clicked, len(cache.instances))
+
+    @app.callback(Output(ly.DOWNLOAD, "data"), Input(ly.EXPORT, "n_clicks"), State(ly.BRUSH, "data"),
+                  State(ly.MODEL, "value"), State(ly.DOMAIN, "value"), State(ly.WRONG, "value"),
+                  prevent_initial_call=True)
+    def _export(_n, brush, model, domain, wrong_only):
+        return export_selection(cache, brush, model, domain, wrong_only)
 
     @app.callback(Output(ly.DETAIL, "children"), Input(ids.FOCUS, "data"))
     def _detail(focus):

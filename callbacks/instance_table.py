@@ -33,6 +33,7 @@ import dash
 from dash import ALL, Input, Output, State
 
 from callbacks.common import clicked_focus, fired_click, first_open
+from dashboard.export import csv_download
 from dashboard.pool import add_to_pool, as_ids, focus_id
 from dashboard.views.instance_table import data
 from dashboard.views.instance_table.filterexpr import cells_can_show, validate
@@ -164,6 +165,16 @@ function(indices, rows) {
 """
 
 
+def export_rows(cache: Cache, trigger: Any, row_ids: Sequence[Any] | None, pool: Any) -> Any:
+    """The CSV download for the button that fired: the table's rows as the filter and the sort show them
+    (``derived_virtual_row_ids``; all rows before the table reported any), or the image pool."""
+    if trigger == ly.POOL_EXPORT:
+        return csv_download(cache, as_ids(pool), "pool") if as_ids(pool) else NO
+    if trigger == ly.EXPORT:
+        return csv_download(cache, row_ids, "instances")
+    return NO
+
+
 def register(app: dash.Dash, cache: Cache) -> None:
     prefix = app.config.requests_pathname_prefix
     data.warm(cache)
@@ -217,6 +228,11 @@ def register(app: dash.Dash, cache: Cache) -> None:
                   prevent_initial_call=True)
     def _clear(_n):
         return []  # the ticks follow (_ticks)
+
+    @app.callback(Output(ly.DOWNLOAD, "data"), Input(ly.EXPORT, "n_clicks"), Input(ly.POOL_EXPORT, "n_clicks"),
+                  State(ly.TABLE, "derived_virtual_row_ids"), State(ids.POOL, "data"), prevent_initial_call=True)
+    def _export(_table, _pool, row_ids, pool):
+        return export_rows(cache, dash.ctx.triggered_id, row_ids, pool)
 
     @app.callback(Output(ly.POOL_VIEW, "children"), Output(ly.POOL_TITLE, "children"), Input(ids.POOL, "data"))
     def _pool(pool):

@@ -36,6 +36,8 @@ BRUSH = "hard-brush"          # dcc.Store: {"source": "hidden" | "pixels", "ids"
 DRAWN = "hard-drawn"          # dcc.Store: True once the maps were drawn (they wait for their tab)
 SUMMARY = "hard-summary"
 DETAIL = "hard-detail"
+EXPORT = "hard-export"        # CSV of the lasso selection (or of what the filters show)
+DOWNLOAD = "hard-download"
 
 #: The two maps, in page order: (key, graph id, title, what positions the instances).
 MAPS = tuple((key, graph_id, *MAP_TITLES[key]) for key, graph_id in (("hidden", HIDDEN_MAP), ("pixels", PIXEL_MAP)))
@@ -84,7 +86,14 @@ def layout(cache: Cache) -> html.Div:
         dcc.Store(id=DRAWN, data=False),
         dbc.Row([dbc.Col(_map(gid, title, note), width=6, className="px-1") for _, gid, title, note in MAPS],
                 className="g-0"),
-        html.Div(id=SUMMARY, className="text-muted", style={"fontSize": "0.7rem", "minHeight": 16}),
+        html.Div([
+            html.Div(id=SUMMARY, className="text-muted flex-grow-1", style={"fontSize": "0.7rem", "minHeight": 16}),
+            dbc.Button("CSV", id=EXPORT, n_clicks=0, size="sm", color="link", className="py-0",
+                       style={"fontSize": "0.7rem"},
+                       title="download the lasso selection as CSV (without a lasso: every instance the filters "
+                             "show)"),
+            dcc.Download(id=DOWNLOAD),
+        ], className="d-flex align-items-center"),
         html.Div(id=DETAIL, children=html.Div(DETAIL_HINT, className="text-muted small"),
                  style={"minHeight": 84, "borderTop": "1px solid #eee", "paddingTop": 3}),
     ])

@@ -50,6 +50,9 @@ CHIP = "table-chip"              # pattern-matching type: {"type": CHIP, "index"
 POOL_VIEW = "table-pool"
 POOL_TITLE = "table-pool-title"
 POOL_CLEAR = "table-pool-clear"
+EXPORT = "table-export"            # the CSV of the rows the filter and the sort show
+POOL_EXPORT = "table-pool-export"  # the CSV of the image pool
+DOWNLOAD = "table-download"
 PREV_SELECTION = "table-prev-selection"  # dcc.Store: the row selection last seen (to find new ones)
 PENDING_QUERY = "table-pending-query"    # dcc.Store: a box query waiting for its second step (see callbacks)
 LOADED = "table-loaded"                  # dcc.Store: True once the rows were sent (they are sent once)
@@ -175,7 +178,13 @@ def layout(cache: Cache) -> html.Div:
         _chips(),
         html.Div(id=FILTER_MSG, className="small text-muted", style={"minHeight": 18, "lineHeight": 1.25},
                  children="Type a filter in the table's language ({column} op value, && ||, !( )) and press Enter."),
-        html.Div(id=COUNT, className="small fw-semibold", style={"minHeight": 18}, children="Loading the instances…"),
+        html.Div([
+            html.Div(id=COUNT, className="small fw-semibold", style={"minHeight": 18},
+                     children="Loading the instances…"),
+            dbc.Button("CSV", id=EXPORT, n_clicks=0, size="sm", color="link", className="py-0 ms-2",
+                       title="download the rows that match the filter, in the table's order, as CSV"),
+        ], className="d-flex align-items-center"),
+        dcc.Download(id=DOWNLOAD),
         instance_table(cache),
         dcc.Store(id=PREV_SELECTION, data=[]),
         dcc.Store(id=PENDING_QUERY),
@@ -183,6 +192,8 @@ def layout(cache: Cache) -> html.Div:
         html.Div([
             html.Span(id=POOL_TITLE, children=f"Image pool (0/{POOL_SIZE})", className="tv-card-title"),
             dbc.Button("clear", id=POOL_CLEAR, n_clicks=0, size="sm", color="link", className="py-0 ms-2"),
+            dbc.Button("CSV", id=POOL_EXPORT, n_clicks=0, size="sm", color="link", className="py-0",
+                       title="download the pool's instances as CSV"),
         ], className="mt-2 d-flex align-items-center"),
         html.Div(id=POOL_VIEW, style={"display": "flex", "flexWrap": "wrap", "gap": "4px", "minHeight": 40}),
     ])

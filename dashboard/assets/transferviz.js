@@ -13,3 +13,100 @@ window.dccFunctions.tvLayerName = function (value) {
         return tag;
     }
 };
+
+/* "Download the data as CSV" in every plot's mode bar (issue 16: any figure's data), beside the
+   camera. Plotly has no such button and dcc.Graph's config cannot carry a click function, so the
+   button is added to each mode bar as plotly (re)builds it (a MutationObserver), and reads what the
+   figure draws (gd._fullData: typed arrays decoded, defaults applied): one row a point of every
+   trace with data (x, y, z, text, hover text, customdata = instance id or class where the view
+   sets one, marker colour values), one row a cell for heatmaps. tvFigureCsv(gd) is global so that
+   the browser tests can read the CSV without a download. */
+(function () {
+    function cell(v) {
+        if (v === null || v === undefined || (typeof v === "number" && !isFinite(v))) { return ""; }
+        var s = Array.isArray(v) ? v.join(" ") : String(v);
+        return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+    }
+    function list(v) {
+        return v && typeof v !== "string" && typeof v.length === "number" ? v : null;
+    }
+    function at(v, i) {
+        var a = list(v);
+        return a ? a[i] : (typeof v === "string" || typeof v === "number" ? v : "");
+    }
+    window.tvFigureCsv = function (gd) {
+        var rows = [["trace", "name", "x", "y", "z", "text", "customdata", "color"]];
+        (gd._fullData || []).forEach(function (t, k) {
+            if (t.visible !== true) { return; }
+            var name = t.name || "trace " + k;
+            var z = list(t.z);
+            if (z && list(z[0])) {  // heatmap: one row a cell
+                for (var i = 0; i < z.length; i++) {
+                    for (var j = 0; j < z[i].length; j++) {
+                        if (z[i][j] === null || z[i][j] === undefined) { continue; }
+                        rows.push([k, name, at(t.x, j), at(t.y, i), z[i][j], "", "", ""]);
+                    }
+                }
+                return;
+            }
+            var n = Math.max((list(t.x) || []).length, (list(t.y) || []).length);
+            var color = t.marker ? t.marker.color : null;
+            for (var p = 0; p < n; p++) {
+                var x = at(t.x, p), y = at(t.y, p);
+                if ((x === null || x === undefined) && (y === null || y === undefined)) { continue; }
+                rows.push([k, name, x, y, z ? z[p] : "", at(t.text, p) || at(t.hovertext, p),
+                           at(t.customdata, p), list(color) ? color[p] : ""]);
+            }
+        });
+        return rows.map(function (r) { return r.map(cell).join(","); }).join("\n") + "\n";
+    };
+    function download(gd) {
+        var opts = (gd._context && gd._context.toImageButtonOptions) || {};
+        var blob = new Blob([window.tvFigureCsv(gd)], {type: "text/csv"});
+        var a = document.createElement("a");
+        a.href = URL.createObjectURL(blob);
+        a.download = (opts.filename || "figure") + ".csv";
+        document.body.appendChild(a);
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+    }
+    var ICON = '<svg viewBox="0 0 1000 1000" class="icon" height="1em" width="1em"><path d="M150 100h500l200 ' +
+        '200v600h-700z M200 150v700h600v-520h-180v-180z M260 430h480v60h-480z M260 560h480v60h-480z M260 690h480v60' +
+        'h-480z" fill-rule="evenodd"/></svg>';
+    function addButton(bar) {
+        if (bar.querySelector(".tv-csv-btn")) { return; }
+        var group = document.createElement("div");
+        group.className = "modebar-group";
+        var btn = document.createElement("a");
+        btn.className = "modebar-btn tv-csv-btn";
+        btn.setAttribute("rel", "tooltip");
+        btn.setAttribute("data-title", "Download the data as CSV");
+        btn.setAttribute("data-gravity", "n");
+        btn.innerHTML = ICON;
+        btn.addEventListener("click", function () {
+            var gd = bar.closest(".js-plotly-plot");
+            if (gd) { download(gd); }
+        });
+        group.appendChild(btn);
+        bar.insertBefore(group, bar.firstChild);
+    }
+    function scan(root) {
+        (root.querySelectorAll ? root.querySelectorAll(".modebar") : []).forEach(addButton);
+    }
+    function start() {
+        scan(document);
+        new MutationObserver(function (changes) {
+            changes.forEach(function (c) {
+                c.addedNodes.forEach(function (node) {
+                    if (node.nodeType !== 1) { return; }
+                    if (node.classList.contains("modebar")) { addButton(node); } else { scan(node); }
+                });
+            });
+        }).observe(document.body, {childList: true, subtree: true});
+    }
+    if (document.readyState === "loading") {
+        document.addEventListener("DOMContentLoaded", start);
+    } else {
+        start();
+    }
+})();
