@@ -99,10 +99,68 @@ window.dccFunctions.tvLayerName = function (value) {
             changes.forEach(function (c) {
                 c.addedNodes.forEach(function (node) {
                     if (node.nodeType !== 1) { return; }
-                    if (node.classList.contains("modebar")) { addButton(node); } else { scan(node); }
+                    // plotly rebuilds a mode bar's groups inside the same .modebar element
+                    var bar = node.closest(".modebar");
+                    if (bar) { addButton(bar); } else { scan(node); }
                 });
             });
         }).observe(document.body, {childList: true, subtree: true});
+    }
+    if (document.readyState === "loading") {
+        document.addEventListener("DOMContentLoaded", start);
+    } else {
+        start();
+    }
+})();
+
+/* The timeline's per-class accuracy: hovering a class's line brings it forward (thick, opaque) and
+   fades the others until the mouse leaves (issue 16: at 31 classes the lines are a tangle). Plotly
+   restyles in the browser: no request. The figure's own look (a selected class drawn bold) comes
+   back on unhover, and with any redraw the server sends. */
+(function () {
+    var ID = "timeline-accuracy";
+    function classTraces(gd) {
+        var out = [];
+        (gd.data || []).forEach(function (t, k) { if (t.meta && t.meta.role === "class") { out.push(k); } });
+        return out;
+    }
+    function attach(gd) {
+        if (gd._tvHover || typeof gd.on !== "function") { return; }
+        gd._tvHover = true;
+        var saved = null;
+        gd.on("plotly_hover", function (ev) {
+            var k = ev && ev.points && ev.points.length ? ev.points[0].curveNumber : -1;
+            var traces = classTraces(gd);
+            if (traces.indexOf(k) < 0) { return; }
+            if (saved === null) {
+                saved = traces.map(function (i) {
+                    return {opacity: gd.data[i].opacity, width: (gd.data[i].line || {}).width};
+                });
+            }
+            window.Plotly.restyle(gd, {
+                opacity: traces.map(function (i) { return i === k ? 1 : 0.15; }),
+                "line.width": traces.map(function (i) { return i === k ? 4 : 1.2; })
+            }, traces);
+        });
+        gd.on("plotly_unhover", function () {
+            if (saved === null) { return; }
+            var traces = classTraces(gd), back = saved;
+            saved = null;
+            if (traces.length !== back.length) { return; }  // redrawn meanwhile: already the figure's own look
+            window.Plotly.restyle(gd, {
+                opacity: back.map(function (s) { return s.opacity === undefined ? 1 : s.opacity; }),
+                "line.width": back.map(function (s) { return s.width === undefined ? 1.5 : s.width; })
+            }, traces);
+        });
+    }
+    function scan() {
+        var box = document.getElementById(ID);
+        var gd = box && box.querySelector(".js-plotly-plot");
+        if (gd) { attach(gd); }
+    }
+    function start() {
+        scan();
+        new MutationObserver(scan).observe(document.body, {childList: true, subtree: true});
     }
     if (document.readyState === "loading") {
         document.addEventListener("DOMContentLoaded", start);
