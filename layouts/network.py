@@ -2,11 +2,15 @@
 
 Title bar: a class selector and a layer selector (a range over Layer 1..L, so the chosen
 layers are always consecutive; its marks are the short tags L1..L16, the full module paths
-are in its hover title and in the tooltip of each handle) and two switches (hide the
-non-important regions, hide the source weights). Below: the relation-matrices figure inside
-a scrolling box (the figure keeps a fixed pixel size per cell and grows with the layers and
-their important neurons; the box scrolls both ways and the mode bar zooms, cells never
-shrink: :data:`SCROLL_STYLE` and :data:`GRAPH_STYLE`) and a detail panel filled by clicks on
+are in its hover title and in the tooltip of each handle), the number of important neurons
+drawn a layer (the top ones by the class's ranking; issue 16: 410 a layer at 4096 units), the
+similarity colour scale (absolute or relative to each matrix) and two switches (hide the
+non-important regions, hide the source weights); all of them are in the URL. Below: the
+relation-matrices figure, sized by the server to fit this box at 1366 x 768
+(``figures.FIT_PX``; its cells shrink, a box drag zooms and the mode bar pans; the indices that
+small cells leave unprinted are printed as the user zooms in), inside a box that still scrolls
+should a figure be larger (a long "no weights" line: :data:`SCROLL_STYLE` and
+:data:`GRAPH_STYLE`), and a detail panel filled by clicks on
 a neuron index, a weight square or a similarity cell (its contents, the kernel graph of a
 weight among them, are built at run time by :mod:`dashboard.views.network.markup`).
 """
@@ -21,7 +25,7 @@ from dash import dcc, html
 from dashboard.components import DataAttrs
 from dashboard.lookups import layer_tag, layer_title
 from dashboard.theme import NETWORK_CONFIG, empty_figure
-from dashboard.urlstate import DEFAULT_LAYER_COUNT
+from dashboard.urlstate import DEFAULT_LAYER_COUNT, DEFAULT_SHOWN, SCALES, SHOWN_CHOICES
 from dashboard.views.network.markup import hint
 from transferviz.cache import Cache
 
@@ -30,12 +34,15 @@ CLASS = "network-class"
 LAYERS = "network-layers"
 HIDE_NONIMPORTANT = "network-hide-nonimportant"
 HIDE_SOURCE = "network-hide-source"
+SHOWN = "network-shown"
+RELABEL = "network-relabel"  # the label steps after a zoom (written by a clientside callback, read by none)
+SCALE = "network-scale"
 DETAIL = "network-detail"
 SCROLL = "network-scroll"
 
 
 #: The figure's box: at most 78 % of the window high, as narrow as its column allows, and
-#: scrolling both ways (``tv-scroll``) when the figure is larger: the figure is never shrunk to fit.
+#: scrolling both ways (``tv-scroll``) should the figure be larger than the size it is fitted to.
 SCROLL_STYLE = {"maxHeight": "78vh", "minWidth": 0}
 #: The graph takes the figure's own pixel size (``layout.width``/``height``; NETWORK_CONFIG is not
 #: responsive), not its box's width.
@@ -47,6 +54,21 @@ LAYERS_BOX_STYLE = {"flex": "0 1 auto", "minWidth": 0, "maxWidth": "100%"}
 #: reads the names from the slider box's ``data-layer-names``), above the handle: below it the
 #: figure would paint over it.
 LAYER_TOOLTIP = {"placement": "top", "transform": "tvLayerName"}
+
+
+#: The colour-scale choices as the selector words them (the URL's ``scale`` values).
+SCALE_LABELS = {"absolute": "absolute 0–1", "minmax": "matrix min–max", "quantile": "matrix deciles"}
+
+
+def shown_value(shown: int | None) -> int | str:
+    """The "neurons shown" selector's value of a count (``None``, all of them: ``"all"``)."""
+    return "all" if shown is None else int(shown)
+
+
+def shown_options(extra: int | None = None) -> list[dict]:
+    """The "neurons shown" choices (and ``extra``, a count a link asked for, in its place)."""
+    counts = sorted({c for c in SHOWN_CHOICES if c is not None} | ({extra} if extra else set()))
+    return [{"label": f"top {c}", "value": c} for c in counts] + [{"label": "all", "value": "all"}]
 
 
 def layer_marks(cache: Cache) -> dict[int, dict]:
@@ -82,6 +104,20 @@ def layout(cache: Cache) -> html.Div:
                      title=layer_names_title(cache), className="tv-layer-slider",
                      **DataAttrs({"data-layer-names": json.dumps(list(cache.layers))})),
         ], className="d-flex align-items-center pe-3 tv-network-layers", style=LAYERS_BOX_STYLE),
+        html.Div([
+            html.Label("neurons", htmlFor=SHOWN, className="small text-muted me-1 mb-0",
+                       title="important neurons drawn a layer and model: the top ones by the class's importance "
+                             "ranking (the histograms still count every neuron)"),
+            dcc.Dropdown(id=SHOWN, options=shown_options(), value=shown_value(DEFAULT_SHOWN), clearable=False,
+                         searchable=False, style={"width": "6.2rem"}, className="tv-network-shown"),
+            html.Span("by class rank", className="small text-muted ms-1 me-2"),
+            html.Label("colours", htmlFor=SCALE, className="small text-muted me-1 mb-0",
+                       title="similarity greys: absolute (0 white, 1 black, as the paper) or relative to each "
+                             "matrix (its min-max, or its deciles spread evenly)"),
+            dcc.Dropdown(id=SCALE, options=[{"label": SCALE_LABELS[s], "value": s} for s in SCALES],
+                         value=SCALES[0], clearable=False, searchable=False, style={"width": "10.5rem"},
+                         className="tv-network-scale"),
+        ], className="d-flex align-items-center me-2"),
         html.Div([  # stacked: two short lines instead of one long one in a narrow column
             dbc.Switch(id=HIDE_NONIMPORTANT, label="hide non-important regions", value=False,
                        className="small mb-0", style={"minHeight": 0}),
@@ -96,6 +132,7 @@ def layout(cache: Cache) -> html.Div:
                       clear_on_unhover=True, style=GRAPH_STYLE),
             id=SCROLL, className="tv-scroll tv-network-scroll flex-grow-1", style=SCROLL_STYLE,
         ),
+        dcc.Store(id=RELABEL),
         html.Div(hint(), id=DETAIL, className="tv-network-detail ms-2",
                  style={"width": "15.5rem", "flex": "0 0 15.5rem", "maxHeight": "78vh", "overflowY": "auto"}),
     ], className="d-flex align-items-start")

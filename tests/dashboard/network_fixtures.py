@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from dashboard.lookups import Model
-from dashboard.views.network.data import Histogram, LayerBlock, ModelWeights, NeuronBoxes, _f, _i
+from dashboard.views.network.data import Histogram, LayerBlock, ModelWeights, NeuronBoxes, PairBlock, _f, _i
 from dashboard.views.network.figures import _label_band, _place
 
-__all__ = ["histogram_from_values", "layer_block_from_similarity", "layout_geometry",
+__all__ = ["benchmark_case", "histogram_from_values", "layer_block_from_similarity", "layout_geometry",
            "model_weights_from_important_weights", "neuron_boxes_from_groups"]
 
 
@@ -170,3 +170,41 @@ def layout_geometry(
         dict(x0=m.x0, y0=m.y0, width=m.w, height=m.h, row_domain=m.row_domain, col_domain=m.col_domain)
         for m in _place(blocks, show_nonimportant, first_rows, strip, _label_band(blocks))
     ]
+
+
+def benchmark_case(n_layers: int = 7, n_neurons: int = 4096, k: int = 410, seed: int = 0,
+                   similarity_range: tuple[float, float] = (0.998, 0.999)) -> tuple[list[LayerBlock], list[PairBlock]]:
+    """Inputs at the issue's benchmark scale (torchvision AlexNet's 4096-unit layers, 10 % important:
+    410 important neurons a layer and model), built directly in the shape the cache stores them: the
+    important x important similarity block (values in ``similarity_range``, as measured: every
+    similarity about 0.999), every important x important weight of both models (the target's with a
+    correspondence flag for a third of them), a boxplot per important neuron and the histograms."""
+    rng = np.random.default_rng(seed)
+    lo, hi = similarity_range
+    edges = np.linspace(0.0, 1.0, 21)
+    blocks: list[LayerBlock] = []
+    for li in range(n_layers):
+        src = rng.choice(n_neurons, k, replace=False)
+        tgt = rng.choice(n_neurons, k, replace=False)
+        hists = [Histogram(rng.integers(0, 1000, 20), edges) for _ in range(3)]
+        blocks.append(LayerBlock(f"classifier.{li}", li + 1, src, tgt, rng.uniform(lo, hi, (k, k)), *hists,
+                                 n_source=n_neurons, n_target=n_neurons))
+
+    def boxes(neurons: np.ndarray, with_share: bool) -> NeuronBoxes:
+        q = np.sort(rng.normal(0.0, 0.02, (len(neurons), 5)), axis=1)
+        return NeuronBoxes(neurons, q[:, 1], q[:, 2], q[:, 3], q[:, 0], q[:, 4], rng.integers(1, 50, len(neurons)),
+                           rng.random(len(neurons)) if with_share else None)
+
+    pairs: list[PairBlock] = []
+    for a, b in zip(blocks, blocks[1:]):
+        mws = {}
+        for model in ("source", "target"):
+            ia, ib = a.important(model), b.important(model)  # type: ignore[arg-type]
+            target = model == "target"
+            mws[model] = ModelWeights(
+                model, np.tile(ia, len(ib)), np.repeat(ib, len(ia)), rng.normal(0.0, 0.02, len(ia) * len(ib)),
+                has_correspondence=(rng.random(len(ia) * len(ib)) < 1 / 3) if target else None,
+                boxes_from=boxes(ia, target), boxes_to=boxes(ib, target),
+                hist_rest=Histogram(rng.integers(0, 1000, 20), np.linspace(-0.1, 0.1, 21)))
+        pairs.append(PairBlock(a.name, b.name, target=mws["target"], source=mws["source"]))
+    return blocks, pairs

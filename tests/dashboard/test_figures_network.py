@@ -279,8 +279,9 @@ def test_click_on_a_red_dot_opens_its_weight(fig3, case):
     assert dots
     dot = dots[0]
     # dcc.Graph fills a scatter point's clickData customdata from the figure's data: a base64
-    # (numpy) array there would reach the server as no customdata at all
-    assert isinstance(dot.customdata, (list, tuple)) and isinstance(dot.customdata[0], (list, tuple))
+    # (numeric) array there would reach the server as no customdata at all: nested lists in the JSON
+    sent = next(t for t in json.loads(fig3.to_json())["data"] if t.get("meta") == json.loads(json.dumps(dot.meta)))
+    assert isinstance(sent["customdata"], list) and isinstance(sent["customdata"][0], list)
     x0, y0 = dot.meta["x0"], dot.meta["y0"]
     for k, (x, y) in enumerate(zip(dot.x, dot.y)):
         r, c = int(round(y - y0 - 0.5)), int(round(x - x0 - 0.5))

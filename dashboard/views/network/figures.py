@@ -11,7 +11,8 @@ this puts the source weights in the bottom-left corner and the target weights in
 top-right one; the corners alternate from pair to pair.
 
 Every matrix is split into four regions (Figure 4 B): important x important drawn cell by
-cell (brightness = similarity, 0 white, 1 black) and the three other regions as histograms
+cell (brightness = similarity: 0 white, 1 black on the paper's absolute scale, or relative to
+the matrix's own range or deciles) and the three other regions as histograms
 of their similarity values in strips along the right and bottom edges. Every weight block
 is split likewise (Figure 4 C): (1) the important weights between important neurons as an
 adjacency matrix (brightness = weight value, a red dot where the source model has the
@@ -21,10 +22,13 @@ its thickness by the number of weights, with a pie glyph (target model only) of 
 of those weights without a source correspondence; (4) a histogram of the important weights
 between non-important neurons.
 
-Everything lives in one data coordinate space where a cell is one unit square; the figure
-grows with the number of important neurons (``cell_px`` pixels per cell) instead of
-shrinking cells, so the page scrolls and the mode bar zooms. Neuron indices, cells, boxes
-and pies all hover; neuron indices and weight squares are clickable, their ``customdata``
+Everything lives in one data coordinate space where a cell is one unit square. At 4096-unit
+layers (410 important neurons a layer, issue 16) the view draws the top neurons by the class's
+ranking (``shown``), each matrix and weight block one heatmap trace, and fits the figure to its
+card (``fit``: the cells shrink, plotly's zoom and pan show more; where cells are smaller than
+the text only every step-th index is printed, and the page prints the others as the user zooms
+in); without ``fit`` a cell keeps ``cell_px`` pixels and the figure grows. Neuron indices, cells,
+boxes and pies all hover; neuron indices and weight squares are clickable, their ``customdata``
 decoded by :func:`parse_click`.
 
 :func:`network_figure` draws it for a class and a layer range of a cache (the blocks come
@@ -34,12 +38,14 @@ from :mod:`dashboard.views.network.data`); :func:`relation_matrices` draws given
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
 from dashboard.lookups import Model, valid_class
 from dashboard.theme import (
@@ -57,6 +63,7 @@ from dashboard.theme import (
     apply_theme,
     empty_figure,
 )
+from dashboard.urlstate import DEFAULT_SHOWN
 from dashboard.views.network.data import (
     Histogram,
     LayerBlock,
@@ -69,15 +76,24 @@ from dashboard.views.network.data import (
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
-__all__ = ["kernel_heatmap", "network_figure", "normalise_click", "parse_click", "relation_matrices"]
+__all__ = ["COLOR_SCALES", "FIT_PX", "kernel_heatmap", "label_step", "network_figure", "normalise_click",
+           "parse_click", "relation_matrices", "similarity_color_axis", "top_neurons"]
 
 
 # =======================================================================================
 # The view's figure
 # =======================================================================================
+#: The pixels the figure may take: its card's box beside the detail panel at 1366 x 768 (about 380 px
+#: wide, at most 78 % of the window high). The cells shrink to fit; plotly's zoom and pan show more.
+FIT_PX = (372, 560)
+
+
 def network_figure(cache: Cache, class_index: Any, layer_range: Sequence[Any] | None,
-                   hide_nonimportant: bool = False, hide_source: bool = False) -> go.Figure:
-    """The relation matrices of the chosen layers for the class (paper Figure 4)."""
+                   hide_nonimportant: bool = False, hide_source: bool = False, *, shown: int | None = DEFAULT_SHOWN,
+                   color_scale: str = "absolute", fit: tuple[int, int] | None = FIT_PX) -> go.Figure:
+    """The relation matrices of the chosen layers for the class (paper Figure 4): the top ``shown``
+    important neurons of each layer (``None``: all), similarity greys on ``color_scale``
+    (:data:`COLOR_SCALES`), fitted to ``fit`` pixels (``None``: 16 px a cell, however large)."""
     c = valid_class(cache, class_index)
     if c is None:
         return empty_figure("Select a class to see its network relation", height=300)
@@ -94,7 +110,8 @@ def network_figure(cache: Cache, class_index: Any, layer_range: Sequence[Any] | 
         return empty_figure(f"Class '{name}' has no target instances: no important neurons to compare",
                             height=300)
     return relation_matrices(blocks, pairs, show_nonimportant=not hide_nonimportant,
-                             show_source_weights=not hide_source, class_name=name)
+                             show_source_weights=not hide_source, class_name=name, shown=shown,
+                             color_scale=color_scale, fit=fit)
 
 
 # =======================================================================================
@@ -206,12 +223,12 @@ class _Acc:
         return bool(self.x)
 
 
-def _disc(acc: _Acc, cx: float, cy: float, r: float, n: int = 20) -> None:
+def _disc(acc: _Acc, cx: float, cy: float, r: float, n: int = 12) -> None:
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     acc.poly(cx + r * np.sin(t), cy - r * np.cos(t))
 
 
-def _wedge(acc: _Acc, cx: float, cy: float, r: float, share: float, n: int = 20) -> None:
+def _wedge(acc: _Acc, cx: float, cy: float, r: float, share: float, n: int = 12) -> None:
     """Wedge from 12 o'clock clockwise covering ``share`` of the disc (y grows downwards)."""
     if share <= 0:
         return
@@ -265,9 +282,12 @@ def relation_matrices(
     show_source_weights: bool = True,
     *,
     first_rows: Model = "target",
-    cell_px: int = 16,
+    cell_px: float = 16,
     strip: float = 4.0,
     class_name: str | None = None,
+    shown: int | None = None,
+    color_scale: str = "absolute",
+    fit: tuple[int, int] | None = None,
 ) -> go.Figure:
     """The network relation view: zig-zag similarity matrices with weights between them.
 
@@ -277,11 +297,20 @@ def relation_matrices(
     (regions other than important x important); ``show_source_weights=False`` leaves the
     source model's corner blocks empty (the layout does not move).
 
+    ``shown`` keeps the top ``shown`` important neurons of each layer and model by the class's
+    importance rank (``None``: all of them, as the paper; its section 7 suggests the filter for
+    large layers); the strips' histograms still summarise every neuron of their regions (all
+    important x all non-important, as stored), and the weight colours span the weights drawn.
+    ``color_scale`` maps similarity to grey: ``"absolute"`` (0 white, 1 black, as the paper),
+    ``"minmax"`` (each matrix from its own minimum to its maximum) or ``"quantile"`` (each
+    matrix's deciles spread evenly over the greys); the colour bar's title says which.
+
     ``first_rows`` names the model whose neurons are the rows of the first matrix; the
     default ``"target"`` reproduces the paper's Figure 4 A (source weights of layers 1-2
     in the bottom-left corner). ``cell_px`` is the pixel size of one cell: the figure's
-    ``width``/``height`` follow from it; ``strip`` is the thickness (in cells) of the
-    non-important strips.
+    ``width``/``height`` follow from it; with ``fit=(width, height)`` the figure takes at most
+    that many pixels instead and the cells shrink to fit (at most ``cell_px``; plotly's zoom and
+    pan show more); ``strip`` is the thickness (in cells) of the non-important strips.
 
     (``first_rows="source"`` gives matrix 1 source rows / target columns, which moves the
     layers 1-2 target weights to the bottom-left corner.)
@@ -289,15 +318,18 @@ def relation_matrices(
     Trace ``meta`` dicts name every element's role (``"similarity"``, ``"weights"``,
     ``"correspondence"``, ``"neuron-labels"``, ``"similarity-hist"``, ``"weight-boxes"``,
     ``"weight-box-hover"``, ``"pie-with-corr"``, ``"pie-no-corr"``, ``"pie-hover"``,
-    ``"weight-hist"``, ``"layer-tag"``, ``"legend-key"``) with its layer(s), model and
-    placement; ``layout.meta`` holds ``matrices`` (each matrix's box and row/column
-    domains), ``layer_names`` ({number: name}) and ``cell_px``. Neuron indices carry
+    ``"weight-hist"``, ``"layer-tag"``, ``"legend-key"``, ``"similarity-scale"``) with its
+    layer(s), model and placement; ``layout.meta`` holds ``matrices`` (each matrix's box,
+    row/column domains and important-neuron counts), ``layer_names`` ({number: name}),
+    ``cell_px``, ``shown`` and ``color_scale``. Neuron indices carry
     ``["neuron", model, layer name, neuron, layer number]``; similarity and weight cells
     compact numeric codes (sent base64-encoded): decode any of them with
     ``parse_click(clickData, fig.layout.meta["layer_names"])``. Hover texts on every cell,
-    index, box, pie and histogram bar. ``uirevision`` changes with the layers, class and
-    switches, so a new selection resets the zoom while a re-render keeps it.
+    index, box, pie and histogram bar. ``uirevision`` changes with the layers, class, number
+    shown and switches, so a new selection resets the zoom while a re-render keeps it.
     """
+    if color_scale not in COLOR_SCALES:
+        raise ValueError(f"color_scale must be one of {', '.join(COLOR_SCALES)}, got {color_scale!r}")
     blocks = [b for b in (blocks or []) if b is not None]
     if not blocks:
         return empty_figure("No layers selected" + (f" for class '{class_name}'" if class_name else ""), height=300)
@@ -306,37 +338,33 @@ def relation_matrices(
             "No important neurons" + (f" for class '{class_name}'" if class_name else "") + " in the selected layers",
             height=300,
         )
+    totals = [(len(b.src_important), len(b.tgt_important)) for b in blocks]
+    blocks = [top_neurons(b, shown) for b in blocks]
     pairs = list(pairs or [])
-    band = _label_band(blocks)
+    legend_names = _legend_names(pairs, show_source_weights, show_nonimportant)
+    title = _title(class_name, shown, totals)
+    if fit is not None:
+        cell_px, band = _fit_cells(blocks, show_nonimportant, first_rows, strip, fit, legend_names, title, cell_px)
+    else:
+        band = _label_band(blocks)
     mats = _place(blocks, show_nonimportant, first_rows, strip, band)
-    font_px = int(min(12, max(7, round(cell_px * 0.58))))
+    font_px = _font_px(cell_px)
     fig = _Traces()
     shapes: list[dict] = []
     annotations: list[dict] = []
     x_max = mats[-1].x0 + mats[-1].w
     y_max = mats[-1].y0 + mats[-1].h
-
-    # ---------------- weight colour range (all weights drawn) ----------------
-    wvals: list[np.ndarray] = []
-    for p in pairs:
-        if p is None:
-            continue
-        for mw in (p.target, p.source if show_source_weights else None):
-            if mw is None:
-                continue
-            wvals.append(mw.values)
-            for bx in (mw.boxes_from, mw.boxes_to):
-                if bx is not None:
-                    wvals += [bx.lower, bx.upper]
-    wv = np.concatenate(wvals) if wvals else np.zeros(0)
-    wv = wv[np.isfinite(wv)]
-    w_lo, w_hi = (float(wv.min()), float(wv.max())) if len(wv) else (0.0, 1.0)
-    if w_hi - w_lo < 1e-12:
-        w_lo, w_hi = w_lo - 0.5, w_hi + 0.5
+    w_lo, w_hi = _weight_range(pairs, blocks, show_source_weights)
+    right_edge = x_max + 0.4  # the figure's right edge (data units) before a "no weights" line widens it
 
     # ---------------- similarity matrices ----------------
+    axes: dict[str, dict] = {}
     for m in mats:
-        _draw_matrix(fig, shapes, annotations, m, band, cell_px, font_px)
+        axis = "coloraxis"
+        if color_scale != "absolute" and m.kr and m.kc:
+            axis = f"coloraxis{m.index + 3}"  # coloraxis2 is the weights'
+            axes[axis] = similarity_color_axis(m.block.similarity, color_scale)
+        _draw_matrix(fig, shapes, annotations, m, band, cell_px, font_px, axis, totals[m.index])
 
     # ---------------- weight blocks ----------------
     unlinked: list[dict[str, str]] = []
@@ -357,7 +385,7 @@ def relation_matrices(
             x0, y0 = cols_m.x0, rows_m.y0
             w, h = cols_m.w, rows_m.h
             label_y = y0 - 0.35 if corner == "upper-right" else y0 + h + 0.35
-            title = f"{model} weights {_lname(a.block)}→{_lname(b.block)}"
+            wtitle = f"{model} weights {_lname(a.block)}→{_lname(b.block)}"
             if model == "source" and not show_source_weights:
                 continue
             mw = p.weights(model) if p is not None else None
@@ -365,11 +393,8 @@ def relation_matrices(
                 dict(type="rect", x0=x0 - 0.1, y0=y0 - 0.1, x1=x0 + w + 0.1, y1=y0 + h + 0.1,
                      line=dict(color=DOMAIN_COLORS[model], width=1), fillcolor=DOMAIN_TINT[model], layer="below")
             )
-            annotations.append(
-                dict(x=x0, y=label_y, text=f"<b>{title}</b>", showarrow=False, xanchor="left",
-                     yanchor="bottom" if corner == "upper-right" else "top",
-                     font=dict(size=max(font_px, 10), color=DOMAIN_COLORS[model]))
-            )
+            annotations.append(_block_title(wtitle, f"weights {_lname(a.block)}→{_lname(b.block)}", model, x0, label_y,
+                                            corner, max(font_px, 10), cell_px, right_edge))
             if mw is None:
                 annotations.append(
                     dict(x=x0 + w / 2, y=y0 + h / 2, text="weights not in the cache", showarrow=False,
@@ -378,25 +403,25 @@ def relation_matrices(
                 continue
             _draw_weights(fig, annotations, mw, a.block, b.block, rows_m, cols_m, corner, x0, y0,
                           w_lo, w_hi, cell_px, font_px)
-        y_max = max(y_max, b.y0 + b.h + 1.6)  # room for the lower-left title
+        # room for the lower-left title: a text line, whatever the cell size
+        y_max = max(y_max, b.y0 + b.h + max(1.6, 0.35 + _TITLE_PX / cell_px))
 
-    # ---------------- legend keys ----------------
-    _legend_keys(fig, pairs, show_source_weights, show_nonimportant)
+    # ---------------- legend keys and the similarity scale ----------------
+    _legend_keys(fig, legend_names)
+    if color_scale != "absolute":
+        # the per-matrix scales have no bar of their own: one bar in relative units explains them all
+        fig.add_trace(_tr("scatter", x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                          marker=dict(color=[0.0], coloraxis="coloraxis"), name="similarity scale",
+                          meta={"role": "similarity-scale"}))
 
     # ---------------- axes and size ----------------
     x_min, y_min = -0.2, -1.0  # room for the first upper-right title
     x_max += 0.4
     width_units, height_units = x_max - x_min, y_max - y_min
-    plot_w = int(round(width_units * cell_px))
-    # The horizontal legend wraps on narrow figures (two small layers): reserve a line per row,
-    # plus one for the title, so neither covers the other. ~7 px per character of an entry.
-    n_keys = sum(1 for t in fig.data if (t.get("meta") or {}).get("role") == "legend-key")
-    key_px = 7 * 38
-    legend_rows = max(1, -(-n_keys * key_px // max(plot_w + 120, 1)))
-    top = 24 * legend_rows + (34 if class_name else 10)
-    margin = dict(l=8, r=120, t=top, b=8)
-    plot_h = int(round(height_units * cell_px))
-    bar_len = int(max(60, min(150, (plot_h - 24) / 2)))
+    plot_w = int(width_units * cell_px)  # rounded down: a fitted figure never exceeds its pixels
+    plot_h = int(height_units * cell_px)
+    margin = _margins(plot_w, legend_names, title)
+    has_weights = any(t.get("coloraxis") == "coloraxis2" for t in fig.data)
     layout: dict[str, Any] = dict(
         width=plot_w + margin["l"] + margin["r"],
         height=plot_h + margin["t"] + margin["b"],
@@ -409,51 +434,221 @@ def relation_matrices(
         barmode="overlay",
         hovermode="closest",
         hoverdistance=6,
-        dragmode="pan",
+        # a box drag zooms into the cells (double click: back); the mode bar switches to panning
+        dragmode="zoom",
         showlegend=True,
-        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=11),
-                    itemclick=False, itemdoubleclick=False,
-                    tracegroupgap=0),
-        coloraxis=dict(
-            colorscale=SIMILARITY_COLORSCALE, cmin=0.0, cmax=1.0,
-            colorbar=dict(title=dict(text="similarity", side="top", font=dict(size=11)), x=1.0, xanchor="left",
-                          xpad=12, y=1.0, yanchor="top", len=bar_len, lenmode="pixels", thickness=10,
-                          tickvals=[0, 0.5, 1], tickfont=dict(size=10)),
-        ),
+        # above the plot, wrapping inside the figure's width (the margin reserves its rows)
+        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", font=dict(size=_LEGEND_FONT),
+                    itemclick=False, itemdoubleclick=False, tracegroupgap=0),
+        coloraxis=_similarity_bar(color_scale, half=not has_weights, plot_w=plot_w),
         coloraxis2=dict(
             colorscale=WEIGHT_COLORSCALE, cmin=w_lo, cmax=w_hi,
-            colorbar=dict(title=dict(text="weight", side="top", font=dict(size=11)), x=1.0, xanchor="left",
-                          xpad=12, y=0.0, yanchor="bottom", len=bar_len, lenmode="pixels", thickness=10,
-                          tickfont=dict(size=10), nticks=4),
+            colorbar=_bar("weight (min–max of those drawn)", plot_w, right=True, nticks=3),
         ),
+        **axes,
         meta={
             "kind": "network-relation",
             "first_rows": first_rows,
             "cell_px": cell_px,
+            "x_range": [x_min, x_max],  # cell_px pixels a unit over this range (the page's relabelling)
+            "shown": shown,
+            "color_scale": color_scale,
             "layers": [b.name for b in blocks],
             "layer_names": {str(b.number): b.name for b in blocks},
             "unlinked": unlinked,
             "matrices": [
                 dict(layer=m.block.name, x0=m.x0, y0=m.y0, width=m.w, height=m.h,
-                     row_domain=m.row_domain, col_domain=m.col_domain)
+                     row_domain=m.row_domain, col_domain=m.col_domain, rows=m.kr, cols=m.kc,
+                     important={"source": totals[m.index][0], "target": totals[m.index][1]})
                 for m in mats
             ],
         },
-        uirevision="|".join([class_name or "", *(b.name for b in blocks), first_rows,
+        uirevision="|".join([class_name or "", *(b.name for b in blocks), first_rows, str(shown),
                               str(show_nonimportant), str(show_source_weights)]),
     )
-    if class_name:
-        layout["title"] = dict(text=f"Network relation · class <b>{class_name}</b>", x=0, xanchor="left",
-                               xref="container", y=1.0, yanchor="top", yref="container", pad=dict(t=8, l=8),
-                               font=dict(size=13))
+    if title:
+        layout["title"] = dict(text=title, x=0, xanchor="left", xref="container", y=1.0, yanchor="top",
+                               yref="container", pad=dict(t=6 + _MODEBAR_PX, l=6), font=dict(size=_TITLE_FONT))
     out = go.Figure(data=fig.data, layout=layout, _validate=False)
     out.update_layout(template=TEMPLATE)
     return out
 
 
-def _draw_matrix(
-    fig: _Traces, shapes: list, annotations: list, m: _Mat, band: float, cell_px: int, font_px: int
-) -> None:
+# =======================================================================================
+# Neurons shown, colour scales, fitting the card
+# =======================================================================================
+#: The similarity colour scales (``relation_matrices(color_scale=...)``; the URL's ``scale``).
+COLOR_SCALES: tuple[str, ...] = ("absolute", "minmax", "quantile")
+_SCALE_TITLES = {"absolute": "similarity (absolute, 0–1)", "minmax": "similarity (min–max of each matrix)",
+                 "quantile": "similarity (deciles of each matrix)"}
+_SCALE_TICKS = {"minmax": ["min", "", "max"], "quantile": ["lowest", "median", "highest"]}
+_LEGEND_FONT = 10
+_TITLE_FONT = 12
+_BAR_PX = 46  # below the plot: a horizontal colour bar with its title and ticks
+_MODEBAR_PX = 22  # plotly's mode bar, above the title
+_TITLE_PX = 16  # a weight block's title line (10-12 px text)
+
+
+def _block_title(title: str, short: str, model: str, x0: float, y: float, corner: str, size: int, cell_px: float,
+                 right_edge: float) -> dict:
+    """A weight block's title annotation, left-aligned on the block: ``title`` where it fits before the
+    figure's right edge, else ``short`` (the colour names the model; the hover the whole title),
+    right-aligned on that edge if even that is too long."""
+    room = (right_edge - x0) * cell_px
+    text, anchor, x = title, "left", x0
+    if len(title) * _CHAR_EM * size > room:
+        text = short
+        if len(short) * _CHAR_EM * size > room:
+            anchor, x = "right", right_edge
+    return dict(x=x, y=y, text=f"<b>{text}</b>", hovertext=title, showarrow=False, xanchor=anchor,
+                yanchor="bottom" if corner == "upper-right" else "top",
+                font=dict(size=size, color=DOMAIN_COLORS[model]))
+
+
+def top_neurons(block: LayerBlock, shown: int | None) -> LayerBlock:
+    """``block`` with its top ``shown`` important neurons of each model by rank (``None`` or at
+    least as many as there are: the block itself). The histograms stay those of the whole regions."""
+    if shown is None or shown < 0:
+        return block
+    if len(block.src_important) <= shown and len(block.tgt_important) <= shown:
+        return block
+    return replace(block, src_important=block.src_important[:shown], tgt_important=block.tgt_important[:shown],
+                   similarity=block.similarity[:shown, :shown])
+
+
+def similarity_color_axis(values: np.ndarray, mode: str) -> dict:
+    """A plotly colour axis mapping one matrix's ``values`` to the similarity greys, relative to the
+    matrix: ``"minmax"`` linearly from its minimum (white) to its maximum (black); ``"quantile"``
+    with its deciles evenly spread over the greys (a colour-scale stop at each decile, so the hover
+    still reads the raw similarity). No bar: the figure's one bar is in relative units."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+    if hi - lo < 1e-12:  # a constant matrix: mid grey
+        lo, hi = lo - 1e-6, hi + 1e-6
+    scale: list[list[Any]] = SIMILARITY_COLORSCALE
+    if mode == "quantile" and len(v):
+        levels = np.linspace(0.0, 1.0, 11)
+        pos = (np.quantile(v, levels) - lo) / (hi - lo)
+        greys = sample_colorscale(SIMILARITY_COLORSCALE, list(levels))
+        keep = np.r_[True, np.diff(pos) > 1e-9]  # tied deciles: one stop (plotly needs increasing stops)
+        scale = [[float(p), g] for p, g, k in zip(pos, greys, keep) if k]
+        scale[0][0], scale[-1][0] = 0.0, 1.0
+        if len(scale) < 2:
+            scale = SIMILARITY_COLORSCALE
+    elif mode not in ("minmax", "quantile"):
+        raise ValueError(f"relative colour scale must be minmax or quantile, got {mode!r}")
+    return dict(colorscale=scale, cmin=lo, cmax=hi, showscale=False)
+
+
+def _bar(title: str, plot_w: int, right: bool, **kw: Any) -> dict:
+    """A horizontal colour bar under the plot, half its width (left: similarity, right: weights)."""
+    return dict(title=dict(text=title, side="top", font=dict(size=10)), orientation="h",
+                x=1.0 if right else 0.0, xanchor="right" if right else "left", y=0.0, yanchor="top", ypad=4,
+                yref="paper", len=max(80, plot_w // 2 - 12), lenmode="pixels", thickness=8,
+                tickfont=dict(size=9), **kw)
+
+
+def _similarity_bar(mode: str, half: bool, plot_w: int) -> dict:
+    if mode == "absolute":
+        return dict(colorscale=SIMILARITY_COLORSCALE, cmin=0.0, cmax=1.0,
+                    colorbar=_bar(_SCALE_TITLES[mode], plot_w, right=False, tickvals=[0, 0.5, 1]))
+    return dict(colorscale=SIMILARITY_COLORSCALE, cmin=0.0, cmax=1.0,
+                colorbar=_bar(_SCALE_TITLES[mode], plot_w, right=False, tickvals=[0, 0.5, 1],
+                              ticktext=_SCALE_TICKS[mode]))
+
+
+def _weight_range(pairs: Sequence[PairBlock | None], blocks: Sequence[LayerBlock], show_source: bool
+                  ) -> tuple[float, float]:
+    """Minimum and maximum of the weights drawn (region 1 between shown neurons, the boxes of shown
+    neurons): the weight greys span what is on screen, not the neurons filtered out."""
+    vals: list[np.ndarray] = []
+    for i, p in enumerate(pairs):
+        if p is None or i + 1 >= len(blocks):
+            continue
+        for mw in (p.target, p.source if show_source else None):
+            if mw is None:
+                continue
+            ia, ib = blocks[i].important(mw.model), blocks[i + 1].important(mw.model)
+            vals.append(mw.values[np.isin(mw.rows, ia) & np.isin(mw.cols, ib)])
+            for bx, shown_n in ((mw.boxes_from, ia), (mw.boxes_to, ib)):
+                if bx is not None:
+                    sel = np.isin(bx.neurons, shown_n)
+                    vals += [bx.lower[sel], bx.upper[sel]]
+    v = np.concatenate(vals) if vals else np.zeros(0)
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+    return (lo - 0.5, hi + 0.5) if hi - lo < 1e-12 else (lo, hi)
+
+
+def _title(class_name: str | None, shown: int | None, totals: Sequence[tuple[int, int]]) -> str:
+    """The figure's title: the class and, when the filter hides some, how many neurons are shown."""
+    if not class_name:
+        return ""
+    text = f"Network relation · class <b>{class_name}</b>"
+    most = max(max(t) for t in totals)
+    if shown is not None and most > shown:
+        least = min(min(t) for t in totals)
+        of = f"{least}–{most}" if least != most else f"{most}"
+        text += f"<br><span style='font-size:10px'>top {shown} of {of} important neurons a layer (class ranking)</span>"
+    return text
+
+
+def _legend_rows(names: Sequence[str], width_px: float) -> int:
+    """Rows the horizontal legend takes within ``width_px`` (~0.6 em a character, 40 px a symbol):
+    plotly wraps an overflowing legend into columns as wide as its widest entry."""
+    if not names:
+        return 0
+    widths = [40 + 0.6 * _LEGEND_FONT * len(n) for n in names]
+    if sum(widths) <= width_px:
+        return 1
+    per_row = max(1, int(width_px // max(widths)))
+    return -(-len(names) // per_row)
+
+
+def _margins(plot_w: int, legend_names: Sequence[str], title: str) -> dict[str, int]:
+    lines = title.count("<br>") + 1 if title else 0
+    # the title below the mode bar's row (in a figure this narrow the bar would cover it)
+    top = 8 + (_MODEBAR_PX + 17 * lines if title else 0) + 20 * _legend_rows(legend_names, plot_w + 16)
+    return dict(l=8, r=8, t=top, b=_BAR_PX + 8)
+
+
+def _font_px(cell_px: float) -> int:
+    return int(min(12, max(7, round(cell_px * 0.58))))
+
+
+def _digits(blocks: Sequence[LayerBlock]) -> int:
+    return max([len(str(int(a.max()))) for b in blocks for a in (b.src_important, b.tgt_important) if len(a)] + [1])
+
+
+def _fit_cells(blocks: Sequence[LayerBlock], show_nonimp: bool, first_rows: Model, strip: float,
+               fit: tuple[int, int], legend_names: Sequence[str], title: str, max_cell: float) -> tuple[float, float]:
+    """``(cell_px, band)``: the largest cell size (at most ``max_cell``) at which the figure fits in
+    ``fit`` pixels, and the label band (data units) that then holds the neuron indices. The bands
+    hold text of a fixed pixel size, so they widen (in cells) as the cells shrink: a few rounds."""
+    fit_w, fit_h = fit
+    margin = _margins(int(fit_w), legend_names, title)
+
+    def cell_for(band: float) -> float:
+        mats = _place(blocks, show_nonimp, first_rows, strip, band)
+        last = mats[-1]
+        units_w = last.x0 + last.w + 0.6
+        units_h = last.y0 + last.h + (0.35 if len(mats) > 1 else 0.0) + 1.0
+        title_px = _TITLE_PX if len(mats) > 1 else 0  # the lower-left title line (px, whatever the cells)
+        cell = min(float(max_cell), (fit_w - margin["l"] - margin["r"]) / units_w,
+                   (fit_h - margin["t"] - margin["b"] - title_px) / units_h)
+        return max(cell, 0.05)  # all of 4 x 410 neurons: a fifth of a pixel a cell, zoom for more
+
+    band = _label_band(blocks)
+    for _ in range(3):
+        band = max(_label_band(blocks), (_digits(blocks) * 0.62 * _font_px(cell_for(band)) + 6) / cell_for(band))
+    return cell_for(band), band
+
+
+def _draw_matrix(fig: _Traces, shapes: list, annotations: list, m: _Mat, band: float, cell_px: float, font_px: int,
+                 coloraxis: str = "coloraxis", important: tuple[int, int] | None = None) -> None:
+    """One similarity matrix, its strips and its indices; ``important``: the layer's numbers of
+    important (source, target) neurons before the "neurons shown" filter (the strips count them all)."""
     b = m.block
     ln = _lname(b)
     # important x important cells
@@ -468,12 +663,12 @@ def _draw_matrix(
             _tr("heatmap",
                 z=z.astype(np.float32),
                 x0=m.x0 + 0.5, dx=1, y0=m.y0 + 0.5, dy=1,
-                coloraxis="coloraxis",
+                coloraxis=coloraxis,
                 customdata=cd.astype(np.int32 if max(int(m.rows.max()), int(m.cols.max())) > 32000 else np.int16),
                 xgap=0.5 if cell_px >= 10 else 0, ygap=0.5 if cell_px >= 10 else 0,
                 hovertemplate=(
                     f"{ln} ({b.name})<br>source #%{{customdata[2]}} × target #%{{customdata[3]}}"
-                    "<br>similarity %{z:.3f}<extra></extra>"
+                    "<br>similarity %{z:.4f}<extra></extra>"
                 ),
                 name=f"similarity {ln}",
                 showlegend=False,
@@ -492,9 +687,10 @@ def _draw_matrix(
         src_rows = m.row_domain == "source"
         right = b.hist_imp_nonimp if src_rows else b.hist_nonimp_imp
         bottom = b.hist_nonimp_imp if src_rows else b.hist_imp_nonimp
+        n_imp = dict(zip(("source", "target"), important or (len(b.src_important), len(b.tgt_important))))
         region_name = {
-            "right": f"important {m.row_domain} × non-important {m.col_domain}",
-            "bottom": f"non-important {m.row_domain} × important {m.col_domain}",
+            "right": f"all {n_imp[m.row_domain]} important {m.row_domain} × non-important {m.col_domain}",
+            "bottom": f"non-important {m.row_domain} × all {n_imp[m.col_domain]} important {m.col_domain}",
             "corner": "non-important × non-important",
         }
         for where, hist, x0, y0, w, h in (
@@ -508,26 +704,33 @@ def _draw_matrix(
                        label=f"{ln} similarity<br>{region_name[where]}", value_name="similarity",
                        meta={"role": "similarity-hist", "layer": b.name, "region": where})
 
-    # neuron indices: rows on the left, columns on top (staggered in two lines)
+    # neuron indices: rows on the left, columns on top (staggered in two lines). Every shown neuron
+    # has a hover and click target; where cells are smaller than the text, only every step-th
+    # index is printed (zoom in for the others: the printed ones spread apart)
     lab_font = dict(size=font_px, family="Roboto Mono, Consolas, monospace")
     for axis, neurons, domain in (("rows", m.rows, m.row_domain), ("cols", m.cols, m.col_domain)):
         if len(neurons) == 0:
             continue
         k = np.arange(len(neurons))
+        digits = len(str(int(neurons.max())))
+        step = label_step(cell_px, font_px, digits, axis)
+        lines = [m.y0 - band * 0.3, m.y0 - band * 0.72]  # the two staggered lines of column indices
         if axis == "rows":
             xs = np.full(len(neurons), m.x0 - band / 2 - 0.1)
             ys = m.y0 + 0.5 + k
         else:
             xs = m.x0 + 0.5 + k
-            ys = np.where(k % 2 == 0, m.y0 - band * 0.3, m.y0 - band * 0.72)
+            ys = np.where((k // step) % 2 == 0, lines[0], lines[1])
         count = b.n_source if domain == "source" else b.n_target
         fig.add_trace(
             _tr("scatter",
                 x=xs, y=ys, mode="markers+text",
-                text=[str(int(n)) for n in neurons],
+                # a space, not "", for an index not printed: plotly.js draws no text node for "" and
+                # would not add one when a zoom prints it (callbacks.network's relabelling)
+                text=[str(int(n)) if j % step == 0 else " " for j, n in enumerate(neurons)],
                 textposition="middle center",
                 textfont=dict(color=DOMAIN_COLORS[domain], **lab_font),
-                marker=dict(symbol="square", size=cell_px, color="rgba(0,0,0,0)", line=dict(width=0)),
+                marker=dict(symbol="square", size=max(cell_px, 5), color="rgba(0,0,0,0)", line=dict(width=0)),
                 customdata=[["neuron", domain, b.name, int(n), b.number] for n in neurons],
                 hovertext=[
                     f"{domain} model · {ln} ({b.name})<br>neuron #{int(n)} · importance rank {r + 1}"
@@ -538,7 +741,10 @@ def _draw_matrix(
                 cliponaxis=False,
                 showlegend=False,
                 name=f"{domain} neurons {ln}",
-                meta={"role": "neuron-labels", "layer": b.name, "axis": axis, "domain": domain},
+                # step, digits and lines: what the page needs to print more indices as the user zooms in
+                # (callbacks.network's clientside relabelling)
+                meta={"role": "neuron-labels", "layer": b.name, "axis": axis, "domain": domain, "step": step,
+                      "digits": digits, "lines": lines},
             )
         )
     # layer tag in the corner between the two label bands
@@ -552,6 +758,13 @@ def _draw_matrix(
             meta={"role": "layer-tag", "layer": b.name},
         )
     )
+
+
+def label_step(cell_px: float, font_px: int, digits: int, axis: str) -> int:
+    """Print every ``step``-th neuron index so that printed ones do not overlap: rows need a text
+    line of height each, columns (on two staggered lines) half a label's width each."""
+    need = 1.15 * font_px if axis == "rows" else (0.62 * font_px * digits + 2) / 2
+    return max(1, int(math.ceil(need / max(cell_px, 1e-6) - 1e-9)))
 
 
 def _no_weights_text(p: PairBlock, a: _Mat, b: _Mat) -> tuple[str, str]:
@@ -569,10 +782,11 @@ def _no_weights_text(p: PairBlock, a: _Mat, b: _Mat) -> tuple[str, str]:
 _CHAR_EM = 0.62
 
 
-def _draw_no_weights(annotations: list, p: PairBlock, a: _Mat, b: _Mat, cell_px: int, font_px: int) -> float:
+def _draw_no_weights(annotations: list, p: PairBlock, a: _Mat, b: _Mat, cell_px: float, font_px: int) -> float:
     """The one-line reason of an unlinked pair, left-aligned in its upper-right corner (the rows of
     matrix ``a``, from the columns of ``b``); returns the x (data units) the line reaches, so the
-    figure grows to show it whole rather than clipping it."""
+    figure grows to show it whole rather than clipping it (a figure fitted to its card too: wider
+    than the card, it scrolls, rather than hide the reason)."""
     text, hover = _no_weights_text(p, a, b)
     size = max(font_px + 1, 10)
     x0 = b.x0
@@ -609,7 +823,7 @@ def _hist_bars(fig: _Traces, hist: Histogram | None, x0: float, y0: float, w: fl
 
 def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBlock, lb: LayerBlock,
                   rows_m: _Mat, cols_m: _Mat, corner: str, x0: float, y0: float,
-                  w_lo: float, w_hi: float, cell_px: int, font_px: int) -> None:
+                  w_lo: float, w_hi: float, cell_px: float, font_px: int) -> None:
     model = mw.model
     from_rows = corner == "upper-right"  # rows are layer-i ("from") neurons
     rows, cols = rows_m.rows, cols_m.cols
@@ -622,38 +836,38 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
     kr, kc = rows_m.kr, cols_m.kc
     if kr and kc:
         z = np.full((kr, kc), np.nan)
-        group = np.full((kr, kc), -1, dtype=np.int8)  # correspondence code per cell: 1 yes, 0 no, -1 n/a
-        cd = np.full((kr, kc, 7), -1, dtype=np.int16)
-        dots_x: list[float] = []
-        dots_y: list[float] = []
-        dots_rc: list[tuple[int, int]] = []  # the dots' cells: they carry the square's customdata
-        mcode = _MODEL_CODE[model]
-        for idx, (nf, nt, v) in enumerate(zip(mw.rows, mw.cols, mw.values)):
-            r, c = (rpos.get(int(nf)), cpos.get(int(nt))) if from_rows else (rpos.get(int(nt)), cpos.get(int(nf)))
-            if r is None or c is None:
-                continue
-            corr = None if mw.has_correspondence is None else bool(mw.has_correspondence[idx])
-            code = -1 if corr is None else int(corr)
-            z[r, c] = v
-            group[r, c] = code
-            cd[r, c] = (_KIND_WEIGHT, mcode, la.number, lb.number, int(nf), int(nt), code)
-            if corr:
-                dots_x.append(x0 + c + 0.5)
-                dots_y.append(y0 + r + 0.5)
-                dots_rc.append((r, c))
-        corr_text = None
-        if mw.has_correspondence is not None:
-            corr_text = np.where(group == 1, "yes (red dot)", np.where(group == 0, "no", "")).tolist()
+        cd = np.full((kr, kc, 7), -1, dtype=np.int32 if max(int(rows.max()), int(cols.max())) > 32000 else np.int16)
+        # each weight's cell, vectorised (410 x 410 weights a block at the benchmark scale); weights
+        # of neurons not shown (the "neurons shown" filter) have no cell
+        r_of, c_of = (mw.rows, mw.cols) if from_rows else (mw.cols, mw.rows)
+        r, c = _cell_of(rows, r_of), _cell_of(cols, c_of)
+        ok = (r >= 0) & (c >= 0)
+        r, c = r[ok], c[ok]
+        codes = (np.full(len(r), -1, dtype=np.int64) if mw.has_correspondence is None
+                 else mw.has_correspondence[ok].astype(np.int64))
+        z[r, c] = mw.values[ok]
+        cd[r, c] = np.stack([np.full(len(r), _KIND_WEIGHT), np.full(len(r), _MODEL_CODE[model]),
+                             np.full(len(r), la.number), np.full(len(r), lb.number),
+                             mw.rows[ok], mw.cols[ok], codes], axis=-1)
+        dot = codes == 1
+        # plain lists: the page reads the dots' positions from the figure's data (a base64 array
+        # stays an encoded object there)
+        dots_x = (x0 + c[dot] + 0.5).tolist()
+        dots_y = (y0 + r[dot] + 0.5).tolist()
+        dots_rc = list(zip(r[dot].tolist(), c[dot].tolist()))  # the dots' cells: they carry the square's customdata
+        # no per-cell correspondence text (a string a cell is most of a large block's bytes): the
+        # hover says what the red dot means, and the dot's own hover confirms it
+        corr_line = ("yes where a red dot is on the square" if mw.has_correspondence is not None
+                     else "n/a (source model)")
         fig.add_trace(
             _tr("heatmap",
                 z=z.astype(np.float32), x0=x0 + 0.5, dx=1, y0=y0 + 0.5, dy=1, coloraxis="coloraxis2",
-                customdata=cd, hoverongaps=False, text=corr_text,
+                customdata=cd, hoverongaps=False,
                 xgap=0.5 if cell_px >= 10 else 0, ygap=0.5 if cell_px >= 10 else 0,
                 hovertemplate=(
                     f"{model} weight {la_n} #%{{customdata[4]}} → {lb_n} #%{{customdata[5]}}"
-                    "<br>value %{z:.4f}<br>source correspondence: "
-                    + ("%{text}" if corr_text is not None else "n/a (source model)")
-                    + "<br><i>click for the kernel</i><extra></extra>"
+                    f"<br>value %{{z:.4f}}<br>source correspondence: {corr_line}"
+                    "<br><i>click for the kernel</i><extra></extra>"
                 ),
                 showlegend=False, name=f"{model} weights {la_n}→{lb_n}",
                 meta={"role": "weights", **meta_base},
@@ -662,15 +876,17 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
         if dots_x:
             # the dot sits on top of its square and takes the click (plotly gives it to the
             # topmost trace): it carries the square's customdata, so a click on it opens the same
-            # weight details (parse_click reads both alike). As a plain list: dcc.Graph copies a
-            # scatter point's customdata into clickData from the figure's data, where a numpy array
-            # is a base64 object that it cannot index, and the click would arrive without it.
+            # weight details (parse_click reads both alike). As nested lists in the JSON (an object
+            # array: plotly writes it as lists, and go.Figure copies it far faster than Python lists):
+            # dcc.Graph copies a scatter point's customdata into clickData from the figure's data,
+            # where a numeric array is a base64 object that it cannot index, and the click would
+            # arrive without it.
             rr, cc = np.asarray(dots_rc, dtype=np.intp).T
             fig.add_trace(
                 _tr("scatter",
                     x=dots_x, y=dots_y, mode="markers",
                     marker=dict(color=SOURCE_COLOR, size=max(4, cell_px * 0.38), line=dict(width=0)),
-                    customdata=cd[rr, cc].tolist(), text=[f"{float(v):.4f}" for v in z[rr, cc]],
+                    customdata=cd[rr, cc].astype(object), text=np.char.mod("%.4f", z[rr, cc]).astype(object),
                     hovertemplate=(f"{model} weight {la_n} #%{{customdata[4]}} → {lb_n} #%{{customdata[5]}}"
                                    "<br>value %{text}"
                                    "<br>the source model has the corresponding important weight"
@@ -786,18 +1002,37 @@ def _draw_weights(fig: _Traces, annotations: list, mw: ModelWeights, la: LayerBl
                meta={"role": "weight-hist", **meta_base})
 
 
-def _legend_keys(fig: _Traces, pairs: Sequence[PairBlock | None], show_source: bool, show_nonimp: bool) -> None:
-    def key(name: str, **marker: Any) -> None:
-        fig.add_trace(_tr("scatter", x=[None], y=[None], mode="markers", name=name, marker=marker,
-                                 hoverinfo="skip", meta={"role": "legend-key"}))
+def _cell_of(shown: np.ndarray, neurons: np.ndarray) -> np.ndarray:
+    """Position of each of ``neurons`` among the ``shown`` ones (-1: not shown)."""
+    size = max(int(shown.max(initial=-1)), int(neurons.max(initial=-1))) + 1
+    lut = np.full(size, -1, dtype=np.int64)
+    lut[shown] = np.arange(len(shown))
+    return lut[neurons]
 
-    key("source neuron / model", symbol="square", color=SOURCE_COLOR, size=10)
-    key("target neuron / model", symbol="square", color=TARGET_COLOR, size=10)
+
+_KEY_MARKERS: dict[str, dict[str, Any]] = {
+    "source neuron / model": dict(symbol="square", color=SOURCE_COLOR, size=10),
+    "target neuron / model": dict(symbol="square", color=TARGET_COLOR, size=10),
+    "source has the weight": dict(symbol="circle", color=SOURCE_COLOR, size=7),
+    "pie: share not in source": dict(symbol="circle", color=TARGET_COLOR, size=10,
+                                              line=dict(color=SOURCE_COLOR, width=3)),
+}
+
+
+def _legend_names(pairs: Sequence[PairBlock | None], show_source: bool, show_nonimp: bool) -> list[str]:
+    """The legend's entries: the weight glyphs only where weights are drawn."""
+    names = ["source neuron / model", "target neuron / model"]
     if any(p is not None and p.has_weights for p in pairs):
-        key("source has the corresponding weight", symbol="circle", color=SOURCE_COLOR, size=7)
+        names.append("source has the weight")
         if show_nonimp:
-            key("pie: share without correspondence", symbol="circle", color=TARGET_COLOR, size=10,
-                line=dict(color=SOURCE_COLOR, width=3))
+            names.append("pie: share not in source")
+    return names
+
+
+def _legend_keys(fig: _Traces, names: Sequence[str]) -> None:
+    for name in names:
+        fig.add_trace(_tr("scatter", x=[None], y=[None], mode="markers", name=name, marker=_KEY_MARKERS[name],
+                          hoverinfo="skip", meta={"role": "legend-key"}))
 
 
 # =======================================================================================
@@ -902,14 +1137,19 @@ def normalise_click(click_data: Any) -> Any:
     return click_data
 
 
+_KERNEL_TITLE_PX = 12
+
+
 def kernel_heatmap(
-    kernel: np.ndarray | None, title: str = "", *, height: int = 220, annotate_max: int = 7
+    kernel: np.ndarray | None, title: str = "", *, height: int = 220, annotate_max: int = 7, width: int = 200
 ) -> go.Figure:
     """Small heatmap of a weight's kernel for the weight detail panel.
 
     ``kernel`` is 2-D (kh, kw) for a convolution or a scalar/1-element array for a linear
     weight. Diverging purple-green scale centred on 0 (red and blue stay reserved for the
-    domains); values are printed in the cells up to ``annotate_max`` x ``annotate_max``.
+    domains); values are printed in the cells up to ``annotate_max`` x ``annotate_max``. The
+    title wraps at spaces to the graph's ``width`` (px; about the detail panel's at 1366 px) and
+    starts at its left edge, so a long layer path is never cut off.
     """
     if kernel is None:
         return empty_figure("No kernel for this weight", height=height)
@@ -922,6 +1162,8 @@ def kernel_heatmap(
         k = k.reshape(1, -1)
     elif k.ndim > 2:
         k = k.reshape(k.shape[-2], k.shape[-1]) if int(np.prod(k.shape[:-2])) == 1 else k.reshape(-1, k.shape[-1])
+    wrapped = "<br>".join(textwrap.wrap(title, max(8, int((width - 8) / (_CHAR_EM * _KERNEL_TITLE_PX))),
+                                        break_on_hyphens=False)) if title else ""
     m = float(np.nanmax(np.abs(k))) if np.isfinite(k).any() else 1.0
     m = m or 1.0
     small = k.shape[0] <= annotate_max and k.shape[1] <= annotate_max
@@ -940,8 +1182,9 @@ def kernel_heatmap(
     apply_theme(
         fig,
         height=height,
-        title=dict(text=title, font=dict(size=12)) if title else None,
-        margin=dict(l=28, r=8, t=30 if title else 8, b=24),
+        title=dict(text=wrapped, font=dict(size=_KERNEL_TITLE_PX), x=0, xanchor="left", xref="container",
+                   pad=dict(l=4)) if title else None,
+        margin=dict(l=28, r=8, t=(10 + 15 * (wrapped.count("<br>") + 1)) if title else 8, b=24),
         xaxis=dict(showgrid=False, dtick=1, constrain="domain", ticks=""),
         yaxis=dict(showgrid=False, dtick=1, autorange="reversed", scaleanchor="x", scaleratio=1, ticks=""),
     )
