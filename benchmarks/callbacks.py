@@ -7,7 +7,9 @@ Every callback of the app (all four views and the URL state) is called through D
 browser waits for on the server: argument handling, the callback, and serialising the
 answer (figures included). Inputs vary over the classes, layers and models of the cache,
 as a user would vary them. Printed per callback: calls, median and 95th percentile (ms),
-the largest response, and whether the p95 meets the 150 ms goal.
+the median and the largest response (the bytes an answer sends), and whether the p95 meets the
+goal: 150 ms on the demo, 300 ms at the paper's scale (31 classes or 4096-unit layers; the case
+``benchmarks/office31_case.py`` builds).
 
 The class-selection t-SNE is memoized on disk; its callback is timed with the memo warm
 (every selection computed once beforehand), and the cold computation is reported apart.
@@ -37,6 +39,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GOAL_P95_MS = 150.0
+#: Issue 16: at the paper's scale (31 classes, 4096-unit layers; benchmarks/office31_case.py) the goal is 300 ms.
+GOAL_P95_MS_PAPER_SCALE = 300.0
+
+
+def goal_p95_ms(cache: Any) -> float:
+    """The p95 goal for ``cache``: 300 ms at the paper's scale (>= 31 classes or a 4096-unit layer), else 150 ms."""
+    big = len(cache.classes) >= 31 or max(cache.layer_sizes.values(), default=0) >= 4096
+    return GOAL_P95_MS_PAPER_SCALE if big else GOAL_P95_MS
 GOAL_FIRST_LOAD_S = 2.0
 
 
@@ -431,32 +441,34 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"callback": cb.label, "calls": len(times), "errors": bad,
                      "median_ms": statistics.median(times) if times else float("nan"),
                      "p95_ms": percentile(times, 95), "max_ms": max(times) if times else float("nan"),
+                     "median_kb": statistics.median(sizes) / 1024 if sizes else 0.0,
                      "max_kb": max(sizes) / 1024 if sizes else 0.0})
 
+    goal = goal_p95_ms(cache)
     width = max(len(r["callback"]) for r in rows)
     width = min(width, 78)
-    print(f"\n{'callback (outputs)':<{width}}  calls  median ms   p95 ms   max ms  max KB  p95<{GOAL_P95_MS:.0f}")
+    print(f"\n{'callback (outputs)':<{width}}  calls  median ms   p95 ms   max ms  med KB  max KB  p95<{goal:.0f}")
     for r in sorted(rows, key=lambda r: -r["p95_ms"] if r["p95_ms"] == r["p95_ms"] else 0):
         name = r["callback"] if len(r["callback"]) <= width else r["callback"][: width - 1] + "…"
-        ok = "yes" if r["p95_ms"] < GOAL_P95_MS and not r["errors"] else ("ERR" if r["errors"] else "NO")
+        ok = "yes" if r["p95_ms"] < goal and not r["errors"] else ("ERR" if r["errors"] else "NO")
         print(f"{name:<{width}}  {r['calls']:5d}  {r['median_ms']:9.1f}  {r['p95_ms']:7.1f}  {r['max_ms']:7.1f}"
-              f"  {r['max_kb']:6.0f}  {ok}")
+              f"  {r['median_kb']:6.0f}  {r['max_kb']:6.0f}  {ok}")
     print(f"\nclass-selection t-SNE, cold (no memo; pairs of classes): median {statistics.median(cold):.2f} s, "
           f"max {max(cold):.2f} s -- once per selection, then memoized on disk")
     scrub = timeline_scrub(cache, client)
     if scrub is None:
         print("fine-tuning timeline: this cache has none (no per-epoch weights)")
     else:
-        ok = "yes" if scrub["http_p95_ms"] < GOAL_P95_MS else "NO"
+        ok = "yes" if scrub["http_p95_ms"] < goal else "NO"
         print(f"fine-tuning timeline scrub ({scrub['epochs']} epochs x {scrub['calls'] // scrub['epochs']}, 15 trails):"
               f" pure function p50 {scrub['pure_median_ms']:.1f} ms, p95 {scrub['pure_p95_ms']:.1f} ms; "
               f"through the endpoint p50 {scrub['http_median_ms']:.1f} ms, p95 {scrub['http_p95_ms']:.1f} ms, "
-              f"max {scrub['max_kb']:.0f} KB; p95<{GOAL_P95_MS:.0f}: {ok}")
+              f"max {scrub['max_kb']:.0f} KB; p95<{goal:.0f}: {ok}")
     print("first page load (server side; goal < %.0f s):" % GOAL_FIRST_LOAD_S)
     print("  " + _describe_load("usual visit (memo warm)", load))
     print("  " + _describe_load("first visit just after start-up, empty memo", cold_load))
     print(f"  create_app {load['create_app_s']:.2f} s")
-    failing = [r for r in rows if r["errors"] or not r["p95_ms"] < GOAL_P95_MS]
+    failing = [r for r in rows if r["errors"] or not r["p95_ms"] < goal]
     if args.json:
         args.json.write_text(json.dumps({"cache": str(cache.root), "callbacks": rows, "first_load": load,
                                          "first_load_cold_memo": cold_load,

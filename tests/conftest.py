@@ -81,7 +81,7 @@ def large_config_dict(data_root: Path, name: str = "large") -> dict:
         "training": {"source": {"epochs": 1, "lr": 0.0003, "optimizer": "adam"},
                      "target": {"epochs": 1, "lr": 0.0001, "optimizer": "adam"}},
         "analysis": {"n_steps": 2, "discriminability_folds": 3, "tsne_perplexity": 10},
-        "featvis": {"steps": 1, "size": 32},
+        "featvis": {"steps": 1},
     }
 
 

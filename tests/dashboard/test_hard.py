@@ -15,7 +15,6 @@ from dashboard.views.hard_examples import markup as hard_markup
 from dashboard.views.hard_examples.figures import (
     FOCUS_TRACE,
     LOSS_FLOOR,
-    HIGHLIGHT_TRACE,
     TRACE_ORDER,
     loss_color,
     loss_map,

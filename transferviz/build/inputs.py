@@ -225,8 +225,8 @@ def stage_models(ctx: BuildContext) -> None:
     # models/layers.json (the analysed layers) is the architecture stage's: it follows analysis.layers
     last = hist.groupby("model").tail(1).set_index("model")
     ctx.notes["final_accuracy"] = last.to_dict(orient="index")
-    warnings = [w for which, (_, labels) in (("source", split.source_val), ("target", split.target_val))
-                if (w := chance_warning(which, float(last.loc[which, "val"]), labels.numpy()))]
+    warnings = [line for which, (_, labels) in (("source", split.source_val), ("target", split.target_val))
+                if (line := chance_warning(which, float(last.loc[which, "val"]), labels.numpy()))]
     if warnings:
         ctx.notes["warnings"] = warnings
     ctx.notes["summary"] = "; ".join(

@@ -30,7 +30,10 @@ CANVAS = 96  # drawn at 96 px; the loader resizes to the model's input size
 
 
 
-def _shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill: tuple[int, int, int]) -> None:
+RGB = tuple[int, int, int]
+
+
+def _shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill: RGB | int) -> None:
     box = (cx - r, cy - r, cx + r, cy + r)
     if shape == "circle":
         draw.ellipse(box, fill=fill)
@@ -53,7 +56,7 @@ def _shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float
         draw.polygon([(cx, cy + r), (cx - r, cy - 0.6 * r), (cx + r, cy - 0.6 * r)], fill=fill)
 
 
-def _pattern(img: Image.Image, mask: Image.Image, pattern: str, colour: tuple[int, int, int]) -> None:
+def _pattern(img: Image.Image, mask: Image.Image, pattern: str, colour: RGB) -> None:
     """Paints the pattern in ``colour`` inside the object's mask."""
     if pattern == "solid":
         return
@@ -75,8 +78,8 @@ def render(cls: int, domain: str, rng: np.random.Generator) -> Image.Image:
     """One image of class ``cls`` in ``domain`` (``amazon`` or ``webcam``)."""
     shape, pattern = SHAPES[cls % len(SHAPES)], PATTERNS[cls // len(SHAPES)]
     hue = rng.integers(0, 256, 3)
-    colour = tuple(int(v) for v in hue)
-    accent = tuple(int(255 - v) for v in hue)
+    colour: RGB = (int(hue[0]), int(hue[1]), int(hue[2]))
+    accent: RGB = (255 - colour[0], 255 - colour[1], 255 - colour[2])
     if domain == "amazon":
         img = Image.new("RGB", (CANVAS, CANVAS), (250, 250, 250))
         cx, cy = CANVAS / 2 + rng.normal(0, 3, 2)
@@ -84,7 +87,7 @@ def render(cls: int, domain: str, rng: np.random.Generator) -> Image.Image:
     else:
         grey = int(rng.integers(70, 180))
         bg = np.clip(grey + rng.normal(0, 18, (CANVAS // 8, CANVAS // 8, 1)), 0, 255).repeat(3, axis=2)
-        img = Image.fromarray(bg.astype(np.uint8)).resize((CANVAS, CANVAS), Image.BILINEAR)
+        img = Image.fromarray(bg.astype(np.uint8)).resize((CANVAS, CANVAS), Image.Resampling.BILINEAR)
         d = ImageDraw.Draw(img)
         for _ in range(3):  # clutter: desk edges and objects of no class
             x0, y0 = rng.integers(0, CANVAS, 2)
