@@ -11,8 +11,8 @@ the median and the largest response (the bytes an answer sends), and whether the
 goal: 150 ms on the demo, 300 ms at the paper's scale (31 classes or 4096-unit layers; the case
 ``benchmarks/office31_case.py`` builds).
 
-The class-selection t-SNE is memoized on disk; its callback is timed with the memo warm
-(every selection computed once beforehand), and the cold computation is reported apart.
+The instance view's class selections run no t-SNE (the build precomputed every map they show),
+so its callback is timed like any other.
 The first page load is the server's share of opening the page: building the layout, serving
 ``/``, ``/_dash-layout`` and ``/_dash-dependencies``, and answering every callback the page
 fires on load (summed, i.e. as if the browser sent them one after another). Goal: < 2 s.
@@ -28,7 +28,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,27 +256,15 @@ def _figure_outputs(app, client, scenario: Scenario, cbs: list[Callback]) -> Non
                 scenario.figures[(o["id"], c)] = fig
 
 
-def first_page_load(cache_dir: Path, memo_dir: Path | None = None) -> dict[str, float]:
-    """Server time of opening the page on a freshly started app.
-
-    ``memo_dir`` replaces the app's selection-map memo (an empty folder measures the very
-    first visit to a new cache, right after the server started).
-    """
-    import callbacks.instances as instances_callbacks
+def first_page_load(cache_dir: Path) -> dict[str, float]:
+    """Server time of opening the page on a freshly started app."""
     from dashboard.app import create_app
     from layouts.page import page_layout
     from transferviz.cache import Cache
 
-    # the instance view's register() asks this name for its memo folder
-    original = instances_callbacks.memo_dir_for
-    if memo_dir is not None:
-        instances_callbacks.memo_dir_for = lambda cache: memo_dir  # type: ignore[assignment]
-    try:
-        t = time.perf_counter()
-        app = create_app(cache_dir)
-        create_s = time.perf_counter() - t
-    finally:
-        instances_callbacks.memo_dir_for = original
+    t = time.perf_counter()
+    app = create_app(cache_dir)
+    create_s = time.perf_counter() - t
     cache = Cache.open(cache_dir)
     t = time.perf_counter()
     page_layout(cache)
@@ -316,21 +303,6 @@ def _describe_load(name: str, load: dict[str, float]) -> str:
             f"{load['serve_s'] * 1000:.0f} ms + initial callbacks {load['initial_callbacks_s'] * 1000:.0f} ms "
             f"= {load['first_load_s']:.2f} s (slowest: {load['slowest_initial'].split(',')[0]} "
             f"{load['slowest_initial_s'] * 1000:.0f} ms)")
-
-
-def cold_selection_maps(cache, k: int = 5) -> list[float]:
-    """Seconds to compute a class-selection t-SNE with no memo (pairs of classes)."""
-    from dashboard.views.instances.data import projection_frame
-
-    n = len(cache.classes)
-    times = []
-    with tempfile.TemporaryDirectory() as memo:
-        projection_frame(cache, [0, 1 % n], memo)  # pays the one-off import of openTSNE outside the timing
-        for j in range(min(k, n)):
-            t = time.perf_counter()
-            projection_frame(cache, [j, (j + 3) % n], memo)
-            times.append(time.perf_counter() - t)
-    return times
 
 
 def _timeline_epoch(cache, i: int) -> int | None:
@@ -407,14 +379,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cache {cache.root} ({cache.name}: {len(cache.instances)} instances, {len(cache.classes)} classes, "
           f"{len(cache.layers)} layers)")
 
-    # 1) the very first visit, right after the server started on a cache nobody has opened
-    with tempfile.TemporaryDirectory() as empty_memo:
-        cold_load = first_page_load(cache_dir, Path(empty_memo))
-    # 2) every other visit: the default selection's map is memoized (the app warms it at start-up)
-    from dashboard.urlstate import default_state
-    from dashboard.views.instances.data import memo_dir_for, projection_frame
-
-    projection_frame(cache, default_state(cache).classes, memo_dir_for(cache))
     load = first_page_load(cache_dir)
     app = create_app(cache_dir)
     client = app.server.test_client()
@@ -422,7 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     scen = Scenario(cache, space, _layout_values(app.layout))
     cbs = callbacks_of(app)
 
-    cold = cold_selection_maps(cache)
     # warm every memo and render figures the click/hover inputs point into
     _figure_outputs(app, client, scen, cbs)
 
@@ -453,8 +416,6 @@ def main(argv: list[str] | None = None) -> int:
         ok = "yes" if r["p95_ms"] < goal and not r["errors"] else ("ERR" if r["errors"] else "NO")
         print(f"{name:<{width}}  {r['calls']:5d}  {r['median_ms']:9.1f}  {r['p95_ms']:7.1f}  {r['max_ms']:7.1f}"
               f"  {r['median_kb']:6.0f}  {r['max_kb']:6.0f}  {ok}")
-    print(f"\nclass-selection t-SNE, cold (no memo; pairs of classes): median {statistics.median(cold):.2f} s, "
-          f"max {max(cold):.2f} s -- once per selection, then memoized on disk")
     scrub = timeline_scrub(cache, client)
     if scrub is None:
         print("fine-tuning timeline: this cache has none (no per-epoch weights)")
@@ -465,14 +426,12 @@ def main(argv: list[str] | None = None) -> int:
               f"through the endpoint p50 {scrub['http_median_ms']:.1f} ms, p95 {scrub['http_p95_ms']:.1f} ms, "
               f"max {scrub['max_kb']:.0f} KB; p95<{goal:.0f}: {ok}")
     print("first page load (server side; goal < %.0f s):" % GOAL_FIRST_LOAD_S)
-    print("  " + _describe_load("usual visit (memo warm)", load))
-    print("  " + _describe_load("first visit just after start-up, empty memo", cold_load))
+    print("  " + _describe_load("first visit", load))
     print(f"  create_app {load['create_app_s']:.2f} s")
     failing = [r for r in rows if r["errors"] or not r["p95_ms"] < goal]
     if args.json:
         args.json.write_text(json.dumps({"cache": str(cache.root), "callbacks": rows, "first_load": load,
-                                         "first_load_cold_memo": cold_load,
-                                         "cold_selection_map_s": cold, "timeline_scrub": scrub}, indent=1))
+                                         "timeline_scrub": scrub}, indent=1))
     print(f"\n{len(rows) - len(failing)}/{len(rows)} callbacks meet the p95 goal"
           + (f"; over or failing: {', '.join(r['callback'] for r in failing)}" if failing else ""))
     return 0

@@ -1,44 +1,86 @@
-"""Instance view callbacks: the t-SNE scatter of the chosen classes, its hover card and the
-selection list. Thin controllers over :mod:`dashboard.views.instances` (tests and the benchmark
-call the same functions without a browser)."""
+"""Instance view callbacks: the class picker (search, all / none, its count), the t-SNE scatter of
+the checked classes with the find box's rings, its hover card and the selection list. Thin
+controllers over :mod:`dashboard.views.instances` (tests and the benchmark call the same functions
+without a browser). No callback runs a t-SNE: the build precomputed every map they show."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output
+from dash import Input, Output, State
 
+from dashboard.highlight import highlight_ids
 from dashboard.lookups import instance_records, selected_ids
-from dashboard.views.instances.data import memo_dir_for, warm
+from dashboard.views.instances.data import match_classes
 from dashboard.views.instances.figures import scatter_figure
-from dashboard.views.instances.markup import instance_card, scatter_summary, selection_list
+from dashboard.views.instances.markup import (
+    class_key,
+    class_options,
+    filter_options,
+    instance_card,
+    picker_count,
+    scatter_summary,
+    selection_list,
+)
+from layouts import ids
 from layouts import instances as inst_layout
 from transferviz.cache import Cache
 
 NO = dash.no_update
 
 
-def update_scatter(cache: Cache, classes: Sequence[Any] | None, memo_dir: Path | None) -> tuple[go.Figure, Any, Any]:
-    """``(figure, selectedData, summary)`` for the checked classes. The selection is cleared
-    (``None``) because its points belong to the previous map."""
-    try:
-        chosen = sorted({int(c) for c in (classes or [])})
-    except (TypeError, ValueError):
-        chosen = []
-    fig, df = scatter_figure(cache, chosen, memo_dir)
-    return fig, None, scatter_summary(df, len(chosen))
+def _classes(values: Sequence[Any] | None, n: int) -> list[int]:
+    """The valid class indices of a client's value, sorted (garbage from a client is dropped)."""
+    out = set()
+    for v in values or []:
+        try:
+            c = int(v)
+        except (TypeError, ValueError):
+            continue
+        if 0 <= c < n:
+            out.add(c)
+    return sorted(out)
+
+
+def update_scatter(cache: Cache, classes: Sequence[Any] | None, highlight: Sequence[Any] | None = None,
+                   trigger: str | None = None) -> tuple[go.Figure, Any, Any, Any, str]:
+    """``(figure, selectedData, summary, class key, class key's title)`` for the checked classes,
+    with rings around the ``highlight`` instances on the map. The lasso selection is cleared
+    (``None``) when the classes change, because its points belong to the previous map, and kept
+    when only the highlight changed (``trigger == ids.HIGHLIGHT``)."""
+    chosen = _classes(classes, len(cache.classes))
+    fig, df = scatter_figure(cache, chosen, highlight_ids(highlight).tolist())
+    selected = NO if trigger == ids.HIGHLIGHT else None
+    return fig, selected, scatter_summary(df, len(chosen)), class_key(cache, chosen), f"class colours ({len(chosen)})"
+
+
+def picker_options(cache: Cache, options: list[dict], query: str | None) -> list[dict]:
+    """The picker's options that the search ``query`` matches (all for an empty query)."""
+    return filter_options(options, match_classes(list(cache.classes), query))
+
+
+def picker_status(cache: Cache, query: str | None, classes: Sequence[Any] | None) -> str:
+    n = len(cache.classes)
+    return picker_count(len(_classes(classes, n)), len(match_classes(list(cache.classes), query)), n)
+
+
+def check_shown(cache: Cache, query: str | None, classes: Sequence[Any] | None, check: bool) -> list[int]:
+    """The picker's new value after "all" (``check``) or "none": the classes the search shows are
+    checked or unchecked; the others keep their state."""
+    chosen = set(_classes(classes, len(cache.classes)))
+    shown = set(match_classes(list(cache.classes), query))
+    return sorted(chosen | shown if check else chosen - shown)
 
 
 def hover_card(cache: Cache, hover_data: dict | None, prefix: str) -> tuple[bool, Any, Any]:
     """``(show, bbox, children)`` of the tooltip for the hovered point (hidden when none)."""
     pts = (hover_data or {}).get("points") or []
-    ids = selected_ids({"points": pts[:1]})
-    if not ids:
+    ids_ = selected_ids({"points": pts[:1]})
+    if not ids_:
         return False, NO, NO
-    recs = instance_records(cache, ids)
+    recs = instance_records(cache, ids_)
     if not recs:
         return False, NO, NO
     bbox = pts[0].get("bbox")
@@ -48,18 +90,42 @@ def hover_card(cache: Cache, hover_data: dict | None, prefix: str) -> tuple[bool
 
 
 def register(app: dash.Dash, cache: Cache) -> None:
-    memo_dir = memo_dir_for(cache)
     prefix = app.config.requests_pathname_prefix
-    warm(cache, memo_dir)
+    all_options = class_options(cache)  # the cache never changes under a running app
 
     @app.callback(
         Output(inst_layout.SCATTER, "figure"),
         Output(inst_layout.SCATTER, "selectedData"),
         Output(inst_layout.SUMMARY, "children"),
+        Output(inst_layout.KEY, "children"),
+        Output(inst_layout.KEY_TITLE, "children"),
         Input(inst_layout.CLASSES, "value"),
+        Input(ids.HIGHLIGHT, "data"),
     )
-    def _scatter(classes):
-        return update_scatter(cache, classes, memo_dir)
+    def _scatter(classes, highlight):
+        return update_scatter(cache, classes, highlight, dash.ctx.triggered_id)
+
+    @app.callback(Output(inst_layout.CLASSES, "options"), Input(inst_layout.SEARCH, "value"),
+                  prevent_initial_call=True)
+    def _filter(query):
+        return picker_options(cache, all_options, query)
+
+    @app.callback(Output(inst_layout.PICKER_COUNT, "children"), Input(inst_layout.SEARCH, "value"),
+                  Input(inst_layout.CLASSES, "value"), prevent_initial_call=True)
+    def _count(query, classes):
+        return picker_status(cache, query, classes)
+
+    @app.callback(
+        Output(inst_layout.CLASSES, "value", allow_duplicate=True),
+        Input(inst_layout.ALL, "n_clicks"),
+        Input(inst_layout.NONE, "n_clicks"),
+        State(inst_layout.SEARCH, "value"),
+        State(inst_layout.CLASSES, "value"),
+        prevent_initial_call=True,
+    )
+    def _all_or_none(_all, _none, query, classes):
+        new = check_shown(cache, query, classes, dash.ctx.triggered_id == inst_layout.ALL)
+        return NO if new == _classes(classes, len(cache.classes)) else new
 
     @app.callback(
         Output(inst_layout.TOOLTIP, "show"),

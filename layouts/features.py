@@ -18,7 +18,7 @@ from dash import dcc, html
 
 from dashboard.theme import DOMAIN_COLORS, empty_figure, graph_config
 from dashboard.views.features.figures import BIPLOT_HEIGHT
-from dashboard.views.features.markup import COL_IMAGE, COL_LABEL, COL_VALUE, HIST_STYLE, label_width
+from dashboard.views.features.markup import COL_IMAGE, COL_LABEL, COL_VALUE, HIST_STYLE, MAX_ROWS, label_width
 from transferviz.cache import Cache
 
 MODEL = "features-model"
@@ -27,6 +27,8 @@ RANKING = "features-ranking"
 STATUS = "features-status"
 BIPLOT = "feature-biplot"
 TOOLTIP = "features-tooltip"
+MORE = "features-more"    # "show more": one more page of the ranking list
+SHOWN = "features-shown"  # dcc.Store: rows the ranking list shows in order (pages of MAX_ROWS)
 
 BIPLOT_CONFIG = graph_config("domain_discriminability")
 
@@ -50,7 +52,8 @@ def ranking_header(with_images: bool = False, label: str = COL_LABEL) -> html.Di
     return html.Div([
         html.Span("", style={"width": "1.7rem", "flex": "0 0 auto"}, className="d-inline-block"),
         html.Span("neuron", style={"width": label, "flex": "0 0 auto"}, className=cell),
-        html.Span("u", title="discriminability: the domain classifier's weight of the neuron",
+        html.Span("u", title="discriminability: the regularised domain classifier's weight of the neuron "
+                             "(three significant figures; compare values with each other)",
                   style={"width": COL_VALUE, "flex": "0 0 auto"}, className=cell + " text-end pe-1"),
         *image,
         html.Span([html.Span("source ↑", className="tv-source"), " ",
@@ -76,6 +79,9 @@ def layout(cache: Cache) -> html.Div:
                                label_style={"display": "flex", "alignItems": "center", "width": "100%"},
                                input_class_name="mt-0", style={"paddingLeft": "0.2rem"}),
                  className="tv-scroll", style={"maxHeight": "15.5rem"}),
+        html.Button("", id=MORE, n_clicks=0, className="btn btn-link btn-sm p-0 small", style={"display": "none"},
+                    title="list the next page of neurons in this order"),
+        dcc.Store(id=SHOWN, data=MAX_ROWS),
     ], className="mb-1")
     biplot = html.Div([
         dcc.Graph(id=BIPLOT, figure=empty_figure("Loading…", height=BIPLOT_HEIGHT), config=BIPLOT_CONFIG,

@@ -34,7 +34,8 @@ def tiny_config_dict(name: str = "tiny", **overrides) -> dict:
         "target": {"kind": "sklearn_digits", "max_per_class": 14},
         "model": {"arch": "small_alexnet", "input_size": 28},
         "training": {"source": {"epochs": 2, "lr": 0.003}, "target": {"epochs": 2, "lr": 0.002}},
-        "analysis": {"n_steps": 4, "discriminability_folds": 3, "tsne_perplexity": 10},
+        "analysis": {"n_steps": 4, "discriminability_folds": 3, "discriminability_permutations": 4,
+                     "tsne_perplexity": 10},
         "featvis": {"steps": 4},
     }
     for key, value in overrides.items():
@@ -80,7 +81,8 @@ def large_config_dict(data_root: Path, name: str = "large") -> dict:
         "model": {"arch": "alexnet", "input_size": 64},
         "training": {"source": {"epochs": 1, "lr": 0.0003, "optimizer": "adam"},
                      "target": {"epochs": 1, "lr": 0.0001, "optimizer": "adam"}},
-        "analysis": {"n_steps": 2, "discriminability_folds": 3, "tsne_perplexity": 10},
+        "analysis": {"n_steps": 2, "discriminability_folds": 3, "discriminability_permutations": 4,
+                     "tsne_perplexity": 10},
         "featvis": {"steps": 1},
     }
 

@@ -156,6 +156,8 @@ class AnalysisSpec(_Frozen):
     memory_budget_mb: int = Field(4096, ge=16)
     autocast: bool = False
     discriminability_folds: int = Field(10, ge=2, le=100)
+    # label shuffles of the domain classifier's permutation null (0: no null; 19 gives p-values to 0.05)
+    discriminability_permutations: int = Field(19, ge=0, le=999)
     tsne_perplexity: float = Field(30.0, gt=1, le=500)
 
     @field_validator("layers", mode="before")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferviz.analysis.discriminability import discriminability_order, domain_discriminability, project_active
+from transferviz.analysis.discriminability import (
+    ALPHAS,
+    discriminability_order,
+    domain_discriminability,
+    project_active,
+    project_attributions,
+)
 
 
 def planted(ms=60, mt=40, p=6, neuron=3, shift=3.0, seed=0):
@@ -98,3 +104,68 @@ def test_project_active_top_five():
 def test_nan_rejected():
     with pytest.raises(ValueError):
         domain_discriminability(np.full((3, 2), np.nan), np.zeros((3, 2)))
+
+
+# --- the regularised classifier and its permutation null (issue 16, item 3) ----------------
+
+def test_separable_domains_are_flagged_saturated_with_a_chance_level_null():
+    a_src, a_tgt = planted(ms=40, mt=40, p=6, shift=12.0)  # one neuron separates the domains perfectly
+    res = domain_discriminability(a_src, a_tgt, folds=5, seed=0, n_permutations=19)
+    assert res.cv_accuracy == pytest.approx(1.0) and res.saturated
+    assert not res.inputs_outnumber_instances and (res.n_inputs, res.n_instances) == (6, 80)
+    assert res.n_permutations == 19 and 0.35 < res.null_mean < 0.65  # shuffled labels: chance
+    assert res.null_p95 < 0.8 and res.p_value == pytest.approx(1 / 20)
+    assert int(np.argmax(np.abs(res.u))) == 3
+
+
+def test_random_labels_score_like_the_null():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(80, 20))  # no signal: the two "domains" are one distribution
+    res = domain_discriminability(a[:40], a[40:], folds=5, seed=1, n_permutations=19)
+    assert not res.saturated
+    assert abs(res.cv_accuracy - res.null_mean) < 0.15
+    assert res.p_value > 0.05 and res.cv_accuracy <= res.null_p95 + 0.1
+
+
+def test_more_inputs_than_instances_is_regularised_and_flagged():
+    # the benchmark's shape: 30 + 25 instances, 938 inputs; 40 of them mildly informative
+    rng = np.random.default_rng(0)
+    a_src, a_tgt = rng.normal(size=(30, 938)), rng.normal(size=(25, 938))
+    planted = rng.choice(938, 40, replace=False)
+    a_tgt[:, planted] += 1.2
+    res = domain_discriminability(a_src, a_tgt, folds=10, seed=0, n_permutations=19)
+    assert res.inputs_outnumber_instances and (res.n_inputs, res.n_instances) == (938, 55)
+    assert res.alpha in ALPHAS
+    # the signal beats its null, and the planted neurons lead the ranking
+    assert res.cv_accuracy > res.null_p95 and res.p_value == pytest.approx(1 / 20)
+    top = set(discriminability_order(np.abs(res.u))[:40].tolist())
+    assert len(top & set(planted.tolist())) >= 25
+    # pure noise of the same shape: any labelling is separable with 938 inputs, yet the nested CV
+    # scores it at chance (the strongest penalty wins) and its null says so
+    noise = domain_discriminability(rng.normal(size=(30, 938)), rng.normal(size=(25, 938)), folds=10, n_permutations=19)
+    assert noise.inputs_outnumber_instances and not noise.saturated
+    assert noise.cv_accuracy < 0.65 and noise.p_value > 0.2 and noise.alpha == ALPHAS.max()
+
+
+def test_no_permutations_leaves_the_null_empty():
+    a_src, a_tgt = planted()
+    res = domain_discriminability(a_src, a_tgt, folds=5, n_permutations=0)
+    assert res.n_permutations == 0 and res.null_mean is None and res.p_value is None
+    assert res.cv_accuracy > 0.85
+
+
+def test_project_attributions_uses_only_the_given_columns():
+    a_src, a_tgt = planted(p=8)
+    res = domain_discriminability(a_src, a_tgt, folds=5, n_permutations=0)
+    active = np.array([3, 0, 6])
+    raw = np.vstack([a_src, a_tgt])[:, active]
+    coords, axes = project_attributions(raw, res.u[active])
+    # the same as projecting the stored standardised columns: step 1 on a column needs only that column
+    ref_coords, ref_axes = project_active(res, active)
+    np.testing.assert_allclose(coords, ref_coords, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(axes, ref_axes, rtol=1e-4, atol=1e-4)
+    # and differs from the projection on every neuron
+    assert not np.allclose(coords, res.coords, atol=1e-2)
+    assert project_attributions(np.zeros((5, 0)), np.zeros(0))[1].shape == (0, 2)
+    with pytest.raises(ValueError):
+        project_attributions(raw, res.u)

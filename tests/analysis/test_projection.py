@@ -1,4 +1,4 @@
-"""openTSNE maps, selection maps from the global layout, and the cross-process memo."""
+"""openTSNE maps, selection maps from the global layout, and the per-class maps of the build."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from transferviz.analysis.projection import memoized_selection_map, pca_features, selection_key, selection_map, tsne_map
+from transferviz.analysis.projection import class_maps, pca_features, selection_map, tsne_map
 
 
 def blobs(n_classes=4, per=60, dim=20, spread=6.0, seed=0):
@@ -69,48 +69,21 @@ def test_pca_features():
     assert pca_features(x[:, :10]).shape == (240, 10)
 
 
-def test_selection_key():
-    assert selection_key("cache-a", [3, 1, 2]) == selection_key("cache-a", (2, 3, 1, 1))
-    assert selection_key("cache-a", [1, 2]) != selection_key("cache-b", [1, 2])
-    assert selection_key("cache-a", [1, 2]) != selection_key("cache-a", [1, 2], extra="seed=1")
-    assert selection_key("cache-a", [12]) != selection_key("cache-a", [1, 2])
+def test_class_maps_are_each_class_own_selection_map(global_map):
+    x, y, emb = global_map
+    feats = pca_features(x, 50, 0)
+    maps = class_maps(feats, emb, y, seed=0, perplexity=20, n_iter=40)
+    assert maps.shape == (len(y), 2) and maps.dtype == np.float32 and np.isfinite(maps).all()
+    for c in (0, 3):
+        rows = np.flatnonzero(y == c)
+        np.testing.assert_array_equal(maps[rows], selection_map(feats[rows], emb[rows], 0, perplexity=20, n_iter=40))
+    # each class's map is its own t-SNE, not the global positions: it spreads the class out
+    rows = np.flatnonzero(y == 1)
+    assert not np.allclose(maps[rows], emb[rows] - emb[rows].mean(axis=0))
+    np.testing.assert_array_equal(maps, class_maps(feats, emb, y, seed=0, perplexity=20, n_iter=40))
 
 
-def test_memo_round_trip_and_corruption(tmp_path):
-    calls = []
-    value = np.arange(10, dtype=np.float32).reshape(5, 2)
-
-    def compute():
-        calls.append(1)
-        return value
-
-    key = selection_key("c", [0, 1])
-    memo = tmp_path / "memo"
-    np.testing.assert_array_equal(memoized_selection_map(memo, key, compute), value)
-    np.testing.assert_array_equal(memoized_selection_map(memo, key, compute), value)
-    assert len(calls) == 1
-    assert [p.name for p in memo.iterdir()] == [f"{key}.npy"]          # no temporary files left
-    (memo / f"{key}.npy").write_bytes(b"\x93NUMPY garbage")             # corrupted
-    np.testing.assert_array_equal(memoized_selection_map(memo, key, compute), value)
-    assert len(calls) == 2
-    np.save(memo / f"{key}.npy", np.zeros((3, 2), np.float32))          # wrong row count
-    np.testing.assert_array_equal(memoized_selection_map(memo, key, compute, expected_rows=5), value)
-    assert len(calls) == 3
-    np.testing.assert_array_equal(np.load(memo / f"{key}.npy"), value)  # repaired on disk
-    with pytest.raises(ValueError):
-        memoized_selection_map(memo, "../escape", compute)
-
-
-def test_memo_concurrent_writers_leave_one_valid_file(tmp_path):
-    # Writers race on one key (as gunicorn workers would): unique temporary names plus
-    # os.replace mean every caller gets the right map and exactly one whole file remains.
-    from concurrent.futures import ThreadPoolExecutor
-
-    value = np.random.default_rng(0).normal(size=(2000, 2)).astype(np.float32)
-    key = selection_key("c", [4, 2])
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: memoized_selection_map(tmp_path, key, lambda: value), range(32)))
-    for r in results:
-        np.testing.assert_array_equal(r, value)
-    assert [p.name for p in tmp_path.iterdir()] == [f"{key}.npy"]
-    np.testing.assert_array_equal(np.load(tmp_path / f"{key}.npy"), value)
+def test_class_maps_reject_mismatched_inputs(global_map):
+    x, y, emb = global_map
+    with pytest.raises(ValueError, match="disagree in length"):
+        class_maps(x, emb[:-1], y)

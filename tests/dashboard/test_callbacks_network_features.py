@@ -341,14 +341,14 @@ def test_class_sync(cache):
 # --------------------------------------------------------------------------------------
 def test_ranking_list_order_and_default_checks(cache):
     c = 4
-    options, value, status = fm.ranking(cache, c, "target", "most")
+    options, value, status = fm.ranking(cache, c, "target", "most", shown=10**6)  # every row, not one page
     d = fd.discriminability(cache, "target", c)
     assert len(options) == len(d.neurons) > 5
     u = {fd.neuron_key(a, n): abs(v) for a, n, v in zip(d.neurons.layer, d.neurons.neuron, d.neurons.discriminability)}
     order = [o["value"] for o in options]
     assert [u[k] for k in order] == sorted(u.values(), reverse=True)
     assert value == order[:5]  # the top five checked
-    least, lvalue, _ = fm.ranking(cache, c, "target", "least")
+    least, lvalue, _ = fm.ranking(cache, c, "target", "least", shown=10**6)
     assert [u[o["value"]] for o in least] == sorted(u.values())
     assert lvalue == [o["value"] for o in least][:5]
     # a row: label coloured by model, signed value, mirrored histogram (red up, blue down)

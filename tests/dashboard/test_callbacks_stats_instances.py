@@ -207,8 +207,8 @@ def test_statistics_callbacks():
 
 # --- instances ------------------------------------------------------------------------
 
-def test_scatter_of_selected_classes(tiny_cache, tmp_path):
-    fig, selected, summary = cb_inst.update_scatter(tiny_cache, [1, 3], tmp_path)
+def test_scatter_of_selected_classes(tiny_cache):
+    fig, selected, summary, key, title = cb_inst.update_scatter(tiny_cache, [1, 3])
     assert selected is None  # the previous selection belonged to another map
     pts = traces(fig, "instances")
     assert {t.meta["label"] for t in pts} == {1, 3}
@@ -217,27 +217,41 @@ def test_scatter_of_selected_classes(tiny_cache, tmp_path):
     assert all(isinstance(t["customdata"], (list, tuple)) for t in traces(fig.to_plotly_json(), "instances"))
     df = tiny_cache.instances
     assert sum(len(t.x) for t in pts) == int(df.label.isin([1, 3]).sum())
-    assert len(list(tmp_path.glob("*.npy"))) == 1  # the selection map was memoized
-    again, _, _ = cb_inst.update_scatter(tiny_cache, [3, 1], tmp_path)
-    assert np.allclose(np.concatenate([t.x for t in again.data if t.x is not None and t.x[0] is not None]),
-                       np.concatenate([t.x for t in fig.data if t.x is not None and t.x[0] is not None]))
+    # several classes: the global map's coordinates of their instances
+    glob = np.asarray(tiny_cache.tsne())
+    for t in pts:
+        assert np.allclose(np.column_stack([t.x, t.y]), glob[list(t.customdata)])
+    again = cb_inst.update_scatter(tiny_cache, [3, 1])[0]
+    assert np.allclose(np.concatenate([t.x for t in traces(again, "instances")]),
+                       np.concatenate([t.x for t in pts]))
     assert "mispredicted" in texts(summary)
+    assert title == "class colours (2)" and len(key) == 2
 
 
-def test_scatter_of_every_class_is_the_global_map(tiny_cache, tmp_path):
-    fig, _, _ = cb_inst.update_scatter(tiny_cache, list(range(len(tiny_cache.classes))), tmp_path)
-    assert not list(tmp_path.glob("*.npy"))  # no t-SNE run: the global map is this selection's map
-    frame = inst_data.projection_frame(tiny_cache, range(len(tiny_cache.classes)), tmp_path)
-    glob = np.asarray(tiny_cache.array("analysis/tsne.npy"))
+def test_scatter_of_every_class_is_the_global_map(tiny_cache):
+    fig = cb_inst.update_scatter(tiny_cache, list(range(len(tiny_cache.classes))))[0]
+    frame = inst_data.projection_frame(tiny_cache, range(len(tiny_cache.classes)))
+    glob = np.asarray(tiny_cache.tsne())
+    assert frame.attrs["map"] == "global"
     assert np.allclose(frame[["x", "y"]].to_numpy(), glob[frame["id"].to_numpy()])
-    assert len(fig.data) >= 2 * len(tiny_cache.classes)
+    assert len(traces(fig, "instances")) >= 2 * len(tiny_cache.classes) - 2
 
 
-def test_scatter_empty_state(tiny_cache, tmp_path):
-    fig, _, summary = cb_inst.update_scatter(tiny_cache, [], tmp_path)
+def test_scatter_highlight_keeps_the_lasso_selection(tiny_cache):
+    df = tiny_cache.instances
+    found = [int(v) for v in df.loc[df.label == 1, "id"][:3]]
+    fig, selected, *_ = cb_inst.update_scatter(tiny_cache, [1, 3], found, ids.HIGHLIGHT)
+    assert selected is NO  # only the rings changed: the user's lasso still points into this map
+    ring = traces(fig, "highlight")
+    assert len(ring) == 1 and sorted(ring[0].customdata) == sorted(found)
+    assert not traces(cb_inst.update_scatter(tiny_cache, [3], found, ids.HIGHLIGHT)[0], "highlight")
+
+
+def test_scatter_empty_state(tiny_cache):
+    fig, _, summary, key, _ = cb_inst.update_scatter(tiny_cache, [])
     assert is_empty_figure(fig) and "Select" in fig.layout.meta["message"]
-    assert summary == "No class selected."
-    fig, _, _ = cb_inst.update_scatter(tiny_cache, ["x", None], tmp_path)  # garbage from a client
+    assert summary == "No class selected." and key == []
+    fig = cb_inst.update_scatter(tiny_cache, ["x", None])[0]  # garbage from a client
     assert is_empty_figure(fig)
 
 
@@ -267,11 +281,6 @@ def test_selection_lists_thumbnails(tiny_cache):
     assert "No instances" in texts(inst_markup.selection_list(tiny_cache, empty_lasso, "/"))
 
 
-def test_memo_dir_is_beside_the_cache(tiny_cache):
-    d = inst_data.memo_dir_for(tiny_cache)
-    assert d.name == f".memo-{tiny_cache.name}" and d.parent == tiny_cache.root.parent
-
-
 # --- the wiring, through Dash's own endpoint --------------------------------------------
 
 def test_state_callback_wiring(tiny_app, space):
@@ -279,10 +288,10 @@ def test_state_callback_wiring(tiny_app, space):
                {"id": ids.NOTICE, "property": "children"}, {"id": stats_layout.TABLE, "property": "selected_rows"},
                {"id": inst_layout.CLASSES, "property": "value"}]
     output = "..url.search...sel-class.data...url-notice.children...stats-table.selected_rows...inst-classes.value.."
-    inputs = [{"id": ids.URL, "property": "search", "value": "?class=bogus"},
-              {"id": stats_layout.TABLE, "property": "selected_rows", "value": []},
-              {"id": inst_layout.CLASSES, "property": "value", "value": []},
-              {"id": ids.SELECTED_CLASS, "property": "data", "value": None}]
+    inputs: list[dict] = [{"id": ids.URL, "property": "search", "value": "?class=bogus"},
+                          {"id": stats_layout.TABLE, "property": "selected_rows", "value": []},
+                          {"id": inst_layout.CLASSES, "property": "value", "value": []},
+                          {"id": ids.SELECTED_CLASS, "property": "data", "value": None}]
     resp = dispatch(tiny_app, output, outputs, inputs, ["url.search"])["response"]
     assert resp[ids.SELECTED_CLASS]["data"] == space.default_cls
     assert "bogus" in json.dumps(resp[ids.NOTICE]["children"])
@@ -292,9 +301,13 @@ def test_state_callback_wiring(tiny_app, space):
 def test_scatter_callback_wiring(tiny_app):
     outputs = [{"id": inst_layout.SCATTER, "property": "figure"},
                {"id": inst_layout.SCATTER, "property": "selectedData"},
-               {"id": inst_layout.SUMMARY, "property": "children"}]
-    output = "..inst-scatter.figure...inst-scatter.selectedData...inst-summary.children.."
-    inputs = [{"id": inst_layout.CLASSES, "property": "value", "value": [0, 1]}]
+               {"id": inst_layout.SUMMARY, "property": "children"},
+               {"id": inst_layout.KEY, "property": "children"},
+               {"id": inst_layout.KEY_TITLE, "property": "children"}]
+    output = ("..inst-scatter.figure...inst-scatter.selectedData...inst-summary.children..."
+              "inst-class-key.children...inst-class-key-title.children..")
+    inputs: list[dict] = [{"id": inst_layout.CLASSES, "property": "value", "value": [0, 1]},
+                          {"id": ids.HIGHLIGHT, "property": "data", "value": None}]
     resp = dispatch(tiny_app, output, outputs, inputs, ["inst-classes.value"])["response"]
     assert {t["meta"]["label"] for t in traces(resp[inst_layout.SCATTER]["figure"], "instances")} == {0, 1}
 

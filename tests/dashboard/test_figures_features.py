@@ -102,3 +102,65 @@ def test_figures_are_valid():
     for fig in (discriminability_biplot(coords, domains, ids, axes, labels, [0, 2], 0.7),
                 mirrored_histogram([1, 2, 3], [2, 3])):
         go.Figure(fig.to_dict())
+
+
+# --- issue 16: u's precision, the labels that never stack, the find box's ring, the checked projection ----
+
+@pytest.mark.parametrize("u", [0.003, -0.00031, 2.7e-7, -1e-12, 0.5, -0.1804, 123.0])
+def test_u_never_reads_as_zero(u):
+    from dashboard.views.features.markup import format_u
+
+    text = format_u(u)
+    assert float(text) != 0 and text[0] == ("+" if u > 0 else "-")
+    assert float(text) == pytest.approx(u, rel=0.01)  # three significant figures
+
+
+def test_u_formatting_of_zero_and_a_column_of_tiny_values():
+    from dashboard.views.features.markup import format_u
+
+    assert format_u(0.0) == "0"
+    column = [format_u(v) for v in np.linspace(-0.003, 0.003, 13) if v != 0]
+    assert len(set(column)) == len(column)  # distinct values stay distinct, none is +0.000 / -0.000
+    assert not any(t in ("+0.000", "-0.000") for t in column)
+
+
+def test_axis_labels_never_stack():
+    coords, domains, ids, _, _ = biplot_inputs()
+    # five nearly parallel neurons: their tips (and labels) would print on top of each other
+    axes = np.array([[1.0, 0.10], [0.98, 0.11], [0.97, 0.09], [1.01, 0.12], [-0.5, 0.3]])
+    names = [f"L6 #{k}" for k in range(5)]
+    fig = discriminability_biplot(coords, domains, ids, axes, names, checked=range(5), height=360)
+    labels = [a for a in fig.layout.annotations if (a.name or "").startswith("axis label")]
+    assert sorted(a.text for a in labels) == sorted(names)
+    ys = {}
+    for a in labels:  # the label's screen position: its tip in pixels plus its offset
+        ys.setdefault(a.xanchor, []).append(a.ay - a.y * (360 - 86) / (2 * fig.layout.yaxis.range[1]))
+    for side in ys.values():
+        side = sorted(side)
+        assert all(b - a >= 14 - 1e-6 for a, b in zip(side, side[1:]))
+    # short axis titles; the legend sits above the plot, not over it
+    assert len(fig.layout.xaxis.title.text) <= 45 and len(fig.layout.yaxis.title.text) <= 20
+    assert fig.layout.legend.yanchor == "bottom" and fig.layout.legend.y == 1
+
+
+def test_highlight_ring_overlay():
+    from dashboard.highlight import HIGHLIGHT_COLOR
+
+    coords, domains, ids, axes, labels = biplot_inputs()
+    fig = discriminability_biplot(coords, domains, ids, axes, labels, [0], highlight=[1003, 1040, 99999])
+    ring = [t for t in fig.data if (t.meta or {}).get("role") == "highlight"]
+    assert len(ring) == 1 and fig.data.index(ring[0]) == 2  # right after the two instance traces
+    np.testing.assert_allclose(np.column_stack([ring[0].x, ring[0].y]), coords[[3, 40]], rtol=1e-6)
+    assert list(ring[0].customdata) == [1003, 1040]
+    assert ring[0].type == "scattergl"  # drawn over the WebGL points, not beneath them
+    assert ring[0].marker.symbol == "circle-open" and ring[0].marker.color == HIGHLIGHT_COLOR
+    assert ring[0].showlegend
+    none = discriminability_biplot(coords, domains, ids, axes, labels, [0], highlight=None)
+    empty = [t for t in none.data if (t.meta or {}).get("role") == "highlight"][0]
+    assert len(empty.x) == 0 and not empty.showlegend  # present, so a find patches it alone
+
+
+def test_cv_accuracy_beside_its_null():
+    coords, domains, ids, axes, labels = biplot_inputs()
+    fig = discriminability_biplot(coords, domains, ids, axes, labels, [0], cv_accuracy=1.0, null_mean=0.52)
+    assert any("100% CV accuracy (null 52%)" in a.text for a in fig.layout.annotations)

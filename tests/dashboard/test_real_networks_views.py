@@ -448,7 +448,7 @@ def test_ranking_lists_at_most_max_rows_and_keeps_checked_ones():
 
 def test_ranking_of_many_important_neurons_is_cut_with_a_note(tiny_cache, monkeypatch):
     c = _figure_class(tiny_cache)
-    full, value, _ = fm.ranking(tiny_cache, c, "target", "most")
+    full, value, _ = fm.ranking(tiny_cache, c, "target", "most", shown=10**6)  # every row
     assert len(full) > 8, "the tiny cache ranks more than eight neurons"
     monkeypatch.setattr(fm, "MAX_ROWS", 8)
     options, value2, status = fm.ranking(tiny_cache, c, "target", "most")
@@ -466,7 +466,7 @@ def test_back_to_a_link_checking_a_neuron_below_the_cut_rebuilds_the_list(tiny_c
     from dashboard.urlstate import StateSpace
 
     c = _figure_class(tiny_cache)
-    full = [o["value"] for o in fm.ranking(tiny_cache, c, "target", "most")[0]]
+    full = [o["value"] for o in fm.ranking(tiny_cache, c, "target", "most", shown=10**6)[0]]
     monkeypatch.setattr(fm, "MAX_ROWS", 8)
     space = StateSpace.from_cache(tiny_cache)
     top = fm.default_checked(tiny_cache, c, "target", "most")

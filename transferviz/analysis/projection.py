@@ -8,18 +8,16 @@
 * :func:`pixel_map` -- the same instances positioned by their raw pixels (issue 6, item 6):
   pixels pooled to at most 32 px a side, standardised, then :func:`tsne_map` with a
   shorter optimisation (see :data:`PIXEL_ITERATIONS`).
-* :func:`selection_map` -- the map of the instances of a few selected classes. It does not
+* :func:`selection_map` -- the map of the instances of a subset (one class). It does not
   start from scratch: the instances' positions in the global map are the initialisation
   (centred and rescaled to openTSNE's standard std of 1e-4, which keeps their arrangement
   but lets t-SNE choose the subset's own scale) and the embedding is refined for a short,
   exaggeration-free run on the subset's own affinities. Starting from a good layout makes
-  the exaggeration phase unnecessary, keeps the selection map visually consistent with the
-  global map (no random rotation or mirroring), and makes it fast enough to compute when a
-  user selects classes.
-* :func:`memoized_selection_map` -- disk memo for selection maps, safe between processes
-  (gunicorn workers): ``<memo_dir>/<key>.npy``, written to a temporary file then
-  ``os.replace``-d; an unreadable or malformed file is recomputed and replaced.
-  :func:`selection_key` derives the key from the cache id and the sorted class list.
+  the exaggeration phase unnecessary and keeps the subset's map visually consistent with the
+  global map (no random rotation or mirroring).
+* :func:`class_maps` -- :func:`selection_map` of every class (both domains), computed once by
+  the build's ``classmaps`` stage so that the dashboard never runs a t-SNE in a request;
+  :func:`cached_class_maps` reads them back from a built cache.
 
 Determinism: everything is seeded; with ``n_jobs=1`` results are bit-identical between runs.
 With ``n_jobs > 1`` Annoy's index build and the threaded gradients may differ in the last
@@ -28,26 +26,23 @@ bits (and then grow into visibly different but equally valid maps).
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import re
-import tempfile
-from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from transferviz.cache import Cache
 
 __all__ = [
     "pca_features",
     "tsne_map",
     "pixel_map",
     "selection_map",
-    "selection_key",
-    "memoized_selection_map",
+    "CLASS_MAP_ITERATIONS",
+    "CLASS_MAPS",
+    "class_maps",
+    "cached_class_maps",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Below this many points t-SNE is meaningless (perplexity would be < 1): PCA is used instead.
 MIN_TSNE_POINTS = 5
@@ -224,85 +219,46 @@ def selection_map(x_subset: np.ndarray, init_positions: np.ndarray, seed: int = 
     return np.asarray(embedding, dtype=np.float32)
 
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+#: Refinement iterations of each class's map. 100 exaggeration-free iterations from the global positions
+#: were the dashboard's request-time selection maps before this stage; on the demo's ten classes of ~480
+#: instances all ten maps take ~5 s on one thread (the global map ~25 s).
+CLASS_MAP_ITERATIONS = 100
+
+#: The build's per-class maps: ``(N, 2)`` float32, row i = instance i's position in the map of its own class.
+CLASS_MAPS = "analysis/class_tsne.npy"
 
 
-def selection_key(cache_id: str, classes: Iterable[int], extra: str = "") -> str:
-    """Memo key of a selection map: hash of the cache id, the sorted class list and ``extra``.
+def class_maps(features: np.ndarray, global_map: np.ndarray, labels: np.ndarray, seed: int = 0, *,
+               perplexity: float = 30, n_iter: int = CLASS_MAP_ITERATIONS) -> np.ndarray:
+    """One t-SNE map per class, all in one array.
 
-    Args:
-        cache_id: identifies the cache (and so the global map and features) the map comes from.
-        classes: the selected class indices (any order; duplicates ignored).
-        extra: anything else the map depends on (e.g. ``"seed=0;n_iter=100"``).
-
-    Returns:
-        A 32-hex-digit key, safe as a file name.
-    """
-    cls = sorted({int(c) for c in classes})
-    payload = f"{cache_id}\x00{','.join(map(str, cls))}\x00{extra}".encode()
-    return hashlib.sha256(payload).hexdigest()[:32]
-
-
-def _load_memo(path: Path, expected_rows: int | None) -> np.ndarray | None:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # truncated, garbage, wrong format: recompute
-        log.warning("selection-map memo %s is unreadable (%s); recomputing", path, exc)
-        return None
-    if (arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.floating)
-            or not np.isfinite(arr).all() or (expected_rows is not None and arr.shape[0] != expected_rows)):
-        log.warning("selection-map memo %s has shape %s dtype %s; recomputing", path, arr.shape, arr.dtype)
-        return None
-    return arr.astype(np.float32, copy=False)
-
-
-def memoized_selection_map(memo_dir: Path | str, key: str, compute: Callable[[], np.ndarray], *,
-                           expected_rows: int | None = None) -> np.ndarray:
-    """Returns the memoized ``(n, 2)`` map for ``key``, computing and storing it if needed.
-
-    Safe between processes: the file is written completely to a temporary file in the
-    same folder and renamed over the target with ``os.replace`` (atomic on POSIX), so a
-    reader sees either no file or a whole one. Two processes computing the same key at
-    once both compute and the last rename wins -- same content, no harm. If the memo
-    folder is not writable the map is still returned (logged, not raised).
+    Each class's instances (both domains) get :func:`selection_map` on their own features,
+    refined from their global-map positions. Every instance belongs to exactly one class, so
+    the maps share one ``(N, 2)`` array: the rows of class ``c`` (``labels == c``) hold
+    class ``c``'s map; maps of different classes share no coordinate frame.
 
     Args:
-        memo_dir: folder for the ``.npy`` files (created if missing).
-        key: file stem, ``[A-Za-z0-9_.-]{1,128}`` (use :func:`selection_key`).
-        compute: called without arguments when there is no valid memo; returns ``(n, 2)``.
-        expected_rows: if given, a memo with another row count is treated as invalid.
+        features: ``(N, D)`` t-SNE input of every instance (the cached PCA features).
+        global_map: ``(N, 2)`` the global map, the initialisation of each class's map.
+        labels: ``(N,)`` integer class of every instance.
+        seed, perplexity, n_iter: as for :func:`selection_map`.
 
     Returns:
-        ``(n, 2)`` float32.
+        ``(N, 2)`` float32.
     """
-    if not _KEY_RE.match(key) or key in (".", ".."):
-        raise ValueError(f"memo key {key!r} is not a safe file name; use selection_key()")
-    memo_dir = Path(memo_dir)
-    path = memo_dir / f"{key}.npy"
-    cached = _load_memo(path, expected_rows)
-    if cached is not None:
-        return cached
-    result = np.asarray(compute(), dtype=np.float32)
-    if result.ndim != 2 or result.shape[1] != 2:
-        raise ValueError(f"compute() returned shape {result.shape}, expected (n, 2)")
-    tmp_name = None
-    try:
-        memo_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=memo_dir)
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, result, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as exc:
-        log.warning("cannot write selection-map memo %s (%s); serving it uncached", path, exc)
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-    return result
+    feats = np.asarray(features)
+    init = np.asarray(global_map)
+    labs = np.asarray(labels)
+    if not (len(feats) == len(init) == len(labs)):
+        raise ValueError(f"features, global_map and labels disagree in length: {len(feats)}, {len(init)}, {len(labs)}")
+    out = np.zeros((len(labs), 2), dtype=np.float32)
+    for c in np.unique(labs):
+        rows = np.flatnonzero(labs == c)
+        out[rows] = selection_map(feats[rows], init[rows], seed, perplexity=perplexity, n_iter=n_iter)
+    return out
+
+
+def cached_class_maps(cache: "Cache") -> np.ndarray | None:
+    """The build's per-class maps (see :func:`class_maps`), memory-mapped; None for a cache
+    built before the ``classmaps`` stage existed."""
+    return cache.array(CLASS_MAPS) if cache.has(CLASS_MAPS) else None

@@ -10,6 +10,7 @@ abstract     per class: important neurons, and important weights of the linked p
 compare      per class: source x target neuron similarity, and weight correspondence of the linked pairs (5.3.2)
 discriminate per class and model: domain discriminability, Algorithm 1 and its biplot (5.4)
 project      the openTSNE map of the target model's embeddings (5.2)
+classmaps    one openTSNE map per class, refined from the global map, for the instance view
 pixels       the same instances mapped by their raw pixels
 featvis      feature visualizations of neurons of both models and their change
 timeline     the fine-tuning timeline: embeddings, predictions and weight drift by epoch
@@ -66,10 +67,14 @@ STAGES: list[Stage] = [
           deps=("architecture", "abstract"), version=2,
           doc="neuron similarity and weight correspondence"),
     Stage("discriminate", analysis.stage_discriminate,
-          lambda c: {"discriminability_folds": c.analysis.discriminability_folds, "seed": c.seed},
-          deps=("abstract",), doc="domain discriminability (Algorithm 1)"),
+          lambda c: {"discriminability_folds": c.analysis.discriminability_folds,
+                     "discriminability_permutations": c.analysis.discriminability_permutations, "seed": c.seed},
+          deps=("abstract",), version=2, doc="domain discriminability (Algorithm 1)"),
     Stage("project", analysis.stage_project, lambda c: {"tsne_perplexity": c.analysis.tsne_perplexity, "seed": c.seed},
           deps=("forward",), version=2, doc="t-SNE maps"),
+    Stage("classmaps", analysis.stage_classmaps,
+          lambda c: {"tsne_perplexity": c.analysis.tsne_perplexity, "seed": c.seed},
+          deps=("project",), doc="one t-SNE map per class"),
     Stage("pixels", analysis.stage_pixels, lambda c: {"tsne_perplexity": c.analysis.tsne_perplexity, "seed": c.seed},
           deps=("data",), doc="t-SNE map of the raw pixels"),
     Stage("featvis", analysis.stage_featvis, lambda c: {"featvis": c.featvis}, deps=("abstract",),

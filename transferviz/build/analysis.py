@@ -5,6 +5,7 @@ abstract     per class: important neurons (5.3.1 A) and important weights (5.3.1
 compare      per class: source x target neuron similarity, top-5, weight correspondence (5.3.2)
 discriminate per class and model: Algorithm 1 and the biplot (5.4)
 project      the global openTSNE map of the target model's embeddings (5.2)
+classmaps    one openTSNE map per class, refined from the global map (issue 16, item 4)
 pixels       the same instances mapped by their raw pixels (issue 6, item 6)
 featvis      feature visualizations of the important neurons of both models (issue 5)
 timeline     the fine-tuning timeline: embeddings, predictions and weight drift by epoch (issue 6, item 7)
@@ -22,8 +23,16 @@ import torch
 from transferviz.analysis import ranking
 from transferviz.analysis import similarity as sim
 from transferviz.analysis.conductance import layer_conductance
-from transferviz.analysis.discriminability import domain_discriminability
-from transferviz.analysis.projection import PIXEL_ITERATIONS, pca_features, pixel_map, tsne_map
+from transferviz.analysis.discriminability import METHOD, SATURATED, domain_discriminability
+from transferviz.analysis.projection import (
+    CLASS_MAP_ITERATIONS,
+    CLASS_MAPS,
+    PIXEL_ITERATIONS,
+    class_maps,
+    pca_features,
+    pixel_map,
+    tsne_map,
+)
 from transferviz.analysis.timeline import MapPlacer, accuracy_table, flip_epochs, neuron_cosine, weight_drift
 from transferviz.analysis.weights import important_weights, layer_in_groups, weight_regions, weight_value_matrix
 from transferviz.build.framework import MODELS, BuildContext, progress_to
@@ -34,7 +43,7 @@ from transferviz.featvis import compare_renders, render_neurons
 __all__ = [
     "TOP_INSTANCES", "top_instances", "featvis_neurons", "linked_pairs", "layer_drift", "stage_attribute",
     "stage_abstract", "stage_compare",
-    "stage_discriminate", "stage_project", "stage_pixels", "stage_featvis", "stage_timeline",
+    "stage_discriminate", "stage_project", "stage_classmaps", "stage_pixels", "stage_featvis", "stage_timeline",
 ]
 
 SIM_BINS = 20
@@ -317,12 +326,17 @@ def stage_discriminate(ctx: BuildContext) -> None:
                 names += [(layer, int(n)) for n in imp]
             rs, rt = _class_rows(df, ci, "source"), _class_rows(df, ci, "target")
             A = np.concatenate(cols, axis=1) if cols else np.zeros((len(df), 0), np.float32)
-            res = domain_discriminability(A[rs], A[rt], folds=a.discriminability_folds, seed=ctx.config.seed)
+            res = domain_discriminability(A[rs], A[rt], folds=a.discriminability_folds, seed=ctx.config.seed,
+                                          n_permutations=a.discriminability_permutations)
             summary.append({"class_index": ci, "status": res.status, "cv_accuracy": res.cv_accuracy,
                             "cv_balanced_accuracy": res.cv_balanced_accuracy, "n_folds": res.n_folds,
                             "n_source": len(rs), "n_target": len(rt), "n_neurons": len(names),
                             "boundary_x": res.boundary_x if res.status == "ok" else np.nan,
-                            "converged": res.converged})
+                            "converged": res.converged, "method": METHOD, "alpha": res.alpha,
+                            "null_mean": res.null_mean, "null_p95": res.null_p95, "p_value": res.p_value,
+                            "n_permutations": res.n_permutations, "n_inputs": res.n_inputs,
+                            "n_instances": res.n_instances, "saturated": res.saturated,
+                            "inputs_outnumber_instances": res.inputs_outnumber_instances})
             if res.status != "ok":
                 continue
             for p, (layer, n) in enumerate(names):
@@ -335,7 +349,9 @@ def stage_discriminate(ctx: BuildContext) -> None:
                                         "y": res.coords[:, 1].astype(np.float32)}))
         base = f"analysis/discriminability/{which}"
         w.table(f"{base}/summary.parquet", pd.DataFrame(summary),
-                f"Algorithm 1 per class ({which} model): status, cross-validated accuracy, folds, sizes")
+                f"Algorithm 1 per class ({which} model): status, nested cross-validated accuracy of the ridge domain "
+                "classifier, its permutation null (mean, 95th percentile, p-value), penalty, folds, sizes, flags "
+                "saturated and inputs_outnumber_instances")
         w.table(f"{base}/neurons.parquet",
                 pd.DataFrame(neurons, columns=["class_index", "layer", "neuron", "u", "g", "axis_x", "axis_y"]),
                 "per class, each important neuron: discriminability u, first PC g, biplot axis (x, y)")
@@ -344,9 +360,12 @@ def stage_discriminate(ctx: BuildContext) -> None:
                 "per class, each instance of the class in both domains: biplot coordinates A.[u, g']")
         ok = [s["cv_accuracy"] for s in summary if s["status"] == "ok"]
         ctx.notes[f"{which}_mean_cv_accuracy"] = float(np.mean(ok)) if ok else None
+        ctx.notes[f"{which}_saturated_classes"] = sum(bool(s.get("saturated")) for s in summary)
     ctx.notes["summary"] = ("domain classifier mean CV accuracy: "
                             f"source model {ctx.notes['source_mean_cv_accuracy']:.2f}, "
-                            f"target model {ctx.notes['target_mean_cv_accuracy']:.2f}")
+                            f"target model {ctx.notes['target_mean_cv_accuracy']:.2f}; saturated "
+                            f"(>= {SATURATED:.0%}) in {ctx.notes['source_saturated_classes']} and "
+                            f"{ctx.notes['target_saturated_classes']} of {len(c.classes)} classes")
 
 
 # --- project ------------------------------------------------------------------------
@@ -360,6 +379,21 @@ def stage_project(ctx: BuildContext) -> None:
     w.array("analysis/tsne.npy", tsne_map(feats, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
             "(N, 2) openTSNE map of every instance's target-model embedding")
     ctx.notes["summary"] = f"t-SNE of {len(emb)} instances"
+
+
+def stage_classmaps(ctx: BuildContext) -> None:
+    """One t-SNE map per class (both domains), refined from the global map, so that the instance
+    view positions a one-class selection without running a t-SNE in the request."""
+    c, w, cfg = ctx.cache, ctx.writer, ctx.config
+    base = c.table("data/base.parquet")
+    labels = np.empty(len(base), dtype=np.int64)
+    labels[base["id"].to_numpy()] = base["label"].to_numpy()  # row i = instance id i, like the maps
+    xy = class_maps(np.asarray(c.projection_features()), np.asarray(c.tsne()), labels, seed=cfg.seed,
+                    perplexity=cfg.analysis.tsne_perplexity)
+    w.array(CLASS_MAPS, xy,
+            "(N, 2) per-class openTSNE maps: the rows of class c (both domains) are class c's own map, refined "
+            f"from its analysis/tsne.npy positions ({CLASS_MAP_ITERATIONS} iterations); rows = instance ids")
+    ctx.notes["summary"] = f"{len(np.unique(labels))} class maps of {len(xy)} instances"
 
 
 # --- pixels -------------------------------------------------------------------------

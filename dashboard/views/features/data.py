@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 
 from dashboard.lookups import MODELS, Model
+from transferviz.analysis.discriminability import SATURATED
 from transferviz.cache import Cache
 
-__all__ = ["Discriminability", "conductance_by_domain", "discriminability", "empty_message", "neuron_key",
-           "ranking_direction", "unranked_neurons", "ranking_table", "valid_model", "warm"]
+__all__ = ["Discriminability", "attributions", "classifier_note", "classifier_warning", "conductance_by_domain",
+           "discriminability", "empty_message", "neuron_key", "ranked_count", "ranking_direction", "unranked_neurons",
+           "ranking_table",
+           "valid_model", "warm"]
 
 
 def warm(cache: Cache) -> None:
@@ -53,6 +56,14 @@ class Discriminability:
     n_target: int
     neurons: pd.DataFrame  # layer, layer_number, neuron, discriminability, axis_x, axis_y (row = column of A)
     points: pd.DataFrame  # id, domain, x, y
+    # the regularised classifier's diagnostics (issue 16); None/False in caches built before it
+    null_mean: float | None = None
+    null_p95: float | None = None
+    p_value: float | None = None
+    n_permutations: int = 0
+    saturated: bool = False
+    inputs_outnumber_instances: bool = False
+    method: str | None = None  # None: a cache from before the regularised classifier (rebuild for it)
 
     @property
     def ok(self) -> bool:
@@ -78,8 +89,9 @@ def _discriminability(cache: Cache, model: Model, class_index: int) -> Discrimin
     status = str(r["status"])
     cv = float(r["cv_accuracy"]) if pd.notna(r.get("cv_accuracy")) else None
     ns, nt = int(r.get("n_source", 0) or 0), int(r.get("n_target", 0) or 0)
+    diag = _diagnostics(r, cv, ns + nt)
     if status != "ok":
-        return Discriminability(status, cv, ns, nt, empty_n, empty_p)
+        return Discriminability(status, cv, ns, nt, empty_n, empty_p, **diag)
     n = neu[neu["class_index"] == class_index].reset_index(drop=True)
     nums = cache.layer_numbers
     n = pd.DataFrame({
@@ -91,7 +103,60 @@ def _discriminability(cache: Cache, model: Model, class_index: int) -> Discrimin
         "axis_y": n["axis_y"].astype(float),
     })
     p = pts[pts["class_index"] == class_index][["id", "domain", "x", "y"]].reset_index(drop=True)
-    return Discriminability(status, cv, ns, nt, n, p)
+    return Discriminability(status, cv, ns, nt, n, p, **diag)
+
+
+def _number(r: pd.Series, name: str) -> float | None:
+    v = r.get(name)
+    return float(v) if v is not None and pd.notna(v) else None
+
+
+def _diagnostics(r: pd.Series, cv: float | None, n_instances: int) -> dict[str, Any]:
+    """The summary row's classifier diagnostics; a cache from before them (no ``method`` column) gets the
+    flags that its own numbers imply (saturation, inputs vs instances) and no null."""
+    method = r.get("method")
+    n_inputs = int(r.get("n_neurons", 0) or 0)
+    return dict(
+        null_mean=_number(r, "null_mean"), null_p95=_number(r, "null_p95"), p_value=_number(r, "p_value"),
+        n_permutations=int(r.get("n_permutations", 0) or 0),
+        saturated=bool(r["saturated"]) if pd.notna(r.get("saturated")) else (cv is not None and cv >= SATURATED),
+        inputs_outnumber_instances=n_inputs > n_instances,
+        method=str(method) if method is not None and pd.notna(method) else None,
+    )
+
+
+def classifier_note(d: Discriminability) -> str:
+    """The domain classifier's score beside its permutation null, in words: ``"100% CV accuracy vs 52% with
+    shuffled domains (95th pct 61%, p = 0.05)"``; a cache without the null says it needs a rebuild for one."""
+    if d.cv_accuracy is None:
+        return ""
+    acc = f"{d.cv_accuracy:.0%} CV accuracy"
+    if d.null_mean is None or d.null_p95 is None:
+        return acc + " (no permutation null in this cache: rebuild it for one)"
+    p = f", p = {d.p_value:.2g}" if d.p_value is not None else ""
+    return f"{acc} vs {d.null_mean:.0%} with shuffled domains (95th pct {d.null_p95:.0%}{p})"
+
+
+def classifier_warning(d: Discriminability) -> str | None:
+    """One line when the classifier's accuracy is no finding: saturated (the domains separate whatever the
+    neurons, e.g. by colour alone) or more inputs than instances; None otherwise."""
+    parts = []
+    if d.saturated:
+        parts.append(f"Classifier saturated ({d.cv_accuracy:.0%} CV accuracy): the domains separate easily, even "
+                     "by trivial cues, so read u as a ranking, not as evidence")
+    if d.inputs_outnumber_instances:
+        how = ("the classifier's penalty chosen by nested cross-validation" if d.method is not None
+               else "this cache predates the regularised classifier: rebuild it")
+        parts.append(f"{len(d.neurons)} neurons outnumber the {d.n_source + d.n_target} instances ({how})")
+    return ("; ".join(parts) + ".") if parts else None
+
+
+def ranked_count(cache: Cache, class_index: int | None, model: Any) -> int:
+    """How many neurons the class's ranking list has for ``model`` (0 without a ranking)."""
+    if class_index is None:
+        return 0
+    d = discriminability(cache, valid_model(model), class_index)
+    return len(d.neurons) if d.ok else 0
 
 
 def unranked_neurons(cache: Cache, model: Any, class_index: int,
@@ -144,3 +209,16 @@ def conductance_by_domain(cache: Cache, model: Model, class_index: int,
         for k, i in enumerate(idx):
             src[int(i)], tgt[int(i)] = a_s[:, k], a_t[:, k]
     return src, tgt
+
+
+def attributions(cache: Cache, model: Model, ids: np.ndarray, neurons: pd.DataFrame) -> np.ndarray:
+    """``(len(ids), len(neurons))`` conductance of the rows ``ids`` (instance ids) on the neurons
+    (``layer``, ``neuron``), one memory-mapped gather per layer: the biplot's input for the checked neurons."""
+    rows = np.asarray(ids, dtype=np.int64)
+    layers = neurons["layer"].astype(str).to_numpy()
+    cols_all = neurons["neuron"].to_numpy(dtype=np.int64)
+    out = np.zeros((len(rows), len(layers)))
+    for layer in dict.fromkeys(layers):
+        idx = np.flatnonzero(layers == layer)
+        out[:, idx] = np.asarray(cache.conductance(model, str(layer))[rows][:, cols_all[idx]], dtype=float)
+    return out

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.lookups import layer_title, valid_class
+from dashboard.highlight import highlight_ids, highlight_trace
+from dashboard.lookups import Model, layer_title, valid_class
 from dashboard.theme import (
     DOMAIN_COLORS,
     DOMAIN_SYMBOLS,
@@ -18,11 +19,13 @@ from dashboard.theme import (
     apply_theme,
     empty_figure,
 )
-from dashboard.views.features.data import discriminability, empty_message, neuron_key, valid_model
+from dashboard.views.features.data import attributions, discriminability, empty_message, neuron_key, valid_model
+from transferviz.analysis.discriminability import project_attributions
 from transferviz.cache import Cache
+from transferviz.errors import TransferVizError
 
-__all__ = ["BIPLOT_HEIGHT", "biplot_figure", "discriminability_biplot", "hovered_instance", "mirrored_histogram",
-           "ranking_rows"]
+__all__ = ["BIPLOT_HEIGHT", "biplot_figure", "discriminability_biplot", "highlight_ring",
+           "ring_update", "hovered_instance", "mirrored_histogram", "ranking_rows"]
 
 BIPLOT_HEIGHT = 360
 
@@ -112,6 +115,8 @@ def discriminability_biplot(
     height: int = 420,
     max_points: int | None = None,
     axis_hover: Sequence[str] | None = None,
+    highlight: Any = None,
+    null_mean: float | None = None,
 ) -> go.Figure:
     """Domain discrimination biplot (paper 5.4.2): instances projected on ``[u, g]``.
 
@@ -125,8 +130,12 @@ def discriminability_biplot(
     common factor so the longest fits the point cloud (their horizontal lengths keep
     comparing discriminability). ``axis_hover`` (P,), optional: what an axis label's hover
     names instead of its label (the layer's full module path). ``cv_accuracy``, the domain
-    classifier's cross-validated accuracy, is printed in the corner. ``max_points`` subsamples
-    each domain evenly.
+    classifier's cross-validated accuracy, is printed in the corner beside ``null_mean``, its
+    permutation null. ``max_points`` subsamples each domain evenly. ``highlight``: instance ids
+    (the page's find box) ringed by one extra trace drawn right after the instance traces
+    (:func:`highlight_ring`; always present, empty when none is in the plot, so a new
+    highlight patches that trace alone). Axis labels are annotations pushed apart vertically
+    so that they never stack on each other (:func:`_spread_labels`).
     """
     X = np.asarray(coords if coords is not None else np.zeros((0, 2)), dtype=float).reshape(-1, 2)
     if len(X) == 0:
@@ -150,7 +159,7 @@ def discriminability_biplot(
                 x=X[sel, 0],
                 y=X[sel, 1],
                 mode="markers",
-                name=f"{domain} instances",
+                name=domain,
                 marker=dict(
                     symbol=DOMAIN_SYMBOLS[domain],
                     color=DOMAIN_COLORS[domain],
@@ -163,6 +172,8 @@ def discriminability_biplot(
                 meta={"role": "instances", "domain": domain},
             )
         )
+
+    fig.add_trace(highlight_ring(X, idv, highlight))
 
     finite = X[np.isfinite(X).all(axis=1)]
     x_ext = float(np.abs(finite[:, 0]).max()) if len(finite) else 1.0
@@ -190,11 +201,11 @@ def discriminability_biplot(
                 hoverinfo="skip", showlegend=False, name="neuron axes", meta={"role": "axes-lines"},
             )
         )
+        # the tips carry the hover; the labels are annotations, spread so that none covers another
+        annotations += _spread_labels(V, names, (x_ext * X_PAD or 1.0, y_ext * 1.12 or 1.0), height)
         fig.add_trace(
             go.Scatter(
-                x=V[:, 0], y=V[:, 1], mode="markers+text", text=names,
-                textposition=["middle right" if vx >= 0 else "middle left" for vx in V[:, 0]],
-                textfont=dict(size=11, color=TEXT_COLOR),
+                x=V[:, 0], y=V[:, 1], mode="markers", text=names,
                 marker=dict(size=5, color=TEXT_COLOR),
                 customdata=np.stack([A[chk, 0], A[chk, 1]], axis=-1),
                 hovertext=hover,
@@ -205,21 +216,26 @@ def discriminability_biplot(
             )
         )
     if cv_accuracy is not None and np.isfinite(cv_accuracy):
+        null = f" (null {null_mean:.0%})" if null_mean is not None and np.isfinite(null_mean) else ""
         annotations.append(
-            dict(text=f"domain classifier: {cv_accuracy:.0%} CV accuracy", x=1, y=0, xref="paper", yref="paper",
+            dict(text=f"domain classifier: {cv_accuracy:.0%} CV accuracy{null}", x=1, y=0, xref="paper",
+                 yref="paper",
                  xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=11, color="#555555"),
                  bgcolor="rgba(255,255,255,0.7)")
         )
-    pad_x, pad_y = x_ext * 1.22 or 1.0, y_ext * 1.12 or 1.0
+    pad_x, pad_y = x_ext * X_PAD or 1.0, y_ext * 1.12 or 1.0
     apply_theme(
         fig,
         height=height,
-        margin=dict(l=48, r=12, t=12, b=44),
-        xaxis=dict(title=dict(text="domain decision direction (u)  ← source · target →"), range=[-pad_x, pad_x],
-                   zeroline=True, zerolinecolor="#9e9e9e", zerolinewidth=1),
-        yaxis=dict(title=dict(text="first principal component (orthogonalised)"), range=[-pad_y, pad_y],
-                   zeroline=True, zerolinecolor="#9e9e9e", zerolinewidth=1),
-        legend=dict(orientation="h", x=0, y=1, yanchor="top", xanchor="left", bgcolor="rgba(255,255,255,0.7)"),
+        # short titles: the card is ~330 px wide and the plot ~280 px high at 1366 x 768; the legend sits
+        # above the plot (its own margin), never over the points or under the axis titles
+        margin=dict(l=44, r=10, t=46, b=40),  # top: the legend's row under the modebar's
+        xaxis=dict(title=dict(text="decision direction u: ← source · target →", standoff=4), range=[-pad_x, pad_x],
+                   zeroline=True, zerolinecolor="#9e9e9e", zerolinewidth=1, automargin=True),
+        yaxis=dict(title=dict(text="1st PC g (⊥ u)", standoff=2), range=[-pad_y, pad_y],
+                   zeroline=True, zerolinecolor="#9e9e9e", zerolinewidth=1, automargin=True),
+        legend=dict(orientation="h", x=0, y=1, yanchor="bottom", xanchor="left", bgcolor="rgba(255,255,255,0)",
+                    font=dict(size=11)),
         annotations=annotations,
         hovermode="closest",
         uirevision="biplot",
@@ -228,7 +244,73 @@ def discriminability_biplot(
     return fig
 
 
-def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[str] | None) -> go.Figure:
+def highlight_ring(coords: np.ndarray, ids: np.ndarray, highlight: Any) -> go.Scattergl:
+    """The find box's ring overlay (:func:`dashboard.highlight.highlight_trace`, as in every map of the
+    page) around each ``highlight`` id found in ``ids`` (rows of ``coords``); an empty trace when none is."""
+    sel = np.flatnonzero(np.isin(np.asarray(ids).astype(np.int64), highlight_ids(highlight)))
+    trace = highlight_trace(np.asarray(ids)[sel], coords[sel, 0], coords[sel, 1])
+    trace["showlegend"] = bool(len(sel))
+    return go.Scattergl(trace)
+
+
+#: Half the horizontal range over the cloud's extent: room beyond the longest axis (90 % of the extent)
+#: for its label (~50 px of a ~280 px wide plot), which would otherwise run off the figure.
+X_PAD = 1.45
+#: Vertical room a neuron axis label needs (px, at font size 11) before the next one may sit beside it.
+LABEL_PX = 14
+
+
+def _spread_labels(tips: np.ndarray, names: Sequence[str], half_range: tuple[float, float],
+                   height: int) -> list[dict]:
+    """Annotations naming the axis ``tips`` (data coordinates), each moved up or down (with a leader
+    line back to its tip) until no two labels on the same side of the origin are closer than
+    ``LABEL_PX`` vertically: five nearly parallel neurons would otherwise print on top of each other."""
+    plot_px = max(height - 86, 60)  # the plot area: the figure less its top and bottom margins
+    px_per_y = plot_px / (2 * half_range[1])
+    out: list[dict] = []
+    for side in (1, -1):
+        idx = [i for i in range(len(tips)) if (tips[i, 0] >= 0) == (side == 1)]
+        idx.sort(key=lambda i: -tips[i, 1])  # top to bottom
+        placed: list[float] = []
+        for i in idx:
+            y_px = -tips[i, 1] * px_per_y  # screen pixels, down is positive
+            if placed and y_px < placed[-1] + LABEL_PX:
+                y_px = placed[-1] + LABEL_PX
+            placed.append(y_px)
+            ay = y_px + tips[i, 1] * px_per_y
+            out.append(dict(
+                x=float(tips[i, 0]), y=float(tips[i, 1]), xref="x", yref="y", text=names[i],
+                showarrow=True, arrowhead=0, arrowwidth=0.8, arrowcolor="#9e9e9e", standoff=2,
+                ax=12 * side, ay=float(ay), xanchor="left" if side == 1 else "right",
+                font=dict(size=11, color=TEXT_COLOR), bgcolor="rgba(255,255,255,0.6)",
+                name=f"axis label {names[i]}",
+            ))
+    return out
+
+
+def _projection(cache: Cache, m: Model, c: int, checked: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``(coords, axes, rows)``: the class's instances projected on the ``checked`` neurons (rows of the
+    ranking table, in ``rows``) as the paper's section 5.4.2 says; memoized per build, class, model and
+    checks (a find-box highlight or a hover reuses it). No valid check: the build's projection on every
+    neuron (``rows`` empty)."""
+    def compute() -> tuple[np.ndarray, np.ndarray, list[int]]:
+        d = discriminability(cache, m, c)
+        n = d.neurons
+        pos = {neuron_key(layer, k): i for i, (layer, k) in enumerate(zip(n["layer"], n["neuron"]))}
+        rows = list(dict.fromkeys(pos[k] for k in checked if k in pos))
+        if not rows:
+            return d.points[["x", "y"]].to_numpy(dtype=float), n[["axis_x", "axis_y"]].to_numpy(dtype=float), []
+        try:
+            a = attributions(cache, m, d.points["id"].to_numpy(), n.iloc[rows])
+        except TransferVizError:  # a partial cache without conductance: the build's projection
+            return d.points[["x", "y"]].to_numpy(dtype=float), n[["axis_x", "axis_y"]].to_numpy(dtype=float), []
+        coords, axes = project_attributions(a, n["discriminability"].to_numpy(dtype=float)[rows])
+        return coords.astype(float), axes.astype(float), rows
+    return cache.memo(("features.projection", m, c, checked), compute)
+
+
+def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[str] | None,
+                  highlight: Any = None) -> go.Figure:
     """The class's domain discrimination biplot for ``model`` with an axis per ``checked``
     neuron (``"layer:index"`` keys), or an empty state that says why there is none."""
     c = valid_class(cache, class_index)
@@ -239,16 +321,20 @@ def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[
     if not d.ok:
         return empty_figure(empty_message(cache, c, d), height=BIPLOT_HEIGHT)
     n = d.neurons
-    keys = [neuron_key(layer, k) for layer, k in zip(n["layer"], n["neuron"])]
-    pos = {k: i for i, k in enumerate(keys)}
-    chk = [pos[k] for k in (checked or []) if k in pos]
+    coords, axes, rows = _projection(cache, m, c, tuple(checked or ()))
     labels = [f"L{num} #{k}" for num, k in zip(n["layer_number"], n["neuron"])]
     hover = [f"{label}<br>{layer_title(cache, str(layer))}" for label, layer in zip(labels, n["layer"])]
+    if rows:  # the projection on the checked neurons: one axis each
+        labels, hover = [labels[i] for i in rows], [hover[i] for i in rows]
     fig = discriminability_biplot(
-        d.points[["x", "y"]].to_numpy(dtype=float), d.points["domain"].to_numpy(), d.points["id"].to_numpy(),
-        n[["axis_x", "axis_y"]].to_numpy(dtype=float), labels, chk, d.cv_accuracy, height=BIPLOT_HEIGHT,
-        axis_hover=hover,
+        coords, d.points["domain"].to_numpy(), d.points["id"].to_numpy(), axes, labels,
+        list(range(len(rows))), d.cv_accuracy, height=BIPLOT_HEIGHT, axis_hover=hover, highlight=highlight,
+        null_mean=d.null_mean,
     )
+    if not rows:
+        fig.add_annotation(text=f"no neuron checked: projected on all {len(n)}", x=0, y=0, xref="paper",
+                           yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
+                           font=dict(size=11, color="#555555"), bgcolor="rgba(255,255,255,0.7)")
     # a new class or model resets the zoom (one property: no re-validation of the layout)
     fig.layout.uirevision = f"biplot|{m}|{c}"
     for t in fig.data:
@@ -256,6 +342,26 @@ def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[
             # the thumbnail tooltip replaces plotly's label (it repeats u and g); hover events still fire
             t.hoverinfo, t.hovertemplate = "none", None
     return fig
+
+
+def ring_update(cache: Cache, class_index: Any, model: Any, checked: Sequence[str] | None,
+                highlight: Any) -> tuple[int, dict[str, Any]] | None:
+    """``(trace index, properties)`` that turn :func:`biplot_figure`'s ring trace into the rings of
+    ``highlight``, without redrawing the rest; None when the figure is an empty state."""
+    c = valid_class(cache, class_index)
+    if c is None:
+        return None
+    m = valid_model(model)
+    d = discriminability(cache, m, c)
+    if not d.ok:
+        return None
+    coords, _, _ = _projection(cache, m, c, tuple(checked or ()))
+    ring = highlight_ring(coords, d.points["id"].to_numpy(), highlight)
+    dom = d.points["domain"].astype(str)
+    index = sum(bool((dom == x).any()) for x in ("source", "target"))  # after the instance traces, one a domain
+    return index, {"x": np.asarray(ring.x, dtype=float).tolist(), "y": np.asarray(ring.y, dtype=float).tolist(),
+                   "customdata": [int(i) for i in (ring.customdata if ring.customdata is not None else [])],
+                   "showlegend": ring.showlegend, "meta": ring.meta}
 
 
 def hovered_instance(cache: Cache, hover_data: dict | None, class_index: Any, model: Any) -> int | None:
@@ -318,27 +424,20 @@ def ranking_rows(
     """
     if table is None or len(table) == 0:
         return []
-    key = np.abs(pd.to_numeric(table["discriminability"], errors="coerce").to_numpy(dtype=float))
-    key = np.nan_to_num(key, nan=-np.inf if order == "descending" else np.inf)
+    u = pd.to_numeric(table["discriminability"], errors="coerce").to_numpy(dtype=float)
+    key = np.nan_to_num(np.abs(u), nan=-np.inf if order == "descending" else np.inf)
     idx = np.argsort(-key if order == "descending" else key, kind="stable")
+    # whole columns, not a row look-up per neuron: a list of 938 neurons is sorted on every switch
+    layers = table["layer"].astype(str).to_numpy()
+    neurons = table["neuron"].to_numpy(dtype=np.int64)
+    nums = table["layer_number"].to_numpy(dtype=object) if "layer_number" in table.columns else [None] * len(table)
     rows = []
-    for rank, i in enumerate(idx):
-        r = table.iloc[int(i)]
-        num = r["layer_number"] if "layer_number" in table.columns else None
-        prefix = f"L{int(num)}" if num is not None and pd.notna(num) else str(r["layer"])
-        label = f"{prefix} #{int(r['neuron'])}"
+    for rank, i in enumerate(idx.tolist()):
+        num = nums[i]
+        prefix = f"L{int(num)}" if num is not None and pd.notna(num) else layers[i]
         hist = None
         if conductance_src is not None and conductance_tgt is not None:
-            hist = mirrored_histogram(conductance_src[int(i)], conductance_tgt[int(i)], bins=bins)
-        rows.append(
-            dict(
-                index=int(i),
-                layer=str(r["layer"]),
-                neuron=int(r["neuron"]),
-                discriminability=float(r["discriminability"]),
-                label=label,
-                checked=rank < top_checked,
-                histogram=hist,
-            )
-        )
+            hist = mirrored_histogram(conductance_src[i], conductance_tgt[i], bins=bins)
+        rows.append(dict(index=i, layer=layers[i], neuron=int(neurons[i]), discriminability=float(u[i]),
+                         label=f"{prefix} #{int(neurons[i])}", checked=rank < top_checked, histogram=hist))
     return rows

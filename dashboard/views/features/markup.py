@@ -21,6 +21,9 @@ from dashboard.lookups import Model, featvis_px, instance_records, layer_title, 
 from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, SOURCE_COLOR, TARGET_COLOR
 from dashboard.views.features.data import (
+    Discriminability,
+    classifier_note,
+    classifier_warning,
     conductance_by_domain,
     discriminability,
     empty_message,
@@ -34,19 +37,20 @@ from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
 __all__ = ["COL_IMAGE", "COL_LABEL", "COL_VALUE", "HIST_STYLE", "IMAGE_PX", "MAX_ROWS", "TOOLTIP_FLIP_PX",
-           "TOP_CHECKED", "checked_neurons", "default_checked", "instance_tooltip", "label_width", "listed_neurons",
-           "listed_rows",
-           "mirrored_histogram_svg", "ranking", "ranking_histograms"]
+           "TOP_CHECKED", "checked_neurons", "default_checked", "format_u", "instance_tooltip", "label_width",
+           "listed_keys", "listed_neurons", "listed_rows", "mirrored_histogram_svg", "more_label", "ranking",
+           "ranking_histograms", "row_histograms"]
 
 #: Rows checked when a ranking list is (re)built, as in the paper.
 TOP_CHECKED = 5
-#: At most this many rows in the ranking list, the first in its order (:func:`listed_rows`). Sixteen
-#: layers of a ResNet have ~500 important neurons for a class, and the browser needs ~25 s to build
-#: a list of 500 such rows, blocking the whole page (~1 s for 60, growing faster than the rows).
-MAX_ROWS = 50
+#: Rows of one page of the ranking list (:func:`listed_rows`): the list opens with the first page in its
+#: order and every "show more" adds another. An Office-31-shaped run ranks ~938 neurons a class; the
+#: browser needs ~25 s to build 500 such rows (~1 s for 60, growing faster than the rows), so a page
+#: is kept small and each feature visualization loads only when its page is shown.
+MAX_ROWS = 20
 #: Column widths of a ranking row (label, value, image, histogram), shared with the header
 #: (``layouts.features.ranking_header``).
-COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "3.6rem", "2.2rem"
+COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "4.4rem", "2.2rem"
 #: Display size of a row's feature visualization (in its ``COL_IMAGE`` cell), whatever its pixel size.
 IMAGE_PX = 28
 #: The histogram cell takes what is left of the row: readable from ~330 px columns (1366 px
@@ -125,6 +129,34 @@ def _ranking_histograms(cache: Cache, model: Model, class_index: int, neurons: p
             for i, (layer, k) in enumerate(zip(neurons["layer"], neurons["neuron"]))}
 
 
+def row_histograms(cache: Cache, model: Model, class_index: int, keys: Sequence[tuple[str, int]], width: int = 160,
+                   height: int = 30) -> dict[tuple[str, int], str]:
+    """``(layer, neuron) -> SVG`` for the ``keys`` a page of the list shows, computed on first sight and kept
+    per build, model and class (a model or order switch on 938 neurons draws a page, not all of them)."""
+    d = discriminability(cache, model, class_index)
+    if not d.ok:
+        return {}
+    c = int(class_index)
+    known: dict[tuple[str, int], str] = cache.memo(("features.row_histograms", model, c, width, height), dict)
+    missing = [k for k in dict.fromkeys((str(a), int(b)) for a, b in keys) if k not in known]
+    if missing:
+        frame = pd.DataFrame({"layer": [k[0] for k in missing], "neuron": [k[1] for k in missing]})
+        src, tgt = conductance_by_domain(cache, model, c, frame)
+        for i, k in enumerate(missing):
+            known[k] = mirrored_histogram_svg(src[i], tgt[i], width=width, height=height)
+    return {k: known[k] for k in ((str(a), int(b)) for a, b in keys) if k in known}
+
+
+def _ordered_rows(cache: Cache, d: Discriminability, model: Model, class_index: int,
+                  order: Any) -> list[dict[str, Any]]:
+    """The class's ranking rows in ``order`` (no histograms), memoized per build, model, class and order:
+    a request asks for them several times (default checks, listed rows, the list) and a switch back
+    finds them ready. Read-only."""
+    direction = ranking_direction(order)
+    return cache.memo(("features.rows", model, int(class_index), direction),
+                      lambda: ranking_rows(ranking_table(d), order=direction, top_checked=TOP_CHECKED))
+
+
 def default_checked(cache: Cache, class_index: Any, model: Any, order: Any) -> list[str]:
     """The top five of the ranking list in ``order`` (what ``neurons=`` empty means)."""
     c = valid_class(cache, class_index)
@@ -133,7 +165,7 @@ def default_checked(cache: Cache, class_index: Any, model: Any, order: Any) -> l
     d = discriminability(cache, valid_model(model), c)
     if not d.ok:
         return []
-    rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
+    rows = _ordered_rows(cache, d, valid_model(model), c, order)
     return [neuron_key(r["layer"], r["neuron"]) for r in rows if r["checked"]]
 
 
@@ -145,20 +177,50 @@ def checked_neurons(cache: Cache, class_index: int, model: Any, order: Any, want
     return [k for k in wanted if k in keys] or default_checked(cache, class_index, model, order)
 
 
-def listed_rows(rows: list[dict[str, Any]], checked: Sequence[str]) -> list[dict[str, Any]]:
-    """The rows the list shows: the first ``MAX_ROWS`` in its order, and any checked neuron below them
-    (a link may check one), in order."""
+def listed_rows(rows: list[dict[str, Any]], checked: Sequence[str], shown: int | None = None) -> list[dict[str, Any]]:
+    """The rows the list shows: the first ``shown`` (default ``MAX_ROWS``, one page) in its order, and any
+    checked neuron below them (a link may check one), in order."""
+    limit = MAX_ROWS if shown is None else max(int(shown), 0)
     keep = set(checked)
-    return [r for i, r in enumerate(rows) if i < MAX_ROWS or neuron_key(r["layer"], r["neuron"]) in keep]
+    return [r for i, r in enumerate(rows) if i < limit or neuron_key(r["layer"], r["neuron"]) in keep]
 
 
-def listed_neurons(cache: Cache, class_index: int, model: Any, order: Any, checked: Sequence[str]) -> set[str]:
-    """The neurons (``"layer:index"``) the ranking list shows in ``order`` with ``checked`` checked."""
+def listed_keys(cache: Cache, class_index: int, model: Any, order: Any, checked: Sequence[str],
+                shown: int | None = None) -> list[str]:
+    """The neurons (``"layer:index"``) the ranking list shows in ``order`` with ``checked`` checked, in
+    list order."""
     d = discriminability(cache, valid_model(model), class_index)
     if not d.ok:
-        return set()
-    rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
-    return {neuron_key(r["layer"], r["neuron"]) for r in listed_rows(rows, checked)}
+        return []
+    rows = _ordered_rows(cache, d, valid_model(model), class_index, order)
+    return [neuron_key(r["layer"], r["neuron"]) for r in listed_rows(rows, checked, shown)]
+
+
+def listed_neurons(cache: Cache, class_index: int, model: Any, order: Any, checked: Sequence[str],
+                   shown: int | None = None) -> set[str]:
+    """The neurons (``"layer:index"``) the ranking list shows in ``order`` with ``checked`` checked."""
+    return set(listed_keys(cache, class_index, model, order, checked, shown))
+
+
+def more_label(shown: int, total: int) -> str:
+    """The "show more" button's text, or "" when every row is shown (the button hides)."""
+    if shown >= total:
+        return ""
+    return f"show {min(MAX_ROWS, total - shown)} more ({shown} of {total} listed)"
+
+
+def format_u(u: float) -> str:
+    """A discriminability value with three significant figures, signed: ``+0.0312``, ``-3.12e-05``.
+
+    A regularised classifier's weights are small (the benchmark's reach ~0.003): a fixed ``+.3f`` printed
+    a column of ``±0.000``. Zero is ``0``; a nonzero value never reads as zero.
+    """
+    v = float(u)
+    if not np.isfinite(v):
+        return "n/a"
+    if v == 0:
+        return "0"
+    return f"{v:+#.3g}" if 1e-3 <= abs(v) < 1e4 else f"{v:+.2e}"  # "#": -0.180, not -0.18
 
 
 def label_width(cache: Cache) -> str:
@@ -183,7 +245,7 @@ def _row_label(row: dict, model: str, hist_svg: str, image: Any, *, title: str |
                   style={"width": width, "flex": "0 0 auto", "color": DOMAIN_COLORS[model], "whiteSpace": "nowrap",
                          "overflow": "hidden", "textOverflow": "ellipsis"},
                   className="fw-semibold"),
-        html.Span(f"{u:+.3f}", title="discriminability u (sign: towards the target domain when positive)",
+        html.Span(format_u(u), title=f"discriminability u = {u:+.6g} (sign: towards the target domain when positive)",
                   style={"width": COL_VALUE, "flex": "0 0 auto"}, className="text-end pe-1 font-monospace small"),
     ]
     if image is not None:
@@ -197,11 +259,13 @@ def _row_label(row: dict, model: str, hist_svg: str, image: Any, *, title: str |
 
 
 def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Sequence[str] | None = None,
-            url_for: UrlFor = no_prefix) -> tuple[list[dict], list[str], Any]:
+            url_for: UrlFor = no_prefix, shown: int | None = None) -> tuple[list[dict], list[str], Any]:
     """``(options, value, status)`` of the ranking list.
 
     ``checked`` (``"layer:index"``; e.g. from the URL) overrides the default top five where
     it names neurons of this list; ``None`` or nothing valid -> the top five of the order.
+    ``shown``: rows listed in order (default one page, ``MAX_ROWS``); checked rows below them are
+    listed too. Only the listed rows get a histogram and an image.
     """
     c = valid_class(cache, class_index)
     m = valid_model(model)
@@ -211,11 +275,11 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     if not d.ok:
         return [], [], html.Div(empty_message(cache, c, d), className="alert alert-secondary py-1 px-2 mb-1",
                                 **DataAttrs({"data-empty": "true"}))
-    rows = ranking_rows(ranking_table(d), order=ranking_direction(order), top_checked=TOP_CHECKED)
+    rows = _ordered_rows(cache, d, valid_model(model), c, order)
     value = checked_neurons(cache, c, m, order, checked or ())
-    shown = listed_rows(rows, value)
+    listed = listed_rows(rows, value, shown)
     try:
-        hists = ranking_histograms(cache, m, c)
+        hists = row_histograms(cache, m, c, [(r["layer"], r["neuron"]) for r in listed])
     except TransferVizError:  # a partial cache without conductance: empty histograms
         hists = {}
     # reserve the image column only when the cache has feature visualizations for this list
@@ -223,7 +287,7 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     native = featvis_px(cache) if with_images else None
     width = label_width(cache)
     options = []
-    for r in shown:
+    for r in listed:
         image = None
         if with_images:
             image = (featvis_img(url_for(featvis_path(m, r["layer"], r["neuron"])), IMAGE_PX, native,
@@ -232,17 +296,30 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
         svg = hists.get((r["layer"], int(r["neuron"]))) or mirrored_histogram_svg([], [])
         options.append({"label": _row_label(r, m, svg, image, title=layer_title(cache, r["layer"]), width=width),
                         "value": neuron_key(r["layer"], r["neuron"])})
+    return options, value, _status(cache, d, m, c, order, len(listed), len(rows))
+
+
+def _status(cache: Cache, d: Discriminability, m: Model, c: int, order: Any, n_listed: int,
+            n_rows: int) -> html.Div:
+    """The line above the list (model, counts, class, the classifier beside its null) and, when the
+    classifier's accuracy is no finding, a one-line warning under it."""
     dom = cache.domains
-    listed = (f" (the {len(shown)} {'most' if ranking_direction(order) == 'descending' else 'least'} "
-              "discriminative listed)" if len(shown) < len(rows) else "")
-    status = html.Div([
+    method = d.method or "a linear SVM without a chosen penalty: a cache built before issue 16, rebuild it"
+    listed = (f" (the {n_listed} {'most' if ranking_direction(order) == 'descending' else 'least'} "
+              "discriminative listed)" if n_listed < n_rows else "")
+    line = html.Div([
         html.Span(f"{m} model", style={"color": DOMAIN_COLORS[m]}, className="fw-semibold"),
-        f" · {len(rows)} important neurons{listed} · class '{cache.classes[c]}': ",
+        f" · {n_rows} important neurons{listed} · class '{cache.classes[c]}': ",
         html.Span(f"{d.n_source} {dom.get('source', 'source')}", className="tv-source"), " / ",
         html.Span(f"{d.n_target} {dom.get('target', 'target')}", className="tv-target"),
-        " instances · domain classifier " + (f"{d.cv_accuracy:.0%} CV accuracy" if d.cv_accuracy is not None else ""),
-    ], className="text-muted")
-    return options, value, status
+        " instances · domain classifier " + classifier_note(d),
+    ], className="text-muted", title=f"Domain classifier: {method}.")
+    warning = classifier_warning(d)
+    if warning is None:
+        return line
+    # one line, cut with an ellipsis in a narrow card; the whole of it (and the method) on hover
+    return html.Div([line, html.Div(["⚠ ", warning], title=f"{warning}\nClassifier: {method}.",
+                                    className="tv-features-warning text-warning-emphasis text-truncate")])
 
 
 # =======================================================================================

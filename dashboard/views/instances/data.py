@@ -1,88 +1,69 @@
-"""The instance view's slice of the cache: the instances of the selected classes with their
-map coordinates. The one thing heavier than a lookup, the class-selection t-SNE, is memoized
-on disk (:func:`projection_frame`)."""
+"""The instance view's slice of the cache: the instances of the selected classes with their map
+coordinates, and the class picker's search. Nothing here runs a t-SNE: the build precomputed the
+global map and one map per class (:func:`transferviz.analysis.projection.class_maps`), and a
+selection is positioned from those (:func:`selection_coords`)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dashboard.urlstate import default_state
-from transferviz.analysis.projection import memoized_selection_map, selection_key, selection_map
+from transferviz.analysis.projection import cached_class_maps
 from transferviz.cache import Cache
 
-__all__ = ["SELECTION_ITERATIONS", "memo_dir_for", "projection_frame", "warm"]
+__all__ = ["COLUMNS", "match_classes", "projection_frame", "selection_coords"]
 
-#: Selection-map settings; part of the memo key, so changing them never serves a stale map.
-SELECTION_ITERATIONS = 100
+#: Columns of :func:`projection_frame` (those :func:`dashboard.views.instances.figures.tsne_scatter` reads).
+COLUMNS = ["id", "x", "y", "label", "label_name", "domain", "target_pred"]
 
 
-def memo_dir_for(cache: Cache) -> Path:
-    """Where class-selection t-SNE maps are memoized.
+def selection_coords(cache: Cache, ids: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, str]:
+    """``(len(ids), 2)`` map coordinates of the instances ``ids`` of the selected ``classes``, and
+    which map they come from (``"class"`` or ``"global"``).
 
-    Preferred: ``<folder holding the build>/.memo-<run>`` -- beside the cache rather than
-    in it (a published cache is read-only and content-addressed), shared by every worker
-    and surviving rebuilds (the memo key holds the projection stage's key, so a map made
-    from other data is never served). ``prune_builds`` only removes ``<run>-*`` folders,
-    so the memo is left alone. If that folder cannot be written (read-only mount), a
-    per-user folder in the system temp dir is used instead.
+    * One class: its own map, precomputed by the build's ``classmaps`` stage. Within one class
+      the global map packs the class into one tight cluster; the class's own map spreads its
+      instances by their neighbourhoods within the class, which is what the view is for when
+      one class is inspected (how its source and target instances mix, where the mispredicted
+      ones sit).
+    * Several classes: the global map's coordinates of those instances. Maps of different
+      classes share no coordinate frame (each is a separate t-SNE), so placing them side by side
+      would hide the one thing a multi-class view shows -- which classes' instances lie near
+      each other (the confusions). The global map keeps those relations, every instance keeps
+      its place as classes are added or removed, and it costs a lookup.
+    * Caches built before the ``classmaps`` stage: the global map for one class too.
+
+    No t-SNE is run here; every selection costs an array lookup.
     """
-    preferred = cache.root.parent / f".memo-{cache.name}"
-    probe = preferred if preferred.exists() else preferred.parent
-    if os.access(probe, os.W_OK | os.X_OK):
-        return preferred
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"transferviz-memo-{uid}" / cache.name
+    maps = cached_class_maps(cache) if len(set(classes)) == 1 else None
+    if maps is not None:
+        return np.asarray(maps[ids], dtype=np.float32), "class"
+    return np.asarray(cache.tsne()[ids], dtype=np.float32), "global"
 
 
-def _cache_id(cache: Cache) -> str:
-    """Identifies what the selection maps depend on: the projection stage's key (else the build)."""
-    key = cache.stage_key("project")
-    return f"{cache.name}:{key}" if key else str(cache.root)
+def projection_frame(cache: Cache, classes: Iterable[int]) -> pd.DataFrame:
+    """The instances of ``classes`` (both domains, all splits) with their map coordinates
+    (:func:`selection_coords`).
 
-
-def _selection_coords(cache: Cache, rows: np.ndarray, classes: Sequence[int], memo_dir: Path | None) -> np.ndarray:
-    """(len(rows), 2) coordinates: the global map for all classes, else the memoized selection map."""
-    global_map = cache.tsne()
-    if len(set(classes)) >= len(cache.classes) or memo_dir is None:
-        # every class selected (or memo disabled): the global map *is* the map of this selection
-        return np.asarray(global_map[rows], dtype=np.float32)
-    seed = int(cache.config.get("seed", 0))
-    perplexity = float(cache.config.get("analysis", {}).get("tsne_perplexity", 30))
-
-    def compute() -> np.ndarray:
-        return selection_map(np.asarray(cache.projection_features()[rows]), np.asarray(global_map[rows]), seed,
-                             perplexity=perplexity, n_iter=SELECTION_ITERATIONS)
-
-    key = selection_key(_cache_id(cache), classes, f"seed={seed};perp={perplexity};it={SELECTION_ITERATIONS}")
-    return memoized_selection_map(memo_dir, key, compute, expected_rows=len(rows))
-
-
-def projection_frame(cache: Cache, classes: Iterable[int], memo_dir: Path | None) -> pd.DataFrame:
-    """The instances of ``classes`` (both domains, all splits) with their map coordinates.
-
-    Columns are those of :func:`dashboard.views.instances.figures.tsne_scatter` (``id x y label
-    label_name domain target_pred``). Unknown class indices are ignored; none left -> an
-    empty frame. ``memo_dir=None`` uses the global map's coordinates (no t-SNE run).
+    Columns :data:`COLUMNS` (``id x y label label_name domain target_pred``); ``attrs["map"]``
+    says which map the coordinates come from. Unknown class indices are ignored; none left ->
+    an empty frame.
     """
     n = len(cache.classes)
     cls = sorted({int(c) for c in classes if 0 <= int(c) < n})
-    cols = ["id", "x", "y", "label", "label_name", "domain", "target_pred"]
     if not cls or not cache.has_tsne:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=COLUMNS)
     df = cache.instances
     rows = np.flatnonzero(np.isin(df["label"].to_numpy(), cls))
     if len(rows) == 0:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=COLUMNS)
     ids = df["id"].to_numpy()[rows]
-    xy = _selection_coords(cache, ids, cls, memo_dir)
+    xy, source = selection_coords(cache, ids, cls)
     sub = df.iloc[rows]
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "id": ids,
         "x": xy[:, 0],
         "y": xy[:, 1],
@@ -91,16 +72,20 @@ def projection_frame(cache: Cache, classes: Iterable[int], memo_dir: Path | None
         "domain": sub["domain"].astype(str).to_numpy(),
         "target_pred": sub["target_pred"].to_numpy(),
     })
+    out.attrs["map"] = source
+    return out
 
 
-def warm(cache: Cache, memo_dir: Path) -> None:
-    """Pays at start-up what the first visitor would otherwise wait for: openTSNE's import
-    (seconds) and the default selection's map (memoized on disk for every worker). Done
-    synchronously, not in a thread: the server then answers its first page in well under 2 s,
-    and no thread is running when gunicorn forks workers from a preloaded app."""
-    try:
-        import openTSNE  # noqa: F401  (imported for its start-up cost, even when the default map needs no t-SNE run)
+def _normalise(text: str) -> str:
+    # "back_pack", "back-pack" and "Back Pack" are the same class to someone typing
+    return re.sub(r"[_\-\s]+", " ", text.lower()).strip()
 
-        projection_frame(cache, default_state(cache).classes, memo_dir)
-    except Exception:  # noqa: BLE001 - the callback reports any real error when a user asks for the map
-        pass
+
+def match_classes(names: Sequence[str], query: str | None) -> list[int]:
+    """Indices of the classes whose name contains any of the query's terms (case-insensitive;
+    terms are separated by commas; ``_``, ``-`` and spaces are alike). An empty query matches all."""
+    terms = [t for t in (_normalise(part) for part in (query or "").split(",")) if t]
+    if not terms:
+        return list(range(len(names)))
+    normed = [_normalise(str(nm)) for nm in names]
+    return [i for i, nm in enumerate(normed) if any(t in nm for t in terms)]

@@ -1,42 +1,134 @@
-"""Instance view (paper section 5.2): the t-SNE scatter of the selected classes."""
+"""Instance view (paper section 5.2): the t-SNE scatter of the selected classes.
+
+Classes are told apart by colour, domains by marker shape: up to :data:`PALETTE_SIZE` classes
+each get their own colour (:func:`many_class_palette`); beyond that colours repeat with another
+pair of shapes (:data:`TIER_SYMBOLS`), so (colour, shape) stays unique. The class key is outside
+the map (the class picker's swatches and a collapsible key under the map), and the figure's own
+legend is one row under the map explaining the marks (source/target shape, mispredicted border),
+so the map keeps its size whatever the number of classes. The find box's ring is the page's shared
+one (:mod:`dashboard.highlight`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Collection, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 
-from dashboard.lookups import class_colors
+from dashboard.highlight import HIGHLIGHT_COLOR, highlight_ids, highlight_trace
+from dashboard.lookups import _lab, distinct_class_palette  # _lab: the project's one CIELAB conversion
 from dashboard.theme import (
     DOMAIN_SYMBOLS,
     MISPREDICTED_COLOR,
+    SOURCE_COLOR,
+    TARGET_COLOR,
     apply_theme,
-    class_palette,
     empty_figure,
 )
 from dashboard.views.instances.data import projection_frame
 from transferviz.cache import Cache
 
-__all__ = ["SCATTER_HEIGHT", "class_palette", "class_color_map", "scatter_figure", "tsne_scatter"]
+__all__ = ["PALETTE_SIZE", "SCATTER_HEIGHT", "TIER_SYMBOLS", "class_color_map", "class_style",
+           "instance_class_colors", "many_class_palette", "scatter_figure", "tsne_scatter"]
 
 #: Height of the scatter in px (the layout reserves it).
 SCATTER_HEIGHT = 340
+#: Bottom margin holding the one-row mark key; fixed, so the map's height never depends on the classes.
+KEY_MARGIN = 24
 
 _REQUIRED = ("id", "x", "y", "label", "label_name", "domain", "target_pred")
 
+#: Distinct class colours before shapes take over.
+PALETTE_SIZE = 31
+#: (source, target) marker symbols of the classes past each :data:`PALETTE_SIZE`: thin/cross-like for
+#: source, solid for target, so the domain still reads at a glance.
+TIER_SYMBOLS: tuple[tuple[str, str], ...] = (
+    (DOMAIN_SYMBOLS["source"], DOMAIN_SYMBOLS["target"]),
+    ("cross", "square"),
+    ("hourglass", "diamond"),
+    ("bowtie", "triangle-up"),
+)
+
+# plotly's qualitative sets, the pool the palette is chosen from
+_QUALITATIVE = ("Plotly", "D3", "G10", "T10", "Alphabet", "Dark24", "Light24", "Set1", "Set2", "Set3", "Pastel1",
+                "Dark2", "Bold", "Safe", "Vivid", "Prism", "Antique")
+#: A class colour this close (CIELAB distance) to the source red or target blue would read as a domain
+#: (or, to the find box's ring colour, hide the ring).
+_MIN_DOMAIN_DISTANCE = 30.0
+#: Lightness bounds: paler colours vanish on the white map, darker ones merge with the mispredicted border.
+_LIGHTNESS = (30.0, 80.0)
+
+
+def _hex(color: str) -> str:
+    if color.startswith("rgb"):
+        r, g, b = (int(float(v)) for v in color[color.index("(") + 1:-1].split(",")[:3])
+        return f"#{r:02x}{g:02x}{b:02x}"
+    return color.lower()
+
+
+@cache
+def many_class_palette() -> tuple[str, ...]:
+    """:data:`PALETTE_SIZE` class colours, as far apart as plotly's qualitative sets allow.
+
+    Glasbey-like: it starts from the first eight colours of the dashboard's own class palette
+    (what a run of up to 16 classes shows in every view) and adds, one at a time, the colour of
+    plotly's qualitative sets farthest in CIELAB from every colour chosen so far, among those
+    far enough from the two domain colours and neither too pale nor too dark for the map. The
+    greedy order does not depend on the class count, so a class keeps its colour in runs of
+    any size above 16.
+    """
+    pool: list[str] = []
+    for name in _QUALITATIVE:
+        for c in getattr(px.colors.qualitative, name):
+            h = _hex(c)
+            if h not in pool:
+                pool.append(h)
+    lab = {c: _lab(c) for c in pool}
+    domains = [_lab(SOURCE_COLOR), _lab(TARGET_COLOR), _lab(HIGHLIGHT_COLOR)]
+    usable = [c for c in pool if min(float(np.linalg.norm(lab[c] - d)) for d in domains) >= _MIN_DOMAIN_DISTANCE
+              and _LIGHTNESS[0] <= lab[c][0] <= _LIGHTNESS[1]]
+    chosen = [_hex(c) for c in distinct_class_palette(8)]
+    for c in chosen:
+        lab.setdefault(c, _lab(c))
+    while len(chosen) < PALETTE_SIZE:
+        rest = [c for c in usable if c not in chosen]
+        chosen.append(max(rest, key=lambda c: min(float(np.linalg.norm(lab[c] - lab[k])) for k in chosen)))
+    return tuple(chosen)
+
+
+def class_style(index: int, n_classes: int) -> tuple[str, tuple[str, str]]:
+    """``(colour, (source symbol, target symbol))`` of class ``index`` in a run of ``n_classes``.
+
+    Up to 16 classes: the dashboard's shared colours (the same as every other view). Up to
+    :data:`PALETTE_SIZE`: :func:`many_class_palette`. Beyond: the palette again, with the next
+    pair of :data:`TIER_SYMBOLS`.
+    """
+    if n_classes <= 16:
+        return distinct_class_palette(n_classes)[index], TIER_SYMBOLS[0]
+    palette = many_class_palette()
+    tier = (index // PALETTE_SIZE) % len(TIER_SYMBOLS)
+    return palette[index % PALETTE_SIZE], TIER_SYMBOLS[tier]
+
+
+def instance_class_colors(cache: Cache) -> dict[int, str]:
+    """Class index -> colour of the instance view over *all* classes of the run (see :func:`class_style`)."""
+    n = len(cache.classes)
+    return {i: class_style(i, n)[0] for i in range(n)}
+
 
 def class_color_map(labels: Sequence[Any]) -> dict[Any, str]:
-    """Map every label (in the given order) to a colour of :func:`class_palette`.
+    """Map every label (in the given order) to the colour :func:`class_style` gives its position.
 
     Pass *all* class labels of the run (not only the selected ones) so a class keeps its
     colour whatever the selection.
     """
     labels = list(dict.fromkeys(labels))
-    return dict(zip(labels, class_palette(len(labels))))
+    return {lab: class_style(i, len(labels))[0] for i, lab in enumerate(labels)}
 
 
 def _resolve_colors(labels: list[Any], class_colors: Mapping[Any, str] | Sequence[str] | None) -> dict[Any, str]:
@@ -44,11 +136,12 @@ def _resolve_colors(labels: list[Any], class_colors: Mapping[Any, str] | Sequenc
         return class_color_map(labels)
     if isinstance(class_colors, Mapping):
         out: dict[Any, str] = {}
-        spare = [c for c in class_palette(len(labels) + len(class_colors)) if c not in set(class_colors.values())]
+        taken = set(class_colors.values())
+        spare = [c for c in many_class_palette() if c not in taken]
         for lab in labels:
             # labels may come back from JSON as strings: try the int/str twin too
             twin = str(lab) if not isinstance(lab, str) else (int(lab) if lab.lstrip("-").isdigit() else None)
-            out[lab] = class_colors.get(lab) or class_colors.get(twin) or spare.pop(0)
+            out[lab] = class_colors.get(lab) or class_colors.get(twin) or (spare.pop(0) if spare else "#777777")
         return out
     seq = list(class_colors)
     if not seq:
@@ -59,13 +152,41 @@ def _resolve_colors(labels: list[Any], class_colors: Mapping[Any, str] | Sequenc
     }
 
 
+def _symbols(labels: list[Any]) -> dict[Any, tuple[str, str]]:
+    """(source, target) symbols of each label: integer labels by their class index (stable whatever
+    the selection), others by their position."""
+    out = {}
+    for i, lab in enumerate(labels):
+        k = int(lab) if isinstance(lab, (int, np.integer)) else i
+        out[lab] = TIER_SYMBOLS[(k // PALETTE_SIZE) % len(TIER_SYMBOLS)]
+    return out
+
+
+def _key_trace(name: str, symbol: str, color: str, rank: int, line: dict | None = None) -> dict:
+    """A data-less legend entry (no points, so selections and clicks never hit it)."""
+    return dict(type="scattergl", x=[None], y=[None], mode="markers", name=name, legendrank=rank,
+                marker=dict(symbol=symbol, size=9, color=color, line=line or dict(width=0)),
+                hoverinfo="skip", meta={"role": "legend-key"})
+
+
+def _highlight_trace(df: pd.DataFrame, highlight: Collection[int] | None) -> dict | None:
+    """The page's shared ring trace (:func:`dashboard.highlight.highlight_trace`) around the instances
+    of ``highlight`` that are on the map; None when none are."""
+    wanted = np.isin(df["id"].to_numpy(), highlight_ids(list(highlight) if highlight is not None else None))
+    if not wanted.any():
+        return None
+    return highlight_trace(df["id"].to_numpy()[wanted], df["x"].to_numpy(dtype=float)[wanted],
+                           df["y"].to_numpy(dtype=float)[wanted])
+
+
 def tsne_scatter(
-    df: pd.DataFrame,
+    df: pd.DataFrame | None,
     class_colors: Mapping[Any, str] | Sequence[str] | None = None,
     *,
     class_names: Mapping[Any, str] | None = None,
     height: int = 420,
     empty_message: str = "Select one or more classes to project their instances",
+    highlight: Collection[int] | None = None,
 ) -> go.Figure:
     """WebGL scatter of a t-SNE map: colour = class, cross = source, circle = target.
 
@@ -73,17 +194,23 @@ def tsne_scatter(
     up thumbnails), ``x``, ``y``, ``label`` (true class), ``label_name``, ``domain``
     (``'source'``/``'target'``) and ``target_pred`` (the target model's predicted label).
     ``class_colors`` maps a label to a colour (or is a palette indexed by integer label);
-    by default :func:`class_palette` over the labels present. ``class_names`` names
-    predicted labels that are not among the plotted classes.
+    by default :func:`class_color_map` over the labels present. ``class_names`` names
+    predicted labels that are not among the plotted classes. Integer labels past
+    :data:`PALETTE_SIZE` get the next pair of :data:`TIER_SYMBOLS`.
 
     Instances the target model mispredicts (``target_pred != label``) get a dark grey
-    border (``marker.line``, 1.5 px on crosses, 2 px on circles; WebGL draws it around the
-    filled ``'x'`` cross as well as around circles), the others none; a data-less legend
-    key (``meta.role == "legend-key"``) explains it. A selected class missing from a
-    domain is noted in the top-left corner ("Class 'bike' has no source instances").
-    One trace per (class, domain), ``meta = {"role":
-    "instances", "label", "domain"}``, grouped in the legend by class; points carry
-    ``customdata = id`` and a hover text with domain, true label and prediction.
+    border (``marker.line``: one colour, a width per point, 1.5 px on crosses, 2 px on
+    circles, 0 on the others; WebGL draws it around the filled ``'x'`` cross as well as
+    around circles). A selected class
+    missing from a domain is noted in the top-left corner ("Class 'bike' has no source
+    instances"). One trace per (class, domain), ``meta = {"role": "instances", "label",
+    "domain"}``, kept out of the legend; points carry ``customdata = id`` and a hover text
+    with domain, true label and prediction. The legend is one row of data-less keys
+    (``meta.role == "legend-key"``: source, target, mispredicted) under the plot in a fixed
+    margin, so the plot area is the same at 1 class and at 31, with or without rings.
+
+    ``highlight``: instance ids (the page's find box); those on the map get a ring, drawn by
+    the page's shared ring trace on top (``meta.role == "highlight"``, ``customdata`` = their ids).
     """
     if df is None or len(df) == 0:
         return empty_figure(empty_message, height=height)
@@ -110,6 +237,7 @@ def tsne_scatter(
 
     labels = sorted(dict.fromkeys(df["label"].tolist()), key=lambda v: (str(type(v)), v))
     colors = _resolve_colors(labels, class_colors)
+    symbols = _symbols(labels)
     wrong = (df["target_pred"].to_numpy() != df["label"].to_numpy())
     size = 9 if len(df) < 2000 else 6
 
@@ -130,7 +258,7 @@ def tsne_scatter(
     traces: list[dict] = []
     for lab in labels:
         is_lab = lab_arr == lab
-        for domain in ("source", "target"):
+        for d, domain in enumerate(("source", "target")):
             sel = is_lab & (dom_arr == domain)
             if not sel.any():
                 continue
@@ -145,15 +273,15 @@ def tsne_scatter(
                     mode="markers",
                     name=f"{name_of(lab)} ({domain})",
                     legendgroup=str(lab),
+                    showlegend=False,
                     marker=dict(
-                        symbol=DOMAIN_SYMBOLS[domain],
+                        symbol=symbols[lab][d],
                         size=size,
                         color=colors[lab],
                         opacity=0.9,
-                        line=dict(
-                            color=np.where(miss, MISPREDICTED_COLOR, "white").tolist(),
-                            width=np.where(miss, border, 0.0),
-                        ),
+                        # one colour, a width per point (0 = no border): a per-point colour list was
+                        # a third of the figure's bytes and of its build time at 31 classes
+                        line=dict(color=MISPREDICTED_COLOR, width=np.where(miss, border, 0.0)),
                     ),
                     customdata=id_arr[sel],
                     hovertext=hover_arr[sel],
@@ -162,30 +290,22 @@ def tsne_scatter(
                           "domain": domain},
                 )
             )
+    doms = set(dom_arr)
+    keys = [_key_trace(domain, DOMAIN_SYMBOLS[domain], "#666666", i) for i, domain in enumerate(("source", "target"))
+            if domain in doms]
     if wrong.any():
-        # legend key only (no data points, so selections and clicks never hit it)
-        traces.append(
-            dict(
-                type="scattergl",
-                x=[None],
-                y=[None],
-                mode="markers",
-                name="mispredicted by target model",
-                legendrank=2000,
-                marker=dict(symbol="circle", size=size, color="white",
-                            line=dict(color=MISPREDICTED_COLOR, width=2.0)),
-                hoverinfo="skip",
-                meta={"role": "legend-key"},
-            )
-        )
+        keys.append(_key_trace("mispredicted", "circle", "white", 10,
+                               line=dict(color=MISPREDICTED_COLOR, width=2.0)))
+    ring = _highlight_trace(df, highlight)
+    if ring is not None:
+        # no legend key for it: the find box says what it found, the ring looks the same in every map,
+        # and a fourth key would wrap the legend to a second row at 1366 px, shrinking the map
+        traces.append(ring)
     # built without per-point validation (thousands of points); the tests validate the structure
-    fig = go.Figure(data=traces, _validate=False)
-    notes = []
-    for lab in labels:
-        present = set(df.loc[df["label"] == lab, "domain"])
-        for domain in ("source", "target"):
-            if domain not in present:
-                notes.append(f"Class '{name_of(lab)}' has no {domain} instances")
+    fig = go.Figure(data=traces + keys, _validate=False)
+    present = set(zip(lab_arr.tolist(), dom_arr.tolist()))
+    notes = [f"Class '{name_of(lab)}' has no {domain} instances"
+             for lab in labels for domain in ("source", "target") if (lab, domain) not in present]
     annotations = [
         dict(text="<br>".join(notes), x=0, y=1, xref="paper", yref="paper", xanchor="left", yanchor="top",
              showarrow=False, align="left", font=dict(size=11, color="#666666"), bgcolor="rgba(255,255,255,0.8)")
@@ -194,10 +314,17 @@ def tsne_scatter(
         fig,
         annotations=annotations,
         height=height,
-        margin=dict(l=10, r=10, t=10, b=10),
+        margin=dict(l=6, r=6, t=6, b=KEY_MARGIN),
         xaxis=dict(visible=False, showgrid=False),
         yaxis=dict(visible=False, showgrid=False, scaleanchor="x", scaleratio=1),
-        legend=dict(orientation="h", x=0, y=-0.02, yanchor="top", font=dict(size=10)),
+        showlegend=True,
+        # one row under the plot, in the bottom margin (away from the mode bar): never inside the map,
+        # and the same few keys at 1 class and at 31, so the map keeps its size
+        legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="top", font=dict(size=10),
+                    itemclick=False, itemdoubleclick=False, bgcolor="rgba(0,0,0,0)",
+                    # "normal": the (hidden) class traces' legend groups would otherwise make plotly.js
+                    # stack the keys in a column, each in a group of its own
+                    traceorder="normal"),
         dragmode="lasso",
         hovermode="closest",
         # a new class selection resets the zoom; re-renders of the same selection keep it
@@ -206,16 +333,19 @@ def tsne_scatter(
     return fig
 
 
-def scatter_figure(cache: Cache, chosen: Sequence[int], memo_dir: Path | None) -> tuple[go.Figure, pd.DataFrame]:
-    """The scatter of the ``chosen`` classes (a class-selection t-SNE, memoized on disk) and its frame.
+def scatter_figure(cache: Cache, chosen: Sequence[int],
+                   highlight: Collection[int] | None = None) -> tuple[go.Figure, pd.DataFrame]:
+    """The scatter of the ``chosen`` classes (positioned by
+    :func:`dashboard.views.instances.data.selection_coords`, no t-SNE run) and its frame.
 
     Plotly's own hover label is switched off on instance points: the view's ``dcc.Tooltip``
     with the thumbnail replaces it.
     """
-    df = projection_frame(cache, chosen, memo_dir)
+    df = projection_frame(cache, chosen)
     names = dict(enumerate(cache.classes))
-    fig = tsne_scatter(df, class_colors(cache), class_names=names, height=SCATTER_HEIGHT,
-                       empty_message="Select one or more classes above to project their instances")
+    fig = tsne_scatter(df, instance_class_colors(cache), class_names=names, height=SCATTER_HEIGHT,
+                       empty_message="Select one or more classes above to project their instances",
+                       highlight=highlight)
     for t in fig.data:
         if isinstance(t.meta, dict) and t.meta.get("role") == "instances":
             # no per-point hover text either: it is never shown, and it was half the payload

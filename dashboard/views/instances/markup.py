@@ -1,5 +1,5 @@
-"""Run-time markup of the instance view: the line under the checklist, the hover card and the
-lasso/box selection list."""
+"""Run-time markup of the instance view: the class picker's options, the line under the picker,
+the class key under the map, the hover card and the lasso/box selection list."""
 
 from __future__ import annotations
 
@@ -9,16 +9,93 @@ import pandas as pd
 from dash import html
 
 from dashboard.components import thumb_img
-from dashboard.lookups import instance_records, selected_ids
+from dashboard.lookups import class_counts, instance_records, selected_ids
 from dashboard.theme import DOMAIN_COLORS, MISPREDICTED_COLOR, POSITIVE_COLOR, SOURCE_COLOR, TARGET_COLOR
+from dashboard.views.instances.figures import TIER_SYMBOLS, class_style
 from transferviz.cache import Cache
 
-__all__ = ["MAX_LISTED", "SELECTION_HINT", "instance_card", "scatter_summary", "selection_list"]
+__all__ = ["MAX_LISTED", "SELECTION_HINT", "class_key", "class_options", "filter_options", "instance_card",
+           "picker_count", "scatter_summary", "selection_list"]
 
 #: Thumbnails listed for a lasso/box selection; beyond this the list says how many more.
 MAX_LISTED = 120
 #: What the selection list says before anything is selected (also the layout's initial text).
 SELECTION_HINT = "Draw a lasso or a box on the map (mode bar) to list those instances here."
+
+
+#: Characters of (source, target) shapes of each :data:`TIER_SYMBOLS` pair, for text keys.
+_TIER_GLYPHS: tuple[tuple[str, str], ...] = (("\u00d7", "\u25cb"), ("+", "\u25a1"), ("\u29d7", "\u25c7"),
+                                            ("\u22c8", "\u25b3"))
+#: Width of a picker count column (padding included): three digits and a gap, so counts line up, stay apart
+#: and never push the name out.
+_COUNT_WIDTH = 30
+
+
+def _swatch(color: str) -> html.Span:
+    return html.Span(style={"display": "inline-block", "flex": "0 0 9px", "width": 9, "height": 9, "borderRadius": 2,
+                            "backgroundColor": color, "margin": "0 4px 0 2px"})
+
+
+def _count(n: int, color: str, domain: str) -> html.Span:
+    # a zero count is the "class absent from one domain" empty state: make it visible, not red/blue
+    return html.Span(str(n), title=f"{n} {domain} instance{'s' if n != 1 else ''}",
+                     style={"color": color if n else "#9e9e9e", "fontVariantNumeric": "tabular-nums",
+                            "flex": f"0 0 {_COUNT_WIDTH}px", "textAlign": "right", "paddingLeft": 4,
+                            "boxSizing": "border-box",
+                            "fontStyle": "normal" if n else "italic"})
+
+
+def _tier_mark(index: int, n_classes: int) -> str:
+    """Past the palette's size a class is told by its shapes too: say which (nothing for the first tier)."""
+    symbols = class_style(index, n_classes)[1]
+    tier = TIER_SYMBOLS.index(symbols)
+    return "" if tier == 0 else " " + "/".join(_TIER_GLYPHS[tier])
+
+
+def class_options(cache: Cache) -> list[dict]:
+    """Checklist options, one row a class: colour swatch (the class's scatter colour), the name
+    (cut with an ellipsis in its own column, the full name in the tooltip, so it never runs into the
+    next checkbox), then the source and target counts in fixed columns."""
+    counts = class_counts(cache)
+    n = len(cache.classes)
+    opts = []
+    r: Any  # the stubs type itertuples' fields as any scalar or NA; the counts are integer columns
+    for r in counts.itertuples(index=False):
+        i = int(r.class_index)
+        name = f"{r.name}{_tier_mark(i, n)}"
+        label = html.Span([
+            _swatch(class_style(i, n)[0]),
+            html.Span(name, title=f"{r.name}: {int(r.source)} source, {int(r.target)} target instances",
+                      className="tv-class-name",
+                      style={"flex": "1 1 auto", "minWidth": 0, "overflow": "hidden", "textOverflow": "ellipsis",
+                             "whiteSpace": "nowrap"}),
+            _count(int(r.source), SOURCE_COLOR, "source"),
+            _count(int(r.target), TARGET_COLOR, "target"),
+        ], style={"display": "flex", "alignItems": "center", "minWidth": 0, "flex": "1 1 auto", "overflow": "hidden"})
+        opts.append({"label": label, "value": i})
+    return opts
+
+
+def filter_options(options: list[dict], matched: list[int]) -> list[dict]:
+    """The picker's options of the ``matched`` classes only (the checked value is not touched:
+    a checked class hidden by the search stays checked)."""
+    keep = set(matched)
+    return [o for o in options if o["value"] in keep]
+
+
+def picker_count(n_checked: int, n_shown: int, n_classes: int) -> str:
+    """The picker's status: how many classes are checked, and how many the search shows."""
+    shown = "" if n_shown == n_classes else f" \u00b7 {n_shown} match{'es' if n_shown != 1 else ''}"
+    return f"{n_checked}/{n_classes} checked{shown}"
+
+
+def class_key(cache: Cache, chosen: list[int]) -> list[html.Span]:
+    """The key of the classes on the map (swatch and name; past the palette, the shapes too), shown
+    in a collapsible box under the map: the map's own legend stays one row, whatever the classes."""
+    n = len(cache.classes)
+    style = {"display": "inline-flex", "alignItems": "center", "marginRight": 8, "whiteSpace": "nowrap"}
+    return [html.Span([_swatch(class_style(c, n)[0]), f"{cache.classes[c]}{_tier_mark(c, n)}"], style=style)
+            for c in chosen if 0 <= c < n]
 
 
 def scatter_summary(df: pd.DataFrame | None, n_classes: int) -> Any:
