@@ -314,7 +314,7 @@ def _timeline_epoch(cache, i: int) -> int | None:
     return int(epochs[i % len(epochs)])
 
 
-def timeline_scrub(cache, client, repeat: int = 10) -> dict[str, Any] | None:
+def timeline_scrub(cache, client, cbs: list[Callback], repeat: int = 10) -> dict[str, Any] | None:
     """The fine-tuning timeline's slider: every epoch, ``repeat`` times, with a full image pool
     (15 trails, the most a scrub has to move). Times the scrub callback's pure function
     (``callbacks.timeline.scrub``, answering Patches) and the same step through the endpoint."""
@@ -331,13 +331,10 @@ def timeline_scrub(cache, client, repeat: int = 10) -> dict[str, Any] | None:
     pool = [int(v) for v in np.linspace(0, n - 1, POOL_SIZE)]
     scrub(cache, epochs[0], "both", pool, "target", [], set())  # the first render, not a scrub
     values = {(tl.SLIDER, "value"): None, (tl.DOMAIN, "value"): "both", (ids.POOL, "data"): pool,
-              (tl.ACC_DOMAIN, "value"): "target", (tl.ACC_VAL, "value"): [], (ids.TABS, "value"): ids.TAB_TIMELINE}
-    values_state = {(tl.DRAWN, "data"): True}  # the figures are on the page: steps answer patches
-    cb = Callback(f"..{tl.MAP}.figure...{tl.ACCURACY}.figure...{tl.DRIFT}.figure...{tl.SUMMARY}.children..."
-                  f"{tl.DRAWN}.data..",
-                  [{"id": c, "property": p} for c, p in values], [{"id": c, "property": p} for c, p in values_state],
-                  True)
-    values.update(values_state)
+              (tl.ACC_DOMAIN, "value"): "target", (tl.ACC_VAL, "value"): [], (ids.TABS, "value"): ids.TAB_TIMELINE,
+              (tl.RINGS, "value"): [tl.RINGS_ON], (tl.DRAWN, "data"): True}  # drawn: steps answer patches
+    # the app's own spec of the callback, so that its inputs are never out of step with the app's
+    (cb,) = [c for c in cbs if c.output.startswith(f"..{tl.MAP}.figure...")]
     pure, http, size = [], [], []
     for _ in range(repeat):
         for e in epochs:
@@ -345,7 +342,7 @@ def timeline_scrub(cache, client, repeat: int = 10) -> dict[str, Any] | None:
             scrub(cache, e, "both", pool, "target", [], {tl.SLIDER})
             pure.append((time.perf_counter() - t) * 1000)
             values[(tl.SLIDER, "value")] = e
-            dt, status, nbytes = post(client, cb.payload(lambda c, p: values[(c, p)], f"{tl.SLIDER}.value"))
+            dt, status, nbytes = post(client, cb.payload(lambda c, p: values.get((c, p)), f"{tl.SLIDER}.value"))
             assert status == 200, status
             http.append(dt * 1000)
             size.append(nbytes)
@@ -416,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = "yes" if r["p95_ms"] < goal and not r["errors"] else ("ERR" if r["errors"] else "NO")
         print(f"{name:<{width}}  {r['calls']:5d}  {r['median_ms']:9.1f}  {r['p95_ms']:7.1f}  {r['max_ms']:7.1f}"
               f"  {r['median_kb']:6.0f}  {r['max_kb']:6.0f}  {ok}")
-    scrub = timeline_scrub(cache, client)
+    scrub = timeline_scrub(cache, client, cbs)
     if scrub is None:
         print("fine-tuning timeline: this cache has none (no per-epoch weights)")
     else:
