@@ -5,6 +5,7 @@ hand the callbacks. Pure: a cache and plain values in, plain Python / numpy / pa
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,11 +13,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 
-from dashboard.theme import class_palette
+from dashboard.highlight import HIGHLIGHT_COLOR
+from dashboard.theme import SOURCE_COLOR, TARGET_COLOR, class_palette
 from transferviz.cache import Cache
 
-__all__ = ["FIND_MAX_IDS", "MODELS", "Found", "Model", "class_colors", "class_counts", "distinct_class_palette",
+__all__ = ["FIND_MAX_IDS", "MODELS", "PALETTE_SIZE", "Found", "Model", "class_colors", "class_counts",
+           "distinct_class_palette", "many_class_palette",
            "featvis_px", "find_instances", "instance_records", "json_number", "layer_tag", "layer_title",
            "selected_ids", "valid_class"]
 
@@ -98,9 +102,15 @@ def class_counts(cache: Cache) -> pd.DataFrame:
 
 
 def class_colors(cache: Cache) -> dict[int, str]:
-    """Class index -> colour over *all* classes, so a class keeps its colour whatever the selection."""
+    """Class index -> colour over *all* classes, so a class keeps its colour whatever the selection and
+    in every view: up to 16 classes the theme's colours (:func:`distinct_class_palette`), up to
+    :data:`PALETTE_SIZE` :func:`many_class_palette`, beyond that the palette again (the instance view
+    tells those apart by marker shape)."""
     n = len(cache.classes)
-    return dict(enumerate(distinct_class_palette(n) if n <= 16 else class_palette(n)))
+    if n <= 16:
+        return dict(enumerate(distinct_class_palette(n)))
+    palette = many_class_palette()
+    return {i: palette[i % PALETTE_SIZE] for i in range(n)}
 
 
 #: How many of the theme's class colours are taken in order before the rest are picked for contrast.
@@ -141,6 +151,54 @@ def _lab(hex_color: str) -> np.ndarray:
 
 
 _DISTINCT_ORDER: tuple[str, ...] = _distinct_order()  # computed once, at import
+
+#: Distinct class colours before shapes take over (the instance view; Office-31 has 31 classes).
+PALETTE_SIZE = 31
+# plotly's qualitative sets, the pool the palette is chosen from
+_QUALITATIVE = ("Plotly", "D3", "G10", "T10", "Alphabet", "Dark24", "Light24", "Set1", "Set2", "Set3", "Pastel1",
+                "Dark2", "Bold", "Safe", "Vivid", "Prism", "Antique")
+#: A class colour this close (CIELAB distance) to the source red or target blue would read as a domain
+#: (or, to the find box's ring colour, hide the ring).
+_MIN_DOMAIN_DISTANCE = 30.0
+#: Lightness bounds: paler colours vanish on the white map, darker ones merge with the mispredicted border.
+_LIGHTNESS = (30.0, 80.0)
+
+
+def _hex(color: str) -> str:
+    if color.startswith("rgb"):
+        r, g, b = (int(float(v)) for v in color[color.index("(") + 1:-1].split(",")[:3])
+        return f"#{r:02x}{g:02x}{b:02x}"
+    return color.lower()
+
+
+@functools.cache
+def many_class_palette() -> tuple[str, ...]:
+    """:data:`PALETTE_SIZE` class colours, as far apart as plotly's qualitative sets allow.
+
+    Glasbey-like: it starts from the first eight colours of the dashboard's own class palette
+    (what a run of up to 16 classes shows in every view) and adds, one at a time, the colour of
+    plotly's qualitative sets farthest in CIELAB from every colour chosen so far, among those
+    far enough from the two domain colours and neither too pale nor too dark for the map. The
+    greedy order does not depend on the class count, so a class keeps its colour in runs of
+    any size above 16.
+    """
+    pool: list[str] = []
+    for name in _QUALITATIVE:
+        for c in getattr(px.colors.qualitative, name):
+            h = _hex(c)
+            if h not in pool:
+                pool.append(h)
+    lab = {c: _lab(c) for c in pool}
+    domains = [_lab(SOURCE_COLOR), _lab(TARGET_COLOR), _lab(HIGHLIGHT_COLOR)]
+    usable = [c for c in pool if min(float(np.linalg.norm(lab[c] - d)) for d in domains) >= _MIN_DOMAIN_DISTANCE
+              and _LIGHTNESS[0] <= lab[c][0] <= _LIGHTNESS[1]]
+    chosen = [_hex(c) for c in distinct_class_palette(8)]
+    for c in chosen:
+        lab.setdefault(c, _lab(c))
+    while len(chosen) < PALETTE_SIZE:
+        rest = [c for c in usable if c not in chosen]
+        chosen.append(max(rest, key=lambda c: min(float(np.linalg.norm(lab[c] - lab[k])) for k in chosen)))
+    return tuple(chosen)
 
 
 def instance_records(cache: Cache, ids: Iterable[int]) -> list[dict[str, Any]]:

@@ -192,3 +192,16 @@ def test_highlight_rings_the_found_instances_on_the_map():
     assert [k.name for k in traces(fig, "legend-key")] == [k.name for k in traces(tsne_scatter(df), "legend-key")]
     assert not traces(tsne_scatter(df, highlight=[999]), "highlight")
     assert not traces(tsne_scatter(df, highlight=None), "highlight")
+
+
+def test_every_view_gives_a_class_the_instance_views_colour_at_31_classes():
+    """The timeline, the statistics and the instance view read one palette: at 31 classes the shared
+    class_colors are the instance view's 31 distinct colours, not the theme's 16 repeating."""
+    from types import SimpleNamespace
+
+    from dashboard.lookups import class_colors
+
+    fake = SimpleNamespace(classes=[f"c{i}" for i in range(31)])
+    shared = class_colors(fake)  # type: ignore[arg-type]
+    assert len(set(shared.values())) == 31
+    assert shared == {i: class_style(i, 31)[0] for i in range(31)}

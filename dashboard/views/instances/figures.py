@@ -12,21 +12,17 @@ one (:mod:`dashboard.highlight`).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 
-from dashboard.highlight import HIGHLIGHT_COLOR, highlight_ids, highlight_trace
-from dashboard.lookups import _lab, distinct_class_palette  # _lab: the project's one CIELAB conversion
+from dashboard.highlight import highlight_ids, highlight_trace
+from dashboard.lookups import PALETTE_SIZE, distinct_class_palette, many_class_palette
 from dashboard.theme import (
     DOMAIN_SYMBOLS,
     MISPREDICTED_COLOR,
-    SOURCE_COLOR,
-    TARGET_COLOR,
     apply_theme,
     empty_figure,
 )
@@ -43,8 +39,6 @@ KEY_MARGIN = 24
 
 _REQUIRED = ("id", "x", "y", "label", "label_name", "domain", "target_pred")
 
-#: Distinct class colours before shapes take over.
-PALETTE_SIZE = 31
 #: (source, target) marker symbols of the classes past each :data:`PALETTE_SIZE`: thin/cross-like for
 #: source, solid for target, so the domain still reads at a glance.
 TIER_SYMBOLS: tuple[tuple[str, str], ...] = (
@@ -53,53 +47,6 @@ TIER_SYMBOLS: tuple[tuple[str, str], ...] = (
     ("hourglass", "diamond"),
     ("bowtie", "triangle-up"),
 )
-
-# plotly's qualitative sets, the pool the palette is chosen from
-_QUALITATIVE = ("Plotly", "D3", "G10", "T10", "Alphabet", "Dark24", "Light24", "Set1", "Set2", "Set3", "Pastel1",
-                "Dark2", "Bold", "Safe", "Vivid", "Prism", "Antique")
-#: A class colour this close (CIELAB distance) to the source red or target blue would read as a domain
-#: (or, to the find box's ring colour, hide the ring).
-_MIN_DOMAIN_DISTANCE = 30.0
-#: Lightness bounds: paler colours vanish on the white map, darker ones merge with the mispredicted border.
-_LIGHTNESS = (30.0, 80.0)
-
-
-def _hex(color: str) -> str:
-    if color.startswith("rgb"):
-        r, g, b = (int(float(v)) for v in color[color.index("(") + 1:-1].split(",")[:3])
-        return f"#{r:02x}{g:02x}{b:02x}"
-    return color.lower()
-
-
-@cache
-def many_class_palette() -> tuple[str, ...]:
-    """:data:`PALETTE_SIZE` class colours, as far apart as plotly's qualitative sets allow.
-
-    Glasbey-like: it starts from the first eight colours of the dashboard's own class palette
-    (what a run of up to 16 classes shows in every view) and adds, one at a time, the colour of
-    plotly's qualitative sets farthest in CIELAB from every colour chosen so far, among those
-    far enough from the two domain colours and neither too pale nor too dark for the map. The
-    greedy order does not depend on the class count, so a class keeps its colour in runs of
-    any size above 16.
-    """
-    pool: list[str] = []
-    for name in _QUALITATIVE:
-        for c in getattr(px.colors.qualitative, name):
-            h = _hex(c)
-            if h not in pool:
-                pool.append(h)
-    lab = {c: _lab(c) for c in pool}
-    domains = [_lab(SOURCE_COLOR), _lab(TARGET_COLOR), _lab(HIGHLIGHT_COLOR)]
-    usable = [c for c in pool if min(float(np.linalg.norm(lab[c] - d)) for d in domains) >= _MIN_DOMAIN_DISTANCE
-              and _LIGHTNESS[0] <= lab[c][0] <= _LIGHTNESS[1]]
-    chosen = [_hex(c) for c in distinct_class_palette(8)]
-    for c in chosen:
-        lab.setdefault(c, _lab(c))
-    while len(chosen) < PALETTE_SIZE:
-        rest = [c for c in usable if c not in chosen]
-        chosen.append(max(rest, key=lambda c: min(float(np.linalg.norm(lab[c] - lab[k])) for k in chosen)))
-    return tuple(chosen)
-
 
 def class_style(index: int, n_classes: int) -> tuple[str, tuple[str, str]]:
     """``(colour, (source symbol, target symbol))`` of class ``index`` in a run of ``n_classes``.
