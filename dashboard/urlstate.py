@@ -288,22 +288,10 @@ def parse_state(search: str | None, cache_or_space: Any) -> tuple[State, list[st
                                f"most {MAX_LAYERS} at once: dropped {len(dropped)} ({_short(dropped)}); "
                                f"showing layers {', '.join(layers)}.")
 
-    model = base.model
-    if "model" in raw:
-        vals = raw["model"]
-        if len(vals) == 1 and vals[0] in MODELS:
-            model = vals[0]  # type: ignore[assignment]
-        else:
-            notices.append(f"Unknown model {_short(vals)!r} (use source or target); showing the target model.")
-
-    order_ = base.order
-    if "order" in raw:
-        vals = raw["order"]
-        if len(vals) == 1 and vals[0] in ORDERS:
-            order_ = vals[0]  # type: ignore[assignment]
-        else:
-            notices.append(f"Unknown order {_short(vals)!r} (use most or least); "
-                           "showing the most discriminative first.")
+    model: Any = _choice(raw, "model", MODELS, base.model, notices, "Unknown model {!r} (use source or target); "
+                         "showing the target model.")
+    order_: Any = _choice(raw, "order", ORDERS, base.order, notices, "Unknown order {!r} (use most or least); "
+                          "showing the most discriminative first.")
 
     neurons: tuple[tuple[str, int], ...] = ()
     if "neurons" in raw:
@@ -313,13 +301,8 @@ def parse_state(search: str | None, cache_or_space: Any) -> tuple[State, list[st
         else:
             neurons = parsed
 
-    tab = base.tab
-    if "tab" in raw:
-        vals = raw["tab"]
-        if len(vals) == 1 and vals[0] in TABS:
-            tab = vals[0]
-        else:
-            notices.append(f"Unknown tab {_short(vals)!r} (use {', '.join(TABS)}); showing the {tab} tab.")
+    tab = _choice(raw, "tab", TABS, base.tab, notices, f"Unknown tab {{!r}} (use {', '.join(TABS)}); "
+                  f"showing the {base.tab} tab.")
 
     focus = base.focus
     if "focus" in raw:
@@ -349,13 +332,8 @@ def _parse_network(raw: dict[str, list[str]]) -> tuple[int | None, str, tuple[st
         else:
             notices.append(f"Unknown number of neurons shown {_short(vals)!r} (use 1-{MAX_SHOWN} or all); "
                            f"showing the top {DEFAULT_SHOWN}.")
-    scale = SCALES[0]
-    if "scale" in raw:
-        vals = raw["scale"]
-        if len(vals) == 1 and vals[0] in SCALES:
-            scale = vals[0]
-        else:
-            notices.append(f"Unknown colour scale {_short(vals)!r} (use {', '.join(SCALES)}); showing {scale}.")
+    scale = _choice(raw, "scale", SCALES, SCALES[0], notices, f"Unknown colour scale {{!r}} (use "
+                    f"{', '.join(SCALES)}); showing {SCALES[0]}.")
     hide: tuple[str, ...] = ()
     if "hide" in raw:
         vals = raw["hide"]
@@ -364,6 +342,19 @@ def _parse_network(raw: dict[str, list[str]]) -> tuple[int | None, str, tuple[st
         else:
             notices.append(f"Unknown part(s) to hide {_short(vals)!r} (use {', '.join(HIDEABLE)}); hiding nothing.")
     return shown, scale, hide, notices
+
+
+def _choice(raw: dict[str, list[str]], key: str, choices: Sequence[str], default: str, notices: list[str],
+            notice: str) -> str:
+    """The link's one value of ``key`` when it is one of ``choices``; else ``default``, and ``notice``
+    (with ``{!r}`` for the value given) is added to ``notices``. An absent key is the default, silently."""
+    if key not in raw:
+        return default
+    vals = raw[key]
+    if len(vals) == 1 and vals[0] in choices:
+        return vals[0]
+    notices.append(notice.format(_short(vals)))
+    return default
 
 
 def _layers_problem(vals: list[str], space: StateSpace) -> str | None:
