@@ -89,3 +89,29 @@ def test_similarity_regions():
     np.testing.assert_array_equal(reg.hist_tgt_imp, [0, 1, 1, 0])       # s[0, 2], s[0, 1] = 0.1, -0.5
     np.testing.assert_array_equal(reg.hist_neither, [0, 0, 0, 1])       # s[0, 0] = 0.9
     assert len(reg.bin_edges) == 5
+
+
+def test_top_similar_equals_a_stable_full_sort_with_ties():
+    """The partitioned top-k is the stable full sort's answer (lower index first among ties), on small
+    matrices full of ties and on a 4096-wide one."""
+    import numpy as np
+
+    from transferviz.analysis.similarity import top_similar
+
+    rng = np.random.default_rng(3)
+
+    def reference(s, k, axis):
+        rows = s if axis == 1 else s.T
+        idx = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+        return idx, np.take_along_axis(rows, idx, axis=1)
+
+    cases = [rng.integers(-2, 3, (int(rng.integers(1, 20)), int(rng.integers(1, 20)))).astype(np.float32) / 2
+             for _ in range(100)] + [rng.random((40, 4096)).astype(np.float32)]
+    for s in cases:
+        for k in (1, 3, 5, 50):
+            for axis in (0, 1):
+                idx, val = top_similar(s, k, axis=axis)
+                other = s.shape[1] if axis == 1 else s.shape[0]  # the other model's neuron count
+                ridx, rval = reference(s, min(k, other), axis)
+                np.testing.assert_array_equal(idx, ridx)
+                np.testing.assert_array_equal(val, rval)

@@ -84,10 +84,26 @@ def top_similar(s: np.ndarray, k: int = 5, axis: int = 1) -> tuple[np.ndarray, n
         raise ValueError(f"similarity matrix must be 2-D, got shape {arr.shape}")
     if axis not in (0, 1):
         raise ValueError(f"axis must be 0 or 1, got {axis}")
-    rows = arr if axis == 1 else arr.T
-    kk = max(0, min(int(k), rows.shape[1]))
-    # A stable sort on the negated values keeps lower indices first among ties.
-    idx = np.argsort(-rows, axis=1, kind="stable")[:, :kk].astype(np.int64)
+    rows = np.ascontiguousarray(arr if axis == 1 else arr.T)
+    n, m = rows.shape
+    kk = max(0, min(int(k), m))
+    if kk == 0 or kk == m or n == 0:
+        # A stable sort on the negated values keeps lower indices first among ties.
+        idx = np.argsort(-rows, axis=1, kind="stable")[:, :kk].astype(np.int64)
+        return idx, np.take_along_axis(rows, idx, axis=1).astype(np.float32)
+    # A full sort of every row is O(m log m) a row: ~3.5 s a 4096 x 4096 matrix, most of a class's
+    # share of the compare stage. Partitioning finds the k largest in O(m); only their order is sorted.
+    part = np.argpartition(-rows, kk - 1, axis=1)[:, :kk]
+    vals = np.take_along_axis(rows, part, axis=1)
+    # (value descending, index ascending): the same answer as the stable sort ...
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    # ... unless the k-th value is tied with a value outside the k (the partition may have kept a
+    # higher index of the tie): those rows are sorted whole, as before.
+    kth = np.take_along_axis(rows, idx[:, -1:], axis=1)
+    tied = np.flatnonzero((rows >= kth).sum(axis=1) > kk)
+    if len(tied):
+        idx[tied] = np.argsort(-rows[tied], axis=1, kind="stable")[:, :kk]
     return idx, np.take_along_axis(rows, idx, axis=1).astype(np.float32)
 
 
