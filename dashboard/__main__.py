@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from werkzeug.serving import WSGIRequestHandler
+
 from dashboard.app import create_app
 from transferviz.cache import current_build
 from transferviz.errors import TransferVizError
@@ -34,6 +36,14 @@ def ensure_demo_cache(cache_root: Path) -> Path:
     return cache_root / "digits"
 
 
+class QuietServerHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without its ``Server: Werkzeug/x Python/y`` header (issue 15: no
+    versions on the wire); the header is written before the app's, so the app cannot replace it."""
+
+    def version_string(self) -> str:
+        return "transferviz"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dashboard", description="Serve the transferviz dashboard.")
     p.add_argument("--cache", type=Path, help="a built cache folder (default: the demo, built if absent)")
@@ -48,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"serving {cache_dir} at http://{args.host}:{args.port}/", file=sys.stderr)
-    app.run(host=args.host, port=args.port, debug=args.debug)
+    app.run(host=args.host, port=args.port, debug=args.debug, request_handler=QuietServerHandler)
     return 0
 
 

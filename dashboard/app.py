@@ -11,7 +11,18 @@ from dashboard.routes import register_routes
 from layouts.page import page_layout
 from transferviz.cache import Cache
 
-__all__ = ["create_app"]
+__all__ = ["SECURITY_HEADERS", "create_app"]
+
+#: Sent with every answer (issue 15): no MIME sniffing, no framing by other sites (clickjacking), no
+#: full URLs -- which carry the dashboard's state -- leaked to other origins. Dash's own scripts are
+#: inline and eval-free by default but its renderer needs 'unsafe-eval' for clientside callbacks,
+#: so the policy restricts framing only rather than scripts.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash:
@@ -34,6 +45,13 @@ def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash
         assets_folder=str(Path(__file__).parent / "assets"),
     )
     register_routes(app, cache)
+
+    @app.server.after_request
+    def _security_headers(response):  # type: ignore[no-untyped-def]
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
     app.layout = page_layout(cache)
     register_all(app, cache)
     return app

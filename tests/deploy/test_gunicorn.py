@@ -76,3 +76,41 @@ def test_gunicorn_serves_the_dashboard_under_a_prefix(gunicorn_server, tiny_cach
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 404
+
+
+def test_every_answer_carries_the_security_headers_and_no_versions(gunicorn_server):
+    """Issue 15, item 6: no sniffing, no framing by other sites, no full URLs (the dashboard's state) to other
+    origins, on pages, data, images and errors alike; the Server header names no version."""
+    from dashboard.app import SECURITY_HEADERS
+
+    for path in ("", "healthz", "_dash-layout", "thumb/0.png", "thumb/999999.png"):
+        try:
+            r = urllib.request.urlopen(gunicorn_server + path, timeout=30)
+        except urllib.error.HTTPError as err:  # the 404 must carry them too
+            r = err
+        for key, value in SECURITY_HEADERS.items():
+            assert r.headers.get(key) == value, (path, key, r.headers.get(key))
+        server = r.headers.get_all("Server") or []
+        assert len(server) <= 1 and not any(ch.isdigit() for ch in "".join(server)), server
+
+
+def test_the_development_server_names_no_versions(tiny_cache):
+    """``python -m dashboard`` (Werkzeug) sends one Server header without Werkzeug's and Python's versions."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "--cache", str(tiny_cache.root), "--port", str(port)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                r = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail("python -m dashboard did not answer within 120 s")
+                time.sleep(0.5)
+        assert r.headers.get_all("Server") == ["transferviz"]
+        assert r.headers.get("X-Frame-Options") == "SAMEORIGIN"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
