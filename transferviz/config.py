@@ -287,6 +287,64 @@ def parse_config(data: Any, origin: str = "<config>", base: Path | None = None) 
         raise TransferVizError(_one_line(exc.errors()[0], origin)) from None
 
 
+#: A config is a page of YAML; anything larger is not one (and is not read whole into memory).
+MAX_CONFIG_BYTES = 1 << 20
+#: Nodes a config may expand to once its aliases are followed: a real config has a few hundred at
+#: most; a "billion laughs" document of a few hundred bytes expands to billions.
+MAX_CONFIG_NODES = 100_000
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int], path: set[int]) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (shared nodes counted each time
+    they are referred to, as constructing them would copy a merged mapping); a node that contains
+    itself counts as too many."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in path:
+        return MAX_CONFIG_NODES + 1
+    path.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_nodes(child, memo, path)
+        if total > MAX_CONFIG_NODES:
+            break
+    path.discard(key)
+    memo[key] = total
+    return total
+
+
+def _load_yaml(p: Path) -> Any:
+    """The YAML document at ``p``, bounded: its size, its encoding and its expansion are checked
+    before anything is constructed (issue 15: a 796-byte alias bomb took 4.6 GB)."""
+    size = p.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise TransferVizError(f"{p} is {size:,} bytes, more than a config's {MAX_CONFIG_BYTES:,}; "
+                               "pass the YAML config, not a data file")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TransferVizError(f"{p} is not UTF-8 text (byte {exc.start}); save the config as UTF-8 YAML") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_nodes(node, {}, set()) > MAX_CONFIG_NODES:
+            raise TransferVizError(f"{p}: its aliases expand to more than {MAX_CONFIG_NODES:,} values, which no "
+                                   "config needs; write the values out or use fewer nested aliases")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path) -> Config:
     """Reads and validates a YAML config; a bare name like ``digits`` means ``configs/digits.yaml``."""
     p = Path(path)
@@ -295,7 +353,7 @@ def load_config(path: str | Path) -> Config:
     if not p.is_file():
         raise TransferVizError(f"config {p} does not exist; pass a YAML file such as configs/digits.yaml")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = _load_yaml(p)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
