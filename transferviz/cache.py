@@ -221,11 +221,23 @@ class Cache:
         if not mf.is_file():
             raise TransferVizError(f"no cache at {p} (no manifest.json); build one with "
                                    "'transferviz build configs/digits.yaml'")
-        manifest = json.loads(mf.read_text())
+        rebuild = "rebuild it with 'transferviz build CONFIG --force'"
+        try:
+            manifest = json.loads(mf.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # truncated or overwritten by hand
+            raise TransferVizError(f"cache {p}: manifest.json is damaged ({exc}); {rebuild}") from None
+        if not isinstance(manifest, dict):
+            raise TransferVizError(f"cache {p}: manifest.json holds no manifest (a {type(manifest).__name__}); "
+                                   f"{rebuild}")
         version = manifest.get("schema_version")
         if version != SCHEMA_VERSION:
             raise TransferVizError(f"cache {p} has schema version {version}, this transferviz reads "
-                                   f"{SCHEMA_VERSION}; rebuild it with 'transferviz build CONFIG --force'")
+                                   f"{SCHEMA_VERSION}; {rebuild}")
+        # what every reader needs before any artifact is read (issue 15: a manifest without them
+        # failed later with a KeyError deep in a view)
+        missing = [k for k in ("config", "artifacts", "stages") if not isinstance(manifest.get(k), dict)]
+        if missing:
+            raise TransferVizError(f"cache {p}: manifest.json lacks {', '.join(missing)}; {rebuild}")
         return cls(root, manifest)
 
     # -- generic access

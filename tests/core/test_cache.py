@@ -89,6 +89,24 @@ def test_open_errors(tmp_path):
         Cache.open(tmp_path)
 
 
+
+@pytest.mark.parametrize("content, says", [
+    (b'{"schema_version": 1, "config": {', "manifest.json is damaged"),  # truncated mid-write
+    (b"\xff\xfe\x00", "manifest.json is damaged"),                      # not text
+    (b"[1, 2]", "manifest.json holds no manifest (a list)"),
+    (b'{"schema_version": 1, "artifacts": {}, "stages": {}}', "manifest.json lacks config"),
+    (b'{"schema_version": 1, "config": {}}', "manifest.json lacks artifacts, stages"),
+])
+def test_a_damaged_manifest_is_one_line_naming_the_fix(tmp_path, content, says):
+    """Issue 15, item 7 (part): a truncated or hand-edited manifest is a one-line error naming the file and
+    the fix, in Cache.open (so in `transferviz info` and the dashboard), never a JSONDecodeError or KeyError."""
+    (tmp_path / "manifest.json").write_bytes(content)
+    with pytest.raises(TransferVizError) as err:
+        Cache.open(tmp_path)
+    msg = str(err.value)
+    assert says in msg and "\n" not in msg and msg.endswith("rebuild it with 'transferviz build CONFIG --force'")
+
+
 def _quiet_build(cfg, root, **kw):
     return build(cfg, root, torch.device("cpu"), progress=False, log=lambda m: None, **kw)
 
