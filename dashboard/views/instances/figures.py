@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.highlight import highlight_ids, highlight_trace
-from dashboard.lookups import PALETTE_SIZE, distinct_class_palette, many_class_palette
+from dashboard.lookups import PALETTE_SIZE, class_colors, distinct_class_palette, many_class_palette
 from dashboard.theme import (
     DOMAIN_SYMBOLS,
     MISPREDICTED_COLOR,
@@ -30,7 +30,7 @@ from dashboard.views.instances.data import projection_frame
 from transferviz.cache import Cache
 
 __all__ = ["PALETTE_SIZE", "SCATTER_HEIGHT", "TIER_SYMBOLS", "class_color_map", "class_style",
-           "instance_class_colors", "many_class_palette", "scatter_figure", "tsne_scatter"]
+           "many_class_palette", "scatter_figure", "tsne_scatter"]
 
 #: Height of the scatter in px (the layout reserves it).
 SCATTER_HEIGHT = 340
@@ -60,12 +60,6 @@ def class_style(index: int, n_classes: int) -> tuple[str, tuple[str, str]]:
     palette = many_class_palette()
     tier = (index // PALETTE_SIZE) % len(TIER_SYMBOLS)
     return palette[index % PALETTE_SIZE], TIER_SYMBOLS[tier]
-
-
-def instance_class_colors(cache: Cache) -> dict[int, str]:
-    """Class index -> colour of the instance view over *all* classes of the run (see :func:`class_style`)."""
-    n = len(cache.classes)
-    return {i: class_style(i, n)[0] for i in range(n)}
 
 
 def class_color_map(labels: Sequence[Any]) -> dict[Any, str]:
@@ -290,7 +284,7 @@ def scatter_figure(cache: Cache, chosen: Sequence[int],
     """
     df = projection_frame(cache, chosen)
     names = dict(enumerate(cache.classes))
-    fig = tsne_scatter(df, instance_class_colors(cache), class_names=names, height=SCATTER_HEIGHT,
+    fig = tsne_scatter(df, class_colors(cache), class_names=names, height=SCATTER_HEIGHT,
                        empty_message="Select one or more classes above to project their instances",
                        highlight=highlight)
     for t in fig.data:
