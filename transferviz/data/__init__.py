@@ -18,7 +18,7 @@ from transferviz.data.loaders import (
     svhn,
 )
 from transferviz.data.splits import stratified_split
-from transferviz.data.synthetic import font_pool, synthetic_digits
+from transferviz.data.synthetic import font_pool, font_provenance, synthetic_digits
 
 __all__ = [
     "DEFAULT_LAYOUT",
@@ -26,6 +26,7 @@ __all__ = [
     "DomainData",
     "align_classes",
     "font_pool",
+    "font_provenance",
     "image_folder",
     "mnist",
     "sklearn_digits",

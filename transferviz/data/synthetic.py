@@ -1,8 +1,8 @@
 """Printed street-number-like digits that the project renders itself (the demo's source domain).
 
 In the spirit of SVHN: each image shows one labelled digit, centred, printed in
-one of several fonts (DejaVu / Liberation / FreeFont files found under the
-system font folders, plus Pillow's built-in font, which is always available), at
+one of 21 fonts that installed packages ship (matplotlib's DejaVu Sans, Sans Mono and
+Serif, STIX General and Computer Modern families, plus Pillow's built-in font), at
 varied sizes, stroke weights, widths, slants and rotations, in a colour that
 contrasts with a textured or cluttered background (gradients, stripes, blotches,
 noise, random lines and shapes), often with neighbouring digits partially
@@ -16,50 +16,75 @@ take about 1.5 s of CPU time (fonts rendered once per process and cached).
 Determinism: instance ``k`` of digit ``d`` is the ``k``-th draw from
 the per-digit stream ``numpy.random.default_rng([seed, d])``, so a call is reproducible and
 ``synthetic_digits(100, ...)`` is a prefix (per class) of ``synthetic_digits(200, ...)``.
-The font pool comes from the machine's font folders, so two machines with
-different fonts render different (equally valid) images; :func:`font_pool`
-lists what this machine uses.
+The font pool never comes from the machine's font folders (issue 15: installing
+Debian's chromium brought the Liberation fonts, and from then on the demo rendered
+other images and every stage of the next build reran): the images depend only on the
+config and the installed packages -- matplotlib (a dependency of captum) for the
+font files, Pillow and its bundled FreeType for drawing them. :func:`font_pool`
+lists the files, :func:`font_provenance` what a build records about them.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
+import PIL.features
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from transferviz.data.loaders import DIGIT_CLASSES, DomainData
+from transferviz.errors import TransferVizError
 
-__all__ = ["synthetic_digits", "font_pool", "DEFAULT_FONT"]
+__all__ = ["synthetic_digits", "font_pool", "font_provenance", "DEFAULT_FONT", "FONT_FILES"]
 
 DEFAULT_FONT = "<pillow-default>"
-_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
-# Families with ordinary Latin digits; symbol, math and non-Latin fonts are left out.
-_FONT_PREFIXES = ("DejaVuSans", "DejaVuSerif", "LiberationSans", "LiberationSerif", "LiberationMono",
-                  "FreeSans", "FreeSerif", "FreeMono")
+#: The font files drawn from, in matplotlib's ``mpl-data/fonts/ttf``: families with ordinary Latin digits
+#: (DejaVu's condensed/display cuts and STIX's symbol fonts are left out). A fixed list, not a glob, so a
+#: matplotlib release that adds a font does not silently change the demo's images.
+FONT_FILES = (
+    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf", "DejaVuSansMono-BoldOblique.ttf",
+    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
+    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
+    "cmr10.ttf", "cmb10.ttf", "cmti10.ttf", "cmss10.ttf", "cmtt10.ttf",
+)
+
+
+def _package_font_dir() -> Path:
+    """matplotlib's bundled TrueType folder, found without importing matplotlib (a second of start-up)."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise TransferVizError("the synthetic digits draw matplotlib's bundled fonts, but matplotlib is not "
+                               "installed; install it with 'pip install matplotlib'")
+    return Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
 
 
 @functools.lru_cache(maxsize=1)
 def font_pool() -> tuple[str, ...]:
-    """Font files used (sorted by file name), then :data:`DEFAULT_FONT` (Pillow's built-in)."""
-    found: dict[str, str] = {}
-    for base in _FONT_DIRS:
-        p = Path(base)
-        if not p.is_dir():
-            continue
-        for f in p.rglob("*"):
-            if f.suffix.lower() in (".ttf", ".otf") and f.name.startswith(_FONT_PREFIXES):
-                found.setdefault(f.name, str(f))
-    usable = []
-    for name in sorted(found):
-        try:
-            ImageFont.truetype(found[name], size=20)
-        except OSError:
-            continue
-        usable.append(found[name])
-    return (*usable, DEFAULT_FONT)
+    """The font files drawn from (:data:`FONT_FILES` in matplotlib's font folder), then :data:`DEFAULT_FONT`
+    (Pillow's built-in). A listed file that is missing is an error rather than a smaller pool: a smaller
+    pool would render other images under the same config."""
+    folder = _package_font_dir()
+    missing = [name for name in FONT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise TransferVizError(f"matplotlib's font folder {folder} lacks {', '.join(missing)}; reinstall "
+                               "matplotlib ('pip install --force-reinstall matplotlib')")
+    return (*(str(folder / name) for name in FONT_FILES), DEFAULT_FONT)
+
+
+def font_provenance() -> dict[str, str]:
+    """What the rendered images depend on besides the config: each font file's content hash, and the
+    versions of the packages that ship the fonts and draw them (recorded in the build's manifest)."""
+    out = {"matplotlib": importlib.metadata.version("matplotlib"), "pillow": importlib.metadata.version("pillow"),
+           "freetype": str(PIL.features.version("freetype2"))}
+    for path in font_pool()[:-1]:
+        out[Path(path).name] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return out
 
 
 @functools.lru_cache(maxsize=512)
