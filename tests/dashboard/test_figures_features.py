@@ -164,3 +164,23 @@ def test_cv_accuracy_beside_its_null():
     coords, domains, ids, axes, labels = biplot_inputs()
     fig = discriminability_biplot(coords, domains, ids, axes, labels, [0], cv_accuracy=1.0, null_mean=0.52)
     assert any("100% CV accuracy (null 52%)" in a.text for a in fig.layout.annotations)
+
+
+def test_checked_projections_are_kept_in_a_bounded_memo(tiny_cache, monkeypatch):
+    """Issue 15: projections are memoised per set of checks, which a user can vary without end; a worker keeps
+    only the newest few (an LRU), and one asked again is the same object (not recomputed)."""
+    from dashboard.views.features import data as fd
+    from dashboard.views.features import figures as ff
+
+    monkeypatch.setattr(ff, "PROJECTION_MEMO", 3)
+    c = next(c for c in range(len(tiny_cache.classes)) if fd.discriminability(tiny_cache, "target", c).ok)
+    n = fd.discriminability(tiny_cache, "target", c).neurons
+    keys = [fd.neuron_key(a, k) for a, k in zip(n["layer"], n["neuron"])]
+    sets = [tuple(keys[i:i + 2]) for i in range(6)]
+    first = ff._projection(tiny_cache, "target", c, sets[0])
+    assert ff._projection(tiny_cache, "target", c, sets[0]) is first
+    for s in sets[1:]:
+        ff._projection(tiny_cache, "target", c, s)
+    memo = tiny_cache.memo(("features.projections",), dict)
+    assert len(memo) == 3 and ("target", c, sets[0]) not in memo and ("target", c, sets[-1]) in memo
+    np.testing.assert_allclose(ff._projection(tiny_cache, "target", c, sets[0])[0], first[0])

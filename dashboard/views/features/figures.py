@@ -3,6 +3,7 @@ discriminability biplot, drawn from given values or (:func:`biplot_figure`) from
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ __all__ = ["BIPLOT_HEIGHT", "biplot_figure", "discriminability_biplot", "highlig
            "ring_update", "hovered_instance", "mirrored_histogram", "ranking_rows"]
 
 BIPLOT_HEIGHT = 360
+#: Biplot projections on user-checked neurons kept per build (each is two small arrays).
+PROJECTION_MEMO = 64
 
 
 def _clean(values: Any) -> np.ndarray:
@@ -306,7 +309,24 @@ def _projection(cache: Cache, m: Model, c: int, checked: tuple[str, ...]) -> tup
             return d.points[["x", "y"]].to_numpy(dtype=float), n[["axis_x", "axis_y"]].to_numpy(dtype=float), []
         coords, axes = project_attributions(a, n["discriminability"].to_numpy(dtype=float)[rows])
         return coords.astype(float), axes.astype(float), rows
-    return cache.memo(("features.projection", m, c, checked), compute)
+    # keyed by what the user checked, so unbounded in number: the newest PROJECTION_MEMO are kept (issue 15,
+    # a worker's memory must not grow with every check a long session makes)
+    memo: OrderedDict[tuple[str, int, tuple[str, ...]], tuple[np.ndarray, np.ndarray, list[int]]] = \
+        cache.memo(("features.projections",), OrderedDict)
+    key = (str(m), c, checked)
+    try:  # (a threaded server may evict between a membership test and the read: ask once)
+        value = memo[key]
+        memo.move_to_end(key)
+        return value
+    except KeyError:
+        pass
+    value = memo[key] = compute()
+    while len(memo) > PROJECTION_MEMO:
+        try:
+            memo.popitem(last=False)
+        except KeyError:
+            break
+    return value
 
 
 def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[str] | None,
