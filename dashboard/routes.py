@@ -11,6 +11,7 @@ from collections.abc import Callable
 import dash
 from flask import Response, abort
 
+from dashboard.live import health
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
@@ -44,7 +45,8 @@ def thumb_src(prefix: str, instance_id: int) -> str:
 
 
 def register_routes(app: dash.Dash, cache: Cache) -> None:
-    """``/thumb/<id>.png``, ``/featvis/<model>/<layer>/<neuron>.png`` and ``/healthz``."""
+    """``/thumb/<id>.png``, ``/featvis/<model>/<layer>/<neuron>.png`` and ``/healthz``
+    (:func:`dashboard.live.health`)."""
     prefix = app.config.url_base_pathname.rstrip("/")
     server = app.server
 
@@ -67,4 +69,6 @@ def register_routes(app: dash.Dash, cache: Cache) -> None:
 
     @server.route(f"{prefix}/healthz")
     def _health() -> Response:
-        return Response(f"ok {cache.name}\n", mimetype="text/plain")
+        # "ok <run> <build folder>" while the served build's files are there; 503 once they are gone
+        status, line = health(cache)
+        return Response(f"{line}\n", status=status, mimetype="text/plain")

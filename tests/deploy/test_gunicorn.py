@@ -64,7 +64,7 @@ def test_gunicorn_serves_the_dashboard_under_a_prefix(gunicorn_server, tiny_cach
     # several requests so both workers answer; they share the read-only cache
     for _ in range(6):
         status, body, _ = _get(base + "healthz")
-        assert status == 200 and body.decode().strip() == f"ok {tiny_cache.name}"
+        assert status == 200 and body.decode().strip() == f"ok {tiny_cache.name} {tiny_cache.root.name}"
     status, body, ctype = _get(base)
     assert status == 200 and "text/html" in ctype and b"transferviz" in body
     status, body, _ = _get(base + "_dash-layout")

@@ -25,7 +25,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from transferviz.cache import SCHEMA_VERSION, Cache, CacheWriter, ModelName, current_build, new_build_dir, publish
+from transferviz.cache import (
+    SCHEMA_VERSION,
+    Cache,
+    CacheWriter,
+    ModelName,
+    check_run_path,
+    current_build,
+    new_build_dir,
+    publish,
+    run_lock,
+)
 from transferviz.config import Config, config_hash
 from transferviz.preprocess import to_tensor
 
@@ -145,7 +155,8 @@ def file_hash(path: Path) -> str:
 
 def _package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("transferviz", "torch", "torchvision", "captum", "numpy", "pandas", "scikit-learn", "openTSNE"):
+    for name in ("transferviz", "torch", "torchvision", "captum", "numpy", "pandas", "scikit-learn", "openTSNE",
+                 "pillow", "matplotlib"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -168,13 +179,26 @@ def _previous(cache_root: Path, run: str) -> tuple[Path | None, dict[str, Any]]:
 
 def run_build(config: Config, stages: list[Stage], options: BuildOptions,
               log: Callable[[str], None] = print) -> BuildReport:
-    """Runs ``stages`` in order into a fresh build folder, then publishes it atomically."""
+    """Runs ``stages`` in order into a fresh build folder, then publishes it atomically.
+
+    Before any work it refuses a plain folder at ``cache/<run>`` (never the tool's to replace) and takes
+    the run's build lock, held until the build is published or has failed: a second build of the run
+    refuses at once with one line naming this one's pid, and cannot prune this one's folder.
+    """
     t0 = time.perf_counter()
     root = options.cache_root
     root.mkdir(parents=True, exist_ok=True)
+    check_run_path(root, config.name)
+    with run_lock(root, config.name):
+        return _run_locked(config, stages, options, log, t0)
+
+
+def _run_locked(config: Config, stages: list[Stage], options: BuildOptions, log: Callable[[str], None],
+                t0: float) -> BuildReport:
+    root = options.cache_root
     prev_dir, prev_manifest = _previous(root, config.name)
     prev_stages = prev_manifest.get("stages", {}) if not options.force else {}
-    build = new_build_dir(root, config.name)
+    build, writing = new_build_dir(root, config.name)
     writer = CacheWriter(build)
     ctx = BuildContext(config, options, writer)
     out_keys: dict[str, str] = {}
@@ -231,11 +255,17 @@ def run_build(config: Config, stages: list[Stage], options: BuildOptions,
             "artifacts": {k: a.as_dict() for k, a in sorted(writer.artifacts.items())},
         }
         (build / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        # written: from here on it is a finished build, which readers may lock once it is published
+        writing.release()
+        link = publish(root, config.name, build)  # refuses a manifest whose artifacts do not check out
     except BaseException:
-        # Leave the published cache untouched; the half-written build is pruned later.
-        shutil.rmtree(build, ignore_errors=True)
+        # Leave the published cache untouched: remove this build unless it was published (a failure
+        # in pruning after the link moved); a killed build's folder goes with the next build's prune.
+        if current_build(root, config.name) != build.resolve():
+            shutil.rmtree(build, ignore_errors=True)
         raise
-    link = publish(root, config.name, build)
+    finally:
+        writing.release()
     return BuildReport(link, build, [
         {"name": n, "reused": r["reused"], "skipped": r["notes"].get("skipped", False),
          "seconds": r["seconds"], "summary": r["notes"].get("summary", ""),
