@@ -7,9 +7,10 @@ from pathlib import Path
 import dash
 
 from callbacks import register_all
+from dashboard.guards import install_guards
+from dashboard.live import LiveCache
 from dashboard.routes import register_routes
 from layouts.page import page_layout
-from transferviz.cache import Cache
 
 __all__ = ["SECURITY_HEADERS", "create_app"]
 
@@ -31,7 +32,9 @@ def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash
     The cache is handed to every view's ``register(app, cache)`` (never the global
     ``@dash.callback``), so two apps in one process stay independent.
     """
-    cache = Cache.open(cache_dir)
+    # the build the cache's link names now, followed to newly published builds at page loads (dashboard/live.py)
+    live = LiveCache.open(cache_dir)
+    cache = live.as_cache()  # what the views get: every attribute forwarded to the build served
     app = dash.Dash(
         __name__,
         title=f"transferviz: {cache.name}",
@@ -52,6 +55,7 @@ def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash
             response.headers.setdefault(key, value)
         return response
 
-    app.layout = page_layout(cache)
+    install_guards(app, cache)  # the cache checked; no 500 from a callback or a malformed request
+    live.install(app, page_layout)  # the layout, built once per build; page loads switch to a new build
     register_all(app, cache)
     return app

@@ -11,7 +11,10 @@ from dash import html
 from dashboard.routes import thumb_src
 from dashboard.theme import DOMAIN_COLORS
 
-__all__ = ["DataAttrs", "Title", "featvis_img", "notice_alert", "thumb_img"]
+__all__ = ["ERROR_ALERT", "DataAttrs", "Title", "error_alert", "featvis_img", "notice_alert", "thumb_img"]
+
+#: The page's one alert for a view that could not be updated (set by :mod:`dashboard.guards`).
+ERROR_ALERT = "view-error"
 
 
 class Title(TypedDict, total=False):
@@ -73,3 +76,10 @@ def notice_alert(notices: Sequence[str]) -> dbc.Alert:
          html.Ul([html.Li(n) for n in notices], className="mb-0 ps-3")],
         color="warning", dismissable=True, is_open=True, className="py-1 px-2 my-1 small",
     )
+
+
+def error_alert() -> dbc.Alert:
+    """Hidden until a callback fails: then :mod:`dashboard.guards` fills it with one line (a damaged cache
+    file and the fix, or a request the view did not expect) and opens it; the view keeps what it showed."""
+    return dbc.Alert(id=ERROR_ALERT, color="danger", dismissable=True, is_open=False,
+                     className="py-1 px-2 my-1 small")

@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 
 from dashboard.app import create_app
+from transferviz.errors import TransferVizError
 
-app = create_app(os.environ.get("TRANSFERVIZ_CACHE", "cache/digits"),
-                 url_base_pathname=os.environ.get("TRANSFERVIZ_URL_PREFIX", "/"))
+try:
+    app = create_app(os.environ.get("TRANSFERVIZ_CACHE", "cache/digits"),
+                     url_base_pathname=os.environ.get("TRANSFERVIZ_URL_PREFIX", "/"))
+except TransferVizError as exc:  # a missing or damaged cache
+    # gunicorn prints an AppImportError as one line and stops; any other exception is a traceback per worker
+    from gunicorn.errors import AppImportError
+
+    raise AppImportError(f"error: {exc}") from None
 server = app.server

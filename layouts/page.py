@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from dashboard.components import build_warning_alert
+from dashboard.components import build_warning_alert, error_alert
 from layouts import (
     confusion_grid,
     features,
@@ -78,6 +78,7 @@ def page_layout(cache: Cache) -> html.Div:
         header,
         dbc.Container([
             build_warning_alert(cache.build_warnings()),
+            error_alert(),
             html.Div(id=ids.NOTICE),
             dcc.Tabs(id=ids.TABS, value=ids.TAB_ANALYSIS, children=[
                 _tab("Transfer analysis", ids.TAB_ANALYSIS, analysis),

@@ -3,7 +3,8 @@
 Layout (``docs/cache.md`` documents every artifact)::
 
     cache/<run>            -> symlink to cache/.builds/<run>-<build id>/
-    cache/.builds/<run>-<build id>/manifest.json, data/, models/, analysis/, thumbs/
+    cache/.builds/<run>-<build id>/manifest.json, data/, models/, analysis/, thumbs/, .lock
+    cache/.builds/<run>.lock   the run's build lock (pid of the running build)
 
 A build writes into a fresh folder under ``.builds`` and publishes it by
 atomically replacing the ``<run>`` symlink (``os.replace``), so readers never see
@@ -17,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -30,12 +32,14 @@ import numpy as np
 import pandas as pd
 
 from transferviz.errors import TransferVizError
+from transferviz.locks import FileLock, holder_line, try_lock
 
 SCHEMA_VERSION = 1
 BUILDS_DIR = ".builds"
 ModelName = Literal["source", "target"]
 
-__all__ = ["Cache", "CacheWriter", "SCHEMA_VERSION", "publish", "new_build_dir", "ModelName"]
+__all__ = ["Cache", "CacheWriter", "SCHEMA_VERSION", "publish", "new_build_dir", "ModelName", "check_run_path",
+           "prune_builds", "reader_lock", "run_lock", "verify_build"]
 
 
 @dataclass
@@ -78,7 +82,10 @@ class CacheWriter:
     def weights(self, rel: str, state: dict, meaning: str) -> None:
         from safetensors.torch import save_file
 
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(self._target(rel)))
+        target = self._target(rel)
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(target))
+        # safetensors writes 0600 whatever the umask: a dashboard running as another user could not read it
+        os.chmod(target, 0o666 & ~_umask())
         self.artifacts[rel] = Artifact(rel, "safetensors", meaning)
 
     def png_dir(self, rel: str, images: Iterable[tuple[str, bytes]], meaning: str) -> None:
@@ -104,6 +111,19 @@ class CacheWriter:
             self.artifacts[a["path"]] = Artifact(a["path"], a["kind"], a["meaning"], a.get("dtype"), a.get("shape"))
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` can only read it by setting it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
     try:
         os.link(src, dst)
@@ -124,12 +144,59 @@ def _json_default(o: Any) -> Any:
 
 
 # --- publishing -------------------------------------------------------------------
+#
+# Builds and readers of one cache never destroy each other (issue 15), by two kinds of ``flock``
+# (transferviz/locks.py), which the kernel drops when their process dies: the run lock
+# ``.builds/<run>.lock``, held for a build's whole life, so one build of a run runs at a time; and
+# each build folder's ``.lock``, held exclusively by the build writing the folder and shared by every
+# reader serving it (the dashboard), so that pruning -- which runs under the run lock, in
+# :func:`publish` -- deletes only folders nobody uses.
 
-def new_build_dir(cache_root: Path, run: str) -> Path:
+#: Every build folder's lock file (not an artifact: never adopted into the next build).
+FOLDER_LOCK = ".lock"
+
+#: A build folder's name: ``<run>-<date>-<time>-<pid>-<tag>`` (see :func:`new_build_dir`).
+_BUILD_NAME = r"-\d{8}-\d{6}-\d+-[0-9a-f]{6}"
+
+
+def run_lock(cache_root: Path, run: str) -> FileLock:
+    """Takes the run's build lock (hold it for the whole build): a second build of the run refuses at
+    once with one line naming the running build's pid; builds of other runs are not affected."""
+    path = cache_root / BUILDS_DIR / f"{run}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = try_lock(path)
+        if lock is not None:
+            lock.record_holder()
+    except OSError as exc:
+        raise TransferVizError(f"cannot take the build lock {path} ({exc.strerror or exc}); build into a "
+                               "folder you can write to, on a file system with file locks (--cache-dir)") from None
+    if lock is None:
+        raise TransferVizError(f"another build of run '{run}' is running ({holder_line(path)}); "
+                               "wait for it to finish or stop it")
+    return lock
+
+
+def check_run_path(cache_root: Path, run: str) -> None:
+    """Refuses a file or folder at ``cache_root/run`` that is not the run's link: a build would have to
+    replace it, and transferviz never deletes or moves away data it did not create."""
+    link = cache_root / run
+    if link.is_symlink() or not link.exists():
+        return
+    what = "folder" if link.is_dir() else "file"
+    raise TransferVizError(f"{link} is a {what} transferviz did not create; move it away "
+                           f"(e.g. to {link}.mine) and build again")
+
+
+def new_build_dir(cache_root: Path, run: str) -> tuple[Path, FileLock]:
+    """A fresh build folder and its lock, which the build holds while it writes (pruning skips it)."""
     # time for humans, pid and a random tag so two builds in one second never collide
     d = cache_root / BUILDS_DIR / f"{run}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     d.mkdir(parents=True, exist_ok=False)
-    return d
+    lock = try_lock(d / FOLDER_LOCK)
+    if lock is None:  # cannot happen to a folder made just now
+        raise RuntimeError(f"{d / FOLDER_LOCK} is locked by another process")
+    return d, lock
 
 
 def current_build(cache_root: Path, run: str) -> Path | None:
@@ -142,12 +209,23 @@ def current_build(cache_root: Path, run: str) -> Path | None:
     return None
 
 
+def verify_build(build: Path) -> None:
+    """Checks that every artifact the build's manifest lists exists with its recorded kind, dtype and
+    shape (headers, footers and file counts only: milliseconds); raises one line naming the first bad one."""
+    reader = Cache.open(build)
+    for rel in reader.manifest["artifacts"]:
+        try:
+            reader.check(rel)
+        except TransferVizError as exc:
+            raise TransferVizError(f"build not published, the published cache is unchanged: {exc}") from None
+
+
 def publish(cache_root: Path, run: str, build: Path, keep: int = 2) -> Path:
-    """Atomically points ``cache_root/run`` at ``build``; keeps the newest ``keep`` builds."""
+    """Atomically points ``cache_root/run`` at ``build`` once every artifact of its manifest checks out
+    (:func:`verify_build`), then prunes (:func:`prune_builds`). Call it holding the run lock."""
+    check_run_path(cache_root, run)
+    verify_build(build)
     link = cache_root / run
-    if link.exists() and not link.is_symlink():
-        # A plain folder (e.g. copied by hand): move it aside so the symlink can take its place.
-        link.rename(cache_root / BUILDS_DIR / f"{run}-moved-{time.strftime('%Y%m%d-%H%M%S')}")
     tmp_link = cache_root / f".{run}.link-{os.getpid()}"
     if tmp_link.is_symlink():
         tmp_link.unlink()
@@ -157,25 +235,70 @@ def publish(cache_root: Path, run: str, build: Path, keep: int = 2) -> Path:
     return link
 
 
-def prune_builds(cache_root: Path, run: str, keep: int = 2) -> None:
-    """Deletes old or unfinished builds of ``run`` except the newest ``keep`` finished ones.
+def reader_lock(build: Path) -> FileLock | None:
+    """A shared lock on a published build folder: hold it while serving the build, and pruning skips
+    the folder. None when the folder has no lock file and none can be made (a read-only cache built
+    before folders had locks). Raises :class:`TransferVizError` when the folder is being deleted."""
+    path = build / FOLDER_LOCK
+    try:
+        try:
+            lock = try_lock(path, shared=True, create=False)  # read-only: works on a read-only cache
+        except FileNotFoundError:
+            lock = try_lock(path, shared=True, create=True)
+    except OSError:
+        return None
+    if lock is None:
+        raise TransferVizError(f"build {build.name} is being deleted")
+    return lock
 
-    The previous build is kept so a dashboard still reading it is not pulled out from under.
+
+def prune_builds(cache_root: Path, run: str, keep: int = 2) -> list[Path]:
+    """Deletes the run's old and unfinished build folders that nobody uses; returns those deleted.
+
+    Kept: the live build, the newest ``keep`` finished ones, and every folder whose lock is held -- by
+    the build writing it or a reader serving it. An unfinished folder whose lock is free is a dead build
+    (the kernel dropped its killed builder's lock) and goes at once. Call it holding the run lock, as
+    :func:`publish` does: then no build of the run is between making its folder and locking it.
     """
     builds_root = cache_root / BUILDS_DIR
     if not builds_root.is_dir():
-        return
+        return []
     live = current_build(cache_root, run)
-    mine = sorted((d for d in builds_root.iterdir() if d.name.startswith(f"{run}-") and d.is_dir()),
-                  key=lambda d: d.stat().st_mtime, reverse=True)
+    name = re.compile(re.escape(run) + _BUILD_NAME)  # not another run whose name starts with this one's
+    mine = sorted((d for d in builds_root.iterdir() if name.fullmatch(d.name) and d.is_dir() and not d.is_symlink()),
+                  key=_mtime, reverse=True)
     finished = [d for d in mine if (d / "manifest.json").is_file()]
     keep_set = set(finished[:keep]) | ({live} if live else set())
-    for d in mine:
-        if d in keep_set:
-            continue
-        if not (d / "manifest.json").is_file() and time.time() - d.stat().st_mtime < 60:
-            continue  # maybe another build in progress right now
+    return [d for d in mine if d not in keep_set and _delete_unused(d)]
+
+
+def _mtime(d: Path) -> float:
+    try:
+        return d.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _delete_unused(d: Path) -> bool:
+    """Deletes the build folder ``d`` unless its lock is held; whether it is gone."""
+    try:
+        lock = try_lock(d / FOLDER_LOCK, create=False)
+        if lock is None:
+            return False  # a build writing it or a reader serving it
+    except FileNotFoundError:
+        lock = None  # made before folders had locks, or its build died before locking it
+    except OSError:
+        return False
+    try:
+        # the manifest first: a folder that could only be deleted in part never looks finished
+        (d / "manifest.json").unlink(missing_ok=True)
         shutil.rmtree(d, ignore_errors=True)
+    except OSError:
+        pass
+    finally:
+        if lock is not None:
+            lock.release()
+    return not d.exists()
 
 
 # --- reading -----------------------------------------------------------------------
@@ -196,6 +319,112 @@ def _memoized(method: _F) -> _F:
         return self.memo((method.__name__, *args), lambda: method(self, *args))
 
     return wrapper  # type: ignore[return-value]
+
+
+# --- artifact checks (issue 15): a damaged file is one line naming it and the fix, never a raw
+# ValueError / ArrowInvalid / SafetensorError from deep inside a view. Each check reads headers only.
+
+REBUILD = "rebuild it with 'transferviz build CONFIG --force'"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every complete PNG: a truncated one lacks it
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message on one short line (pyarrow's and numpy's run over several)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _npy_problem(p: Path, record: dict[str, Any]) -> str | None:
+    """What is wrong with the ``.npy`` file at ``p`` against its manifest record (None: nothing),
+    from its header and size alone; checked before memory-mapping, which would fault on a short file."""
+    from numpy.lib import format as npy
+
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    try:
+        with open(p, "rb") as f:
+            version = npy.read_magic(f)
+            if version not in readers:
+                return f"a .npy file of unsupported version {version}"
+            shape, _fortran, dtype = readers[version](f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        return f"not a readable .npy file ({_one_line(exc)})"
+    if dtype.hasobject:
+        return "an array of Python objects (a build never writes one)"
+    size, expected = p.stat().st_size, offset + int(np.prod(shape)) * dtype.itemsize
+    if size != expected:
+        return f"{'truncated' if size < expected else 'longer than its header says'} ({size} of {expected} bytes)"
+    if record.get("dtype") is not None and str(dtype) != record["dtype"]:
+        return f"{dtype}, the manifest says {record['dtype']}"
+    if record.get("shape") is not None and list(shape) != list(record["shape"]):
+        return f"of shape {list(shape)}, the manifest says {record['shape']}"
+    return None
+
+
+def _table_shape_problem(rows: int, cols: int, record: dict[str, Any]) -> str | None:
+    shape = record.get("shape")
+    if shape is not None and [rows, cols] != list(shape)[:2]:
+        return f"a table of {rows} rows x {cols} columns, the manifest says {shape[0]} x {shape[1]}"
+    return None
+
+
+def _parquet_problem(p: Path, record: dict[str, Any]) -> str | None:
+    """The Parquet file's footer (schema and row count) against the record, without reading the data."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        md = pq.read_metadata(p)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return f"not a readable Parquet table ({_one_line(exc)})"
+    return _table_shape_problem(md.num_rows, md.num_columns, record)
+
+
+def _json_problem(p: Path, record: dict[str, Any]) -> str | None:
+    try:
+        json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, OSError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return f"not readable JSON ({_one_line(exc)})"
+    return None
+
+
+def _safetensors_problem(p: Path, record: dict[str, Any]) -> str | None:
+    """The safetensors header, which also says whether the file covers every tensor (a truncated one does not)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(p), framework="np") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError) as exc:
+        return f"not a readable safetensors file ({_one_line(exc)})"
+    return None
+
+
+def _png_dir_problem(p: Path, record: dict[str, Any]) -> str | None:
+    if not p.is_dir():
+        return "not a folder"
+    shape = record.get("shape")
+    n = sum(1 for _ in p.rglob("*.png"))
+    if shape and n != shape[0]:
+        return f"a folder of {n} PNG images, the manifest says {shape[0]}"
+    return None
+
+
+def _png_problem(data: bytes) -> str | None:
+    if not data.startswith(_PNG_SIGNATURE):
+        return "not a PNG image"
+    if _PNG_END not in data[-12:]:
+        return "a truncated PNG image"
+    return None
+
+
+_CHECKS: dict[str, Callable[[Path, dict[str, Any]], str | None]] = {
+    "array": _npy_problem, "table": _parquet_problem, "json": _json_problem,
+    "safetensors": _safetensors_problem, "png-dir": _png_dir_problem}
+
+#: What every page load of the dashboard reads (besides the manifest): checked when it starts.
+PAGE_ESSENTIALS = ("data/instances.parquet", "data/meta.json", "models/layers.json")
 
 
 class Cache:
@@ -221,10 +450,10 @@ class Cache:
         if not mf.is_file():
             raise TransferVizError(f"no cache at {p} (no manifest.json); build one with "
                                    "'transferviz build configs/digits.yaml'")
-        rebuild = "rebuild it with 'transferviz build CONFIG --force'"
+        rebuild = REBUILD
         try:
             manifest = json.loads(mf.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # truncated or overwritten by hand
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # truncated or overwritten by hand
             raise TransferVizError(f"cache {p}: manifest.json is damaged ({exc}); {rebuild}") from None
         if not isinstance(manifest, dict):
             raise TransferVizError(f"cache {p}: manifest.json holds no manifest (a {type(manifest).__name__}); "
@@ -255,36 +484,128 @@ class Cache:
         return rel in self.manifest.get("artifacts", {}) or (self.root / rel).exists()
 
     def _exists(self, rel: str) -> bool:
-        """Whether the file or folder is on disk (an optional artifact, or one a user removed)."""
-        return (self.root / rel).exists()
+        """Whether the artifact is part of this cache: listed in the manifest (then a missing file is an
+        error when read, never taken for an optional artifact the build skipped) or on disk unlisted."""
+        return self.has(rel)
+
+    def _damaged(self, rel: str, problem: str) -> TransferVizError:
+        """The one line for a damaged artifact: the cache, the file, what is wrong with it, the fix."""
+        return TransferVizError(f"cache {self.root}: {rel} is {problem}; {REBUILD}")
+
+    def _record(self, rel: str) -> dict[str, Any]:
+        """The manifest's record of the artifact (kind, dtype, shape); empty for an unlisted file."""
+        record = self.manifest.get("artifacts", {}).get(rel)
+        return record if isinstance(record, dict) else {}
+
+    def _file(self, rel: str) -> Path:
+        """The artifact's path, which must be a file on disk."""
+        p = self.root / rel
+        if not p.is_file():
+            raise self._damaged(rel, "missing")
+        return p
+
+    def check(self, rel: str) -> None:
+        """Checks the artifact against its manifest record from its header alone (once per cache object);
+        raises the one-line :class:`TransferVizError` naming the file when it is missing or damaged."""
+        self.memo(("checked", rel), lambda: self._check_now(rel))
+
+    def _check_now(self, rel: str) -> bool:
+        record = self._record(rel)
+        kind = record.get("kind") or {".npy": "array", ".parquet": "table", ".json": "json",
+                                      ".safetensors": "safetensors"}.get(Path(rel).suffix)
+        check = _CHECKS.get(str(kind))
+        p = self.root / rel
+        if not p.exists():
+            raise self._damaged(rel, "missing")
+        if not os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0)):  # not damaged: the fix is not a rebuild
+            raise TransferVizError(f"cache {self.root}: {rel} is not readable by this user; let every user "
+                                   f"that serves the cache read it, e.g. 'chmod -R a+rX {self.root}'")
+        problem = check(p, record) if check else None
+        if problem:
+            raise self._damaged(rel, problem)
+        return True
+
+    def verify(self) -> None:
+        """Checks every artifact the manifest lists (headers only: ~ms for a whole cache) and what every
+        dashboard page load reads; raises one line naming the first damaged file and how many others are."""
+        problems = []
+        for rel in [*PAGE_ESSENTIALS, *(r for r in self.manifest["artifacts"] if r not in PAGE_ESSENTIALS)]:
+            try:
+                self.check(rel)
+            except TransferVizError as exc:
+                problems.append(exc)
+        if problems:
+            more = f" ({len(problems) - 1} other artifacts are damaged or missing too)" if len(problems) > 1 else ""
+            raise TransferVizError(f"{problems[0]}{more}")
+        # parsed, not only well-formed: what the page reads from them must be there
+        _ = self.instances, self.classes, self.domains, self.layers, self.layer_info
 
     def array(self, rel: str, mmap: bool = True) -> np.ndarray:
         """The array at ``rel``: memory-mapped read-only (kept per cache object), or loaded
         into memory with ``mmap=False``."""
         if mmap:
-            return self.memo(("array", rel), lambda: self._load_array(rel, mmap=True))
+            arr, path, size = self.memo(("array", rel), lambda: self._map_array(rel))
+            self._check_mapped(rel, path, size)
+            return arr
         return self._load_array(rel, mmap=False)
 
+    def _map_array(self, rel: str) -> tuple[np.ndarray, str, int]:
+        """The memory-mapped array, its path and the file size it needs (header and data)."""
+        arr = self._load_array(rel, mmap=True)
+        return arr, str(self.root / rel), getattr(arr, "offset", 0) + arr.nbytes
+
+    def _check_mapped(self, rel: str, path: str, size: int) -> None:
+        """Raises when the mapped file was cut short since it was mapped: reading past its new end would
+        kill the process with SIGBUS (no Python exception). One stat (a few us); a file replaced or removed
+        is harmless (the mapping keeps the old data), so only a shorter file at the path counts."""
+        try:
+            now = os.stat(path).st_size
+        except OSError:
+            return
+        if now < size:
+            raise self._damaged(rel, f"truncated since it was opened ({now} of {size} bytes)")
+
     def _load_array(self, rel: str, mmap: bool) -> np.ndarray:
-        p = self.root / rel
-        if not p.is_file():
-            raise TransferVizError(f"cache {self.root} lacks {rel}; rebuild it with 'transferviz build CONFIG'")
-        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+        p = self._file(rel)
+        self.check(rel)  # header against the manifest before mapping: a short file would fault when read
+        try:
+            return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:  # changed since the check
+            raise self._damaged(rel, f"unreadable ({_one_line(exc)})") from None
 
     def _optional_array(self, rel: str) -> np.ndarray | None:
         return self.array(rel) if self._exists(rel) else None
 
     def table(self, rel: str) -> pd.DataFrame:
-        p = self.root / rel
-        if not p.is_file():
-            raise TransferVizError(f"cache {self.root} lacks {rel}; rebuild it with 'transferviz build CONFIG'")
-        return pd.read_parquet(p)
+        import pyarrow as pa
+
+        p = self._file(rel)
+        try:
+            df = pd.read_parquet(p)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise self._damaged(rel, f"not a readable Parquet table ({_one_line(exc)})") from None
+        problem = _table_shape_problem(len(df), len(df.columns), self._record(rel))
+        if problem:
+            raise self._damaged(rel, problem)
+        return df
 
     def _optional_table(self, rel: str) -> pd.DataFrame | None:
         return self.table(rel) if self._exists(rel) else None
 
     def json(self, rel: str) -> Any:
-        return json.loads((self.root / rel).read_text())
+        p = self._file(rel)
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, OSError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise self._damaged(rel, f"not readable JSON ({_one_line(exc)})") from None
+
+    def png(self, rel: str) -> bytes:
+        """The PNG image at ``rel`` (a thumbnail, a feature visualization), checked to be whole."""
+        data = self._file(rel).read_bytes()
+        problem = _png_problem(data)
+        if problem:
+            raise self._damaged(rel, problem)
+        return data
 
     # -- run-level metadata
     @property
@@ -411,9 +732,9 @@ class Cache:
     @property
     @_memoized
     def instances(self) -> pd.DataFrame:
-        """Per instance: id, domain, split, label, label_name and each model's pred, loss and conf."""
-        rel = "data/instances.parquet" if (self.root / "data/instances.parquet").is_file() else "data/base.parquet"
-        return self.table(rel)
+        """Per instance: id, domain, split, label, label_name and each model's pred, loss and conf.
+        (Never ``data/base.parquet`` in its place: it lacks the models' columns every view reads.)"""
+        return self.table("data/instances.parquet")
 
     @property
     def has_history(self) -> bool:
@@ -448,10 +769,10 @@ class Cache:
         return rows
 
     def thumbnail(self, instance_id: int) -> bytes:
-        p = self.root / "thumbs" / f"{int(instance_id)}.png"
-        if not p.is_file():
+        rel = f"thumbs/{int(instance_id)}.png"
+        if not (self.root / rel).is_file():
             raise TransferVizError(f"no thumbnail for instance {instance_id} in {self.root}")
-        return p.read_bytes()
+        return self.png(rel)
 
     def model(self, which: ModelName, epoch: int | None = None):
         """An eval-mode module with the model's weights (``epoch=None``: the final weights)."""
@@ -466,6 +787,7 @@ class Cache:
         if not p.is_file():
             avail = sorted(x.stem for x in (self.root / "models" / "epochs").glob(f"{which}_*.safetensors"))
             raise TransferVizError(f"cache has no weights {rel}; available epochs: {', '.join(avail) or 'none'}")
+        self.check(rel)
         m = self.config["model"]
         model = build_model(m["arch"], len(self.classes), m["input_size"])
         load_state_dict_checked(model, load_file(str(p)), str(p))
@@ -607,6 +929,7 @@ class Cache:
         p = self.root / "models" / f"{which}.safetensors"
         if module is None or not p.is_file():
             return None
+        self.check(f"models/{which}.safetensors")  # a damaged file is an error, not "no kernel"
         try:
             with safe_open(str(p), framework="np") as f:
                 key = f"{module}.weight"
@@ -637,6 +960,27 @@ class Cache:
         """Per layer pair and class, the share of important target weights with a source counterpart."""
         return self.table("analysis/correspondence.parquet")
 
+    @_memoized
+    def correspondence_summary(self) -> pd.DataFrame:
+        """Per class and linked layer pair: the correspondence ``share`` beside its references,
+        ``same_index_share`` (every neuron matched to its own index) and the permutation null
+        (``null_mean``, ``null_p95``); columns class, from_layer, to_layer, share, same_index_share,
+        null_mean, null_p95 (NaN references in a cache built before they were stored)."""
+        df = self.correspondence
+        names = np.asarray(self.classes, dtype=object)
+        out = pd.DataFrame({"class": names[df["class_index"].to_numpy(dtype=np.int64)] if len(df) else [],
+                            "from_layer": df["layer_i"].to_numpy(), "to_layer": df["layer_j"].to_numpy(),
+                            "share": df["share"].to_numpy(dtype=np.float64)})
+        for col in ("same_index_share", "null_mean", "null_p95"):
+            out[col] = df[col].to_numpy(dtype=np.float64) if col in df else np.nan
+        return out
+
+    def matched_sources(self, layer: str, cls: int) -> np.ndarray | None:
+        """(target neurons,) the source neuron each target neuron of ``layer`` is matched to for weight
+        correspondence (``analysis.matching``; -1: none); None in a cache built before it was stored."""
+        a = self._optional_array(f"analysis/similarity/{layer}_match.npy")
+        return None if a is None else np.asarray(a[int(cls)])
+
     def discriminability(self, which: ModelName, cls: str | int) -> dict[str, Any]:
         """Algorithm 1 for the class: summary row, neurons (u, biplot axes) and instance coordinates."""
         ci = self.class_index(cls)
@@ -646,6 +990,28 @@ class Cache:
         return {"summary": summary.iloc[0].to_dict() if len(summary) else {},
                 "neurons": pick(self.table(f"{base}/neurons.parquet")),
                 "points": pick(self.table(f"{base}/points.parquet"))}
+
+    def discriminability_stability(self, which: ModelName, cls: str | int) -> pd.DataFrame | None:
+        """The bootstrap stability of the class's ``u`` (issue 12): one row per important neuron, largest ``|u|``
+        first, with ``layer``, ``neuron``, ``u``, ``stability`` (share of resamples in which the neuron is among
+        the top by ``|u|`` with the sign of ``u``), ``top_share`` and ``sign_share``; None for a cache built before
+        the bootstrap or without one (``analysis.discriminability_bootstrap: 0``)."""
+        ci = self.class_index(cls)
+        neurons = self.discriminability_tables(which)["neurons"]
+        if "stability" not in neurons.columns:
+            return None
+        n = neurons[neurons.class_index == ci]
+        if len(n) == 0 or n["stability"].isna().all():
+            return None
+        n = n.iloc[np.argsort(-n["u"].abs().to_numpy(), kind="stable")]
+        return n[["layer", "neuron", "u", "stability", "top_share", "sign_share"]].reset_index(drop=True)
+
+    @_memoized
+    def discriminability_baseline(self) -> pd.DataFrame | None:
+        """Per class, the trivial-feature baseline (issue 12): ``class_index``, ``status``, ``cv_accuracy``,
+        ``cv_balanced_accuracy`` and ``flagged`` of the same domain classifier on per-image colour and intensity
+        statistics; None for a cache built before it."""
+        return self._optional_table("analysis/discriminability/baseline.parquet")
 
     @property
     def has_tsne(self) -> bool:
@@ -750,15 +1116,14 @@ class Cache:
 
     def featvis(self, which: ModelName, layer: str, neuron: int) -> bytes | None:
         """PNG of the neuron's feature visualization, or None when the cache has none."""
-        p = self.root / "featvis" / which / layer / f"{int(neuron)}.png"
-        return p.read_bytes() if p.is_file() else None
+        rel = f"featvis/{which}/{layer}/{int(neuron)}.png"
+        return self.png(rel) if (self.root / rel).is_file() else None
 
     @property
     @_memoized
     def feature_change(self) -> pd.DataFrame | None:
         """Per rendered neuron, how its visualization changed through fine-tuning (None without featvis)."""
-        p = self.root / "featvis" / "change.parquet"
-        return pd.read_parquet(p) if p.is_file() else None
+        return self._optional_table("featvis/change.parquet")
 
     def _check_pair(self, layer_i: str, layer_j: str) -> None:
         self._check_layer(layer_i)

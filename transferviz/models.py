@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import re
-from collections.abc import Collection
+import warnings
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,6 +42,7 @@ __all__ = [
     "embedding_layer",
     "load_state_dict_checked",
     "load_checkpoint",
+    "read_checkpoint",
     "load_init_weights",
     "head_module",
     "check_input_size",
@@ -144,18 +147,51 @@ def check_arch(arch: str) -> None:
                                f"or 'package.module:factory'{hint}")
 
 
-def _import_factory(spec: str):
+def _import_factory(spec: str) -> Callable[..., Any]:
+    """The user's ``package.module:factory``, imported and checked to take ``num_classes=``; anything that goes
+    wrong on the way (a missing module, a syntax error, a module that raises) is a one-line error."""
     check_arch(spec)
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise TransferVizError(
-            f"model arch {spec!r}: cannot import {module_name!r} ({exc}); put it on PYTHONPATH") from exc
+            f"model arch {spec!r}: cannot import {module_name!r} ({exc}); put it on PYTHONPATH") from None
+    except SyntaxError as exc:
+        raise TransferVizError(f"model arch {spec!r}: cannot import {module_name!r}: SyntaxError in "
+                               f"{exc.filename} line {exc.lineno} ({exc.msg}); fix the module") from None
+    except Exception as exc:  # the module's own code runs on import and may raise anything
+        raise TransferVizError(f"model arch {spec!r}: importing {module_name!r} raised "
+                               f"{_one_line_reason(exc)}; fix the module") from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise TransferVizError(f"model arch {spec!r}: {module_name} has no callable {attr!r}")
-    return factory
+    try:
+        inspect.signature(factory).bind(num_classes=2)
+    except TypeError:
+        raise TransferVizError(f"model arch {spec!r}: {attr}{inspect.signature(factory)} takes no num_classes "
+                               "argument; the factory is called as factory(num_classes=K)") from None
+    except ValueError:
+        pass  # no signature to read (a builtin): the call itself will tell
+    return factory  # type: ignore[no-any-return]
+
+
+def _one_line_reason(exc: BaseException) -> str:
+    """``Type: message`` of an exception on one short line."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _call_factory(spec: str, num_classes: int) -> nn.Module:
+    factory = _import_factory(spec)
+    try:
+        model = factory(num_classes=num_classes)
+    except Exception as exc:  # the user's code: any error becomes one line naming it
+        raise TransferVizError(f"model arch {spec!r}: the factory raised {_one_line_reason(exc)} "
+                               f"when called with num_classes={num_classes}; fix the factory") from None
+    if not isinstance(model, nn.Module):
+        raise TransferVizError(f"model arch {spec!r}: the factory returned {type(model).__name__}, not nn.Module")
+    return model
 
 
 def _torchvision_kwargs(name: str, input_size: int) -> dict[str, Any]:
@@ -198,10 +234,7 @@ def build_model(arch: str, num_classes: int, input_size: int = 28, in_channels: 
         return _torchvision_model("alexnet", num_classes, input_size)
     if arch.startswith(TORCHVISION_PREFIX):
         return _torchvision_model(arch[len(TORCHVISION_PREFIX):], num_classes, input_size)
-    model = _import_factory(arch)(num_classes=num_classes)
-    if not isinstance(model, nn.Module):
-        raise TransferVizError(f"model arch {arch!r}: the factory returned {type(model).__name__}, not nn.Module")
-    return model
+    return _call_factory(arch, num_classes)
 
 
 def head_module(model: nn.Module) -> str | None:
@@ -267,7 +300,8 @@ def _check_state(own: Mapping[str, torch.Tensor], state: Mapping[str, Any], orig
             raise TransferVizError(f"{origin}: checkpoint lacks tensor {key!r} {tuple(tensor.shape)} "
                                    "that the architecture needs; check model.arch")
         if not isinstance(state[key], torch.Tensor):
-            raise TransferVizError(f"{origin}: entry {key!r} is a {type(state[key]).__name__}, not a tensor")
+            raise TransferVizError(f"{origin}: entry {key!r} is a {type(state[key]).__name__}, not a tensor; "
+                                   "save the tensors themselves: torch.save(model.state_dict(), path)")
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise TransferVizError(f"{origin}: tensor {key!r} has shape {tuple(state[key].shape)} in the "
                                    f"checkpoint but {tuple(tensor.shape)} in the architecture; "
@@ -285,13 +319,17 @@ def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
 
 
 def _load_failure(exc: Exception) -> str:
-    """The reason in a (long, multi-line) torch.load or safetensors error, on one short line."""
+    """The reason in a (long, multi-line) torch.load or safetensors error, on one short line: its first
+    sentence, never torch's advice to retry with ``weights_only=False`` (which would run the file's code)."""
     text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if found:
         return f"it pickles a {found.group(1)}, not only tensors"
     found = re.search(r"WeightsUnpickler error: (.+?)(?: Check the documentation|$)", text)
-    return (found.group(1) if found else text or type(exc).__name__)[:200]
+    reason = found.group(1) if found else re.split(r"(?<=[.!?])\s", text)[0]
+    reason = reason.split("weights_only")[0].rstrip(" ,;:(")
+    name = type(exc).__name__
+    return (f"{name}: {reason}" if reason and not found else reason or name)[:200]
 
 
 def _read_state_dict(path: str | Path, what: str, fix: str) -> dict[str, Any]:
@@ -301,7 +339,11 @@ def _read_state_dict(path: str | Path, what: str, fix: str) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise TransferVizError(f"{what} {path} does not exist; fix {fix} in the config")
+        reason = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise TransferVizError(f"{what} {path} {reason}; fix {fix} in the config")
+    if path.stat().st_size == 0:
+        raise TransferVizError(f"{what} {path} is empty (0 bytes); save the weights again, e.g. "
+                               "torch.save(model.state_dict(), path)")
     # whatever the file holds (torch.load returns any pickled object): checked below
     state: object
     try:
@@ -310,16 +352,23 @@ def _read_state_dict(path: str | Path, what: str, fix: str) -> dict[str, Any]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols; a failure says all there is
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle and safetensors errors come in many types
         how = "as safetensors" if path.suffix == ".safetensors" else "with weights_only=True"
         raise TransferVizError(f"{what} {path} cannot be loaded {how} ({_load_failure(exc)}); "
-                               "save it as a plain state_dict") from exc
+                               "save it again as a plain state_dict") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise TransferVizError(f"{what} {path} holds {type(state).__name__}, not a state_dict")
     return state
+
+
+def read_checkpoint(path: str | Path, fix: str = "the path") -> dict[str, Any]:
+    """A user's checkpoint as a state_dict, read safely (as :func:`load_checkpoint` reads it), not yet loaded."""
+    return _read_state_dict(path, "checkpoint", fix)
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> None:

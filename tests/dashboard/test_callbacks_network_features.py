@@ -31,7 +31,7 @@ from dashboard.views.network import markup as nm
 from layouts import features as lf
 from layouts import network as ln
 from tests.components import of_type, texts, traces
-from tests.conftest import copy_cache
+from tests.conftest import copy_cache, rerecord
 from transferviz.cache import Cache
 
 
@@ -80,6 +80,7 @@ def odd_cache(cache, tmp_path_factory) -> Cache:
         for name in ("neurons", "points"):
             t = pd.read_parquet(base / f"{name}.parquet")
             t[t.class_index != 0].to_parquet(base / f"{name}.parquet", index=False)
+            rerecord(root, f"analysis/discriminability/{model}/{name}.parquet")
     fv = root / "featvis" / "target" / "features.3"
     fv.mkdir(parents=True, exist_ok=True)
     png = (cache.root / "thumbs" / "0.png").read_bytes()

@@ -15,6 +15,9 @@ Preprocessing conventions
 * **Unreadable or corrupt files** are skipped and counted in ``skipped`` (their
   names are logged at WARNING level); files whose extension is not an image
   extension are ignored, not counted.
+* **Images over a pixel limit** (``max_pixels``, default 40 megapixels) are skipped
+  the same way, their size read from the header and never decoded, and counted in
+  ``oversized`` too; Pillow's own decompression-bomb limit counts as one.
 * Nothing is ever downloaded: a dataset whose files are absent raises a one-line
   :class:`~transferviz.errors.TransferVizError` naming the expected layout.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +35,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from transferviz.config import DEFAULT_MAX_PIXELS
 from transferviz.errors import TransferVizError
 
 __all__ = [
@@ -41,6 +46,9 @@ __all__ = [
     "image_folder",
     "svhn",
     "mnist",
+    "check_image_folder",
+    "check_svhn",
+    "check_mnist",
     "align_classes",
     "to_rgb",
     "fit_square",
@@ -63,7 +71,8 @@ class DomainData:
     ``images``: ``uint8 (N, S, S, 3)`` RGB; ``labels``: ``int64 (N,)`` indexing ``classes``;
     ``skipped``: unreadable/corrupt files skipped; ``converted``: non-RGB images
     converted to RGB; ``origins``: where each instance came from (a path relative
-    to the domain's class folders, or ``"<dataset>[<index>]"``), empty if not tracked.
+    to the domain's class folders, or ``"<dataset>[<index>]"``), empty if not tracked;
+    ``oversized``: of the skipped files, those over the pixel limit.
     Equality is identity (the fields are arrays).
     """
 
@@ -73,6 +82,7 @@ class DomainData:
     skipped: int = 0
     converted: int = 0
     origins: tuple[str, ...] = ()
+    oversized: int = 0
 
     def __post_init__(self) -> None:
         if self.labels.dtype != np.int64 and np.issubdtype(self.labels.dtype, np.integer):
@@ -196,42 +206,63 @@ def _layout_parts(layout: str, root: Path, domain: str) -> tuple[Path, str, str]
     return Path(parent or "."), pattern, readable
 
 
-def _read_image(path: Path, size: int) -> tuple[np.ndarray | None, bool]:
-    """``(uint8 (S,S,3) or None if unreadable, converted)``."""
+def _read_image(path: Path, size: int, max_pixels: int) -> tuple[np.ndarray | None, bool, bool]:
+    """``(uint8 (S,S,3) or None if skipped, converted, over max_pixels)``; the size comes from the header,
+    before anything is decoded."""
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                log.warning("skipping image %s: %d x %d pixels, more than max_pixels %d", path, width, height,
+                            max_pixels)
+                return None, False, True
             if im.format == "JPEG" and im.mode == "RGB":
                 im.draft("RGB", (size, size))  # decode at a reduced scale, never below `size`
             im.load()
             im = ImageOps.exif_transpose(im)
             rgb, converted = to_rgb(im)
-            return fit_square(rgb, size), converted
+            return fit_square(rgb, size), converted, False
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own limit, whatever max_pixels says
+        log.warning("skipping image %s (%s)", path, exc)
+        return None, False, True
     except _DECODE_ERRORS as exc:
         log.warning("skipping unreadable image %s (%s)", path, exc)
-        return None, False
+        return None, False, False
 
 
-def image_folder(root: Path | str, domain: str, image_size: int, layout: str = DEFAULT_LAYOUT, *,
-                 where: str = "the config", workers: int | None = None) -> DomainData:
-    """Loads one domain from class folders (Office-31 layout by default).
-
-    ``layout`` is a path template with ``{root}``, ``{domain}`` and ``{class}``
-    (a whole folder name); the part after ``{class}`` is a glob inside each class
-    folder (``*``, ``*.jpg``, ``**/*``).  Class names are the names of the class
-    folders that hold at least one readable image, sorted; any names work.
-    Files with an extension in :data:`IMAGE_EXTENSIONS` (any case) are read.
-    ``where`` names the config file in error messages.
-    """
-    _check_size(image_size)
+def check_image_folder(root: Path | str, domain: str, layout: str = DEFAULT_LAYOUT, *,
+                       where: str = "the config") -> tuple[Path, str, str, str]:
+    """A one-line error unless the root and the domain's folder of class folders exist (what can be checked
+    before any image is read); returns that folder, the glob inside a class folder, the expected layout and
+    the fix, for :func:`image_folder`'s messages."""
     root = Path(root)
     parent, pattern, readable = _layout_parts(layout, root, domain)
     default = " (Office-31 layout)" if layout == DEFAULT_LAYOUT else ""
     expected = f"expected {readable} with extensions {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}{default}"
     fix = f"set the data root in {where}"
     if not root.is_dir():
-        raise TransferVizError(f"data root {root} does not exist: {expected}; {fix}")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise TransferVizError(f"data root {root} {what}: {expected}; {fix}")
     if not parent.is_dir():
         raise TransferVizError(f"no folder {parent} for domain {domain!r}: {expected}; {fix}")
+    return parent, pattern, expected, fix
+
+
+def image_folder(root: Path | str, domain: str, image_size: int, layout: str = DEFAULT_LAYOUT, *,
+                 where: str = "the config", workers: int | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> DomainData:
+    """Loads one domain from class folders (Office-31 layout by default).
+
+    ``layout`` is a path template with ``{root}``, ``{domain}`` and ``{class}``
+    (a whole folder name); the part after ``{class}`` is a glob inside each class
+    folder (``*``, ``*.jpg``, ``**/*``).  Class names are the names of the class
+    folders that hold at least one readable image, sorted; any names work.
+    Files with an extension in :data:`IMAGE_EXTENSIONS` (any case) are read; those of more than
+    ``max_pixels`` pixels are skipped (and counted in ``skipped`` and ``oversized``) without being decoded.
+    ``where`` names the config file in error messages.
+    """
+    _check_size(image_size)
+    parent, pattern, expected, fix = check_image_folder(root, domain, layout, where=where)
 
     def is_image(p: Path) -> bool:
         return p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
@@ -247,14 +278,20 @@ def image_folder(root: Path | str, domain: str, image_size: int, layout: str = D
         raise TransferVizError(f"no images under {parent}{hint}: {expected}; {fix}")
 
     n_workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:  # PIL decodes without the GIL
-        results = list(pool.map(lambda cp: _read_image(cp[1], image_size), files))
+    # max_pixels is the limit that counts: Pillow's warning for images between its own two limits would
+    # only repeat it (the filter is process-wide, so the loader threads see it too)
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=n_workers) as pool:  # PIL decodes without the GIL
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        results = list(pool.map(lambda cp: _read_image(cp[1], image_size, max_pixels), files))
 
-    kept = [(c, p, arr, conv) for (c, p), (arr, conv) in zip(files, results) if arr is not None]
+    kept = [(c, p, arr, conv) for (c, p), (arr, conv, _) in zip(files, results) if arr is not None]
     skipped = len(files) - len(kept)
+    oversized = sum(big for _, _, big in results)
     if not kept:
-        raise TransferVizError(f"none of the {len(files)} images under {parent} could be read "
-                               f"(corrupt or not images): {expected}; {fix}")
+        why = (f"{oversized} of them have more than max_pixels = {max_pixels:,} pixels; raise the domain's "
+               f"max_pixels in {where} to read them" if oversized else "corrupt or not images")
+        raise TransferVizError(f"none of the {len(files)} images under {parent} could be read ({why}): "
+                               f"{expected}; {fix}")
     classes = tuple(sorted({c for c, _, _, _ in kept}))
     index = {c: i for i, c in enumerate(classes)}
     empty = [d.name for d in class_dirs if d.name not in index]
@@ -264,7 +301,7 @@ def image_folder(root: Path | str, domain: str, image_size: int, layout: str = D
     labels = np.asarray([index[c] for c, _, _, _ in kept], dtype=np.int64)
     origins = tuple(p.relative_to(parent).as_posix() for _, p, _, _ in kept)
     return DomainData(images=images, labels=labels, classes=classes, skipped=skipped,
-                      converted=sum(conv for _, _, _, conv in kept), origins=origins)
+                      converted=sum(conv for _, _, _, conv in kept), origins=origins, oversized=oversized)
 
 
 # --------------------------------------------------------------------------- SVHN / MNIST
@@ -297,6 +334,16 @@ def _digits_domain(images: np.ndarray, digits: np.ndarray, keep: np.ndarray, ima
                       origins=tuple(f"{name}[{int(i)}]" for i in keep))
 
 
+def check_svhn(root: Path | str, *, where: str = "the config") -> Path:
+    """The SVHN file under ``root``, or a one-line error naming the expected layout."""
+    mat = Path(root) / "train_32x32.mat"
+    if not mat.is_file():
+        raise TransferVizError(f"SVHN file {mat} not found: expected <root>/train_32x32.mat "
+                               f"(torchvision SVHN layout, split 'train'; downloading is off); "
+                               f"set the data root in {where}")
+    return mat
+
+
 def svhn(root: Path | str, per_class: int, image_size: int, seed: int, *,
          where: str = "the config") -> DomainData:
     """SVHN's training split via ``torchvision.datasets.SVHN(root, split="train", download=False)``.
@@ -308,11 +355,7 @@ def svhn(root: Path | str, per_class: int, image_size: int, seed: int, *,
     """
     _check_size(image_size)
     root = Path(root)
-    mat = root / "train_32x32.mat"
-    if not mat.is_file():
-        raise TransferVizError(f"SVHN file {mat} not found: expected <root>/train_32x32.mat "
-                               f"(torchvision SVHN layout, split 'train'; downloading is off); "
-                               f"set the data root in {where}")
+    mat = check_svhn(root, where=where)
     try:
         import scipy.io  # noqa: F401  (torchvision's SVHN reads .mat files with scipy)
     except ImportError:
@@ -343,16 +386,9 @@ def svhn(root: Path | str, per_class: int, image_size: int, seed: int, *,
 _MNIST_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 
 
-def mnist(root: Path | str, per_class: int, image_size: int, seed: int, *,
-          where: str = "the config") -> DomainData:
-    """MNIST's training split via ``torchvision.datasets.MNIST(root, train=True, download=False)``.
-
-    Needs the unpacked ``<root>/MNIST/raw/train-images-idx3-ubyte`` and
-    ``train-labels-idx1-ubyte`` (the ``t10k`` files are not needed).  ``per_class``
-    instances of each digit are sampled with ``seed``; the gray images are resized
-    and repeated to RGB (each counts as ``converted``).
-    """
-    _check_size(image_size)
+def check_mnist(root: Path | str, *, where: str = "the config") -> Path:
+    """The folder of MNIST's unpacked training files under ``root``, or a one-line error naming the expected
+    layout (and where the files are when they lie one folder off, or still packed)."""
     root = Path(root)
     raw = root / "MNIST" / "raw"
     missing = [f for f in _MNIST_TRAIN if not (raw / f).is_file()]
@@ -368,6 +404,21 @@ def mnist(root: Path | str, per_class: int, image_size: int, seed: int, *,
         raise TransferVizError(f"MNIST files not found: expected {raw}/{_MNIST_TRAIN[0]} and "
                                f"{_MNIST_TRAIN[1]} (torchvision MNIST layout, unpacked; downloading is off)"
                                f"{hint}; set the data root in {where}")
+    return raw
+
+
+def mnist(root: Path | str, per_class: int, image_size: int, seed: int, *,
+          where: str = "the config") -> DomainData:
+    """MNIST's training split via ``torchvision.datasets.MNIST(root, train=True, download=False)``.
+
+    Needs the unpacked ``<root>/MNIST/raw/train-images-idx3-ubyte`` and
+    ``train-labels-idx1-ubyte`` (the ``t10k`` files are not needed).  ``per_class``
+    instances of each digit are sampled with ``seed``; the gray images are resized
+    and repeated to RGB (each counts as ``converted``).
+    """
+    _check_size(image_size)
+    root = Path(root)
+    raw = check_mnist(root, where=where)
     from torchvision.datasets import MNIST
 
     class _LocalMNIST(MNIST):
