@@ -19,7 +19,7 @@ from dashboard.lookups import valid_class
 from dashboard.urlstate import DEFAULT_SHOWN, MAX_SHOWN, SCALES, StateSpace, parse_state, space_of, update_search
 from dashboard.views.network.data import layers_from_range, range_from_layers, warm
 from dashboard.views.network.figures import network_figure
-from dashboard.views.network.markup import click_layers, detail_panel, hint
+from dashboard.views.network.markup import click_layers, correspondence_view, detail_panel, hint
 from layouts import ids
 from layouts import network as ly
 from transferviz.cache import Cache
@@ -147,6 +147,15 @@ def register(app: dash.Dash, cache: Cache) -> None:
     def _figure(cls, layer_range, hide_nonimp, hide_source, shown, scale):
         return network_figure(cache, cls, layer_range, bool(hide_nonimp), bool(hide_source), shown=shown_count(shown),
                               color_scale=scale if scale in SCALES else SCALES[0])
+
+    @app.callback(
+        Output(ly.CORRESPONDENCE, "figure"),
+        Output(ly.CORRESPONDENCE_SUMMARY, "children"),
+        Input(ids.SELECTED_CLASS, "data"),
+        Input(ly.LAYERS, "value"),
+    )
+    def _correspondence(cls, layer_range):
+        return correspondence_view(cache, cls, layer_range)
 
     app.clientside_callback(RELABEL_JS, Output(ly.RELABEL, "data"), Input(ly.GRAPH, "relayoutData"),
                             State(ly.GRAPH, "id"), prevent_initial_call=True)

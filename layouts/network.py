@@ -12,7 +12,9 @@ small cells leave unprinted are printed as the user zooms in), inside a box that
 should a figure be larger (a long "no weights" line: :data:`SCROLL_STYLE` and
 :data:`GRAPH_STYLE`), and a detail panel filled by clicks on
 a neuron index, a weight square or a similarity cell (its contents, the kernel graph of a
-weight among them, are built at run time by :mod:`dashboard.views.network.markup`).
+weight among them, are built at run time by :mod:`dashboard.views.network.markup`). Under them, a
+line saying whether the class's weight correspondence is distinguishable from chance and a small strip
+per drawn layer pair: observed share vs the same-index reference vs the permutation null (issue 12).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ RELABEL = "network-relabel"  # the label steps after a zoom (written by a client
 SCALE = "network-scale"
 DETAIL = "network-detail"
 SCROLL = "network-scroll"
+CORRESPONDENCE = "network-correspondence"  # the strip: observed share vs same-index reference vs chance
+CORRESPONDENCE_SUMMARY = "network-correspondence-summary"  # the line under the matrices
 
 
 #: The figure's box: at most 78 % of the window high, as narrow as its column allows, and
@@ -136,4 +140,11 @@ def layout(cache: Cache) -> html.Div:
         html.Div(hint(), id=DETAIL, className="tv-network-detail ms-2",
                  style={"width": "15.5rem", "flex": "0 0 15.5rem", "maxHeight": "78vh", "overflowY": "auto"}),
     ], className="d-flex align-items-start")
-    return html.Div([title_bar, body], className="tv-card tv-view-network")
+    # under the matrices: whether the class's correspondence shares are distinguishable from chance
+    # (issue 12: a reference and a null beside every measure a user reads as evidence)
+    correspondence = html.Div([
+        html.Div(id=CORRESPONDENCE_SUMMARY, className="small text-muted mb-1 tv-network-corr-summary"),
+        dcc.Graph(id=CORRESPONDENCE, figure=empty_figure("Loading…", height=150),
+                  config={"displayModeBar": False, "responsive": False}, style=GRAPH_STYLE),
+    ], className="mt-1 tv-network-correspondence")
+    return html.Div([title_bar, body, correspondence], className="tv-card tv-view-network")

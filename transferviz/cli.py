@@ -1,4 +1,4 @@
-"""Command line: ``transferviz build CONFIG`` (also ``python -m transferviz``)."""
+"""Command line: ``transferviz build CONFIG``, ``info CACHE``, ``sensitivity CACHE`` (or ``python -m transferviz``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from transferviz.errors import TransferVizError
+from transferviz.errors import TransferVizError, disk_error
 
 if TYPE_CHECKING:
     from transferviz.cache import Cache
@@ -29,6 +29,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     i = sub.add_parser("info", help="print a built cache's summary")
     i.add_argument("cache", type=Path, help="a cache folder, e.g. cache/digits")
+    s = sub.add_parser("sensitivity", help="how much the important neurons, weights and correspondence shares of a "
+                       "built cache change with the analysis choices the paper leaves open (no new attribution)")
+    s.add_argument("target", help="a cache folder (cache/digits) or the config it was built from")
+    s.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="folder holding caches, when TARGET is a "
+                   "config (default: cache)")
+    s.add_argument("--out", type=Path, help="CSV to write (default: sensitivity-<run>.csv here)")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    s.add_argument("--only", help="comma-separated choices to vary (default all: neuron_fraction, weight_k, "
+                   "active_receivers, similarity, matching; the last two are quick)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -40,8 +50,16 @@ def main(argv: list[str] | None = None) -> int:
             return _build(args)
         if args.command == "info":
             return _info(args)
+        if args.command == "sensitivity":
+            return _sensitivity(args)
     except TransferVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a disk that fills up or turns read-only mid-build is the user's to fix
+        err = disk_error(exc)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the previous cache (if any) is untouched", file=sys.stderr)
@@ -65,10 +83,49 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sensitivity(args: argparse.Namespace) -> int:
+    from transferviz.cache import Cache
+    from transferviz.config import parse_config
+    from transferviz.preprocess import resolve_device
+    from transferviz.sensitivity import default_grid, sensitivity_table
+
+    target = Path(args.target)
+    if (target / "manifest.json").is_file():
+        cache = Cache.open(target)
+    else:
+        from transferviz.config import load_config
+
+        cache = Cache.open(args.cache_dir / load_config(args.target).name)
+    grid = default_grid(parse_config(cache.config, f"{cache.root}/manifest.json").analysis)
+    if args.only:
+        wanted = [c.strip() for c in args.only.split(",") if c.strip()]
+        known = sorted({v.choice for v in grid})
+        for c in wanted:
+            if c not in known:
+                raise TransferVizError(f"--only: unknown choice {c!r}; choose from {', '.join(known)}")
+        grid = [v for v in grid if v.choice in wanted]
+    device = resolve_device(args.device)
+    table = sensitivity_table(cache, grid, device=device, progress=not args.quiet)
+    out = args.out or Path(f"sensitivity-{cache.name}.csv")
+    table.to_csv(out, index=False)
+    with pd_options():
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {out} ({len(table)} rows); Jaccard 1 / change 0: the finding does not hang on that choice")
+    return 0
+
+
+def pd_options():  # type: ignore[no-untyped-def]
+    """Wide pandas printing for the sensitivity table (no wrapping at 80 columns)."""
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_colwidth", 40)
+
+
 def _info(args: argparse.Namespace) -> int:
     from transferviz.cache import Cache  # per command, as in _build: pandas is slow to import
 
     c = Cache.open(args.cache)
+    c.verify()  # every listed artifact against its record (headers only): info is how a user checks a cache
     m = c.manifest
     print(f"{c.name}: {len(c.instances)} instances, {len(c.classes)} classes, layers {', '.join(c.layers)}")
     for line in _layer_lines(c):

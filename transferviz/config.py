@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import ErrorDetails
 
 from transferviz.errors import TransferVizError
@@ -39,6 +39,17 @@ class SyntheticDigits(_Domain):
     kind: Literal["synthetic_digits"]
     name: str = "printed"
     n_per_class: int = Field(200, ge=2, le=100_000)
+    # the same images converted to grey (issue 12, item 6: a demo whose domains do not differ in colour)
+    grayscale: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_colour_default(self, handler: Any) -> dict[str, Any]:
+        # grayscale is left out while false, so that configs (and the stage keys hashed from them) of caches
+        # built before the option existed stay what they were and those caches are reused
+        out = handler(self)
+        if not self.grayscale:
+            out.pop("grayscale", None)
+        return out
 
 
 class SklearnDigits(_Domain):
@@ -47,12 +58,18 @@ class SklearnDigits(_Domain):
     name: str = "handwritten"
 
 
+#: Pixels an image file may hold to be decoded (40 megapixels, a 7,300 x 5,500 photo): decoding takes 3-4 bytes
+#: a pixel per loader thread, and a 450 KB PNG can claim 144 megapixels. Larger files are skipped and counted.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
 class ImageFolder(_Domain):
     """``<root>/<domain>/images/<class>/*.jpg`` (Office-31's layout); any class names."""
     kind: Literal["image_folder"]
     root: Path
     domain: str
     name: str | None = None
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)  # larger images are skipped (header read, never decoded)
 
 
 class Svhn(_Domain):
@@ -152,12 +169,25 @@ class AnalysisSpec(_Frozen):
     baseline: float = 0.0
     neuron_fraction: float = Field(0.1, gt=0, le=1)
     weight_top_k: int | None = Field(None, ge=1)
+    # a weight counts for an instance only when its receiving neuron is active there (non-zero conductance;
+    # why: transferviz.analysis.weights.receiver_activity); false: the paper's rule, every instance counts
+    active_receivers: bool = True
+    # neuron similarity (paper: cosine) and how a target neuron is matched to a source neuron for weight
+    # correspondence (paper: best = the most similar one; one_to_one = Hungarian assignment; same_index)
+    similarity: Literal["cosine", "pearson"] = "cosine"
+    matching: Literal["best", "one_to_one", "same_index"] = "best"
+    # source-label shuffles of the correspondence share's permutation null (mean and 95th percentile)
+    correspondence_permutations: int = Field(200, ge=0, le=10_000)
     embedding_layer: str | None = None
     memory_budget_mb: int = Field(4096, ge=16)
     autocast: bool = False
     discriminability_folds: int = Field(10, ge=2, le=100)
     # label shuffles of the domain classifier's permutation null (0: no null; 19 gives p-values to 0.05)
     discriminability_permutations: int = Field(19, ge=0, le=999)
+    # resamples of the bootstrap stability of u (issue 12: at least 100; 0: none)
+    discriminability_bootstrap: int = Field(100, ge=0, le=10_000)
+    # label shuffles of the stability's null (how many top neurons look stable with no domain difference)
+    discriminability_stability_null: int = Field(5, ge=0, le=999)
     tsne_perplexity: float = Field(30.0, gt=1, le=500)
 
     @field_validator("layers", mode="before")
@@ -351,7 +381,8 @@ def load_config(path: str | Path) -> Config:
     if not p.exists() and p.suffix == "" and (REPO_CONFIGS / f"{p.name}.yaml").exists():
         p = REPO_CONFIGS / f"{p.name}.yaml"
     if not p.is_file():
-        raise TransferVizError(f"config {p} does not exist; pass a YAML file such as configs/digits.yaml")
+        what = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise TransferVizError(f"config {p} {what}; pass a YAML file such as configs/digits.yaml")
     try:
         data = _load_yaml(p)
     except yaml.YAMLError as exc:

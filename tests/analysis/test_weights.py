@@ -241,3 +241,87 @@ def test_linear_zero_input_shortcut_is_exact(k_inst):
     np.testing.assert_array_equal(res.counts, counts)
     np.testing.assert_array_equal(res.n1, n1)
     np.testing.assert_array_equal(res.n2, n2)
+
+
+# --------------------------------------------------------------------- active receivers (issue 12, item 3)
+
+
+def brute_important_active(levels: np.ndarray, values: np.ndarray, active: np.ndarray, k_inst: int, k_cls: int):
+    """As brute_important, but an instance's levels into inactive receivers neither count nor add up."""
+    m, n_out, n_in = levels.shape
+    lv = np.where(active[:, :, None], levels, -np.inf)
+    counts = np.zeros(n_out * n_in, dtype=np.int64)
+    for i in range(m):
+        flat = lv[i].reshape(-1)
+        order = [f for f in sorted(range(flat.size), key=lambda f: (-flat[f], f)) if np.isfinite(flat[f])]
+        for f in order[:k_inst]:
+            counts[f] += 1
+    sums = np.where(np.isfinite(lv), lv, 0.0).sum(0).reshape(-1)
+    order = sorted(range(counts.size), key=lambda f: (-counts[f], -sums[f], f))[:k_cls]
+    n2, n1 = np.divmod(np.array(order), n_in)
+    return n1, n2, counts.reshape(n_out, n_in), sums[order]
+
+
+@pytest.mark.parametrize("pair, budget", [(("features.0", "features.3"), 256), (("features.0", "features.3"), 1e-4),
+                                          (("features.3", "classifier.1"), 256),
+                                          (("classifier.1", "classifier.4"), 256),
+                                          (("classifier.1", "classifier.4"), 1e-4)])
+def test_active_receivers_match_brute_force(pair, budget):
+    torch.manual_seed(6)
+    model = Tiny()
+    inputs = torch.randn(7, 2, 8, 8)
+    layer_i, layer_j = pair
+    mod_j = dict(model.named_modules())[layer_j]
+    x = layer_inputs(model, layer_j, inputs)
+    if isinstance(mod_j, nn.Conv2d):
+        levels, in_groups = brute_conv_levels(mod_j, x), None
+    else:
+        in_groups = 5 if layer_i == "features.3" else None
+        levels = brute_linear_levels(mod_j, x, in_groups)
+    n_out = levels.shape[1]
+    active = np.random.default_rng(0).random((7, n_out)) < 0.5
+    active[0] = False  # an instance with no active receiver counts no weight at all
+    res = important_weights(model, layer_i, layer_j, inputs, k_instance=4, k_class=5, batch_size=3,
+                            memory_budget_mb=budget, receiver_active=active)
+    n1, n2, counts, sums = brute_important_active(levels, weight_value_matrix(mod_j, in_groups), active, 4, 5)
+    np.testing.assert_array_equal(res.counts, counts)
+    np.testing.assert_array_equal(res.n1, n1)
+    np.testing.assert_array_equal(res.n2, n2)
+    np.testing.assert_allclose(res.level_sum, sums, rtol=1e-5, atol=1e-6)
+    assert (res.counts[~active.any(0)] == 0).all()  # a receiver never active has no counted weight
+    # every receiver active: exactly the unfiltered result
+    full = important_weights(model, layer_i, layer_j, inputs, k_instance=4, k_class=5, batch_size=3,
+                             memory_budget_mb=budget, receiver_active=np.ones((7, n_out), bool))
+    plain = important_weights(model, layer_i, layer_j, inputs, k_instance=4, k_class=5, batch_size=3,
+                              memory_budget_mb=budget)
+    np.testing.assert_array_equal(full.counts, plain.counts)
+    np.testing.assert_array_equal(full.pairs, plain.pairs)
+    with pytest.raises(ValueError, match="receiver_active"):
+        important_weights(model, layer_i, layer_j, inputs, receiver_active=active[:3])
+
+
+def test_active_receivers_hand_built_linear_pair():
+    """x = relu(W0 u) feeds two receivers; receiver 0 gets the largest levels but is dead (its pre-activation
+    is negative: a large negative bias), so its conductance is zero and its weights must not be important."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2))
+        model[0].bias.zero_()
+        model[2].weight.copy_(torch.tensor([[5.0, 4.0],    # receiver 0: levels 5*x0, 4*x1 ...
+                                            [1.0, 2.0]]))  # receiver 1: levels 1*x0, 2*x1
+        model[2].bias.copy_(torch.tensor([-100.0, 0.0]))   # ... but it never fires
+        model[4].weight.fill_(1.0)
+        model[4].bias.zero_()
+    inputs = torch.tensor([[1.0, 1.0], [2.0, 1.0], [1.0, 3.0]])
+    plain = important_weights(model, "0", "2", inputs, k_instance=1, k_class=1)
+    assert (plain.n2[0], plain.n1[0]) == (0, 0)  # the paper's rule picks a weight into the dead unit
+    from transferviz.analysis.conductance import layer_conductance
+
+    cond = layer_conductance(model, ["2"], inputs, 0, n_steps=8).values["2"]
+    active = W.receiver_activity(cond)
+    np.testing.assert_array_equal(active, [[False, True]] * 3)  # zero conductance exactly where it is dead
+    res = important_weights(model, "0", "2", inputs, k_instance=1, k_class=2, receiver_active=active)
+    # levels into receiver 1 per instance: (1, 2), (2, 2), (1, 6): top-1 is n1 = 1, 0 (a tie: lower index), 1
+    assert res.pairs.tolist() == [[1, 1], [0, 1]]
+    assert res.count.tolist() == [2, 1]
+    np.testing.assert_allclose(res.level_sum, [2 + 2 + 6, 1 + 2 + 1])

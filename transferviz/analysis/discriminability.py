@@ -54,8 +54,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["ALPHAS", "METHOD", "N_PERMUTATIONS", "SATURATED", "DiscriminabilityResult", "domain_discriminability",
-           "project_active", "project_attributions", "discriminability_order"]
+__all__ = ["ALPHAS", "BASELINE_FEATURES", "BASELINE_WARN", "METHOD", "N_BOOTSTRAP", "N_PERMUTATIONS", "SATURATED",
+           "N_STABILITY_NULL", "STABLE", "TOP_STABLE", "BaselineResult", "DiscriminabilityResult", "StabilityResult",
+           "bootstrap_stability",
+           "domain_discriminability", "image_statistics", "project_active", "project_attributions",
+           "discriminability_order", "ridge_coefficients", "stability_null", "trivial_baseline"]
 
 _EPS = 1e-12
 #: Ridge penalties the inner leave-one-out chooses from (on z-scored inputs; wide, because the
@@ -67,6 +70,18 @@ N_PERMUTATIONS = 19
 SATURATED = 0.99
 #: What the classifier is, in words, for the cache's summary and the view.
 METHOD = "ridge classifier, penalty by nested CV (inner leave-one-out, outer stratified k-fold)"
+#: Resamples of the bootstrap stability of u (issue 12: at least 100).
+N_BOOTSTRAP = 100
+#: Label shuffles of the stability's null (:func:`stability_null`; each costs a penalty search and a bootstrap).
+N_STABILITY_NULL = 5
+#: The "top" of the stability: the neurons with the largest ``|u|`` (the five the view checks).
+TOP_STABLE = 5
+#: A neuron whose stability is below this is unstable (the view greys it).
+STABLE = 0.5
+#: The trivial baseline's accuracy at or above which the view warns of a colour / intensity confound.
+BASELINE_WARN = 0.9
+#: The trivial baseline's per-image statistics, in the column order of :func:`image_statistics`.
+BASELINE_FEATURES = ("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "saturation")
 
 
 @dataclass(frozen=True)
@@ -327,3 +342,302 @@ def discriminability_order(u: np.ndarray, descending: bool = True) -> np.ndarray
     arr = np.asarray(u, dtype=np.float64).reshape(-1)
     key = -arr if descending else arr
     return np.lexsort((np.arange(arr.size), key)).astype(np.int64)
+
+
+# --- bootstrap stability of u (issue 12, item 4) ---------------------------------------
+
+@dataclass(frozen=True)
+class StabilityResult:
+    """Bootstrap stability of ``u``, per neuron (column of ``A``).
+
+    Attributes:
+        stability: ``(P,)`` share of resamples in which the neuron is among the ``top`` neurons by
+            ``|u|`` *and* its ``u`` keeps the sign of the full-data ``u``.
+        top_share: ``(P,)`` share of resamples in which it is among the ``top`` (either sign).
+        sign_share: ``(P,)`` share of resamples in which its ``u`` keeps its sign.
+        n_bootstrap: resamples drawn (0: none, the arrays are empty).
+        top: the size of the top (``min(TOP_STABLE, P)``).
+    """
+
+    stability: np.ndarray
+    top_share: np.ndarray
+    sign_share: np.ndarray
+    n_bootstrap: int
+    top: int
+
+    def n_top_stable(self, u: np.ndarray, threshold: float = STABLE) -> int:
+        """How many of the ``top`` neurons of the full-data ``u`` have stability ``>= threshold``."""
+        if self.n_bootstrap == 0 or self.top == 0:
+            return 0
+        order = np.argsort(-np.abs(np.asarray(u, dtype=np.float64)), kind="stable")[:self.top]
+        return int((self.stability[order] >= threshold).sum())
+
+
+def ridge_coefficients(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Coefficients of the binary ridge classifier with balanced class weights, for a batch of data sets.
+
+    The closed form of ``sklearn.linear_model.RidgeClassifier(alpha, class_weight="balanced").fit(x[b], y)``
+    (targets -1 / +1, weighted centring for the intercept, squared loss plus ``alpha |w|^2``), solved in the
+    primal (``P x P``) or the dual (``n x n``) whichever is smaller, for every ``b`` at once.
+
+    Args:
+        x: ``(B, n, P)`` inputs (already standardised as the caller wants them).
+        y: ``(n,)`` labels 0 / 1, the same for every ``b`` (a stratified bootstrap keeps the domain sizes).
+        alpha: the ridge penalty.
+
+    Returns:
+        ``(B, P)`` coefficients; positive values point to label 1.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    lab = np.asarray(y).reshape(-1)
+    t = np.where(lab == 1, 1.0, -1.0)
+    n1 = float((lab == 1).sum())
+    n0 = float(lab.size - n1)
+    if n0 == 0 or n1 == 0:
+        raise ValueError("ridge_coefficients needs both labels")
+    sw = np.where(lab == 1, lab.size / (2.0 * n1), lab.size / (2.0 * n0))  # class_weight="balanced"
+    xm = np.einsum("n,bnp->bp", sw, x) / sw.sum()
+    root = np.sqrt(sw)
+    xs = (x - xm[:, None, :]) * root[None, :, None]
+    ys = (t - float(sw @ t) / sw.sum()) * root
+    p, n = x.shape[2], x.shape[1]
+    if p <= n:  # matmul, not einsum: batched BLAS
+        gram = np.matmul(xs.transpose(0, 2, 1), xs) + alpha * np.eye(p)
+        rhs = xs.transpose(0, 2, 1) @ ys
+        return np.linalg.solve(gram, rhs[..., None])[..., 0]
+    kern = np.matmul(xs, xs.transpose(0, 2, 1)) + alpha * np.eye(n)
+    dual = np.linalg.solve(kern, np.broadcast_to(ys, (x.shape[0], n))[..., None])[..., 0]
+    return (xs.transpose(0, 2, 1) @ dual[..., None])[..., 0]
+
+
+def bootstrap_stability(a_src: np.ndarray, a_tgt: np.ndarray, u: np.ndarray, alpha: float,
+                        n_bootstrap: int = N_BOOTSTRAP, seed: int = 0, top: int = TOP_STABLE) -> StabilityResult:
+    """How stable Algorithm 1's top neurons are when the instances are resampled.
+
+    Each resample draws the source rows and the target rows with replacement, each domain to its own
+    size; step 1 (z-scores) is redone on the resample and the final ridge model refit with the full
+    data's penalty ``alpha`` (in closed form, :func:`ridge_coefficients`; the penalty is not re-chosen:
+    the question is how much u moves with the instances, not with the penalty search). Per neuron, the
+    share of resamples in which it is among the ``top`` by ``|u|`` (the neurons the view checks) with
+    the sign of the full-data ``u``: 1.0 for a neuron that always separates the domains the same way,
+    near ``top / P`` or less for noise.
+
+    Args:
+        a_src: ``(Ms, P)`` attributions on the source instances.
+        a_tgt: ``(Mt, P)`` on the target instances.
+        u: ``(P,)`` the full-data discriminability (whose top and signs are checked).
+        alpha: the full-data ridge penalty.
+        n_bootstrap: resamples (0: none).
+        seed: seeds the resampling.
+        top: size of the top (capped at P).
+
+    Returns:
+        :class:`StabilityResult`.
+    """
+    src = np.asarray(a_src, dtype=np.float64)
+    tgt = np.asarray(a_tgt, dtype=np.float64)
+    ref = np.asarray(u, dtype=np.float64).reshape(-1)
+    p = ref.size
+    if src.shape[1:] != (p,) or tgt.shape[1:] != (p,):
+        raise ValueError(f"a_src {src.shape} and a_tgt {tgt.shape} must have len(u) = {p} columns")
+    k = min(int(top), p)
+    if n_bootstrap <= 0 or p == 0 or len(src) < 2 or len(tgt) < 2:
+        z = np.zeros(0)
+        return StabilityResult(z, z.copy(), z.copy(), 0, k)
+    ms, mt = len(src), len(tgt)
+    a = np.vstack([src, tgt])
+    labels = np.concatenate([np.zeros(ms, np.int8), np.ones(mt, np.int8)])
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([rng.integers(0, ms, (n_bootstrap, ms)), ms + rng.integers(0, mt, (n_bootstrap, mt))],
+                          axis=1)
+    from threadpoolctl import threadpool_limits
+
+    # small matrices: BLAS threads only contend (100x slower on a busy 2-core machine), as in the classifier
+    with threadpool_limits(limits=1, user_api="blas"):
+        coefs = (_resampled_primal if p <= ms + mt else _resampled_kernel)(a, labels, rows, alpha)
+    in_top = np.zeros((n_bootstrap, p), dtype=bool)
+    if k > 0:
+        best = np.argpartition(-np.abs(coefs), k - 1, axis=1)[:, :k]
+        np.put_along_axis(in_top, best, True, axis=1)
+    same_sign = (np.sign(coefs) == np.sign(ref)[None, :]) & (ref != 0)[None, :]
+    return StabilityResult(stability=(in_top & same_sign).mean(axis=0), top_share=in_top.mean(axis=0),
+                           sign_share=same_sign.mean(axis=0), n_bootstrap=int(n_bootstrap), top=k)
+
+
+def stability_null(a_src: np.ndarray, a_tgt: np.ndarray, n_bootstrap: int = N_BOOTSTRAP,
+                   n_permutations: int = N_STABILITY_NULL, seed: int = 0, top: int = TOP_STABLE,
+                   threshold: float = STABLE) -> np.ndarray:
+    """How many of the top neurons look stable when the domains do not differ at all: the null of
+    :meth:`StabilityResult.n_top_stable`.
+
+    The bootstrap reproduces the sample it resamples, chance structure included: on pure noise the
+    largest ``|u|`` of 20 neurons keeps its place and sign in about half of the resamples, so ~2 of the
+    top 5 pass ``STABLE`` with no domain difference at all. Each permutation shuffles the domain labels
+    over the pooled rows (the domain sizes kept), chooses the penalty as the full model does (leave-one-out
+    over ``ALPHAS``), refits ``u`` and counts the stable top neurons of its own bootstrap.
+
+    Args:
+        a_src, a_tgt: as :func:`bootstrap_stability`.
+        n_bootstrap: resamples per permutation.
+        n_permutations: label shuffles (0: an empty result).
+        seed: seeds the shuffles and their resamples.
+        top, threshold: as :meth:`StabilityResult.n_top_stable`.
+
+    Returns:
+        ``(n_permutations,)`` int64: the stable top count of each shuffle.
+    """
+    src = np.asarray(a_src, dtype=np.float64)
+    tgt = np.asarray(a_tgt, dtype=np.float64)
+    ms = len(src)
+    a = np.vstack([src, tgt])
+    if n_permutations <= 0 or n_bootstrap <= 0 or ms < 2 or len(tgt) < 2 or a.shape[1] == 0:
+        return np.zeros(0, dtype=np.int64)
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng([seed, 12])
+    out = np.zeros(n_permutations, dtype=np.int64)
+    labels = np.concatenate([np.zeros(ms, np.int8), np.ones(len(a) - ms, np.int8)])
+    for i in range(n_permutations):
+        perm = a[rng.permutation(len(a))]
+        with threadpool_limits(limits=1, user_api="blas"):
+            clf = _classifier().fit(_standardise(perm), labels)
+        u = np.asarray(clf.coef_, dtype=np.float64).reshape(-1)
+        stab = bootstrap_stability(perm[:ms], perm[ms:], u, float(clf.alpha_), n_bootstrap,
+                                   seed=int(rng.integers(2**31)), top=top)
+        out[i] = stab.n_top_stable(u, threshold)
+    return out
+
+
+def _standardised_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``(B, n, P)``: the resamples ``a[rows[b]]``, each z-scored over its own rows (as :func:`_standardise`)."""
+    x = a[rows]
+    mean = x.mean(axis=1, keepdims=True)
+    std = x.std(axis=1, keepdims=True)
+    return (x - mean) / np.where(std > _EPS * np.maximum(1.0, np.abs(mean)), std, 1.0)
+
+
+def _resampled_direct(a: np.ndarray, labels: np.ndarray, rows: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge coefficients of every resample from the resampled rows themselves (used when inputs outnumber
+    instances: :func:`ridge_coefficients` then solves an ``n x n`` system each)."""
+    n, p = rows.shape[1], a.shape[1]
+    chunk = max(1, int(2e7 // max(1, n * p)))  # ~160 MB of float64 a chunk at most
+    out = np.empty((len(rows), p))
+    for lo in range(0, len(rows), chunk):
+        out[lo:lo + chunk] = ridge_coefficients(_standardised_rows(a, rows[lo:lo + chunk]), labels, alpha)
+    return out
+
+
+def _resample_moments(a: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """What both count-based solvers share: ``(a0, t, counts, w, total, abar, tbar, inv)`` -- the shift-free
+    rows, the -1/+1 targets, each resample's count of each row, its ridge weights (count x balanced class
+    weight) and their sums, weighted column means, weighted mean target, and ``1 / std`` of each resample's
+    columns (0 for a constant column: its coefficient is 0, as with :func:`_standardise`)."""
+    n = a.shape[0]
+    t = np.where(labels == 1, 1.0, -1.0)
+    sw = np.where(labels == 1, n / (2.0 * (labels == 1).sum()), n / (2.0 * (labels == 0).sum()))
+    a0 = a - a.mean(axis=0)  # shift-free: keeps the moment sums below free of cancellation
+    counts = np.zeros((len(rows), n))
+    np.add.at(counts, (np.arange(len(rows))[:, None], rows), 1.0)
+    mean = counts @ a0 / n  # z-score scale of each resample's columns (population std over its rows)
+    std = np.sqrt(np.maximum(counts @ (a0 * a0) / n - mean * mean, 0.0))
+    std = np.where(std > _EPS * np.maximum(1.0, np.abs(mean + a.mean(axis=0))), std, np.inf)
+    w = counts * sw
+    total = w.sum(axis=1, keepdims=True)
+    return a0, t, counts, w, total, w @ a0 / total, (w @ t)[:, None] / total, 1.0 / std
+
+
+def _resampled_kernel(a: np.ndarray, labels: np.ndarray, rows: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge coefficients of every resample when inputs outnumber instances, from resample counts (the dual
+    of :func:`_resampled_primal`): each resample's ``n x n`` kernel of its weighted-centred z-scores is one
+    matrix product of the rows' outer products with the resample's squared column scales."""
+    a0, t, _, w, total, abar, tbar, inv = _resample_moments(a, labels, rows)
+    n, p = a0.shape
+    v = inv * inv
+    kern = np.zeros((len(rows), n, n))
+    step = max(1, int(4e6 // (n * n)))  # columns per outer-product block (~32 MB)
+    for lo in range(0, p, step):
+        c = slice(lo, lo + step)
+        outer = (a0[:, None, c] * a0[None, :, c]).reshape(n * n, -1)
+        kern += (v[:, c] @ outer.T).reshape(-1, n, n)
+    cross = (abar * v) @ a0.T  # (B, n): sum_p abar_p v_p a0_ip
+    kern += -cross[:, :, None] - cross[:, None, :] + ((abar * abar * v).sum(axis=1))[:, None, None]
+    root = np.sqrt(w)
+    kern = kern * root[:, :, None] * root[:, None, :] + alpha * np.eye(n)
+    gamma = root * np.linalg.solve(kern, (root * (t[None, :] - tbar))[..., None])[..., 0]
+    return inv * (gamma @ a0 - gamma.sum(axis=1, keepdims=True) * abar)
+
+
+def _resampled_primal(a: np.ndarray, labels: np.ndarray, rows: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge coefficients of every resample when instances outnumber inputs, from resample *counts*.
+
+    The same result as :func:`ridge_coefficients` on :func:`_standardised_rows`, ~10x faster: a resample
+    is a count ``c_i`` per original row, and the z-scores only rescale the centred columns (the ridge's
+    weighted centring removes their shift), so the weighted Gram matrix and right-hand side of every
+    resample are one matrix product of the counts with the rows' outer products.
+    """
+    a0, t, _, w, total, abar, tbar, inv = _resample_moments(a, labels, rows)
+    n, p = a0.shape
+    gram = (w @ (a0[:, :, None] * a0[:, None, :]).reshape(n, p * p)).reshape(-1, p, p)
+    gram -= total[:, :, None] * abar[:, :, None] * abar[:, None, :]
+    rhs = (w * t) @ a0 - total * abar * tbar
+    gram *= inv[:, :, None] * inv[:, None, :]
+    gram += alpha * np.eye(p)
+    return np.linalg.solve(gram, (rhs * inv)[..., None])[..., 0]
+
+
+# --- trivial-feature baseline (issue 12, item 4) -----------------------------------------
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """The domain classifier of Algorithm 1 on per-image statistics instead of neurons.
+
+    Attributes:
+        status: ``"ok"`` or why not (as :class:`DiscriminabilityResult`).
+        cv_accuracy: its nested cross-validated accuracy (the same procedure and folds as the neurons').
+        cv_balanced_accuracy: the same as balanced accuracy.
+        flagged: ``cv_accuracy >= BASELINE_WARN``: simple image statistics alone separate the domains.
+    """
+
+    status: str
+    cv_accuracy: float | None
+    cv_balanced_accuracy: float | None
+    flagged: bool
+
+
+def image_statistics(images: np.ndarray) -> np.ndarray:
+    """Per image, the colour and intensity statistics of :data:`BASELINE_FEATURES`.
+
+    Args:
+        images: ``(N, H, W, 3)`` uint8 (or floats in 0..1) RGB images.
+
+    Returns:
+        ``(N, 7)`` float64: the mean and standard deviation of each channel (0..1) and the mean HSV
+        saturation ``(max - min) / max`` over the pixels (0 where a pixel is black).
+    """
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got {x.shape}")
+    x = x.astype(np.float64) / (255.0 if np.issubdtype(x.dtype, np.integer) else 1.0)
+    flat = x.reshape(len(x), -1, 3)
+    hi, lo = flat.max(axis=2), flat.min(axis=2)
+    sat = np.divide(hi - lo, hi, out=np.zeros_like(hi), where=hi > 0)
+    return np.concatenate([flat.mean(axis=1), flat.std(axis=1), sat.mean(axis=1, keepdims=True)], axis=1)
+
+
+def trivial_baseline(images_src: np.ndarray, images_tgt: np.ndarray, folds: int = 10,
+                     seed: int = 0) -> BaselineResult:
+    """How well simple image statistics alone separate the domains: :func:`domain_discriminability`'s
+    nested cross-validation (same classifier, folds and seed) on :func:`image_statistics` of the class's
+    source and target images. An accuracy near the neurons' says the neurons need not be more than
+    colour or brightness detectors to separate the domains.
+
+    Args:
+        images_src: ``(Ms, H, W, 3)`` the class's source images.
+        images_tgt: ``(Mt, H, W, 3)`` its target images.
+        folds: outer folds (as for the neurons).
+        seed: the fold shuffling's seed (as for the neurons: the same folds).
+    """
+    res = domain_discriminability(image_statistics(images_src), image_statistics(images_tgt), folds=folds,
+                                  seed=seed, n_permutations=0)
+    acc = res.cv_accuracy
+    return BaselineResult(res.status, acc, res.cv_balanced_accuracy, acc is not None and acc >= BASELINE_WARN)

@@ -97,6 +97,7 @@ __all__ = [
     "layer_inputs",
     "layer_in_groups",
     "important_weights",
+    "receiver_activity",
     "weight_regions",
 ]
 
@@ -457,11 +458,13 @@ def _linear_topk_active(w: torch.Tensor, xi: torch.Tensor, k: int) -> tuple[torc
 
 def _select_instance_topk(module: nn.Module, x: torch.Tensor, in_groups: int | None, dense_w: torch.Tensor,
                           k: int, row_step: int, n_in: int, n_out: int,
-                          level_sum: torch.Tensor | None) -> torch.Tensor:
-    """Flat indices ``(b, k)`` of each instance's top-k levels.
+                          level_sum: torch.Tensor | None, active: torch.Tensor | None = None) -> torch.Tensor:
+    """Flat indices (1-D, instance after instance) of each instance's top-k levels.
 
     When ``level_sum`` is given the levels are added to it (conv layers: the max over the
     map has no shortcut; linear levels are summed from the summed inputs instead).
+    ``active`` (``(b, n_out)`` bool) keeps an instance's levels into inactive receivers out of its
+    top-k (and out of ``level_sum``); such an instance may then count fewer than ``k`` weights.
     """
     b = x.shape[0]
     cand_vals: list[list[torch.Tensor]] = [[] for _ in range(b)]
@@ -470,17 +473,26 @@ def _select_instance_topk(module: nn.Module, x: torch.Tensor, in_groups: int | N
     for r0 in range(0, n_out, row_step):
         r1 = min(r0 + row_step, n_out)
         if plain_linear:
-            kk = min(k, (r1 - r0) * n_in)
             for i in range(b):
-                found = _linear_topk_active(dense_w[r0:r1], x[i], kk)
+                band, rows = dense_w[r0:r1], None
+                if active is not None and not bool(active[i, r0:r1].all()):
+                    rows = torch.nonzero(active[i, r0:r1]).squeeze(1)  # ascending: flat order is kept
+                    if rows.numel() == 0:
+                        continue
+                    band = band.index_select(0, rows)
+                kk = min(k, band.shape[0] * n_in)
+                found = _linear_topk_active(band, x[i], kk)
                 if found is None:  # exact shortcut not applicable: all levels of this row band
-                    found = _row_topk((dense_w[r0:r1] * x[i]).reshape(-1), kk)
-                cand_idx[i].append(found[0] + r0 * n_in)
+                    found = _row_topk((band * x[i]).reshape(-1), kk)
+                pos = found[0] if rows is None else rows[found[0] // n_in] * n_in + found[0] % n_in
+                cand_idx[i].append(pos + r0 * n_in)
                 cand_vals[i].append(found[1])
             continue
         lv = _level_chunk(module, x, in_groups, r0, r1, dense_w)  # (b, R, n_in)
+        if active is not None:
+            lv = lv.masked_fill(~active[:, r0:r1, None], float("-inf"))
         if level_sum is not None:
-            if isinstance(module, nn.Conv2d) and module.groups != 1:
+            if (isinstance(module, nn.Conv2d) and module.groups != 1) or active is not None:
                 lv_sum = torch.where(torch.isfinite(lv), lv, torch.zeros((), dtype=lv.dtype, device=lv.device))
             else:
                 lv_sum = lv
@@ -493,11 +505,59 @@ def _select_instance_topk(module: nn.Module, x: torch.Tensor, in_groups: int | N
             cand_vals[i].append(vals)
     out = []
     for i in range(b):
+        if not cand_idx[i]:  # every receiver inactive on this instance
+            continue
         vals = torch.cat(cand_vals[i])
         idx = torch.cat(cand_idx[i])  # ascending across chunks too
         # The global top-k is inside the union of the chunks' top-k (same total order).
-        out.append(_topk_keep(vals, idx, k)[0])
-    return torch.stack(out)
+        keep_idx, keep_vals = _topk_keep(vals, idx, k)
+        # -inf marks no weight (across conv groups) or an inactive receiver: never counted
+        out.append(keep_idx[keep_vals > float("-inf")] if active is not None else keep_idx)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)
+
+
+def _active_linear_level_sum(module: nn.Module, x: torch.Tensor, active: torch.Tensor, in_groups: int | None,
+                             budget: int) -> np.ndarray:
+    """Summed levels of a linear layer counting each instance only where the receiver is active:
+    ``sum_b a[b, n2] W[n2, f] x[b, f] = W[n2, f] (A^T X)[n2, f]`` (grouped per channel after a
+    flatten), one matrix product per band of rows so that memory stays within ``budget``."""
+    assert isinstance(module, nn.Linear)  # only linear layers take this path
+    w64 = module.weight.detach().to(x.device, torch.float64)
+    n_out, in_f = w64.shape
+    n_in = in_f if in_groups is None else in_groups
+    out = np.zeros((n_out, n_in), dtype=np.float64)
+    x64, a64 = x.double(), active.double()
+    step = max(1, budget // max(1, 16 * in_f))
+    with torch.no_grad():
+        for r0 in range(0, n_out, step):
+            r1 = min(r0 + step, n_out)
+            lv = (a64[:, r0:r1].T @ x64) * w64[r0:r1]
+            if in_groups is not None:
+                lv = lv.reshape(r1 - r0, in_groups, -1).sum(dim=2)
+            out[r0:r1] = lv.cpu().numpy()
+    return out
+
+
+def receiver_activity(conductance: np.ndarray) -> np.ndarray:
+    """The build's active-receiver rule: a neuron is active on an instance when its Layer Conductance
+    there is non-zero (``analysis.active_receivers``).
+
+    Why conductance rather than a positive pre-activation: (1) it is the quantity that made the neuron
+    important (5.3.1 A), so "active" means "takes part in this instance's class score", which also rules
+    out a unit that fires but whose output no later path carries to the class (max-pooled away, or behind
+    dead units), where a positive pre-activation would still count it; (2) a ReLU unit that is off along
+    the whole path from the baseline to the instance has exactly zero gradient, hence exactly zero
+    conductance, so no threshold is needed; (3) it is already in the cache, for the analysed layer's own
+    neurons, so no second forward pass or hook is needed. Conv neurons carry their max over the map: a
+    channel counts as active when that max is non-zero.
+
+    Args:
+        conductance: ``(M, neurons)`` conductance of the receiving layer on the instances.
+
+    Returns:
+        ``(M, neurons)`` bool.
+    """
+    return np.asarray(np.asarray(conductance) != 0, dtype=bool)
 
 
 def _infer_in_groups(mod_i: nn.Module, mod_j: nn.Module, layer_i: str, layer_j: str) -> tuple[int, int | None]:
@@ -553,7 +613,8 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
                       k_instance: int | None = None, k_class: int | None = None, *,
                       batch_size: int = 32, device: torch.device | str | None = None,
                       memory_budget_mb: float = 256, fraction: float = 0.1,
-                      layer_i_shape: Sequence[int] | None = None) -> WeightResult:
+                      layer_i_shape: Sequence[int] | None = None,
+                      receiver_active: np.ndarray | torch.Tensor | None = None) -> WeightResult:
     """Important weights between layers ``layer_i -> layer_j`` over the given instances.
 
     Args:
@@ -573,6 +634,10 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
             operations only (layer i may then be any module, a block too, and module j the conv or
             linear layer inside a block); without it layer i and j must be conv/linear modules that
             follow each other in registration order.
+        receiver_active: optional ``(M, n_out)`` bool, whether receiving neuron ``n2`` is active on each
+            instance. A weight then enters an instance's top ``k_instance`` (and its summed level) only
+            when its receiving neuron is active there: a level W * x that a dead unit never passes on
+            is no evidence that the weight matters (:func:`receiver_activity` is the build's rule).
 
     Returns:
         :class:`WeightResult`; with ``M == 0`` the important-weight arrays are empty and the
@@ -613,13 +678,23 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
     x_sum: torch.Tensor | None = None
     m = int(inputs.shape[0])
     budget = int(memory_budget_mb * 2**20)
+    active_all: torch.Tensor | None = None
+    if receiver_active is not None:
+        active_all = torch.as_tensor(np.asarray(receiver_active, dtype=bool), device=dev)
+        if tuple(active_all.shape) != (m, n_out):
+            raise ValueError(f"receiver_active must be (instances, {layer_j} neurons) = {(m, n_out)}, "
+                             f"got {tuple(active_all.shape)}")
+    kept: list[torch.Tensor] = []  # linear layers with receiver_active: the inputs, for the summed levels
 
     for s in range(0, m, max(1, batch_size)):
         xb = layer_inputs(model, layer_j, inputs[s:s + batch_size].to(model_device))
         x, dense_w = _prepare(mod_j, xb, in_groups, dev)
-        if not is_conv:
+        if not is_conv and active_all is not None:
+            kept.append(x)
+        elif not is_conv:
             part = x.double().sum(0, keepdim=True)
             x_sum = part if x_sum is None else x_sum + part
+        act = None if active_all is None else active_all[s:s + batch_size]
         row_cost = _row_cost_bytes(mod_j, x, n_in)
         per_instance = row_cost * n_out
         # Whole instances per chunk when they fit, otherwise one instance and a band of rows.
@@ -628,13 +703,15 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
         with torch.no_grad():
             for t in range(0, x.shape[0], sub_b):
                 idx = _select_instance_topk(mod_j, x[t:t + sub_b], in_groups, dense_w, k_inst, row_step,
-                                            n_in, n_out, level_sum)
+                                            n_in, n_out, level_sum, None if act is None else act[t:t + sub_b])
                 flat_idx = idx.reshape(-1)
                 counts.index_add_(0, flat_idx, torch.ones(flat_idx.numel(), dtype=torch.int32, device=dev))
 
     counts_np = counts.reshape(n_out, n_in).cpu().numpy()
     if level_sum is not None:  # conv layers (is_conv)
         level_np = level_sum.cpu().numpy()
+    elif kept and active_all is not None:
+        level_np = _active_linear_level_sum(mod_j, torch.cat(kept), active_all, in_groups, budget)
     elif x_sum is not None:
         w64 = mod_j.weight.detach().to(dev, torch.float64)
         with torch.no_grad():

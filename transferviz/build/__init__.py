@@ -60,16 +60,21 @@ STAGES: list[Stage] = [
           doc="Layer Conductance of every neuron, every instance, both models"),
     Stage("abstract", analysis.stage_abstract,
           lambda c: {"neuron_fraction": c.analysis.neuron_fraction, "weight_top_k": c.analysis.weight_top_k,
-                     "layers": c.analysis.layers},
-          deps=("data", "models", "architecture", "attribute"), version=2,
+                     "layers": c.analysis.layers, "active_receivers": c.analysis.active_receivers},
+          deps=("data", "models", "architecture", "attribute"), version=3,
           doc="important neurons per class, important weights of the linked layer pairs"),
-    Stage("compare", analysis.stage_compare, lambda c: {"layers": c.analysis.layers},
-          deps=("architecture", "abstract"), version=2,
+    Stage("compare", analysis.stage_compare,
+          lambda c: {"layers": c.analysis.layers, "similarity": c.analysis.similarity, "matching": c.analysis.matching,
+                     "correspondence_permutations": c.analysis.correspondence_permutations, "seed": c.seed},
+          deps=("architecture", "abstract"), version=3,
           doc="neuron similarity and weight correspondence"),
     Stage("discriminate", analysis.stage_discriminate,
           lambda c: {"discriminability_folds": c.analysis.discriminability_folds,
-                     "discriminability_permutations": c.analysis.discriminability_permutations, "seed": c.seed},
-          deps=("abstract",), version=2, doc="domain discriminability (Algorithm 1)"),
+                     "discriminability_permutations": c.analysis.discriminability_permutations,
+                     "discriminability_bootstrap": c.analysis.discriminability_bootstrap,
+                     "discriminability_stability_null": c.analysis.discriminability_stability_null, "seed": c.seed},
+          deps=("data", "abstract"), version=3,
+          doc="domain discriminability (Algorithm 1), its bootstrap stability, the trivial-feature baseline"),
     Stage("project", analysis.stage_project, lambda c: {"tsne_perplexity": c.analysis.tsne_perplexity, "seed": c.seed},
           deps=("forward",), version=2, doc="t-SNE maps"),
     Stage("classmaps", analysis.stage_classmaps,
@@ -90,6 +95,7 @@ def build(config: Config, cache_root: Path, device: torch.device, force: bool = 
           progress: bool = True, log: Callable[[str], None] = print) -> BuildReport:
     """Builds (or updates) ``cache_root/<config.name>`` from ``config``."""
     opts = BuildOptions(cache_root=Path(cache_root), device=device, force=force, featvis=featvis, progress=progress)
+    inputs.preflight(config, opts.cache_root, device)
     check_layers(config)
     return run_build(config, STAGES, opts, log=log)
 

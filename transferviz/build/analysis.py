@@ -23,7 +23,18 @@ import torch
 from transferviz.analysis import ranking
 from transferviz.analysis import similarity as sim
 from transferviz.analysis.conductance import layer_conductance
-from transferviz.analysis.discriminability import METHOD, SATURATED, domain_discriminability
+from transferviz.analysis.discriminability import (
+    BASELINE_FEATURES,
+    BASELINE_WARN,
+    METHOD,
+    SATURATED,
+    STABLE,
+    StabilityResult,
+    bootstrap_stability,
+    domain_discriminability,
+    stability_null,
+    trivial_baseline,
+)
 from transferviz.analysis.projection import (
     CLASS_MAP_ITERATIONS,
     CLASS_MAPS,
@@ -34,7 +45,13 @@ from transferviz.analysis.projection import (
     tsne_map,
 )
 from transferviz.analysis.timeline import MapPlacer, accuracy_table, flip_epochs, neuron_cosine, weight_drift
-from transferviz.analysis.weights import important_weights, layer_in_groups, weight_regions, weight_value_matrix
+from transferviz.analysis.weights import (
+    important_weights,
+    layer_in_groups,
+    receiver_activity,
+    weight_regions,
+    weight_value_matrix,
+)
 from transferviz.build.framework import MODELS, BuildContext, progress_to
 from transferviz.build.inputs import embed
 from transferviz.cache import Cache, pair_name, png_bytes
@@ -149,16 +166,22 @@ def stage_abstract(ctx: BuildContext) -> None:
     pairs = linked_pairs(c)  # weights only where one weight matrix joins the two layers
     shapes = {d["name"]: d["output_shape"] for d in c.layer_info["detail"]}
     bar = ctx.bar(len(pairs) * len(classes) * 2, "important weights", "class")
+    filtered: set[str] = set()
     for which in MODELS:
         model = models[which]
         mods = dict(model.named_modules())
         for li, lj, via in pairs:
             rows_out = []
+            # the active-receiver rule needs the receiving neurons' conductance: the analysed layer j is the
+            # module whose weights these are (not a conv inside block j, whose units have no conductance)
+            cond_j = c.conductance(which, lj) if a.active_receivers and via == lj else None
             for ci in range(len(classes)):
                 rows = _class_rows(df, ci)
+                active = None if cond_j is None else receiver_activity(np.asarray(cond_j[rows]))
                 res = important_weights(model, li, via, x[rows], k_instance=a.weight_top_k, k_class=a.weight_top_k,
                                         device=ctx.device, memory_budget_mb=a.memory_budget_mb,
-                                        fraction=a.neuron_fraction, layer_i_shape=shapes[li])
+                                        fraction=a.neuron_fraction, layer_i_shape=shapes[li],
+                                        receiver_active=active)
                 rows_out.append(pd.DataFrame({"class_index": ci, "rank": np.arange(len(res.n1)), "n1": res.n1,
                                               "n2": res.n2, "count": res.count, "value": res.value,
                                               "level_sum": res.level_sum}))
@@ -173,9 +196,25 @@ def stage_abstract(ctx: BuildContext) -> None:
                     .astype(np.float32),
                     f"(neurons of {lj}, neurons of {li}) weight value per pair: "
                     "W for linear, kernel-slice mean for conv")
+            if cond_j is not None:
+                filtered.add(name)
     bar.close()
     ks = {layer: len(important[("target", layer)][0]) for layer in layers}
     n_pairs = max(0, len(layers) - 1)
+    # every open choice of 5.3.1 that shaped these artifacts (issue 12, item 5), next to the ones the
+    # attribute stage records
+    ctx.notes["choices"] = {
+        "conductance_reduction": "conv neuron = max over its map of the conductance",
+        "weight_level": "conv -> conv: max over output positions of X[n1] * W[n2, n1]; conv -> linear: sum over "
+                        "the channel's features; linear: W[n2, n1] * x[n1]",
+        "neuron_fraction": a.neuron_fraction, "important_neurons_k": ks,
+        "weight_top_k": a.weight_top_k if a.weight_top_k is not None else "default: k_i * k_j (important neurons "
+                                                                          "of the two layers)",
+        "baseline": a.baseline, "n_steps": a.n_steps, "method": a.method,
+        "active_receivers": ("a weight counts for an instance only when its receiving neuron's conductance is "
+                             "non-zero there" if a.active_receivers else "off: every instance counts (the paper)"),
+        "active_receivers_pairs": sorted(filtered),
+    }
     ctx.notes["summary"] = "important neurons per class: " + ", ".join(f"{layer}:{k}" for layer, k in ks.items()) \
         + (f"; important weights for {len(pairs)} of {n_pairs} layer pairs (the others are not joined by one "
            "weight matrix)" if len(pairs) < n_pairs else "")
@@ -191,11 +230,13 @@ def linked_pairs(cache: Cache) -> list[tuple[str, str, str]]:
 # --- compare -----------------------------------------------------------------------
 
 def stage_compare(ctx: BuildContext) -> None:
-    c, w = ctx.cache, ctx.writer
+    c, w, a = ctx.cache, ctx.writer, ctx.config.analysis
     df, _ = _labels(ctx)
     classes, layers = c.classes, c.layers
     n_cls = len(classes)
     sims: dict[str, np.ndarray] = {}
+    matches: dict[str, np.ndarray] = {}  # (class, target neuron) matched source neuron, -1 for none
+    recovery: dict[str, float] = {}
     for layer in layers:
         a_s, a_t = c.conductance("source", layer), c.conductance("target", layer)
         ns, nt = a_s.shape[1], a_t.shape[1]
@@ -209,10 +250,12 @@ def stage_compare(ctx: BuildContext) -> None:
                (("s2t_idx", ns, np.int32), ("s2t_val", ns, np.float32),
                 ("t2s_idx", nt, np.int32), ("t2s_val", nt, np.float32))}
         edges = np.linspace(-1, 1, SIM_BINS + 1)
+        matches[layer] = np.full((n_cls, nt), -1, dtype=np.int64)
         for ci in range(n_cls):
             rows = _class_rows(df, ci)
-            s = sim.cosine_similarity_matrix(np.asarray(a_s[rows]), np.asarray(a_t[rows]))
+            s = sim.similarity_matrix(np.asarray(a_s[rows]), np.asarray(a_t[rows]), a.similarity)
             full[ci] = s
+            matches[layer][ci] = sim.match_sources(s, a.matching)
             if imp_t[ci, 0] >= 0:
                 reg = sim.similarity_regions(s, imp_s[ci], imp_t[ci], bins=edges)
                 block[ci] = reg.block
@@ -222,10 +265,14 @@ def stage_compare(ctx: BuildContext) -> None:
             i, v = sim.top_similar(s, 5, axis=0)
             top["t2s_idx"][ci], top["t2s_val"][ci] = i, v
         sims[layer] = full
+        recovery[layer] = float(np.mean([sim.own_index_recovery(m) for m in matches[layer]]))
         if ns * nt <= FULL_SIMILARITY_MAX:
             w.array(f"analysis/similarity/{layer}.npy", full,
-                    f"(class, source neuron, target neuron) cosine similarity of {layer} attributions "
-                    "over the class's target instances")
+                    f"(class, source neuron, target neuron) similarity (analysis.similarity: cosine or Pearson) of "
+                    f"{layer} attributions over the class's target instances")
+        w.array(f"analysis/similarity/{layer}_match.npy", matches[layer].astype(np.int32),
+                f"(class, target neuron) the source neuron each target {layer} neuron is matched to "
+                "(analysis.matching) for weight correspondence; -1: none")
         w.array(f"analysis/similarity/{layer}_block.npy", block,
                 "(class, important source neuron, important target neuron) similarity, both in rank order")
         w.array(f"analysis/similarity/{layer}_hist.npy", hists,
@@ -236,7 +283,7 @@ def stage_compare(ctx: BuildContext) -> None:
     w.array("analysis/similarity/hist_edges.npy", edges, "bin edges of the similarity histograms")
 
     shares = []
-    for li, lj, _ in linked_pairs(c):
+    for pi, (li, lj, _) in enumerate(linked_pairs(c)):
         name = pair_name(li, lj)
         tw = c.table(f"analysis/weights/target/{name}.parquet")
         sw = c.table(f"analysis/weights/source/{name}.parquet")
@@ -254,14 +301,18 @@ def stage_compare(ctx: BuildContext) -> None:
         hi = max(float(v.max()) for v in values.values())
         pair_edges = np.linspace(lo, hi if hi > lo else lo + 1.0, WEIGHT_BINS + 1)
         hist_edges = np.zeros((2, n_cls, WEIGHT_BINS + 1), dtype=np.float64)
+        (ns_i, nt_i), (ns_j, nt_j) = sims[li].shape[1:], sims[lj].shape[1:]
         for ci in range(n_cls):
             sel_t = (tw.class_index == ci).to_numpy()
             src_pairs = sw.loc[sw.class_index == ci, ["n1", "n2"]].to_numpy()
-            s_i, s_j = sims[li][ci], sims[lj][ci]
-            corr_col[sel_t] = sim.weight_correspondence(tw.loc[sel_t, ["n1", "n2"]].to_numpy(), src_pairs, s_i, s_j)
-            cmat = sim.correspondence_matrix(src_pairs, s_i, s_j)
+            tgt_pairs = tw.loc[sel_t, ["n1", "n2"]].to_numpy()
+            m_i, m_j = matches[li][ci], matches[lj][ci]
+            corr_col[sel_t] = sim.correspondence_from_matches(tgt_pairs, src_pairs, m_i, m_j, ns_i, ns_j)
+            cmat = sim.correspondence_matrix_from_matches(src_pairs, m_i, m_j, ns_i, ns_j)
             shares.append({"layer_i": li, "layer_j": lj, "class_index": ci, "n_target_weights": int(sel_t.sum()),
-                           "share": float(corr_col[sel_t].mean()) if sel_t.any() else np.nan})
+                           "share": float(corr_col[sel_t].mean()) if sel_t.any() else np.nan,
+                           **_share_references(tgt_pairs, src_pairs, m_i, m_j, (ns_i, nt_i, ns_j, nt_j),
+                                               a.correspondence_permutations, [ctx.config.seed, pi, ci])})
             for mi, which in enumerate(MODELS):
                 imp_i, imp_j = imp[(which, li)][ci], imp[(which, lj)][ci]
                 if imp_i[0] < 0:
@@ -297,21 +348,76 @@ def stage_compare(ctx: BuildContext) -> None:
         w.array(f"analysis/weights/{name}_hist.npy", hist_counts, "(model, class, bin) region 4 histogram counts")
         w.array(f"analysis/weights/{name}_hist_edges.npy", hist_edges,
                 "(model, class, bin edge) region 4 histogram edges")
-    share_df = pd.DataFrame(shares, columns=["layer_i", "layer_j", "class_index", "n_target_weights", "share"])
+    share_df = pd.DataFrame(shares, columns=["layer_i", "layer_j", "class_index", "n_target_weights", "share",
+                                             "same_index_share", "null_mean", "null_p95"])
     w.table("analysis/correspondence.parquet", share_df,
             "per linked layer pair and class: share of the important target weights that correspond to important "
-            "source weights")
-    per_pair = share_df.groupby(["layer_i", "layer_j"], sort=False)["share"].mean()
-    ctx.notes["correspondence"] = {f"{i}->{j}": float(v) for (i, j), v in per_pair.items()}
-    ctx.notes["summary"] = ("mean correspondence " + ", ".join(f"{v:.2f}" for v in per_pair.values)) \
+            "source weights (under analysis.matching and analysis.similarity); same_index_share: the share with "
+            "every neuron matched to its own index (the reference for a fine-tuned model); null_mean, null_p95: "
+            "mean and 95th percentile of the share over analysis.correspondence_permutations shuffles of the "
+            "source neuron labels (chance)")
+    per_pair = share_df.groupby(["layer_i", "layer_j"], sort=False)[["share", "same_index_share", "null_p95"]].mean()
+    ctx.notes["correspondence"] = {f"{i}->{j}": float(v) for (i, j), v in per_pair["share"].items()}
+    ctx.notes["choices"] = {"similarity": a.similarity, "matching": a.matching,
+                            "correspondence_permutations": a.correspondence_permutations,
+                            "own_index_recovery": recovery}
+    ctx.notes["summary"] = ("mean correspondence (same-index, null p95) " + ", ".join(
+        f"{r.share:.2f} ({r.same_index_share:.2f}, {r.null_p95:.2f})" for r in per_pair.itertuples())
+        + f"; {a.similarity} similarity, {a.matching} matching") \
         if len(per_pair) else "no consecutive layers joined by one weight matrix: no weight correspondence"
+
+
+def _share_references(tgt_pairs: np.ndarray, src_pairs: np.ndarray, m_i: np.ndarray, m_j: np.ndarray,
+                      sizes: tuple[int, int, int, int], n_permutations: int, seed: list[int]) -> dict[str, float]:
+    """The same-index share and the permutation null (mean, 95th percentile) beside a correspondence share.
+
+    The same-index reference matches each target neuron to the source neuron of its own index, which is
+    meaningful only because the target is fine-tuned from the source (same architecture, neurons keep their
+    positions); where the layer sizes differ it is NaN."""
+    ns_i, nt_i, ns_j, nt_j = sizes
+    if not len(tgt_pairs):
+        return {"same_index_share": np.nan, "null_mean": np.nan, "null_p95": np.nan}
+    same = np.nan
+    if (ns_i, ns_j) == (nt_i, nt_j):
+        same = float(sim.correspondence_from_matches(tgt_pairs, src_pairs, np.arange(nt_i), np.arange(nt_j),
+                                                     ns_i, ns_j).mean())
+    null = sim.correspondence_null(tgt_pairs, src_pairs, m_i, m_j, ns_i, ns_j, n_permutations,
+                                   np.random.default_rng(seed))
+    return {"same_index_share": same, "null_mean": float(null.mean()) if len(null) else np.nan,
+            "null_p95": float(np.percentile(null, 95)) if len(null) else np.nan}
 
 
 # --- discriminate -------------------------------------------------------------------
 
+NO_STABILITY = StabilityResult(np.zeros(0), np.zeros(0), np.zeros(0), 0, 0)
+
+
+def _trivial_baselines(ctx: BuildContext, df: pd.DataFrame) -> pd.DataFrame:
+    """Per class, the domain classifier on per-image colour and intensity statistics (no neurons)."""
+    a, images = ctx.config.analysis, ctx.cache.images
+    out = []
+    for ci in range(len(ctx.cache.classes)):
+        rs, rt = _class_rows(df, ci, "source"), _class_rows(df, ci, "target")
+        res = trivial_baseline(np.asarray(images[rs]), np.asarray(images[rt]), folds=a.discriminability_folds,
+                               seed=ctx.config.seed)
+        out.append({"class_index": ci, "status": res.status, "cv_accuracy": res.cv_accuracy,
+                    "cv_balanced_accuracy": res.cv_balanced_accuracy, "flagged": res.flagged,
+                    "features": ", ".join(BASELINE_FEATURES)})
+    return pd.DataFrame(out, columns=["class_index", "status", "cv_accuracy", "cv_balanced_accuracy", "flagged",
+                                      "features"])
+
+
 def stage_discriminate(ctx: BuildContext) -> None:
     c, w, a = ctx.cache, ctx.writer, ctx.config.analysis
     df, _ = _labels(ctx)
+    baseline = _trivial_baselines(ctx, df)
+    w.table("analysis/discriminability/baseline.parquet", baseline,
+            "per class: the same nested cross-validated domain classifier on per-image colour and intensity "
+            f"statistics ({', '.join(BASELINE_FEATURES)}) of the class's instances; flagged when its accuracy "
+            f">= {BASELINE_WARN}")
+    ok_base = baseline[baseline.status == "ok"]
+    ctx.notes["baseline_mean_cv_accuracy"] = float(ok_base.cv_accuracy.mean()) if len(ok_base) else None
+    ctx.notes["baseline_flagged_classes"] = int(baseline.flagged.sum())
     for which in MODELS:
         summary: list[dict[str, Any]] = []
         neurons: list[dict[str, Any]] = []
@@ -328,6 +434,11 @@ def stage_discriminate(ctx: BuildContext) -> None:
             A = np.concatenate(cols, axis=1) if cols else np.zeros((len(df), 0), np.float32)
             res = domain_discriminability(A[rs], A[rt], folds=a.discriminability_folds, seed=ctx.config.seed,
                                           n_permutations=a.discriminability_permutations)
+            stab = bootstrap_stability(A[rs], A[rt], res.u, res.alpha or 1.0, a.discriminability_bootstrap,
+                                       seed=ctx.config.seed) if res.status == "ok" else NO_STABILITY
+            boot = stab.n_bootstrap > 0
+            null = stability_null(A[rs], A[rt], a.discriminability_bootstrap, a.discriminability_stability_null,
+                                  seed=ctx.config.seed) if boot else np.zeros(0)
             summary.append({"class_index": ci, "status": res.status, "cv_accuracy": res.cv_accuracy,
                             "cv_balanced_accuracy": res.cv_balanced_accuracy, "n_folds": res.n_folds,
                             "n_source": len(rs), "n_target": len(rt), "n_neurons": len(names),
@@ -336,12 +447,22 @@ def stage_discriminate(ctx: BuildContext) -> None:
                             "null_mean": res.null_mean, "null_p95": res.null_p95, "p_value": res.p_value,
                             "n_permutations": res.n_permutations, "n_inputs": res.n_inputs,
                             "n_instances": res.n_instances, "saturated": res.saturated,
-                            "inputs_outnumber_instances": res.inputs_outnumber_instances})
+                            "inputs_outnumber_instances": res.inputs_outnumber_instances,
+                            "n_bootstrap": stab.n_bootstrap,
+                            "n_top": stab.top if boot else 0,
+                            "n_top_stable": stab.n_top_stable(res.u) if boot else None,
+                            "sign_flip_share": float(1.0 - stab.sign_share.mean()) if boot else None,
+                            "null_top_stable_mean": float(null.mean()) if len(null) else None,
+                            "null_top_stable_p95": float(np.percentile(null, 95)) if len(null) else None,
+                            "n_stability_null": int(len(null))})
             if res.status != "ok":
                 continue
             for p, (layer, n) in enumerate(names):
                 neurons.append({"class_index": ci, "layer": layer, "neuron": n, "u": float(res.u[p]),
-                                "g": float(res.g[p]), "axis_x": float(res.axes[p, 0]), "axis_y": float(res.axes[p, 1])})
+                                "g": float(res.g[p]), "axis_x": float(res.axes[p, 0]), "axis_y": float(res.axes[p, 1]),
+                                "stability": float(stab.stability[p]) if boot else np.nan,
+                                "top_share": float(stab.top_share[p]) if boot else np.nan,
+                                "sign_share": float(stab.sign_share[p]) if boot else np.nan})
             ids = np.concatenate([rs, rt])
             points.append(pd.DataFrame({"class_index": ci, "id": ids,
                                         "domain": np.where(res.labels == 0, "source", "target"),
@@ -351,21 +472,30 @@ def stage_discriminate(ctx: BuildContext) -> None:
         w.table(f"{base}/summary.parquet", pd.DataFrame(summary),
                 f"Algorithm 1 per class ({which} model): status, nested cross-validated accuracy of the ridge domain "
                 "classifier, its permutation null (mean, 95th percentile, p-value), penalty, folds, sizes, flags "
-                "saturated and inputs_outnumber_instances")
+                "saturated and inputs_outnumber_instances; the bootstrap of u: resamples, the top's size, how many "
+                f"of the top neurons by |u| have stability >= {STABLE}, the share of signs of u that flip, and that "
+                "count's null (mean, 95th percentile over n_stability_null shuffles of the domain labels)")
         w.table(f"{base}/neurons.parquet",
-                pd.DataFrame(neurons, columns=["class_index", "layer", "neuron", "u", "g", "axis_x", "axis_y"]),
-                "per class, each important neuron: discriminability u, first PC g, biplot axis (x, y)")
+                pd.DataFrame(neurons, columns=["class_index", "layer", "neuron", "u", "g", "axis_x", "axis_y",
+                                               "stability", "top_share", "sign_share"]),
+                "per class, each important neuron: discriminability u, first PC g, biplot axis (x, y); over the "
+                "bootstrap resamples the share in which it is among the top by |u| with the sign of u (stability), "
+                "among the top (top_share), with the sign of u (sign_share); NaN without a bootstrap")
         w.table(f"{base}/points.parquet", pd.concat(points, ignore_index=True) if points else
                 pd.DataFrame(columns=["class_index", "id", "domain", "x", "y"]),
                 "per class, each instance of the class in both domains: biplot coordinates A.[u, g']")
         ok = [s["cv_accuracy"] for s in summary if s["status"] == "ok"]
         ctx.notes[f"{which}_mean_cv_accuracy"] = float(np.mean(ok)) if ok else None
         ctx.notes[f"{which}_saturated_classes"] = sum(bool(s.get("saturated")) for s in summary)
+        stable = [s["n_top_stable"] for s in summary if s.get("n_top_stable") is not None]
+        ctx.notes[f"{which}_mean_top_stable"] = float(np.mean(stable)) if stable else None
     ctx.notes["summary"] = ("domain classifier mean CV accuracy: "
                             f"source model {ctx.notes['source_mean_cv_accuracy']:.2f}, "
                             f"target model {ctx.notes['target_mean_cv_accuracy']:.2f}; saturated "
                             f"(>= {SATURATED:.0%}) in {ctx.notes['source_saturated_classes']} and "
-                            f"{ctx.notes['target_saturated_classes']} of {len(c.classes)} classes")
+                            f"{ctx.notes['target_saturated_classes']} of {len(c.classes)} classes; trivial "
+                            f"image-statistics baseline >= {BASELINE_WARN:.0%} in "
+                            f"{ctx.notes['baseline_flagged_classes']} classes")
 
 
 # --- project ------------------------------------------------------------------------

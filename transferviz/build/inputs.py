@@ -11,6 +11,9 @@ architecture the analysed layers chosen from the traced graph (analysis.layers; 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,22 +29,129 @@ from transferviz import data
 from transferviz.build.framework import MODELS, BuildContext, file_hash
 from transferviz.cache import png_bytes
 from transferviz.config import Config, DomainSpec
+from transferviz.data import loaders
 from transferviz.errors import TransferVizError
 from transferviz.graph import ModelGraph, Selection, trace_model
 from transferviz.models import (
+    TORCHVISION_PREFIX,
     build_model,
     check_input_size,
+    head_module,
     load_checkpoint,
     load_init_weights,
+    load_state_dict_checked,
+    read_checkpoint,
 )
-from transferviz.preprocess import to_tensor
+from transferviz.preprocess import check_device, to_tensor
 from transferviz.training import TrainData, describe_finetuning, epoch_accuracies, train_model
 
 __all__ = [
     "load_domain", "load_domains", "layer_table", "graph_table", "model_graph", "choose_layers",
     "choose_embedding_layer", "relative_change", "module_table", "class_table", "embed",
     "checkpoint_fingerprint", "stage_data", "stage_models", "stage_forward", "stage_architecture",
+    "preflight", "check_cache_root", "check_data_paths", "check_model_inputs", "read_history_csv", "MIN_FREE_BYTES",
 ]
+
+
+# --- pre-flight: what can be checked before any work starts ----------------------------
+
+#: Free space the cache folder's disk must have for a build to start: a small build writes about 10 MB,
+#: the demo 70 MB (a full disk during the build is still caught: one line, the previous cache kept).
+MIN_FREE_BYTES = 100 * 2**20
+
+
+def preflight(cfg: Config, cache_root: Path, device: torch.device) -> None:
+    """Checks the device, the cache folder and the model's inputs (the factory, checkpoints, initial weights,
+    history CSV, freeze prefixes) now, so that each fault is one line before the data stage, not after it."""
+    check_device(device)
+    check_cache_root(cache_root)
+    check_data_paths(cfg)
+    check_model_inputs(cfg)
+
+
+def check_cache_root(root: Path) -> None:
+    """The cache folder exists (or is created), is a folder, can be written (tried, not only asked: root
+    passes every permission check but not a read-only mount) and has :data:`MIN_FREE_BYTES` free."""
+    fix = "pass --cache-dir a writable folder"
+    existing = root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TransferVizError(f"cache folder {root}: {existing} is a file, not a folder; {fix}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TransferVizError(f"cache folder {root} cannot be created ({exc.strerror}); {fix}") from None
+    for folder in (root, root / ".builds"):
+        if folder.is_dir() and not _writable(folder):
+            raise TransferVizError(f"cache folder {folder} is not writable by this user; make it writable "
+                                   f"or {fix}")
+    free = shutil.disk_usage(root).free
+    if free < MIN_FREE_BYTES:
+        raise TransferVizError(f"cache folder {root} has {free / 2**20:.0f} MB free, less than the "
+                               f"{MIN_FREE_BYTES / 2**20:.0f} MB a build needs; free space or pass --cache-dir "
+                               "a folder on another disk")
+
+
+def _writable(folder: Path) -> bool:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:  # an unnamed temporary file where the OS has one: nothing is left behind even if killed
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def check_data_paths(cfg: Config) -> None:
+    """Both domains' folders and files exist (their content is the data stage's to read): a typo in a data
+    root fails before the other domain is loaded, or rendered."""
+    for spec in (cfg.source, cfg.target):
+        if spec.kind == "image_folder":
+            loaders.check_image_folder(Path(spec.root), spec.domain)
+        elif spec.kind == "svhn":
+            loaders.check_svhn(Path(spec.root))
+        elif spec.kind == "mnist":
+            loaders.check_mnist(Path(spec.root))
+
+
+def check_model_inputs(cfg: Config) -> None:
+    """A user's factory, checkpoints, initial weights, history CSV and freeze prefixes, checked against the
+    architecture before any data is read. Only what the config names is checked (no model is built for a
+    built-in architecture with nothing to check it against)."""
+    ck, spec = cfg.checkpoints, cfg.training
+    tunes = spec is not None and any(s.freeze or s.head_lr is not None for s in (spec.source, spec.target))
+    init = cfg.model.init_weights if ck is None else None  # loading checkpoints, the models stage ignores it
+    factory = ":" in cfg.model.arch and not cfg.model.arch.startswith(TORCHVISION_PREFIX)
+    if not (factory or ck is not None or init is not None or tunes):
+        return
+    model = build_model(cfg.model.arch, 2, cfg.model.input_size)  # a factory's errors surface here
+    check_input_size(model, cfg.model.arch, cfg.model.input_size)
+    if init is not None:
+        load_init_weights(model, init)
+    if spec is not None and tunes:
+        for which, s in (("source", spec.source), ("target", spec.target)):
+            describe_finetuning(model, s, which)
+    if ck is not None:
+        _check_checkpoints(cfg, model)
+
+
+def _check_checkpoints(cfg: Config, model: torch.nn.Module) -> None:
+    """Every checkpoint read safely and checked tensor by tensor against the architecture, its head sized as
+    the source checkpoint's (the data stage, which knows the class count, has not run yet)."""
+    ck = cfg.checkpoints
+    assert ck is not None
+    state = read_checkpoint(ck.source, "checkpoints.source")
+    head = head_module(model)
+    weight = state.get(f"{head}.weight") if head is not None else None
+    if isinstance(weight, torch.Tensor) and weight.dim() >= 1 and weight.shape[0] != 2:
+        model = build_model(cfg.model.arch, int(weight.shape[0]), cfg.model.input_size)
+    load_state_dict_checked(model, state, str(ck.source))
+    del state
+    for path in (ck.target, *ck.target_epochs):
+        load_checkpoint(model, path)
+    if ck.history is not None:
+        read_history_csv(Path(ck.history))
 
 
 # --- data ---------------------------------------------------------------------------
@@ -60,11 +170,11 @@ def load_domain(spec: DomainSpec, image_size: int, seed: int) -> data.DomainData
 
 def _read_domain(spec: DomainSpec, image_size: int, seed: int) -> data.DomainData:
     if spec.kind == "synthetic_digits":
-        return data.synthetic_digits(spec.n_per_class, image_size, seed)
+        return data.synthetic_digits(spec.n_per_class, image_size, seed, grayscale=spec.grayscale)
     if spec.kind == "sklearn_digits":
         return data.sklearn_digits(image_size)
     if spec.kind == "image_folder":
-        return data.image_folder(Path(spec.root), spec.domain, image_size)
+        return data.image_folder(Path(spec.root), spec.domain, image_size, max_pixels=spec.max_pixels)
     if spec.kind == "svhn":
         return data.svhn(Path(spec.root), spec.per_class, image_size, seed)
     if spec.kind == "mnist":
@@ -121,16 +231,28 @@ def stage_data(ctx: BuildContext) -> str:
             "counts": {d: {s: int(((df.domain == d) & (df.split == s)).sum()) for s in ("train", "val")}
                        for d in ("source", "target")},
             "skipped": {"source": src.skipped, "target": tgt.skipped},
+            "oversized": {"source": src.oversized, "target": tgt.oversized},
             "converted": {"source": src.converted, "target": tgt.converted}}
-    w.json("data/meta.json", meta, "classes, domain display names, image size, split counts, skipped/converted files")
+    w.json("data/meta.json", meta,
+           "classes, domain display names, image size, split counts, skipped (oversized among them)/converted files")
+    if "synthetic_digits" in (cfg.source.kind, cfg.target.kind):
+        # what the rendered digits depend on besides the config (issue 15), kept in the manifest
+        ctx.notes["fonts"] = data.font_provenance()
     h = hashlib.sha256()
     for part in (images.tobytes(), labels.tobytes(), "|".join(split).encode(), "|".join(classes).encode()):
         h.update(part)
     digest = h.hexdigest()[:16]
-    skipped = src.skipped + tgt.skipped
+    oversized = src.oversized + tgt.oversized
+    unreadable = src.skipped + tgt.skipped - oversized  # the skipped count includes the oversized
+    skipped = [f"{unreadable} unreadable files"] * bool(unreadable) + [f"{oversized} over max_pixels"] * bool(oversized)
     ctx.notes.update(data_hash=digest, skipped_files=meta["skipped"], converted=meta["converted"],
                      summary=f"{n_src} source + {n_tgt} target instances, {len(classes)} classes"
-                             + (f", skipped {skipped} unreadable files" if skipped else ""))
+                             + (f", skipped {' and '.join(skipped)}" if skipped else ""))
+    if oversized:
+        ctx.notes["oversized_files"] = meta["oversized"]
+        ctx.notes["warnings"] = [f"skipped {oversized} images with more pixels than their domain's max_pixels "
+                                 f"(source {src.oversized}, target {tgt.oversized}); raise max_pixels in the "
+                                 "config to use them"]
     return digest
 
 
@@ -208,7 +330,7 @@ def stage_models(ctx: BuildContext) -> None:
             w.weights("models/epochs/target_000.safetensors", source_model.state_dict(),
                       "target model at epoch 0 = the source model")
         if ck.history is not None:
-            rows = _read_history_csv(Path(ck.history))
+            rows = read_history_csv(Path(ck.history))
         else:
             rows = [epoch_accuracies(source_model.to(device), "source", 1, split, device),
                     epoch_accuracies(target_model.to(device), "target", 1, split, device)]
@@ -257,17 +379,52 @@ def chance_warning(which: str, accuracy: float, labels: np.ndarray, alpha: float
             f"with another learning rate, or check its data")
 
 
-def _read_history_csv(path: Path) -> list[dict[str, Any]]:
+HISTORY_COLUMNS = ("epoch", "model", "source_train", "target_train", "val")
+_ACCURACIES = ("source_train", "target_train", "val", "source_val", "target_val")
+
+
+def read_history_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of ``checkpoints.history``, checked: the columns of :data:`HISTORY_COLUMNS` (``source_val`` and
+    ``target_val`` optional), rows for both models, integer epochs and accuracies between 0 and 1. Any fault
+    is one line naming the file, and the column and row where it lies."""
+    fix = "fix checkpoints.history in the config"
     if not path.is_file():
-        raise TransferVizError(f"history CSV {path} does not exist; fix checkpoints.history in the config")
-    df = pd.read_csv(path)
-    need = ["epoch", "model", "source_train", "target_train", "val"]
-    missing = [c for c in need if c not in df.columns]
+        raise TransferVizError(f"history CSV {path} does not exist; {fix}")
+    if path.stat().st_size == 0:
+        raise TransferVizError(f"history CSV {path} is empty; write its header {','.join(HISTORY_COLUMNS)} and a "
+                               "row per model and epoch")
+    try:
+        df = pd.read_csv(path, skipinitialspace=True)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' parser and decoding errors
+        reason = " ".join(str(exc).split())[:160]
+        raise TransferVizError(f"history CSV {path} cannot be read as CSV ({reason}); {fix}") from None
+    missing = [c for c in HISTORY_COLUMNS if c not in df.columns]
     if missing:
-        raise TransferVizError(f"history CSV {path} lacks columns {missing}; expected {', '.join(need)}")
-    bad = set(df["model"]) - set(MODELS)
+        raise TransferVizError(f"history CSV {path} lacks columns {missing}; expected {', '.join(HISTORY_COLUMNS)}")
+    if df.empty:
+        raise TransferVizError(f"history CSV {path} has a header but no rows; add a row per model and epoch")
+    bad = sorted(set(map(str, df["model"])) - set(MODELS))
     if bad:
-        raise TransferVizError(f"history CSV {path}: column 'model' has {sorted(bad)}; allowed: source, target")
+        raise TransferVizError(f"history CSV {path}: column 'model' has {bad}; allowed: source, target")
+    for which in MODELS:
+        if not (df["model"] == which).any():
+            raise TransferVizError(f"history CSV {path} has no rows for the {which} model; "
+                                   "give a row per epoch of both models")
+    for col in ("epoch", *(c for c in _ACCURACIES if c in df.columns)):
+        values = pd.to_numeric(df[col], errors="coerce")
+        optional = col in ("source_val", "target_val")
+        wrong = values.isna() & ~(optional & df[col].isna())
+        if col == "epoch":
+            wrong |= values.notna() & ((values % 1 != 0) | (values < 0))
+            what = "a whole number >= 0"
+        else:
+            wrong |= (values < 0) | (values > 1)
+            what = "an accuracy between 0 and 1"
+        if wrong.any():
+            i = int(np.flatnonzero(wrong.to_numpy())[0])
+            raise TransferVizError(f"history CSV {path} line {i + 2}: column {col!r} is {str(df[col].iloc[i])!r}, "
+                                   f"not {what}; {fix}")
+        df[col] = values.astype(np.int64) if col == "epoch" else values.astype(np.float64)
     return [{str(k): v for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 

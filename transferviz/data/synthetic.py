@@ -118,6 +118,10 @@ def _glyph(font_key: str, digit: int, weight: int, ref_h: int) -> Image.Image:
     return g
 
 
+#: Pillow's ``"L"`` conversion weights (ITU-R 601-2 luma)
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
 def _luma(c) -> float:
     return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
 
@@ -279,11 +283,14 @@ def _renderer(canvas: int) -> _Renderer:
     return _Renderer(canvas)
 
 
-def synthetic_digits(n_per_class: int, image_size: int, seed: int) -> DomainData:
+def synthetic_digits(n_per_class: int, image_size: int, seed: int, grayscale: bool = False) -> DomainData:
     """``10 * n_per_class`` printed digits (classes ``"0"``..``"9"``), ``uint8 (N, S, S, 3)``.
 
     Instances are interleaved by class (labels 0, 1, ..., 9, 0, 1, ...).  See the
-    module docstring for what varies and for determinism.
+    module docstring for what varies and for determinism. ``grayscale``: every image is
+    converted to its luma (ITU-R 601, as Pillow's ``"L"``) repeated in the three channels --
+    the same draws, so instance ``k`` is the grey version of the coloured instance ``k``;
+    the colours were drawn with a luminance contrast of at least 0.35, so the digit stays legible.
     """
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
@@ -306,6 +313,8 @@ def synthetic_digits(n_per_class: int, image_size: int, seed: int) -> DomainData
             sigma = rng.uniform(0.0, 9.0)
             if sigma > 1.0:
                 a = a + rng.normal(0.0, sigma, a.shape).astype(np.float32)
+            if grayscale:  # after blur and noise: every draw is the coloured image's, only the colour goes
+                a = (a @ _LUMA)[..., None]
             images[10 * k + d] = np.clip(a + 0.5, 0, 255).astype(np.uint8)
     origins = tuple(f"synthetic[{d},{k}]" for k in range(n_per_class) for d in range(10))
     return DomainData(images=images, labels=labels, classes=DIGIT_CLASSES, origins=origins)

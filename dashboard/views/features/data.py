@@ -15,19 +15,31 @@ import numpy as np
 import pandas as pd
 
 from dashboard.lookups import MODELS, Model
-from transferviz.analysis.discriminability import SATURATED
+from transferviz.analysis.discriminability import BASELINE_WARN, SATURATED
 from transferviz.cache import Cache
 
-__all__ = ["Discriminability", "attributions", "classifier_note", "classifier_warning", "conductance_by_domain",
+__all__ = ["BASELINE_WARNING", "Discriminability", "attributions", "baseline_note", "baseline_warning",
+           "classifier_note", "classifier_warning", "conductance_by_domain", "has_stability", "stability_note",
            "discriminability", "empty_message", "neuron_key", "ranked_count", "ranking_direction", "unranked_neurons",
            "ranking_table",
            "valid_model", "warm"]
+
+
+#: The one-line warning of issue 12 when simple image statistics alone separate the domains.
+BASELINE_WARNING = ("the domains differ in simple image statistics; discriminative neurons may be colour "
+                    "detectors")
 
 
 def warm(cache: Cache) -> None:
     """Parses Algorithm 1's tables once, at app start (missing ones are empty: the view says so)."""
     for model in MODELS:
         cache.discriminability_tables(model)
+
+
+def has_stability(cache: Cache) -> bool:
+    """Whether the cache's rankings carry a bootstrap stability (the list then has its column)."""
+    return any(len(t) and "n_bootstrap" in t.columns and (t["n_bootstrap"].fillna(0) > 0).any()
+               for t in (cache.discriminability_tables(m)["summary"] for m in MODELS))
 
 
 def neuron_key(layer: str, neuron: int) -> str:
@@ -54,7 +66,9 @@ class Discriminability:
     cv_accuracy: float | None
     n_source: int
     n_target: int
-    neurons: pd.DataFrame  # layer, layer_number, neuron, discriminability, axis_x, axis_y (row = column of A)
+    # layer, layer_number, neuron, discriminability, axis_x, axis_y, stability (row = column of A; stability NaN
+    # in caches built before the bootstrap)
+    neurons: pd.DataFrame
     points: pd.DataFrame  # id, domain, x, y
     # the regularised classifier's diagnostics (issue 16); None/False in caches built before it
     null_mean: float | None = None
@@ -64,6 +78,13 @@ class Discriminability:
     saturated: bool = False
     inputs_outnumber_instances: bool = False
     method: str | None = None  # None: a cache from before the regularised classifier (rebuild for it)
+    # issue 12: the bootstrap of u (0 resamples: none in this cache) and the trivial-feature baseline (None: none)
+    n_bootstrap: int = 0
+    n_top: int = 0
+    n_top_stable: int | None = None
+    sign_flip_share: float | None = None
+    null_top_stable: float | None = None  # the stable count's mean over shuffled domain labels
+    baseline_accuracy: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,7 +101,8 @@ def discriminability(cache: Cache, model: Model, class_index: int) -> Discrimina
 def _discriminability(cache: Cache, model: Model, class_index: int) -> Discriminability:
     t = cache.discriminability_tables(model)
     summ, neu, pts = t["summary"], t["neurons"], t["points"]
-    empty_n = pd.DataFrame(columns=["layer", "layer_number", "neuron", "discriminability", "axis_x", "axis_y"])
+    empty_n = pd.DataFrame(columns=["layer", "layer_number", "neuron", "discriminability", "axis_x", "axis_y",
+                                    "stability"])
     empty_p = pd.DataFrame(columns=["id", "domain", "x", "y"])
     row = summ[summ["class_index"] == class_index] if len(summ) else summ
     if row is None or len(row) == 0:
@@ -89,7 +111,7 @@ def _discriminability(cache: Cache, model: Model, class_index: int) -> Discrimin
     status = str(r["status"])
     cv = float(r["cv_accuracy"]) if pd.notna(r.get("cv_accuracy")) else None
     ns, nt = int(r.get("n_source", 0) or 0), int(r.get("n_target", 0) or 0)
-    diag = _diagnostics(r, cv, ns + nt)
+    diag = _diagnostics(r, cv, ns + nt) | _baseline(cache, class_index)
     if status != "ok":
         return Discriminability(status, cv, ns, nt, empty_n, empty_p, **diag)
     n = neu[neu["class_index"] == class_index].reset_index(drop=True)
@@ -101,9 +123,19 @@ def _discriminability(cache: Cache, model: Model, class_index: int) -> Discrimin
         "discriminability": n["u"].astype(float),
         "axis_x": n["axis_x"].astype(float),
         "axis_y": n["axis_y"].astype(float),
+        "stability": n["stability"].astype(float) if "stability" in n.columns else np.nan,
     })
     p = pts[pts["class_index"] == class_index][["id", "domain", "x", "y"]].reset_index(drop=True)
     return Discriminability(status, cv, ns, nt, n, p, **diag)
+
+
+def _baseline(cache: Cache, class_index: int) -> dict[str, Any]:
+    """The class's trivial-feature baseline accuracy (None in caches built before it)."""
+    table = cache.discriminability_baseline()
+    if table is None or len(table) == 0:
+        return {}
+    row = table[table["class_index"] == class_index]
+    return {"baseline_accuracy": _number(row.iloc[0], "cv_accuracy")} if len(row) else {}
 
 
 def _number(r: pd.Series, name: str) -> float | None:
@@ -122,6 +154,9 @@ def _diagnostics(r: pd.Series, cv: float | None, n_instances: int) -> dict[str, 
         saturated=bool(r["saturated"]) if pd.notna(r.get("saturated")) else (cv is not None and cv >= SATURATED),
         inputs_outnumber_instances=n_inputs > n_instances,
         method=str(method) if method is not None and pd.notna(method) else None,
+        n_bootstrap=int(_number(r, "n_bootstrap") or 0), n_top=int(_number(r, "n_top") or 0),
+        n_top_stable=None if _number(r, "n_top_stable") is None else int(_number(r, "n_top_stable") or 0),
+        sign_flip_share=_number(r, "sign_flip_share"), null_top_stable=_number(r, "null_top_stable_mean"),
     )
 
 
@@ -135,6 +170,30 @@ def classifier_note(d: Discriminability) -> str:
         return acc + " (no permutation null in this cache: rebuild it for one)"
     p = f", p = {d.p_value:.2g}" if d.p_value is not None else ""
     return f"{acc} vs {d.null_mean:.0%} with shuffled domains (95th pct {d.null_p95:.0%}{p})"
+
+
+def baseline_note(d: Discriminability) -> str:
+    """The trivial-feature baseline beside the domain classifier: ``"image statistics alone: 99%"``; "" in a
+    cache without it."""
+    if d.baseline_accuracy is None:
+        return ""
+    return f"image statistics alone: {d.baseline_accuracy:.0%}"
+
+
+def baseline_warning(d: Discriminability) -> str | None:
+    """:data:`BASELINE_WARNING` when the trivial baseline's accuracy reaches ``BASELINE_WARN``; None otherwise."""
+    if d.baseline_accuracy is None or d.baseline_accuracy < BASELINE_WARN:
+        return None
+    return BASELINE_WARNING
+
+
+def stability_note(d: Discriminability) -> str:
+    """How many of the top neurons by ``|u|`` survive the bootstrap, beside the count with shuffled domains:
+    ``"3 of the top 5 stable vs 2.0 with shuffled domains"``; "" in a cache without the bootstrap."""
+    if d.n_bootstrap <= 0 or d.n_top_stable is None:
+        return ""
+    null = f" vs {d.null_top_stable:.1f} with shuffled domains" if d.null_top_stable is not None else ""
+    return f"{d.n_top_stable} of the top {d.n_top} stable{null}"
 
 
 def classifier_warning(d: Discriminability) -> str | None:
@@ -188,7 +247,7 @@ def empty_message(cache: Cache, class_index: int | None, d: Discriminability | N
 
 def ranking_table(d: Discriminability) -> pd.DataFrame:
     """The table :func:`dashboard.views.features.figures.ranking_rows` sorts (row = column of A)."""
-    return d.neurons[["layer", "layer_number", "neuron", "discriminability"]]
+    return d.neurons[["layer", "layer_number", "neuron", "discriminability", "stability"]]
 
 
 def conductance_by_domain(cache: Cache, model: Model, class_index: int,

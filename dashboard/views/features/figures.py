@@ -439,8 +439,9 @@ def ranking_rows(
     ``"descending"`` (most discriminative first: largest ``|u|``) or ``"ascending"``.
     Returns dicts with ``index`` (the row in ``table``, i.e. the column of W), ``layer``,
     ``neuron``, ``discriminability``, ``label`` (``"L? #n"`` style, from a ``layer_number``
-    column when present), ``checked`` (the first ``top_checked`` rows) and ``histogram``
-    (a :func:`mirrored_histogram` figure, or ``None`` without conductance values).
+    column when present), ``checked`` (the first ``top_checked`` rows), ``histogram``
+    (a :func:`mirrored_histogram` figure, or ``None`` without conductance values) and ``stability``
+    (the bootstrap stability from a ``stability`` column; ``None`` without one or where it is NaN).
     """
     if table is None or len(table) == 0:
         return []
@@ -451,6 +452,8 @@ def ranking_rows(
     layers = table["layer"].astype(str).to_numpy()
     neurons = table["neuron"].to_numpy(dtype=np.int64)
     nums = table["layer_number"].to_numpy(dtype=object) if "layer_number" in table.columns else [None] * len(table)
+    stab = (pd.to_numeric(table["stability"], errors="coerce").to_numpy(dtype=float) if "stability" in table.columns
+            else np.full(len(table), np.nan))
     rows = []
     for rank, i in enumerate(idx.tolist()):
         num = nums[i]
@@ -459,5 +462,6 @@ def ranking_rows(
         if conductance_src is not None and conductance_tgt is not None:
             hist = mirrored_histogram(conductance_src[i], conductance_tgt[i], bins=bins)
         rows.append(dict(index=i, layer=layers[i], neuron=int(neurons[i]), discriminability=float(u[i]),
-                         label=f"{prefix} #{int(neurons[i])}", checked=rank < top_checked, histogram=hist))
+                         label=f"{prefix} #{int(neurons[i])}", checked=rank < top_checked, histogram=hist,
+                         stability=float(stab[i]) if np.isfinite(stab[i]) else None))
     return rows

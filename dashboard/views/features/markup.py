@@ -22,6 +22,8 @@ from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, SOURCE_COLOR, TARGET_COLOR
 from dashboard.views.features.data import (
     Discriminability,
+    baseline_note,
+    baseline_warning,
     classifier_note,
     classifier_warning,
     conductance_by_domain,
@@ -30,16 +32,19 @@ from dashboard.views.features.data import (
     neuron_key,
     ranking_direction,
     ranking_table,
+    stability_note,
     valid_model,
 )
 from dashboard.views.features.figures import hovered_instance, ranking_rows
+from transferviz.analysis.discriminability import STABLE, TOP_STABLE
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
-__all__ = ["COL_IMAGE", "COL_LABEL", "COL_VALUE", "HIST_STYLE", "IMAGE_PX", "MAX_ROWS", "TOOLTIP_FLIP_PX",
-           "TOP_CHECKED", "checked_neurons", "default_checked", "format_u", "instance_tooltip", "label_width",
+__all__ = ["COL_IMAGE", "COL_LABEL", "COL_STABILITY", "COL_VALUE", "HIST_STYLE", "IMAGE_PX", "MAX_ROWS",
+           "TOOLTIP_FLIP_PX", "TOP_CHECKED", "UNSTABLE_OPACITY", "checked_neurons", "default_checked", "format_u",
+           "instance_tooltip", "label_width",
            "listed_keys", "listed_neurons", "listed_rows", "mirrored_histogram_svg", "more_label", "ranking",
-           "ranking_histograms", "row_histograms"]
+           "ranking_histograms", "row_histograms", "stability_mark"]
 
 #: Rows checked when a ranking list is (re)built, as in the paper.
 TOP_CHECKED = 5
@@ -51,6 +56,11 @@ MAX_ROWS = 20
 #: Column widths of a ranking row (label, value, image, histogram), shared with the header
 #: (``layouts.features.ranking_header``).
 COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "4.4rem", "2.2rem"
+#: Width of the bootstrap-stability mark (a small bar, its share on hover), in caches that have one (issue 12):
+#: narrow, so that the row still fits a 1366 px screen's three-column card beside the histogram.
+COL_STABILITY = "0.9rem"
+#: Opacity of the label, u and mark of a neuron whose stability is below ``STABLE`` (greyed, still readable).
+UNSTABLE_OPACITY = 0.45
 #: Display size of a row's feature visualization (in its ``COL_IMAGE`` cell), whatever its pixel size.
 IMAGE_PX = 28
 #: The histogram cell takes what is left of the row: readable from ~330 px columns (1366 px
@@ -235,19 +245,45 @@ def _svg_src(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
+def stability_mark(stability: float | None, n_bootstrap: int = 0) -> html.Span:
+    """The ranking row's bootstrap-stability cell: a small bar filled to the share of resamples in which the
+    neuron is among the top ``TOP_STABLE`` by ``|u|`` with the same sign (the share on hover), dark when stable,
+    light below ``STABLE``; "–" without a value."""
+    cell = {"width": COL_STABILITY, "flex": "0 0 auto", "display": "inline-flex", "justifyContent": "center"}
+    if stability is None or not np.isfinite(stability):
+        return html.Span("–", title="no bootstrap stability for this neuron", style=cell, className="small text-muted")
+    stable = stability >= STABLE
+    how = f" of {n_bootstrap}" if n_bootstrap else ""
+    fill = html.Span(style={"position": "absolute", "left": 0, "right": 0, "bottom": 0,
+                            "height": f"{100 * min(max(stability, 0.0), 1.0):.0f}%",
+                            "background": "#444" if stable else "#bbb"})
+    bar = html.Span(fill, style={"position": "relative", "display": "inline-block", "width": "0.45rem",
+                                 "height": "1.1rem", "background": "#eee", "border": "1px solid #ccc"})
+    return html.Span(bar, title=(
+        f"bootstrap stability {stability:.0%}: among the top {TOP_STABLE} by |u| with the same sign in "
+        f"{stability:.0%}{how} resamples of the instances ({'stable' if stable else f'unstable: < {STABLE:.0%}'})"),
+        style=cell, className="tv-stability" + ("" if stable else " tv-unstable"))
+
+
 def _row_label(row: dict, model: str, hist_svg: str, image: Any, *, title: str | None = None,
-               width: str = COL_LABEL) -> html.Div:
+               width: str = COL_LABEL, with_stability: bool = False, n_bootstrap: int = 0) -> html.Div:
     """One ranking row; ``image`` None: no feature-visualization column in this list. The label is
-    the short ``L3 #12``; ``title`` (default: the module path) names the layer in full on hover."""
+    the short ``L3 #12``; ``title`` (default: the module path) names the layer in full on hover.
+    ``with_stability``: a stability mark after u, and the label and u greyed where it is below ``STABLE``."""
     u = row["discriminability"]
+    stab = row.get("stability")
+    faded = {"opacity": UNSTABLE_OPACITY} if with_stability and stab is not None and stab < STABLE else {}
     cells: list[html.Span | html.Img] = [
         html.Span(row["label"], title=f"{title or row['layer']} · neuron {row['neuron']}",
                   style={"width": width, "flex": "0 0 auto", "color": DOMAIN_COLORS[model], "whiteSpace": "nowrap",
-                         "overflow": "hidden", "textOverflow": "ellipsis"},
+                         "overflow": "hidden", "textOverflow": "ellipsis", **faded},
                   className="fw-semibold"),
         html.Span(format_u(u), title=f"discriminability u = {u:+.6g} (sign: towards the target domain when positive)",
-                  style={"width": COL_VALUE, "flex": "0 0 auto"}, className="text-end pe-1 font-monospace small"),
+                  style={"width": COL_VALUE, "flex": "0 0 auto", **faded},
+                  className="text-end pe-1 font-monospace small"),
     ]
+    if with_stability:
+        cells.append(stability_mark(stab, n_bootstrap))
     if image is not None:
         cells.append(html.Span(image, style={"width": COL_IMAGE, "flex": "0 0 auto"}, className="d-inline-block"))
     # the histogram takes the rest of the row (its SVG stretches), so narrow columns still fit it
@@ -286,6 +322,7 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     with_images = any(int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) for r in rows)
     native = featvis_px(cache) if with_images else None
     width = label_width(cache)
+    with_stability = d.n_bootstrap > 0
     options = []
     for r in listed:
         image = None
@@ -294,7 +331,8 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
                                  alt="feature visualization")
                      if int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) else "")
         svg = hists.get((r["layer"], int(r["neuron"]))) or mirrored_histogram_svg([], [])
-        options.append({"label": _row_label(r, m, svg, image, title=layer_title(cache, r["layer"]), width=width),
+        options.append({"label": _row_label(r, m, svg, image, title=layer_title(cache, r["layer"]), width=width,
+                                            with_stability=with_stability, n_bootstrap=d.n_bootstrap),
                         "value": neuron_key(r["layer"], r["neuron"])})
     return options, value, _status(cache, d, m, c, order, len(listed), len(rows))
 
@@ -307,19 +345,37 @@ def _status(cache: Cache, d: Discriminability, m: Model, c: int, order: Any, n_l
     method = d.method or "a linear SVM without a chosen penalty: a cache built before issue 16, rebuild it"
     listed = (f" (the {n_listed} {'most' if ranking_direction(order) == 'descending' else 'least'} "
               "discriminative listed)" if n_listed < n_rows else "")
-    line = html.Div([
+    parts: list[Any] = [
         html.Span(f"{m} model", style={"color": DOMAIN_COLORS[m]}, className="fw-semibold"),
         f" · {n_rows} important neurons{listed} · class '{cache.classes[c]}': ",
         html.Span(f"{d.n_source} {dom.get('source', 'source')}", className="tv-source"), " / ",
         html.Span(f"{d.n_target} {dom.get('target', 'target')}", className="tv-target"),
         " instances · domain classifier " + classifier_note(d),
-    ], className="text-muted", title=f"Domain classifier: {method}.")
-    warning = classifier_warning(d)
-    if warning is None:
+    ]
+    if baseline_note(d):  # the trivial-feature reference, beside the classifier's accuracy
+        parts += [" · ", html.Span(baseline_note(d), className="tv-baseline",
+                                   title="the same cross-validated domain classifier on per-image colour and "
+                                         "intensity statistics (mean and std per channel, saturation), no neurons")]
+    if stability_note(d):
+        flips = (f"; {d.sign_flip_share:.0%} of the signs of u flip over the resamples"
+                 if d.sign_flip_share is not None else "")
+        parts += [" · ", html.Span(stability_note(d), className="tv-stability-note",
+                                   title=f"the top {d.n_top} neurons by |u| whose bootstrap stability over "
+                                         f"{d.n_bootstrap} resamples is >= {STABLE:.0%}, and the same count with "
+                                         f"the domain labels shuffled (noise keeps ~2 of 5 by chance){flips}")]
+    line = html.Div(parts, className="text-muted", title=f"Domain classifier: {method}.")
+    # one line each, cut with an ellipsis in a narrow card; the whole of it (and the method) on hover
+    warnings = [html.Div(["⚠ ", text], title=f"{text}\nClassifier: {method}.",
+                         className="tv-features-warning text-warning-emphasis text-truncate")
+                for text in (classifier_warning(d),) if text is not None]
+    colour = baseline_warning(d)
+    if colour is not None:
+        warnings.append(html.Div(["⚠ ", colour], title=f"{colour} (the domain classifier on simple image statistics "
+                                                      f"alone reaches {d.baseline_accuracy:.0%} accuracy)",
+                                 className="tv-baseline-warning text-warning-emphasis text-truncate"))
+    if not warnings:
         return line
-    # one line, cut with an ellipsis in a narrow card; the whole of it (and the method) on hover
-    return html.Div([line, html.Div(["⚠ ", warning], title=f"{warning}\nClassifier: {method}.",
-                                    className="tv-features-warning text-warning-emphasis text-truncate")])
+    return html.Div([line, *warnings])
 
 
 # =======================================================================================

@@ -26,7 +26,8 @@ from transferviz.errors import TransferVizError
 
 __all__ = ["MAX_LAYERS", "Histogram", "LayerBlock", "ModelWeights", "NeuronBoxes", "NeuronDetail", "PairBlock",
            "WeightDetail", "class_important", "layer_block", "layers_from_range", "link_line", "network_inputs",
-           "neuron_detail", "pair_block", "pair_link", "range_from_layers", "top_instances", "warm", "weight_detail"]
+           "neuron_detail", "pair_block", "pair_link", "range_from_layers", "top_instances", "warm", "weight_detail",
+           "correspondence_rows", "correspondence_choices"]
 
 #: At most this many consecutive layers at once (``dashboard.urlstate.MAX_LAYERS``, which a link
 #: is checked against): each more layer adds ~25 ms of figure building and serialising (p95
@@ -510,7 +511,12 @@ class WeightDetail:
 
 
 def _most_similar_source(cache: Cache, layer: str, class_index: int, target_neuron: int) -> int | None:
-    """``most_similar_source`` of the analysis, from the stored top-5 (None: no attribution)."""
+    """The source neuron the analysis matched the target neuron to (``analysis.matching``; in a cache built
+    before the matching was stored: ``most_similar_source`` from the stored top-5); None: no match."""
+    matched = cache.matched_sources(layer, class_index)
+    if matched is not None:
+        m = int(matched[int(target_neuron)])
+        return None if m < 0 else m
     if not cache.has_similarity(layer):
         return None
     idx, val = cache.most_similar(layer, class_index, "t2s")
@@ -553,3 +559,32 @@ def weight_detail(cache: Cache, class_index: int, model: Model, li: str, lj: str
         kernel=cache.kernel(model, li, lj, int(n1), int(n2)), from_title=layer_title(cache, li),
         to_title=layer_title(cache, lj),
     )
+
+
+# =======================================================================================
+# Correspondence against its references (issue 12, item 1)
+# =======================================================================================
+def correspondence_rows(cache: Cache, class_index: int, layers: Sequence[str]) -> pd.DataFrame:
+    """The class's correspondence share of each linked pair among ``layers`` (consecutive, in order) beside
+    its same-index reference and permutation null: columns from_layer, to_layer, share, same_index_share,
+    null_mean, null_p95 (empty when the cache has none)."""
+    cols = ["from_layer", "to_layer", "share", "same_index_share", "null_mean", "null_p95"]
+    try:
+        df = cache.correspondence_summary()
+    except (TransferVizError, FileNotFoundError, KeyError):
+        return pd.DataFrame(columns=cols)
+    names = list(cache.classes)
+    if not 0 <= int(class_index) < len(names):
+        return pd.DataFrame(columns=cols)
+    df = df[df["class"] == names[int(class_index)]]
+    wanted = list(zip(layers[:-1], layers[1:]))
+    keep = [(a, b) for a, b in wanted if ((df.from_layer == a) & (df.to_layer == b)).any()]
+    rows = [df[(df.from_layer == a) & (df.to_layer == b)].iloc[0] for a, b in keep]
+    return pd.DataFrame([r[cols].to_dict() for r in rows], columns=cols)
+
+
+def correspondence_choices(cache: Cache) -> dict[str, Any]:
+    """The similarity, matching and permutation count the cache's correspondence was computed with."""
+    a = (cache.config or {}).get("analysis", {}) or {}
+    return {"similarity": a.get("similarity", "cosine"), "matching": a.get("matching", "best"),
+            "permutations": int(a.get("correspondence_permutations", 200))}

@@ -1189,3 +1189,53 @@ def kernel_heatmap(
         yaxis=dict(showgrid=False, dtick=1, autorange="reversed", scaleanchor="x", scaleratio=1, ticks=""),
     )
     return fig
+
+
+# =======================================================================================
+# Correspondence beside its references (issue 12, item 1)
+# =======================================================================================
+#: The strip under the matrices: as wide as the matrices' fitted box, short.
+CORRESPONDENCE_PX = (FIT_PX[0] + 240, 150)
+
+
+def correspondence_strip(rows: Any, tags: Sequence[str], matching: str = "best", permutations: int = 200,
+                         size: tuple[int, int] = CORRESPONDENCE_PX) -> go.Figure:
+    """Per drawn layer pair: the observed correspondence share (target colour), the same-index reference
+    (grey) and chance, the permutation null's mean with a whisker to its 95th percentile (light grey).
+
+    Args:
+        rows: :func:`dashboard.views.network.data.correspondence_rows` (one row per pair, in order).
+        tags: the pairs' short labels (``L1→L2``), one per row.
+        matching: the matching the observed share used (``analysis.matching``), for the legend.
+        permutations: the null's number of shuffles, for the hover.
+        size: ``(width, height)`` in pixels.
+    """
+    if rows is None or not len(rows):
+        return empty_figure("no weight correspondence between the drawn layers", height=size[1], width=size[0])
+    share = rows["share"].to_numpy(dtype=float)
+    same = rows["same_index_share"].to_numpy(dtype=float)
+    mean = rows["null_mean"].to_numpy(dtype=float)
+    p95 = rows["null_p95"].to_numpy(dtype=float)
+    x = list(tags)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=share, name=f"observed ({matching.replace('_', '-')} matching)",
+                         marker_color=TARGET_COLOR, text=[_fmt(v, 2) for v in share], textposition="outside",
+                         cliponaxis=False, hovertemplate="%{x}<br>observed share %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Bar(x=x, y=same, name="same-index reference", marker_color=NEUTRAL_COLOR,
+                         text=[_fmt(v, 2) for v in same], textposition="outside", cliponaxis=False,
+                         hovertemplate="%{x}<br>share with every neuron matched to its own index %{y:.3f}"
+                                       "<extra></extra>"))
+    fig.add_trace(go.Bar(x=x, y=mean, name="chance (null mean, whisker: 95th pct.)", marker_color="#d9d9d9",
+                         error_y=dict(type="data", symmetric=False, array=np.clip(p95 - mean, 0, None),
+                                      arrayminus=np.zeros(len(x)), color=TEXT_COLOR, thickness=1.2, width=4),
+                         customdata=p95,
+                         hovertemplate=f"%{{x}}<br>{permutations} shuffles of the source neuron labels:"
+                                       "<br>mean %{y:.3f}, 95th percentile %{customdata:.3f}<extra></extra>"))
+    top = float(np.nanmax(np.concatenate([share, same, p95, [0.05]])))
+    apply_theme(fig, barmode="group", bargap=0.25, width=size[0], height=size[1],
+                margin=dict(l=40, r=8, t=26, b=24), showlegend=True,
+                legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom", font=dict(size=10)),
+                yaxis=dict(title=dict(text="share", font=dict(size=10)), range=[0, min(1.05, top * 1.25)],
+                           tickfont=dict(size=9)),
+                xaxis=dict(tickfont=dict(size=10)), meta={"kind": "network-correspondence"})
+    return fig

@@ -21,18 +21,21 @@ from dashboard.views.network.data import (
     NeuronDetail,
     WeightDetail,
     class_important,
+    correspondence_choices,
+    correspondence_rows,
+    layers_from_range,
     link_line,
     neuron_detail,
     pair_link,
     top_instances,
     weight_detail,
 )
-from dashboard.views.network.figures import kernel_heatmap, normalise_click, parse_click
+from dashboard.views.network.figures import correspondence_strip, kernel_heatmap, normalise_click, parse_click
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
-__all__ = ["DETAIL_HINT", "KERNEL", "click_layers", "detail_panel", "hint", "neuron_image", "neuron_panel",
-           "no_weights_panel", "similarity_panel", "weight_panel"]
+__all__ = ["DETAIL_HINT", "KERNEL", "click_layers", "correspondence_summary", "correspondence_view", "detail_panel",
+           "hint", "neuron_image", "neuron_panel", "no_weights_panel", "similarity_panel", "weight_panel"]
 
 #: Id of the weight panel's kernel graph (made here, at run time; no callback reads it).
 KERNEL = "network-kernel"
@@ -147,7 +150,7 @@ def weight_panel(d: WeightDetail, class_name: str, images: Sequence[Any] = ()) -
             corr = "undefined (a neuron without attribution)"
         else:
             c1, c2 = d.counterpart
-            corr = html.Span([("yes" if d.corresponds else "no") + ": the most similar source neurons ",
+            corr = html.Span([("yes" if d.corresponds else "no") + ": the matched source neurons ",
                               _neuron_tag("source", d.from_number, c1), " → ", _neuron_tag("source", d.to_number, c2),
                               " are " + ("" if d.counterpart_important else "not ")
                               + "joined by an important source weight"])
@@ -265,3 +268,42 @@ def detail_panel(cache: Cache, click_data: dict | None, class_index: Any,
     except TransferVizError:
         return html.Div("This cache lacks the data for these details.", className="text-muted small")
     return hint()
+
+
+# =======================================================================================
+# Correspondence against chance (issue 12, item 1)
+# =======================================================================================
+def correspondence_summary(rows: Any, tags: Sequence[str], matching: str, similarity: str,
+                           permutations: int) -> str:
+    """The line under the matrices: in which drawn pairs the class's correspondence share is distinguishable
+    from chance (above the 95th percentile of the permutation null) and where it stands against the
+    same-index reference."""
+    if rows is None or not len(rows):
+        return "No weight correspondence between the drawn layers."
+    share, p95 = rows["share"].to_numpy(float), rows["null_p95"].to_numpy(float)
+    same = rows["same_index_share"].to_numpy(float)
+    how = f"{matching.replace('_', '-')} matching on {similarity} similarity"
+    if not np.isfinite(p95).any():
+        return (f"Correspondence share ({how}): no permutation null in this cache (built before it was stored); "
+                "rebuild to tell it from chance.")
+    above = [t for t, s, p in zip(tags, share, p95) if np.isfinite(s) and np.isfinite(p) and s > p]
+    chance = [t for t, s, p in zip(tags, share, p95) if np.isfinite(s) and np.isfinite(p) and s <= p]
+    parts = [f"Correspondence share ({how}) is above chance (> 95th percentile of {permutations} source-label "
+             f"shuffles) in {len(above)} of {len(above) + len(chance)} drawn pairs"
+             + (f"; not distinguishable from chance: {', '.join(chance)}" if chance else "") + "."]
+    if np.isfinite(same).any():
+        ratio = [f"{t} {s:.2f} vs {r:.2f}" for t, s, r in zip(tags, share, same) if np.isfinite(s) and np.isfinite(r)]
+        parts.append("Observed vs same-index reference (each neuron kept at its own index): " + ", ".join(ratio)
+                     + ".")
+    return " ".join(parts)
+
+
+def correspondence_view(cache: Cache, cls: Any, layer_range: Any) -> tuple[Any, str]:
+    """``(strip figure, summary line)`` of the class over the drawn layers."""
+    c = valid_class(cache, cls)
+    layers = layers_from_range(cache, layer_range)
+    rows = correspondence_rows(cache, c if c is not None else -1, layers)
+    tags = [f"{layer_tag(cache, a)}→{layer_tag(cache, b)}" for a, b in zip(rows["from_layer"], rows["to_layer"])]
+    ch = correspondence_choices(cache)
+    return (correspondence_strip(rows, tags, ch["matching"], ch["permutations"]),
+            correspondence_summary(rows, tags, ch["matching"], ch["similarity"], ch["permutations"]))
