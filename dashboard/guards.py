@@ -20,6 +20,7 @@ from functools import wraps
 from typing import Any
 
 import dash
+from dash.exceptions import PreventUpdate
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -113,7 +114,7 @@ def _guard_dispatch(app: dash.Dash) -> None:
             return _bad_request(problem)
         try:
             return view(*args, **kwargs)
-        except HTTPException:
+        except (HTTPException, PreventUpdate):  # a callback's "nothing to do": Dash's own handler answers 204
             raise
         except Exception as exc:  # noqa: BLE001 - Dash failed on the request itself, not in a callback
             log.warning("callback request failed in Dash", exc_info=exc)

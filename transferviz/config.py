@@ -172,6 +172,8 @@ class AnalysisSpec(_Frozen):
     # a weight counts for an instance only when its receiving neuron is active there (non-zero conductance;
     # why: transferviz.analysis.weights.receiver_activity); false: the paper's rule, every instance counts
     active_receivers: bool = True
+    # how a conv weight's level reduces over the output map: the paper's max, or the sum (its whole contribution)
+    weight_reduction: Literal["max", "sum"] = "max"
     # neuron similarity (paper: cosine) and how a target neuron is matched to a source neuron for weight
     # correspondence (paper: best = the most similar one; one_to_one = Hungarian assignment; same_index)
     similarity: Literal["cosine", "pearson"] = "cosine"

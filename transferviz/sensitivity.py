@@ -11,10 +11,10 @@ from the cached conductance (no new attribution) and the cached models, and writ
   important source weights, built and under the variant, and the change.
 
 The grid: ``neuron_fraction`` halved and doubled, the important-weight ``k`` halved and doubled, the
-active-receiver rule flipped, the other ``similarity``, the other two ``matching`` rules. ``baseline``,
-``n_steps`` and the attribution method change the conductance itself, so they need a rebuild (their
-effect on completeness is in the attribute stage's notes); the reduction over a conv map is fixed (the
-paper's max) and recorded in the abstract stage's notes.
+active-receiver rule flipped, the other ``weight_reduction`` (a conv weight's level over the map: max or
+sum), the other ``similarity``, the other two ``matching`` rules. ``baseline``, ``n_steps`` and the
+attribution method change the conductance itself, so they need a rebuild (their effect on completeness is
+in the attribute stage's notes).
 
 A Jaccard near 1 and a change near 0 say a finding does not hang on that choice; a Jaccard of 0.3 says
 the important set is mostly the choice's doing, and the views should be read with that in mind.
@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from transferviz.analysis import ranking
 from transferviz.analysis import similarity as sim
-from transferviz.analysis.weights import important_weights, receiver_activity
+from transferviz.analysis.weights import REDUCTIONS, important_weights, receiver_activity
 from transferviz.cache import Cache, pair_name
 from transferviz.config import AnalysisSpec, parse_config
 from transferviz.preprocess import to_tensor
@@ -55,7 +55,7 @@ class Variant:
 
     @property
     def changes_weights(self) -> bool:
-        return self.choice in ("neuron_fraction", "weight_k", "active_receivers")
+        return self.choice in ("neuron_fraction", "weight_k", "active_receivers", "weight_reduction")
 
 
 def default_grid(a: AnalysisSpec) -> list[Variant]:
@@ -63,6 +63,7 @@ def default_grid(a: AnalysisSpec) -> list[Variant]:
     out = [Variant("neuron_fraction", f) for f in (a.neuron_fraction / 2, min(1.0, a.neuron_fraction * 2))
            if f != a.neuron_fraction]
     out += [Variant("weight_k", 0.5), Variant("weight_k", 2.0), Variant("active_receivers", not a.active_receivers)]
+    out += [Variant("weight_reduction", r) for r in REDUCTIONS if r != a.weight_reduction]
     out += [Variant("similarity", s) for s in sim.SIMILARITIES if s != a.similarity]
     out += [Variant("matching", m) for m in sim.MATCHINGS if m != a.matching]
     return out
@@ -119,6 +120,7 @@ class _Run:
             return [t.loc[t.class_index == c, ["n1", "n2"]].to_numpy() for c in range(len(self.rows))]
         fraction = v.value if v.choice == "neuron_fraction" else self.a.neuron_fraction
         active_rule = v.value if v.choice == "active_receivers" else self.a.active_receivers
+        reduction = v.value if v.choice == "weight_reduction" else self.a.weight_reduction
         cond_j = self.cache.conductance(which, lj) if active_rule and via == lj else None  # type: ignore[arg-type]
         built = self.weights(which, pair, None)
         out = []
@@ -129,7 +131,8 @@ class _Run:
             active = None if cond_j is None else receiver_activity(np.asarray(cond_j[r]))
             res = important_weights(self.model(which), li, via, self.inputs()[r], k_instance=k, k_class=k,
                                     device=self.device, memory_budget_mb=self.a.memory_budget_mb,
-                                    fraction=fraction, layer_i_shape=self.shapes[li], receiver_active=active)
+                                    fraction=fraction, layer_i_shape=self.shapes[li], receiver_active=active,
+                                    reduction=reduction)
             out.append(np.column_stack([res.n1, res.n2]) if len(r) else np.zeros((0, 2), np.int64))
         return out
 

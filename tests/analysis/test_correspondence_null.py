@@ -190,7 +190,8 @@ def test_network_view_strip_and_summary_line(tiny_cache):
     rows = tiny_cache.correspondence_summary()
     rows = rows[rows["class"] == tiny_cache.classes[0]].iloc[:2]
     n_above = int((rows.share > rows.null_p95).sum())
-    assert f"above chance (> 95th percentile of 200 source-label shuffles) in {n_above} of 2 drawn pairs" in line
+    n_perm = tiny_cache.config["analysis"]["correspondence_permutations"]
+    assert f"above chance (> 95th percentile of {n_perm} source-label shuffles) in {n_above} of 2 drawn pairs" in line
     np.testing.assert_allclose(fig.data[0].y, rows.share)
     # a hand-made pair below its null is named as not distinguishable from chance
     import pandas as pd

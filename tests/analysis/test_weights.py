@@ -325,3 +325,28 @@ def test_active_receivers_hand_built_linear_pair():
     assert res.pairs.tolist() == [[1, 1], [0, 1]]
     assert res.count.tolist() == [2, 1]
     np.testing.assert_allclose(res.level_sum, [2 + 2 + 6, 1 + 2 + 1])
+
+
+def test_conv_level_reduction_max_or_sum_over_the_map():
+    """analysis.weight_reduction: a conv weight's level is the max (the paper) or the sum of X[n1] * W[n2, n1]
+    over the output map. One input channel with a single peak of 10, the other 2 everywhere (3 x 3): the max
+    ranks the peak first, the sum the broad channel (10 < 18)."""
+    from transferviz.analysis.weights import important_weights, weight_levels
+
+    conv = torch.nn.Conv2d(2, 1, kernel_size=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = torch.zeros(1, 2, 3, 3)
+    x[0, 0, 1, 1] = 10.0
+    x[0, 1] = 2.0
+    np.testing.assert_allclose(weight_levels(conv, x).numpy(), [[[10.0, 2.0]]])
+    np.testing.assert_allclose(weight_levels(conv, x, reduction="sum").numpy(), [[[10.0, 18.0]]])
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), conv)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2).reshape(2, 2, 1, 1))
+        model[0].bias.zero_()
+    top = {r: important_weights(model, "0", "1", x, k_instance=1, k_class=1, reduction=r).n1[0]
+           for r in ("max", "sum")}
+    assert top == {"max": 0, "sum": 1}
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        important_weights(model, "0", "1", x, reduction="mean")

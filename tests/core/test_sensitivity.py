@@ -15,7 +15,8 @@ from transferviz.sensitivity import COLUMNS, Variant, default_grid, sensitivity_
 def table(tiny_cache) -> pd.DataFrame:
     """One variant of each kind (the weight variants rerun the important-weight search: seconds each)."""
     a = parse_config(tiny_cache.config, "tiny").analysis
-    grid = [v for v in default_grid(a) if v.choice in ("similarity", "matching", "active_receivers")]
+    kinds = ("similarity", "matching", "active_receivers", "weight_reduction")
+    grid = [v for v in default_grid(a) if v.choice in kinds]
     grid += [Variant("neuron_fraction", a.neuron_fraction / 2), Variant("weight_k", 0.5)]
     return sensitivity_table(tiny_cache, grid, progress=False)
 
@@ -23,7 +24,8 @@ def table(tiny_cache) -> pd.DataFrame:
 def test_the_grid_changes_one_choice_at_a_time(tiny_cache):
     a = parse_config(tiny_cache.config, "tiny").analysis
     grid = default_grid(a)
-    assert {v.choice for v in grid} == {"neuron_fraction", "weight_k", "active_receivers", "similarity", "matching"}
+    assert {v.choice for v in grid} == {"neuron_fraction", "weight_k", "active_receivers", "weight_reduction",
+                                        "similarity", "matching"}
     assert Variant("neuron_fraction", a.neuron_fraction) not in grid and Variant("matching", a.matching) not in grid
     assert {v.value for v in grid if v.choice == "matching"} == {"best", "one_to_one", "same_index"} - {a.matching}
 

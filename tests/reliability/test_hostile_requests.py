@@ -149,3 +149,15 @@ def test_a_valid_request_still_works(tiny_app, client):
     assert r.status_code == 200
     answer = r.get_json()
     assert _alert(answer) is None and "inst-selection" in answer["response"]
+
+
+def test_a_callback_with_nothing_to_do_still_answers_204(tiny_app, client):
+    """A callback raising PreventUpdate (the models tab's panels while another tab is shown) is Dash's 204,
+    never the guard's 400: the browser logs any 4xx as a console error."""
+    from layouts import ids
+    from layouts import models_data as lay
+
+    key = find_callback(tiny_app, f"..{lay.MODELS}.children")
+    tab = next(i for i, s in enumerate(slots(tiny_app, key)) if s["id"] == ids.TABS)
+    r = client.post(URL, json=callback_payload(tiny_app, key, {tab: ids.TAB_ANALYSIS}))
+    assert r.status_code == 204, r.data[:300]

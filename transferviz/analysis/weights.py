@@ -97,6 +97,7 @@ __all__ = [
     "layer_inputs",
     "layer_in_groups",
     "important_weights",
+    "REDUCTIONS",
     "receiver_activity",
     "weight_regions",
 ]
@@ -205,9 +206,15 @@ def weight_value_matrix(module: nn.Module, in_groups: int | None = None) -> np.n
     return w.cpu().numpy().astype(np.float32)
 
 
+#: ``analysis.weight_reduction``: how a conv weight's level reduces over the output map -- ``max`` (the paper's
+#: "max over the map", as for a conv neuron's conductance) or ``sum`` (its total contribution to the map).
+REDUCTIONS = ("max", "sum")
+
+
 def _level_chunk(module: nn.Module, x: torch.Tensor, in_groups: int | None, r0: int, r1: int,
-                 dense_w: torch.Tensor) -> torch.Tensor:
-    """Levels ``(B, r1 - r0, n_in)`` for output rows ``r0:r1``; ``dense_w`` is on ``x``'s device."""
+                 dense_w: torch.Tensor, reduction: str = "max") -> torch.Tensor:
+    """Levels ``(B, r1 - r0, n_in)`` for output rows ``r0:r1``; ``dense_w`` is on ``x``'s device; a conv's
+    levels are reduced over the output map by ``reduction`` (:data:`REDUCTIONS`)."""
     if isinstance(module, nn.Conv2d):
         b, cin = x.shape[0], x.shape[1]
         w = dense_w[r0:r1]  # (R, Cin, kh, kw)
@@ -221,7 +228,8 @@ def _level_chunk(module: nn.Module, x: torch.Tensor, in_groups: int | None, r0: 
         else:
             xin, padding = x, module.padding
         y = F.conv2d(xin, wd, None, module.stride, padding, module.dilation, groups=cin)
-        lv = y.reshape(b, cin, r, -1).amax(dim=3).transpose(1, 2)
+        per_position = y.reshape(b, cin, r, -1)
+        lv = (per_position.sum(dim=3) if reduction == "sum" else per_position.amax(dim=3)).transpose(1, 2)
         if module.groups != 1:
             # Pairs across groups have no weight; -inf keeps them out of every top-k.
             mask = torch.as_tensor(connection_mask(module)[r0:r1], device=lv.device)
@@ -274,7 +282,7 @@ def _row_cost_bytes(module: nn.Module, x: torch.Tensor, n_in: int) -> int:
 
 def weight_levels(module: nn.Module, layer_input: torch.Tensor, in_groups: int | None = None, *,
                   rows: tuple[int, int] | None = None, device: torch.device | str | None = None,
-                  memory_budget_mb: float = 256) -> torch.Tensor:
+                  memory_budget_mb: float = 256, reduction: str = "max") -> torch.Tensor:
     """Activated level of every weight ``n1 -> n2`` of ``module`` on every instance.
 
     Args:
@@ -300,7 +308,7 @@ def weight_levels(module: nn.Module, layer_input: torch.Tensor, in_groups: int |
     b = max(1, x.shape[0])
     step = max(1, int(memory_budget_mb * 2**20) // (b * _row_cost_bytes(module, x, n_in)))
     with torch.no_grad():
-        parts = [_level_chunk(module, x, in_groups, s, min(s + step, r1), dense_w)
+        parts = [_level_chunk(module, x, in_groups, s, min(s + step, r1), dense_w, reduction)
                  for s in range(r0, r1, step)]
     if not parts:
         return x.new_zeros((x.shape[0], 0, n_in))
@@ -458,7 +466,8 @@ def _linear_topk_active(w: torch.Tensor, xi: torch.Tensor, k: int) -> tuple[torc
 
 def _select_instance_topk(module: nn.Module, x: torch.Tensor, in_groups: int | None, dense_w: torch.Tensor,
                           k: int, row_step: int, n_in: int, n_out: int,
-                          level_sum: torch.Tensor | None, active: torch.Tensor | None = None) -> torch.Tensor:
+                          level_sum: torch.Tensor | None, active: torch.Tensor | None = None,
+                          reduction: str = "max") -> torch.Tensor:
     """Flat indices (1-D, instance after instance) of each instance's top-k levels.
 
     When ``level_sum`` is given the levels are added to it (conv layers: the max over the
@@ -488,7 +497,7 @@ def _select_instance_topk(module: nn.Module, x: torch.Tensor, in_groups: int | N
                 cand_idx[i].append(pos + r0 * n_in)
                 cand_vals[i].append(found[1])
             continue
-        lv = _level_chunk(module, x, in_groups, r0, r1, dense_w)  # (b, R, n_in)
+        lv = _level_chunk(module, x, in_groups, r0, r1, dense_w, reduction)  # (b, R, n_in)
         if active is not None:
             lv = lv.masked_fill(~active[:, r0:r1, None], float("-inf"))
         if level_sum is not None:
@@ -614,7 +623,8 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
                       batch_size: int = 32, device: torch.device | str | None = None,
                       memory_budget_mb: float = 256, fraction: float = 0.1,
                       layer_i_shape: Sequence[int] | None = None,
-                      receiver_active: np.ndarray | torch.Tensor | None = None) -> WeightResult:
+                      receiver_active: np.ndarray | torch.Tensor | None = None,
+                      reduction: str = "max") -> WeightResult:
     """Important weights between layers ``layer_i -> layer_j`` over the given instances.
 
     Args:
@@ -638,6 +648,8 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
             instance. A weight then enters an instance's top ``k_instance`` (and its summed level) only
             when its receiving neuron is active there: a level W * x that a dead unit never passes on
             is no evidence that the weight matters (:func:`receiver_activity` is the build's rule).
+        reduction: how a conv weight's level reduces over the output map (:data:`REDUCTIONS`; the
+            paper's ``max``); linear layers have no map.
 
     Returns:
         :class:`WeightResult`; with ``M == 0`` the important-weight arrays are empty and the
@@ -658,6 +670,8 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
                 or layer_order.index(layer_j) != layer_order.index(layer_i) + 1):
             raise TransferVizError(f"weights: {layer_i} -> {layer_j} are not consecutive conv/linear layers")
         n_in, in_groups = _infer_in_groups(mod_i, mod_j, layer_i, layer_j)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     n_out = _n_out(mod_j)
     mask = connection_mask(mod_j, in_groups)
     n_connected = int(mask.sum())
@@ -703,7 +717,8 @@ def important_weights(model: nn.Module, layer_i: str, layer_j: str, inputs: torc
         with torch.no_grad():
             for t in range(0, x.shape[0], sub_b):
                 idx = _select_instance_topk(mod_j, x[t:t + sub_b], in_groups, dense_w, k_inst, row_step,
-                                            n_in, n_out, level_sum, None if act is None else act[t:t + sub_b])
+                                            n_in, n_out, level_sum, None if act is None else act[t:t + sub_b],
+                                            reduction)
                 flat_idx = idx.reshape(-1)
                 counts.index_add_(0, flat_idx, torch.ones(flat_idx.numel(), dtype=torch.int32, device=dev))
 

@@ -181,7 +181,7 @@ def stage_abstract(ctx: BuildContext) -> None:
                 res = important_weights(model, li, via, x[rows], k_instance=a.weight_top_k, k_class=a.weight_top_k,
                                         device=ctx.device, memory_budget_mb=a.memory_budget_mb,
                                         fraction=a.neuron_fraction, layer_i_shape=shapes[li],
-                                        receiver_active=active)
+                                        receiver_active=active, reduction=a.weight_reduction)
                 rows_out.append(pd.DataFrame({"class_index": ci, "rank": np.arange(len(res.n1)), "n1": res.n1,
                                               "n2": res.n2, "count": res.count, "value": res.value,
                                               "level_sum": res.level_sum}))
@@ -205,8 +205,9 @@ def stage_abstract(ctx: BuildContext) -> None:
     # attribute stage records
     ctx.notes["choices"] = {
         "conductance_reduction": "conv neuron = max over its map of the conductance",
-        "weight_level": "conv -> conv: max over output positions of X[n1] * W[n2, n1]; conv -> linear: sum over "
-                        "the channel's features; linear: W[n2, n1] * x[n1]",
+        "weight_level": f"conv -> conv: {a.weight_reduction} over output positions of X[n1] * W[n2, n1] "
+                        "(analysis.weight_reduction); conv -> linear: sum over the channel's features; "
+                        "linear: W[n2, n1] * x[n1]",
         "neuron_fraction": a.neuron_fraction, "important_neurons_k": ks,
         "weight_top_k": a.weight_top_k if a.weight_top_k is not None else "default: k_i * k_j (important neurons "
                                                                           "of the two layers)",
