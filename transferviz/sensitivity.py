@@ -5,7 +5,8 @@ small grid of those choices -- one choice changed at a time from the values the 
 from the cached conductance (no new attribution) and the cached models, and writes a table:
 
 * ``important neurons``: per layer, the Jaccard index of each class's important neurons (target model)
-  under the variant against the built ones, averaged over classes;
+  under the variant against the built ones, averaged over classes, and the overlap coefficient (shared /
+  the smaller set: 1 when a smaller k keeps a subset, so a change of k is read from it, not from Jaccard);
 * ``important weights``: per linked layer pair, the same for the important weights (target model);
 * ``correspondence share``: per pair, the mean share of important target weights that correspond to
   important source weights, built and under the variant, and the change.
@@ -41,7 +42,7 @@ from transferviz.preprocess import to_tensor
 
 __all__ = ["Variant", "default_grid", "sensitivity_table", "COLUMNS"]
 
-COLUMNS = ["choice", "value", "measure", "scope", "built", "variant", "change"]
+COLUMNS = ["choice", "value", "measure", "scope", "built", "variant", "change", "overlap"]
 MODELS = ("source", "target")
 
 
@@ -69,9 +70,20 @@ def default_grid(a: AnalysisSpec) -> list[Variant]:
     return out
 
 
-def _jaccard(a: Iterable[Any], b: Iterable[Any]) -> float:
+def _jaccard(a: Iterable[Any], b: Iterable[Any]) -> tuple[float, float]:
+    """Jaccard index and overlap coefficient (shared / the smaller set) of two sets. When a choice changes how
+    many are kept (k halved), Jaccard is at most the size ratio even for nested sets; the overlap is 1 then,
+    and below 1 only when the variant keeps members the built set lacks."""
     sa, sb = set(a), set(b)
-    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+    if not sa and not sb:
+        return 1.0, 1.0
+    shared = len(sa & sb)
+    return shared / len(sa | sb), (shared / min(len(sa), len(sb)) if sa and sb else 0.0)
+
+
+def _mean_pair(values: list[tuple[float, float]]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float).reshape(-1, 2)
+    return float(arr[:, 0].mean()), float(arr[:, 1].mean())
 
 
 class _Run:
@@ -179,9 +191,9 @@ def sensitivity_table(cache: Cache, grid: list[Variant] | None = None, device: t
         if v.choice == "neuron_fraction":
             for layer in cache.layers:
                 built_n, var_n = run.neurons("target", layer, a.neuron_fraction), run.neurons("target", layer, v.value)
-                j = float(np.mean([_jaccard(x, y) for x, y in zip(built_n, var_n)]))
+                j, o = _mean_pair([_jaccard(x, y) for x, y in zip(built_n, var_n)])
                 rows.append({"choice": v.choice, "value": v.value, "measure": "important neurons", "scope": layer,
-                             "built": 1.0, "variant": j, "change": j - 1.0})
+                             "built": 1.0, "variant": j, "change": j - 1.0, "overlap": o})
         similarity = v.value if v.choice == "similarity" else a.similarity
         matching = v.value if v.choice == "matching" else a.matching
         for p in run.pairs:
@@ -189,14 +201,15 @@ def sensitivity_table(cache: Cache, grid: list[Variant] | None = None, device: t
                 {m: built_w[(m, p)] for m in MODELS}
             name = f"{p[0]}->{p[1]}"
             if v.changes_weights:
-                j = float(np.mean([_jaccard(map(tuple, x), map(tuple, y))
-                                   for x, y in zip(built_w[("target", p)], w["target"])]))
+                j, o = _mean_pair([_jaccard(map(tuple, x), map(tuple, y))
+                                   for x, y in zip(built_w[("target", p)], w["target"])])
                 rows.append({"choice": v.choice, "value": v.value, "measure": "important weights", "scope": name,
-                             "built": 1.0, "variant": j, "change": j - 1.0})
+                             "built": 1.0, "variant": j, "change": j - 1.0, "overlap": o})
             share = _share(w["target"], w["source"], matched(p[0], similarity, matching),
                            matched(p[1], similarity, matching), sizes[p[0]], sizes[p[1]])
             rows.append({"choice": v.choice, "value": v.value, "measure": "correspondence share", "scope": name,
-                         "built": built_share[p], "variant": share, "change": share - built_share[p]})
+                         "built": built_share[p], "variant": share, "change": share - built_share[p],
+                         "overlap": float("nan")})
         bar.update(1)
     bar.close()
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -45,7 +45,9 @@ def test_the_built_shares_are_the_cached_ones(tiny_cache, table):
 def test_jaccards_and_changes(tiny_cache, table):
     assert list(table.columns) == COLUMNS
     jac = table[table.measure.isin(["important neurons", "important weights"])]
-    assert jac.variant.between(0, 1).all() and (jac.built == 1).all()
+    assert jac.variant.between(0, 1).all() and (jac.built == 1).all() and jac.overlap.between(0, 1).all()
+    assert (jac.overlap >= jac.variant - 1e-12).all()
+    assert table[table.measure == "correspondence share"].overlap.isna().all()
     # a smaller fraction keeps a subset of the built neurons: Jaccard = k_small / k_built, never 1 where k drops
     half = table[(table.choice == "neuron_fraction") & (table.measure == "important neurons")]
     sizes = tiny_cache.layer_sizes
@@ -54,6 +56,7 @@ def test_jaccards_and_changes(tiny_cache, table):
         k_built = len(tiny_cache.important_neurons("target", r.scope, 0))
         k_half = int(np.ceil(float(r.value) * sizes[r.scope]))
         assert (r.variant < 1) == (k_half < k_built)
+        assert r.overlap == 1.0  # the ranking is the same: a smaller k keeps a subset
     # k halved: the kept weights are a subset of the built ones (the same search, fewer kept)
     halved = table[(table.choice == "weight_k") & (table.measure == "important weights")]
     assert len(halved) and (halved.variant <= 0.75).all() and (halved.variant > 0).all()
