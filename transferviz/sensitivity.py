@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from transferviz.analysis import ranking
 from transferviz.analysis import similarity as sim
 from transferviz.analysis.weights import REDUCTIONS, important_weights, receiver_activity
+from transferviz.build.analysis import linked_pairs
 from transferviz.cache import Cache, pair_name
 from transferviz.config import AnalysisSpec, parse_config
 from transferviz.preprocess import to_tensor
@@ -93,12 +94,9 @@ class _Run:
         self.cache, self.device = cache, device
         self.config = parse_config(cache.config, f"{cache.root}/manifest.json")
         self.a = self.config.analysis
-        df = cache.instances
-        self.rows = [np.flatnonzero(((df.domain == "target") & (df.label == c)).to_numpy())
-                     for c in range(len(cache.classes))]
-        self.links = cache.layer_links()
-        self.pairs = [(str(r.from_layer), str(r.to_layer), str(r.weights or r.to_layer))
-                      for r in self.links.itertuples(index=False) if r.linked]
+        # the same instances and layer pairs as the abstract and compare stages
+        self.rows = [cache.class_rows(c, "target") for c in range(len(cache.classes))]
+        self.pairs = linked_pairs(cache)
         self.shapes = {d["name"]: d["output_shape"] for d in cache.layer_info["detail"]}
         self._x: torch.Tensor | None = None
         self._models: dict[str, torch.nn.Module] = {}
