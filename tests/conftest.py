@@ -9,7 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as transferviz/__init__.py does, before torch loads
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -116,6 +118,31 @@ def tiny_app(tiny_cache):
     from dashboard.app import create_app
 
     return create_app(tiny_cache.root)
+
+
+@pytest.fixture(scope="session")
+def inflated_cache(tmp_path_factory, tiny_cache):
+    """Factory ``inflated_cache(n, src=None)``: the tiny cache (or ``src``) inflated to ``n`` instances by
+    tools/inflate_cache.py (repeated rows, fresh ids, jittered maps), made once per (src, n) per session:
+    ~1 s for 20k rows of the tiny cache, ~6 s for 100k. A scale test's cache, not a build."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tools"))
+    from inflate_cache import inflate
+
+    from transferviz.cache import Cache
+
+    made: dict[tuple[str, int], Cache] = {}
+
+    def make(n: int, src=None) -> Cache:
+        base = src if src is not None else tiny_cache
+        key = (str(base.root), int(n))
+        if key not in made:
+            dst = tmp_path_factory.mktemp("inflated") / f"{base.root.name}-{n}"
+            made[key] = Cache.open(inflate(base.root, dst, int(n), progress=False))
+        return made[key]
+
+    return make
 
 
 def copy_cache(cache, dest: Path, *drop: str):

@@ -39,7 +39,7 @@ BUILDS_DIR = ".builds"
 ModelName = Literal["source", "target"]
 
 __all__ = ["Cache", "CacheWriter", "SCHEMA_VERSION", "publish", "new_build_dir", "ModelName", "check_run_path",
-           "prune_builds", "reader_lock", "run_lock", "verify_build"]
+           "prune_builds", "reader_lock", "run_lock", "verify_build", "unfinished_builds"]
 
 
 @dataclass
@@ -64,12 +64,22 @@ class CacheWriter:
     def _target(self, rel: str) -> Path:
         p = self.root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
+        # a resumed build rewrites files that may be hard links into a published build: never write through one
+        if p.is_file() or p.is_symlink():
+            p.unlink()
         return p
 
     def array(self, rel: str, arr: np.ndarray, meaning: str) -> None:
         arr = np.ascontiguousarray(arr)
         np.save(self._target(rel), arr, allow_pickle=False)
         self.artifacts[rel] = Artifact(rel, "array", meaning, str(arr.dtype), list(arr.shape))
+
+    def array_rows(self, rel: str, shape: tuple[int, ...], dtype: Any, meaning: str) -> np.memmap:
+        """A zero-filled ``.npy`` at ``rel`` mapped for writing, recorded like :meth:`array`: for an array
+        filled row by row that need not be held in memory whole (flush it before the build publishes)."""
+        mm = np.lib.format.open_memmap(self._target(rel), mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+        self.artifacts[rel] = Artifact(rel, "array", meaning, str(mm.dtype), list(mm.shape))
+        return mm
 
     def table(self, rel: str, df: pd.DataFrame, meaning: str) -> None:
         df.to_parquet(self._target(rel), index=False)
@@ -125,6 +135,8 @@ def _umask() -> int:
 
 
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    if os.path.lexists(dst):  # a resumed build's folder may hold it already: replace, never copy through a link
+        os.unlink(dst)
     try:
         os.link(src, dst)
     except OSError:
@@ -250,6 +262,17 @@ def reader_lock(build: Path) -> FileLock | None:
     if lock is None:
         raise TransferVizError(f"build {build.name} is being deleted")
     return lock
+
+
+def unfinished_builds(cache_root: Path, run: str) -> list[Path]:
+    """The run's build folders without a manifest (interrupted builds, or one being written), newest first."""
+    builds_root = cache_root / BUILDS_DIR
+    if not builds_root.is_dir():
+        return []
+    name = re.compile(re.escape(run) + _BUILD_NAME)
+    found = [d for d in builds_root.iterdir() if name.fullmatch(d.name) and d.is_dir() and not d.is_symlink()
+             and not (d / "manifest.json").exists()]
+    return sorted(found, key=_mtime, reverse=True)
 
 
 def prune_builds(cache_root: Path, run: str, keep: int = 2) -> list[Path]:
@@ -1069,6 +1092,11 @@ class Cache:
     def has_class_table(self) -> bool:
         return self._exists("analysis/class_table.parquet")
 
+    @property
+    def has_correspondence(self) -> bool:
+        """Whether the cache holds the weight correspondence table (:attr:`correspondence`, its summary)."""
+        return self._exists("analysis/correspondence.parquet")
+
     @_memoized
     def summary(self) -> dict[str, Any] | None:
         """The run's summary (transferability and the best accuracies behind it), None when absent."""
@@ -1080,6 +1108,36 @@ class Cache:
         from the manifest's stage notes; empty for a cache built before builds warned."""
         return [str(w) for stage in self.manifest.get("stages", {}).values()
                 for w in stage.get("notes", {}).get("warnings", [])]
+
+    # -- transferability estimates and layer CKA (issue 14, items 3 and 4)
+    @_memoized
+    def transfer_estimates(self) -> dict[str, float] | None:
+        """The source model's transferability estimates for the target before fine-tuning (the transfer stage):
+        ``logme``, ``leep``, ``nce``, ``hscore`` (higher = expected to transfer better); None for a cache built
+        before the stage. Treat the dict as read-only."""
+        rel = "analysis/transfer/estimates.json"
+        if not self._exists(rel):
+            return None
+        stored = self.json(rel)
+        return {name: float(stored[name]) for name in ("logme", "leep", "nce", "hscore")}
+
+    def cka(self, domain: str = "target") -> np.ndarray | None:
+        """(layers x layers) linear CKA (unbiased HSIC) between the source model's activations of analysed layer
+        i (row) and the target model's of layer j (column) on ``domain``'s instances ("source" or "target");
+        the diagonal says how much each layer kept through fine-tuning. None for a cache built before the cka
+        stage. Rows and columns follow :attr:`cka_layers`."""
+        if domain not in ("source", "target"):
+            raise TransferVizError(f"unknown domain {domain!r} for cka; use 'source' or 'target'")
+        rel = f"analysis/cka/{domain}.npy"
+        return np.asarray(self.array(rel)) if self._exists(rel) else None
+
+    @property
+    @_memoized
+    def cka_layers(self) -> list[str] | None:
+        """The layers of the rows and columns of :meth:`cka` (the analysed layers when it was built); None
+        without the cka stage."""
+        rel = "analysis/cka/meta.json"
+        return [str(n) for n in self.json(rel)["layers"]] if self._exists(rel) else None
 
     @property
     @_memoized

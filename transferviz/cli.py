@@ -1,4 +1,5 @@
-"""Command line: ``transferviz build CONFIG``, ``info CACHE``, ``sensitivity CACHE`` (or ``python -m transferviz``)."""
+"""Command line: ``transferviz build CONFIG``, ``info CACHE``, ``sensitivity CACHE``, ``featvis CACHE``,
+``score --target CONFIG CHECKPOINT...`` (or ``python -m transferviz``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from transferviz.errors import TransferVizError, disk_error
 
 if TYPE_CHECKING:
-    from transferviz.cache import Cache
+    from transferviz.cache import Cache, ModelName
 
 DEFAULT_CACHE = Path("cache")
 
@@ -24,7 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("config", help="YAML config, e.g. configs/digits.yaml (or just 'digits')")
     b.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="folder holding caches (default: cache)")
     b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    b.add_argument("--force", action="store_true", help="rebuild every stage, reusing nothing")
+    b.add_argument("--force", action="store_true", help="rebuild every stage, reusing nothing (and discard the "
+                   "unfinished folder of an interrupted build instead of resuming it)")
+    b.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
+                   help="under torchrun: how long a rank waits for the others, e.g. while rank 0 trains "
+                   "(default: TRANSFERVIZ_DIST_TIMEOUT or a day)")
     b.add_argument("--no-featvis", action="store_true", help="skip the feature visualization stage")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     i = sub.add_parser("info", help="print a built cache's summary")
@@ -39,6 +44,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--only", help="comma-separated choices to vary (default all: neuron_fraction, weight_k, "
                    "active_receivers, similarity, matching; the last two are quick)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    f = sub.add_parser("featvis", help="render feature visualizations of neurons the build left out and publish "
+                       "them as a new build of the run (the published one is never changed in place)")
+    f.add_argument("cache", type=Path, help="the run's link, e.g. cache/digits")
+    f.add_argument("--layer", required=True, help="an analysed layer, e.g. classifier.1")
+    f.add_argument("--neurons", required=True, help="indices and ranges, e.g. 3,17,40-45")
+    f.add_argument("--model", choices=("source", "target", "both"), default="both",
+                   help="which model's visualizations (default both: the change view compares the two)")
+    f.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    sc = sub.add_parser("score", help="rank candidate source models for a config's target data before any "
+                        "fine-tuning, by LogME, LEEP, NCE and H-score")
+    sc.add_argument("--target", required=True, help="the config whose target training data and model arch to use")
+    sc.add_argument("checkpoints", nargs="+", type=Path, help="state_dict checkpoints (.pt/.pth/.safetensors) of "
+                    "the config's architecture, with any head size")
+    sc.add_argument("--by", default="mean", help="rank by mean (of the four estimates' ranks; default), logme, "
+                    "leep, nce or hscore")
+    sc.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     return p
 
 
@@ -52,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             return _info(args)
         if args.command == "sensitivity":
             return _sensitivity(args)
+        if args.command == "featvis":
+            return _featvis(args)
+        if args.command == "score":
+            return _score(args)
     except TransferVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -62,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the previous cache (if any) is untouched", file=sys.stderr)
+        print("interrupted: the previous cache (if any) is untouched; the same build resumes where this one "
+              "stopped", file=sys.stderr)
         return 130
     return 1
 
@@ -70,15 +97,59 @@ def main(argv: list[str] | None = None) -> int:
 def _build(args: argparse.Namespace) -> int:
     # Imported per command, not at the top, so that `transferviz --help` and argument errors stay
     # instant: the build pulls in torch, pandas and the analysis libraries (seconds to import).
+    from transferviz import distributed
     from transferviz.build import build
     from transferviz.config import load_config
     from transferviz.preprocess import resolve_device
 
     cfg = load_config(args.config)
+    # under torchrun: joins the process group (a CUDA build computes on cuda:LOCAL_RANK); else nothing
+    dist, device = distributed.init(resolve_device(args.device), args.dist_timeout)
+    try:
+        if dist.is_main:
+            ranks = f" with {dist.world} processes ({dist.backend})" if dist.enabled else ""
+            print(f"building '{cfg.name}' into {args.cache_dir / cfg.name} on {device}{ranks}", file=sys.stderr)
+        report = build(cfg, args.cache_dir, device, force=args.force, featvis=not args.no_featvis,
+                       progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    finally:
+        distributed.shutdown()
+    if dist.is_main:
+        print(report.summary())
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from transferviz.analysis.transferability import ESTIMATES
+    from transferviz.build.estimates import rank_table, score_checkpoints
+    from transferviz.config import load_config
+    from transferviz.preprocess import check_device, resolve_device
+
+    if args.by != "mean" and args.by not in ESTIMATES:  # before the slow part: a typo is instant
+        raise TransferVizError(f"--by {args.by!r}: choose mean or one of {', '.join(ESTIMATES)}")
+    cfg = load_config(args.target)
     device = resolve_device(args.device)
-    print(f"building '{cfg.name}' into {args.cache_dir / cfg.name} on {device}", file=sys.stderr)
-    report = build(cfg, args.cache_dir, device, force=args.force, featvis=not args.no_featvis,
-                   progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    check_device(device)
+    scores, errors = score_checkpoints(cfg, args.checkpoints, device, log=lambda m: print(m, file=sys.stderr))
+    for line in errors.values():
+        print(f"error: {line}", file=sys.stderr)
+    if scores.empty:
+        raise TransferVizError("no checkpoint could be scored; fix the errors above")
+    table = rank_table(scores, args.by).rename(columns=ESTIMATES)
+    with pd_options():
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    by = "the mean rank of the four estimates" if args.by == "mean" else ESTIMATES[args.by]
+    print(f"rank 1 = expected to transfer best to {cfg.name}'s target data (by {by}); every estimate: higher = better")
+    return 2 if errors else 0
+
+
+def _featvis(args: argparse.Namespace) -> int:
+    from transferviz.featvis.extend import add_neurons, parse_neurons
+    from transferviz.preprocess import resolve_device
+
+    neurons = parse_neurons(args.neurons)  # before the slow imports and the lock: a typo is instant
+    models: tuple[ModelName, ...] = ("source", "target") if args.model == "both" else (args.model,)
+    report = add_neurons(args.cache, args.layer, neurons, models, device=resolve_device(args.device),
+                         progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     print(report.summary())
     return 0
 

@@ -41,14 +41,19 @@ class SyntheticDigits(_Domain):
     n_per_class: int = Field(200, ge=2, le=100_000)
     # the same images converted to grey (issue 12, item 6: a demo whose domains do not differ in colour)
     grayscale: bool = False
+    # printed: street-sign-like renders; handwritten: the glyphs elastically distorted, bright ink on black, grey
+    # (the 100k benchmark's target domain, configs/scale.yaml)
+    style: Literal["printed", "handwritten"] = "printed"
 
     @model_serializer(mode="wrap")
     def _omit_colour_default(self, handler: Any) -> dict[str, Any]:
-        # grayscale is left out while false, so that configs (and the stage keys hashed from them) of caches
-        # built before the option existed stay what they were and those caches are reused
+        # grayscale and style are left out at their defaults, so that configs (and the stage keys hashed from
+        # them) of caches built before the options existed stay what they were and those caches are reused
         out = handler(self)
         if not self.grayscale:
             out.pop("grayscale", None)
+        if self.style == "printed":
+            out.pop("style", None)
         return out
 
 
@@ -190,6 +195,10 @@ class AnalysisSpec(_Frozen):
     discriminability_bootstrap: int = Field(100, ge=0, le=10_000)
     # label shuffles of the stability's null (how many top neurons look stable with no domain difference)
     discriminability_stability_null: int = Field(5, ge=0, le=999)
+    # above this many instances of a class in a domain, the nested CV accuracy and its permutation null use a
+    # seeded sample of this many (u, the biplot and the bootstrap still use every instance; null: never sample).
+    # The CV refits ~210 ridge models: at 100k instances (5,000 a class and domain) ~45 min on 2 loaded cores
+    discriminability_cv_max_rows: int | None = Field(2000, ge=10)
     tsne_perplexity: float = Field(30.0, gt=1, le=500)
 
     @field_validator("layers", mode="before")

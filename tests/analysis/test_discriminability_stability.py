@@ -152,14 +152,16 @@ def test_view_greys_unstable_neurons_and_warns_of_image_statistics():
 
     from dashboard.views.features.data import BASELINE_WARNING, Discriminability, baseline_warning, stability_note
     from dashboard.views.features.figures import ranking_rows
-    from dashboard.views.features.markup import stability_mark
+    from dashboard.views.features.markup import stability_cell
 
     table = pd.DataFrame({"layer": ["a", "a", "b"], "neuron": [0, 1, 2], "discriminability": [0.1, -0.5, 0.3],
                           "stability": [0.2, 0.9, np.nan]})
     rows = ranking_rows(table)
     assert [r["stability"] for r in rows] == [0.9, None, 0.2]  # by |u|, NaN (no bootstrap) as None
-    assert "tv-unstable" in stability_mark(0.2, 100).className and "stability 20%" in stability_mark(0.2).title
-    assert "tv-unstable" not in stability_mark(0.9, 100).className
+    bar, title, unstable = stability_cell(0.2, 100)
+    assert unstable and bar == "▂" and "stability 20%" in title and "of 100 resamples" in title
+    assert stability_cell(0.9, 100)[2] is False and stability_cell(None) == ("–", "no bootstrap stability for this "
+                                                                             "neuron", False)
     empty = pd.DataFrame()
     d = Discriminability("ok", 1.0, 10, 10, empty, empty, baseline_accuracy=0.95, n_bootstrap=100, n_top=5,
                          n_top_stable=3, null_top_stable=1.2)

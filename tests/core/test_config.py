@@ -23,7 +23,7 @@ def test_bare_name_resolves_to_configs_folder():
 @pytest.mark.parametrize("patch, expected", [
     ({"trainng": {}}, "unknown key 'trainng' (allowed here: name, seed, source, target"),
     ({"source": {"kind": "synthetic_digits", "colour": 1}},
-     "unknown key 'source.colour' (allowed here: max_per_class, kind, name, n_per_class, grayscale)"),
+     "unknown key 'source.colour' (allowed here: max_per_class, kind, name, n_per_class, grayscale, style)"),
     ({"source": {"kind": "cifar"}}, "'source.kind' is 'cifar'; allowed: synthetic_digits, sklearn_digits"),
     ({"source": {"n_per_class": 3}}, "'source' needs a 'kind'"),
     ({"training": {"source": {"lr": -1}}}, "'training.source.lr': Input should be greater than 0 (got -1)"),

@@ -38,14 +38,28 @@ __all__ = [
     "tsne_map",
     "pixel_map",
     "selection_map",
+    "selection_iterations",
+    "SELECTION_ITERATION_BUDGET",
     "CLASS_MAP_ITERATIONS",
     "CLASS_MAPS",
     "class_maps",
     "cached_class_maps",
+    "tsne_methods",
 ]
 
 #: Below this many points t-SNE is meaningless (perplexity would be < 1): PCA is used instead.
 MIN_TSNE_POINTS = 5
+#: openTSNE's ``"auto"`` rules (1.0): exact neighbours below this many points, Annoy's approximate ones above...
+APPROX_NEIGHBOURS_FROM = 1_000
+#: ...and Barnes-Hut gradients below this many, FFT-interpolated ones (linear in N per iteration) above.
+FFT_GRADIENTS_FROM = 10_000
+
+
+def tsne_methods(n: int) -> dict[str, str]:
+    """What openTSNE's ``"auto"`` picks for ``n`` points, for a stage's notes: at 100k instances the maps are
+    approximate twice over (Annoy neighbours, FFT gradients), which is what keeps them N log N."""
+    return {"neighbours": "exact" if n < APPROX_NEIGHBOURS_FROM else "annoy (approximate)",
+            "negative_gradient": "barnes-hut" if n < FFT_GRADIENTS_FROM else "fft (interpolated)"}
 
 
 def pca_features(x: np.ndarray, pca_dims: int = 50, seed: int = 0) -> np.ndarray:
@@ -130,20 +144,26 @@ PIXEL_MAX_SIDE = 32
 
 def _pooled_pixels(images: np.ndarray, max_side: int, chunk: int = 1024) -> np.ndarray:
     """``(N, D)`` float32 pixels, block-averaged so no side exceeds ``max_side`` (chunked: the
-    uint8 stack may be memory-mapped and large)."""
+    uint8 stack may be memory-mapped and large). Written into one preallocated array rather than
+    concatenated from chunks: at 100k 28 px images the float32 matrix is 0.94 GB, and the chunk list
+    plus its concatenation held twice that."""
     n = len(images)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
     h, w = images.shape[1], images.shape[2]
     f = max(1, -(-max(h, w) // max_side))  # ceil: the smallest integer factor that fits
     hh, ww = h // f, w // f
-    rows = []
+    out: np.ndarray | None = None
     for i in range(0, n, chunk):
         block = np.asarray(images[i:i + chunk], dtype=np.float32)
         if f > 1:
             block = block[:, :hh * f, :ww * f].reshape(len(block), hh, f, ww, f, -1).mean(axis=(2, 4))
-        rows.append(block.reshape(len(block), -1))
-    return np.concatenate(rows)
+        flat = block.reshape(len(block), -1)
+        if out is None:
+            out = np.empty((n, flat.shape[1]), dtype=np.float32)
+        out[i:i + len(flat)] = flat
+    assert out is not None
+    return out
 
 
 def pixel_map(images: np.ndarray, seed: int = 0, perplexity: float = 30, pca_dims: int = 50, n_jobs: int = 1,
@@ -174,9 +194,27 @@ def pixel_map(images: np.ndarray, seed: int = 0, perplexity: float = 30, pca_dim
                     early_exaggeration_iter=ee, n_iter=it)
 
 
+#: Point-iterations one selection map may spend (issue 13: a class-selection map of up to 5,000 instances
+#: in under 2 s): up to 2,500 instances get the full ``n_iter``, 5,000 half of it (~1.1 CPU-s for the
+#: optimisation and ~0.5 for the affinities; benchmarks/dashboard_scale.py measures it). The map starts
+#: from the global map's positions, so a shorter refinement keeps the global neighbourhoods, spread less.
+SELECTION_ITERATION_BUDGET = 250_000
+#: The fewest refinement iterations, whatever the size (beyond ~25,000 instances the budget is exceeded).
+MIN_SELECTION_ITERATIONS = 10
+#: Up to this many instances the neighbours are searched exactly (scikit-learn): faster than building an
+#: Annoy index there (5,000 x 50 PCA dims: 1.9 s against 6.6 s on a loaded 2-core machine) and exact.
+EXACT_KNN_MAX = 5_000
+
+
+def selection_iterations(n: int, n_iter: int = 100, budget: int = SELECTION_ITERATION_BUDGET) -> int:
+    """Refinement iterations of a selection map of ``n`` instances: ``n_iter``, fewer when ``n * n_iter``
+    exceeds ``budget`` point-iterations, never below :data:`MIN_SELECTION_ITERATIONS` (nor above ``n_iter``)."""
+    return int(min(n_iter, max(MIN_SELECTION_ITERATIONS, budget // max(int(n), 1))))
+
+
 def selection_map(x_subset: np.ndarray, init_positions: np.ndarray, seed: int = 0, *,
                   perplexity: float = 30, n_iter: int = 100, pca_dims: int = 50,
-                  n_jobs: int = 1) -> np.ndarray:
+                  n_jobs: int = 1, budget: int = SELECTION_ITERATION_BUDGET) -> np.ndarray:
     """t-SNE map of a subset (the selected classes), refined from its global-map positions.
 
     Args:
@@ -185,9 +223,11 @@ def selection_map(x_subset: np.ndarray, init_positions: np.ndarray, seed: int = 
         init_positions: ``(n, 2)`` the same instances' positions in the global map.
         seed: seeds the neighbour search and optimisation.
         perplexity: lowered to ``(n - 1) / 3`` for small subsets.
-        n_iter: refinement iterations (no early exaggeration).
+        n_iter: refinement iterations (no early exaggeration), at most; fewer for a large subset
+            (:func:`selection_iterations` with ``budget`` point-iterations).
         pca_dims: PCA dimension if ``x_subset`` is wider.
         n_jobs: openTSNE threads.
+        budget: see :data:`SELECTION_ITERATION_BUDGET`.
 
     Returns:
         ``(n, 2)`` float32; for ``n < 5`` the centred initial positions.
@@ -211,11 +251,15 @@ def selection_map(x_subset: np.ndarray, init_positions: np.ndarray, seed: int = 
     # openTSNE's rescale(): one factor for both axes (aspect kept), std of x-axis -> 1e-4.
     ref = float(init[:, 0].std()) or float(init.std())
     init = init / ref * 1e-4
-    affinities = PerplexityBasedNN(feats, perplexity=_effective_perplexity(n, perplexity), method="auto",
+    affinities = PerplexityBasedNN(feats, perplexity=_effective_perplexity(n, perplexity),
+                                   method="exact" if n <= EXACT_KNN_MAX else "auto",
                                    n_jobs=n_jobs, random_state=seed, verbose=False)
+    # FFT above 1,000 points: at 5,000 it is ~30% faster than Barnes-Hut (1.06 against 1.49 CPU-s for 50
+    # iterations), whose trees also deepen on the coincident points a selection may hold; openTSNE's
+    # "auto" (Barnes-Hut below 10,000) is kept for smaller maps, so the demo's class maps do not change
     embedding = TSNEEmbedding(init, affinities, random_state=seed, n_jobs=n_jobs,
-                              negative_gradient_method="auto", verbose=False)
-    embedding = embedding.optimize(n_iter, momentum=0.8, learning_rate="auto")
+                              negative_gradient_method="fft" if n > 1_000 else "auto", verbose=False)
+    embedding = embedding.optimize(selection_iterations(n, n_iter, budget), momentum=0.8, learning_rate="auto")
     return np.asarray(embedding, dtype=np.float32)
 
 

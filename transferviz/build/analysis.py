@@ -13,7 +13,9 @@ timeline     the fine-tuning timeline: embeddings, predictions and weight drift 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,7 @@ from transferviz.analysis.projection import (
     pca_features,
     pixel_map,
     tsne_map,
+    tsne_methods,
 )
 from transferviz.analysis.timeline import MapPlacer, accuracy_table, flip_epochs, neuron_cosine, weight_drift
 from transferviz.analysis.weights import (
@@ -52,14 +55,17 @@ from transferviz.analysis.weights import (
     weight_regions,
     weight_value_matrix,
 )
-from transferviz.build.framework import MODELS, BuildContext, progress_to
-from transferviz.build.inputs import embed
-from transferviz.cache import Cache, pair_name, png_bytes
-from transferviz.featvis import compare_renders, render_neurons
+from transferviz.build.framework import MODELS, BuildContext
+from transferviz.build.inputs import forward_rows
+from transferviz.cache import Cache, CacheWriter, ModelName, pair_name, png_bytes
+from transferviz.errors import TransferVizError
+from transferviz.featvis import ChangeResult, compare_renders, render_neurons
 
 __all__ = [
-    "TOP_INSTANCES", "top_instances", "featvis_neurons", "linked_pairs", "layer_drift", "stage_attribute",
-    "stage_abstract", "stage_compare",
+    "TOP_INSTANCES", "top_instances", "FEATVIS_ALL_MAX", "FEATVIS_CHUNK", "featvis_neurons", "featvis_scale",
+    "write_featvis_change",
+    "linked_pairs", "layer_drift", "stage_attribute", "stage_abstract", "stage_compare", "compare_layer",
+    "LayerComparison", "COMPARE_BYTES_PER_CELL",
     "stage_discriminate", "stage_project", "stage_classmaps", "stage_pixels", "stage_featvis", "stage_timeline",
 ]
 
@@ -95,26 +101,47 @@ def top_instances(values: np.ndarray, domains: np.ndarray, k: int = TOP_INSTANCE
 
 # --- attribute ---------------------------------------------------------------------
 
+#: Instances per checkpointed chunk of the attribute stage (seconds of work on the demo, minutes for a large
+#: network at 224 px on a CPU): the unit that a torchrun build splits across ranks and a resumed build keeps.
+ATTRIBUTE_CHUNK = 128
+
+
 def stage_attribute(ctx: BuildContext) -> None:
     a = ctx.config.analysis
     df, y = _labels(ctx)
     x = ctx.inputs()
     layers = ctx.cache.layers
+    models = ctx.models()
+    targets = torch.tensor(y, dtype=torch.long)
+
+    def chunk(rows: range) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for which, model in models.items():
+            res = layer_conductance(model, layers, x[rows.start:rows.stop], targets[rows.start:rows.stop],
+                                    n_steps=a.n_steps, method=a.method, baseline=a.baseline,
+                                    memory_budget_mb=a.memory_budget_mb, device=ctx.device, autocast=a.autocast)
+            for layer in layers:
+                out[f"{which}/{layer}"] = res.values[layer].astype(np.float32)
+                out[f"chunk:gap/{which}/{layer}"] = np.array([res.completeness[layer]], dtype=np.float64)
+        return out
+
+    merged = ctx.rows("attribute", len(x), chunk, rows_per_chunk=ATTRIBUTE_CHUNK, desc="conductance", unit="inst")
+    if merged is None:
+        return  # another rank of a torchrun build: rank 0 writes the artifacts
+    n_rows = np.asarray(merged["chunk:rows"], dtype=np.float64)
     completeness = {}
-    for which, model in ctx.models().items():
-        bar = ctx.bar(len(x), f"conductance ({which})", "inst")
-        res = layer_conductance(model, layers, x, torch.tensor(y, dtype=torch.long), n_steps=a.n_steps, method=a.method,
-                                baseline=a.baseline, memory_budget_mb=a.memory_budget_mb, device=ctx.device,
-                                autocast=a.autocast, progress=progress_to(bar))
-        bar.close()
+    for which in models:
+        values = {layer: np.asarray(merged[f"{which}/{layer}"]) for layer in layers}
         for layer in layers:
-            ctx.writer.array(f"analysis/conductance/{which}/{layer}.npy", res.values[layer].astype(np.float32),
+            ctx.writer.array(f"analysis/conductance/{which}/{layer}.npy", values[layer],
                              f"Layer Conductance of each {layer} neuron (conv: max over its map) for each "
                              f"instance w.r.t. its true class, {which} model, (N, neurons)")
-        completeness[which] = {k: float(v) for k, v in res.completeness.items()}
+        # the mean gap over instances, from each chunk's mean weighted by its rows
+        completeness[which] = {layer: float(np.asarray(merged[f"chunk:gap/{which}/{layer}"]) @ n_rows / n_rows.sum())
+                               for layer in layers}
         for layer in layers:
             ctx.writer.array(f"analysis/top_instances/{which}/{layer}.npy",
-                             top_instances(res.values[layer], df["domain"].to_numpy()),
+                             top_instances(values[layer], df["domain"].to_numpy()),
                              f"(neuron, domain [source, target], rank) ids of the {TOP_INSTANCES} instances with the "
                              f"highest {which}-model conductance for each {layer} neuron; -1 pads short domains")
     ctx.notes["completeness"] = completeness
@@ -142,8 +169,9 @@ def stage_abstract(ctx: BuildContext) -> None:
     df, _ = _labels(ctx)
     classes, layers = c.classes, c.layers
     x = ctx.inputs()
+    main = ctx.dist.is_main  # every rank of a torchrun build extracts weights; rank 0 alone does the rest
     important: dict[tuple[str, str], list[np.ndarray]] = {}
-    for which in MODELS:
+    for which in MODELS if main else ():
         for layer in layers:
             cond = c.conductance(which, layer)
             n = cond.shape[1]
@@ -165,27 +193,44 @@ def stage_abstract(ctx: BuildContext) -> None:
     models = ctx.models()
     pairs = linked_pairs(c)  # weights only where one weight matrix joins the two layers
     shapes = {d["name"]: d["output_shape"] for d in c.layer_info["detail"]}
-    bar = ctx.bar(len(pairs) * len(classes) * 2, "important weights", "class")
+    # one task per (model, pair, class): the per-instance weight extraction, split across a torchrun build's
+    # processes and checkpointed task by task; each task's table travels as Parquet bytes
+    tasks = [(which, p, ci) for which in MODELS for p in range(len(pairs)) for ci in range(len(classes))]
+
+    def receivers(which: ModelName, lj: str, via: str) -> np.ndarray | None:
+        # the active-receiver rule needs the receiving neurons' conductance: the analysed layer j is the
+        # module whose weights these are (not a conv inside block j, whose units have no conductance)
+        return c.conductance(which, lj) if a.active_receivers and via == lj else None
+
+    def weight_tasks(todo: range) -> dict[str, list[bytes]]:
+        out = []
+        for t in todo:
+            which, p, ci = tasks[t]
+            li, lj, via = pairs[p]
+            cond_j = receivers(which, lj, via)
+            rows = _class_rows(df, ci)
+            active = None if cond_j is None else receiver_activity(np.asarray(cond_j[rows]))
+            res = important_weights(models[which], li, via, x[rows], k_instance=a.weight_top_k,
+                                    k_class=a.weight_top_k, device=ctx.device, memory_budget_mb=a.memory_budget_mb,
+                                    fraction=a.neuron_fraction, layer_i_shape=shapes[li],
+                                    receiver_active=active, reduction=a.weight_reduction)
+            buf = io.BytesIO()
+            pd.DataFrame({"class_index": ci, "rank": np.arange(len(res.n1)), "n1": res.n1, "n2": res.n2,
+                          "count": res.count, "value": res.value, "level_sum": res.level_sum}
+                         ).to_parquet(buf, index=False)
+            out.append(buf.getvalue())
+        return {"table": out}
+
+    merged = ctx.rows("weights", len(tasks), weight_tasks, rows_per_chunk=1, desc="important weights", unit="class")
+    if merged is None:
+        return  # another rank of a torchrun build: rank 0 writes the artifacts
+    tables = iter(merged["table"])  # in task order: model, pair, class
     filtered: set[str] = set()
     for which in MODELS:
-        model = models[which]
-        mods = dict(model.named_modules())
+        mods = dict(models[which].named_modules())
         for li, lj, via in pairs:
-            rows_out = []
-            # the active-receiver rule needs the receiving neurons' conductance: the analysed layer j is the
-            # module whose weights these are (not a conv inside block j, whose units have no conductance)
-            cond_j = c.conductance(which, lj) if a.active_receivers and via == lj else None
-            for ci in range(len(classes)):
-                rows = _class_rows(df, ci)
-                active = None if cond_j is None else receiver_activity(np.asarray(cond_j[rows]))
-                res = important_weights(model, li, via, x[rows], k_instance=a.weight_top_k, k_class=a.weight_top_k,
-                                        device=ctx.device, memory_budget_mb=a.memory_budget_mb,
-                                        fraction=a.neuron_fraction, layer_i_shape=shapes[li],
-                                        receiver_active=active, reduction=a.weight_reduction)
-                rows_out.append(pd.DataFrame({"class_index": ci, "rank": np.arange(len(res.n1)), "n1": res.n1,
-                                              "n2": res.n2, "count": res.count, "value": res.value,
-                                              "level_sum": res.level_sum}))
-                bar.update(1)
+            rows_out = [pd.read_parquet(io.BytesIO(next(tables))) for _ in classes]  # type: ignore[arg-type]
+            cond_j = receivers(which, lj, via)
             name = pair_name(li, lj)
             through = "" if via == lj else f" (the weights of {via})"
             w.table(f"analysis/weights/{which}/{name}.parquet", pd.concat(rows_out, ignore_index=True),
@@ -198,7 +243,6 @@ def stage_abstract(ctx: BuildContext) -> None:
                     "W for linear, kernel-slice mean for conv")
             if cond_j is not None:
                 filtered.add(name)
-    bar.close()
     ks = {layer: len(important[("target", layer)][0]) for layer in layers}
     n_pairs = max(0, len(layers) - 1)
     # every open choice of 5.3.1 that shaped these artifacts (issue 12, item 5), next to the ones the
@@ -230,55 +274,97 @@ def linked_pairs(cache: Cache) -> list[tuple[str, str, str]]:
 
 # --- compare -----------------------------------------------------------------------
 
+#: Bytes a class's (source x target) similarity matrix costs per cell while it is matched, ranked and binned:
+#: the float32 matrix, match_sources' float64 copy, top_similar's float32 copies, int64 partition and
+#: the histogram's gathered regions (measured: +21 B/cell of peak RSS on a 4096 x 4096 layer; with margin).
+COMPARE_BYTES_PER_CELL = 32
+
+
+@dataclass
+class LayerComparison:
+    """One layer's similarity results for every class (what the compare stage keeps of its matrices)."""
+
+    matches: np.ndarray  # (class, target neuron) matched source neuron, -1 for none
+    block: np.ndarray  # (class, k, k) similarity of the important neurons, rank order
+    hists: np.ndarray  # (class, region, bin) histogram counts
+    top: dict[str, np.ndarray]  # s2t_idx, s2t_val (class, source neuron, 5); t2s_idx, t2s_val (class, target, 5)
+    recovery: float  # mean over classes of the share of target neurons matched to their own index
+
+
+def compare_layer(a_src: np.ndarray, a_tgt: np.ndarray, class_rows: Sequence[np.ndarray], imp_src: np.ndarray,
+                  imp_tgt: np.ndarray, similarity: str, matching: str, edges: np.ndarray,
+                  full: np.ndarray | None = None) -> LayerComparison:
+    """Class by class: each class's (Ns, Nt) similarity matrix over its rows of ``a_src``/``a_tgt`` (instance x
+    neuron attributions) is built, reduced to what the views read, and let go before the next class's, so that
+    memory holds one class's matrix, never all of them (Office-31: 31 x 4096 x 4096 float32 = 2 GB a layer).
+    ``full``: an optional (class, Ns, Nt) array (a memory map) that receives every class's matrix."""
+    n_cls, ns, nt = len(class_rows), a_src.shape[1], a_tgt.shape[1]
+    k = imp_tgt.shape[1]
+    block = np.zeros((n_cls, k, k), dtype=np.float32)
+    hists = np.zeros((n_cls, 3, len(edges) - 1), dtype=np.int64)
+    top = {key: np.zeros((n_cls, n, 5), dtype=dt) for key, n, dt in
+           (("s2t_idx", ns, np.int32), ("s2t_val", ns, np.float32),
+            ("t2s_idx", nt, np.int32), ("t2s_val", nt, np.float32))}
+    matches = np.full((n_cls, nt), -1, dtype=np.int64)
+    for ci, rows in enumerate(class_rows):
+        s = sim.similarity_matrix(np.asarray(a_src[rows]), np.asarray(a_tgt[rows]), similarity)
+        if full is not None:
+            full[ci] = s
+        matches[ci] = sim.match_sources(s, matching)
+        if imp_tgt[ci, 0] >= 0:
+            reg = sim.similarity_regions(s, imp_src[ci], imp_tgt[ci], bins=edges)
+            block[ci] = reg.block
+            hists[ci] = [reg.hist_src_imp, reg.hist_tgt_imp, reg.hist_neither]
+        i, v = sim.top_similar(s, 5, axis=1)
+        top["s2t_idx"][ci], top["s2t_val"][ci] = i, v
+        i, v = sim.top_similar(s, 5, axis=0)
+        top["t2s_idx"][ci], top["t2s_val"][ci] = i, v
+        del s  # before the next class's matrix is made
+    recovery = float(np.mean([sim.own_index_recovery(m) for m in matches]))
+    return LayerComparison(matches, block, hists, top, recovery)
+
+
+def _check_compare_budget(layer: str, ns: int, nt: int, budget_mb: int) -> None:
+    """One class's similarity matrix of ``layer`` must fit analysis.memory_budget_mb (the stage holds one)."""
+    need = ns * nt * COMPARE_BYTES_PER_CELL / 2**20
+    if need > budget_mb:
+        raise TransferVizError(f"compare: one class's {layer} similarity matrix ({ns} x {nt} neurons) needs about "
+                               f"{need:.0f} MB, more than analysis.memory_budget_mb = {budget_mb}; raise "
+                               f"analysis.memory_budget_mb to at least {int(need) + 1} or analyse a smaller layer")
+
+
 def stage_compare(ctx: BuildContext) -> None:
     c, w, a = ctx.cache, ctx.writer, ctx.config.analysis
     df, _ = _labels(ctx)
     classes, layers = c.classes, c.layers
     n_cls = len(classes)
-    sims: dict[str, np.ndarray] = {}
+    sizes: dict[str, tuple[int, int]] = {}  # (source, target) neuron count per layer
     matches: dict[str, np.ndarray] = {}  # (class, target neuron) matched source neuron, -1 for none
     recovery: dict[str, float] = {}
+    edges = np.linspace(-1, 1, SIM_BINS + 1)
+    class_rows = [_class_rows(df, ci) for ci in range(n_cls)]
     for layer in layers:
         a_s, a_t = c.conductance("source", layer), c.conductance("target", layer)
-        ns, nt = a_s.shape[1], a_t.shape[1]
-        imp_s = c.array(f"analysis/neurons/source/{layer}.npy")
-        imp_t = c.array(f"analysis/neurons/target/{layer}.npy")
-        k = imp_t.shape[1]
-        full = np.zeros((n_cls, ns, nt), dtype=np.float32)
-        block = np.zeros((n_cls, k, k), dtype=np.float32)
-        hists = np.zeros((n_cls, 3, SIM_BINS), dtype=np.int64)
-        top = {key: np.zeros((n_cls, n, 5), dtype=dt) for key, n, dt in
-               (("s2t_idx", ns, np.int32), ("s2t_val", ns, np.float32),
-                ("t2s_idx", nt, np.int32), ("t2s_val", nt, np.float32))}
-        edges = np.linspace(-1, 1, SIM_BINS + 1)
-        matches[layer] = np.full((n_cls, nt), -1, dtype=np.int64)
-        for ci in range(n_cls):
-            rows = _class_rows(df, ci)
-            s = sim.similarity_matrix(np.asarray(a_s[rows]), np.asarray(a_t[rows]), a.similarity)
-            full[ci] = s
-            matches[layer][ci] = sim.match_sources(s, a.matching)
-            if imp_t[ci, 0] >= 0:
-                reg = sim.similarity_regions(s, imp_s[ci], imp_t[ci], bins=edges)
-                block[ci] = reg.block
-                hists[ci] = [reg.hist_src_imp, reg.hist_tgt_imp, reg.hist_neither]
-            i, v = sim.top_similar(s, 5, axis=1)
-            top["s2t_idx"][ci], top["s2t_val"][ci] = i, v
-            i, v = sim.top_similar(s, 5, axis=0)
-            top["t2s_idx"][ci], top["t2s_val"][ci] = i, v
-        sims[layer] = full
-        recovery[layer] = float(np.mean([sim.own_index_recovery(m) for m in matches[layer]]))
-        if ns * nt <= FULL_SIMILARITY_MAX:
-            w.array(f"analysis/similarity/{layer}.npy", full,
-                    f"(class, source neuron, target neuron) similarity (analysis.similarity: cosine or Pearson) of "
-                    f"{layer} attributions over the class's target instances")
-        w.array(f"analysis/similarity/{layer}_match.npy", matches[layer].astype(np.int32),
+        ns, nt = sizes[layer] = (a_s.shape[1], a_t.shape[1])
+        _check_compare_budget(layer, ns, nt, a.memory_budget_mb)
+        full = w.array_rows(f"analysis/similarity/{layer}.npy", (n_cls, ns, nt), np.float32,
+                            f"(class, source neuron, target neuron) similarity (analysis.similarity: cosine or "
+                            f"Pearson) of {layer} attributions over the class's target instances") \
+            if ns * nt <= FULL_SIMILARITY_MAX else None
+        res = compare_layer(a_s, a_t, class_rows, c.array(f"analysis/neurons/source/{layer}.npy"),
+                            c.array(f"analysis/neurons/target/{layer}.npy"), a.similarity, a.matching, edges, full)
+        if full is not None:
+            full.flush()
+            del full
+        matches[layer], recovery[layer] = res.matches, res.recovery
+        w.array(f"analysis/similarity/{layer}_match.npy", res.matches.astype(np.int32),
                 f"(class, target neuron) the source neuron each target {layer} neuron is matched to "
                 "(analysis.matching) for weight correspondence; -1: none")
-        w.array(f"analysis/similarity/{layer}_block.npy", block,
+        w.array(f"analysis/similarity/{layer}_block.npy", res.block,
                 "(class, important source neuron, important target neuron) similarity, both in rank order")
-        w.array(f"analysis/similarity/{layer}_hist.npy", hists,
+        w.array(f"analysis/similarity/{layer}_hist.npy", res.hists,
                 "(class, region [imp src x other tgt, other src x imp tgt, neither], bin) similarity histogram counts")
-        for key, arr in top.items():
+        for key, arr in res.top.items():
             w.array(f"analysis/similarity/{layer}_{key}.npy", arr,
                     f"five most similar neurons in the other model ({key.replace('_', ' ')}), per class and neuron")
     w.array("analysis/similarity/hist_edges.npy", edges, "bin edges of the similarity histograms")
@@ -302,7 +388,7 @@ def stage_compare(ctx: BuildContext) -> None:
         hi = max(float(v.max()) for v in values.values())
         pair_edges = np.linspace(lo, hi if hi > lo else lo + 1.0, WEIGHT_BINS + 1)
         hist_edges = np.zeros((2, n_cls, WEIGHT_BINS + 1), dtype=np.float64)
-        (ns_i, nt_i), (ns_j, nt_j) = sims[li].shape[1:], sims[lj].shape[1:]
+        (ns_i, nt_i), (ns_j, nt_j) = sizes[li], sizes[lj]
         for ci in range(n_cls):
             sel_t = (tw.class_index == ci).to_numpy()
             src_pairs = sw.loc[sw.class_index == ci, ["n1", "n2"]].to_numpy()
@@ -331,7 +417,7 @@ def stage_compare(ctx: BuildContext) -> None:
                                          "q3": b.q3, "max": b.maximum,
                                          "non_corresponding": np.nan if b.non_corresponding is None
                                          else b.non_corresponding})
-        tw = tw.assign(corresponds=corr_col)
+        tw["corresponds"] = corr_col  # in place, not a copy of the whole table (~300 MB at 4096 x 4096)
         w.table(f"analysis/weights/target/{name}_correspondence.parquet", tw,
                 "important target weights with 'corresponds': the most similar source neurons n1', n2' "
                 "are joined by an important source weight")
@@ -424,21 +510,27 @@ def stage_discriminate(ctx: BuildContext) -> None:
         neurons: list[dict[str, Any]] = []
         points: list[pd.DataFrame] = []
         for ci in range(len(c.classes)):
+            rs, rt = _class_rows(df, ci, "source"), _class_rows(df, ci, "target")
+            rows = np.concatenate([rs, rt])
             cols, names = [], []
             for layer in c.layers:
                 imp = c.array(f"analysis/neurons/{which}/{layer}.npy")[ci]
                 if imp[0] < 0:
                     continue
-                cols.append(np.asarray(c.conductance(which, layer)[:, imp]))
+                # the class's rows only: reading every row for every class costs N x classes (issue 13, 100k)
+                cols.append(np.asarray(c.conductance(which, layer)[rows][:, imp]))
                 names += [(layer, int(n)) for n in imp]
-            rs, rt = _class_rows(df, ci, "source"), _class_rows(df, ci, "target")
-            A = np.concatenate(cols, axis=1) if cols else np.zeros((len(df), 0), np.float32)
-            res = domain_discriminability(A[rs], A[rt], folds=a.discriminability_folds, seed=ctx.config.seed,
-                                          n_permutations=a.discriminability_permutations)
-            stab = bootstrap_stability(A[rs], A[rt], res.u, res.alpha or 1.0, a.discriminability_bootstrap,
+            # row-major, as the per-domain row selections it replaces were: a column-major A sums in another
+            # order downstream and moves u and the boundary in the last bits
+            A = np.ascontiguousarray(np.concatenate(cols, axis=1)) if cols else np.zeros((len(rows), 0), np.float32)
+            a_s, a_t = A[:len(rs)], A[len(rs):]
+            res = domain_discriminability(a_s, a_t, folds=a.discriminability_folds, seed=ctx.config.seed,
+                                          n_permutations=a.discriminability_permutations,
+                                          cv_max_rows=a.discriminability_cv_max_rows)
+            stab = bootstrap_stability(a_s, a_t, res.u, res.alpha or 1.0, a.discriminability_bootstrap,
                                        seed=ctx.config.seed) if res.status == "ok" else NO_STABILITY
             boot = stab.n_bootstrap > 0
-            null = stability_null(A[rs], A[rt], a.discriminability_bootstrap, a.discriminability_stability_null,
+            null = stability_null(a_s, a_t, a.discriminability_bootstrap, a.discriminability_stability_null,
                                   seed=ctx.config.seed) if boot else np.zeros(0)
             summary.append({"class_index": ci, "status": res.status, "cv_accuracy": res.cv_accuracy,
                             "cv_balanced_accuracy": res.cv_balanced_accuracy, "n_folds": res.n_folds,
@@ -447,7 +539,8 @@ def stage_discriminate(ctx: BuildContext) -> None:
                             "converged": res.converged, "method": METHOD, "alpha": res.alpha,
                             "null_mean": res.null_mean, "null_p95": res.null_p95, "p_value": res.p_value,
                             "n_permutations": res.n_permutations, "n_inputs": res.n_inputs,
-                            "n_instances": res.n_instances, "saturated": res.saturated,
+                            "n_instances": res.n_instances, "n_cv_instances": res.n_cv_instances,
+                            "saturated": res.saturated,
                             "inputs_outnumber_instances": res.inputs_outnumber_instances,
                             "n_bootstrap": stab.n_bootstrap,
                             "n_top": stab.top if boot else 0,
@@ -473,7 +566,9 @@ def stage_discriminate(ctx: BuildContext) -> None:
         w.table(f"{base}/summary.parquet", pd.DataFrame(summary),
                 f"Algorithm 1 per class ({which} model): status, nested cross-validated accuracy of the ridge domain "
                 "classifier, its permutation null (mean, 95th percentile, p-value), penalty, folds, sizes, flags "
-                "saturated and inputs_outnumber_instances; the bootstrap of u: resamples, the top's size, how many "
+                "saturated and inputs_outnumber_instances, n_cv_instances (the rows behind the CV accuracy and its "
+                "null: fewer than n_instances where analysis.discriminability_cv_max_rows sampled a domain); "
+                "the bootstrap of u: resamples, the top's size, how many "
                 f"of the top neurons by |u| have stability >= {STABLE}, the share of signs of u that flip, and that "
                 "count's null (mean, 95th percentile over n_stability_null shuffles of the domain labels)")
         w.table(f"{base}/neurons.parquet",
@@ -490,6 +585,10 @@ def stage_discriminate(ctx: BuildContext) -> None:
         ctx.notes[f"{which}_saturated_classes"] = sum(bool(s.get("saturated")) for s in summary)
         stable = [s["n_top_stable"] for s in summary if s.get("n_top_stable") is not None]
         ctx.notes[f"{which}_mean_top_stable"] = float(np.mean(stable)) if stable else None
+        # a class whose CV ran on a sample (analysis.discriminability_cv_max_rows; issue 13's 100k instances)
+        ctx.notes[f"{which}_cv_sampled_classes"] = sum(s["n_cv_instances"] < s["n_instances"] for s in summary
+                                                       if s["status"] == "ok")
+    ctx.notes["cv_max_rows"] = a.discriminability_cv_max_rows
     ctx.notes["summary"] = ("domain classifier mean CV accuracy: "
                             f"source model {ctx.notes['source_mean_cv_accuracy']:.2f}, "
                             f"target model {ctx.notes['target_mean_cv_accuracy']:.2f}; saturated "
@@ -509,6 +608,7 @@ def stage_project(ctx: BuildContext) -> None:
             "target-model embeddings reduced by PCA (<= 50 dims), the t-SNE input")
     w.array("analysis/tsne.npy", tsne_map(feats, seed=cfg.seed, perplexity=cfg.analysis.tsne_perplexity),
             "(N, 2) openTSNE map of every instance's target-model embedding")
+    ctx.notes["tsne"] = tsne_methods(len(emb))
     ctx.notes["summary"] = f"t-SNE of {len(emb)} instances"
 
 
@@ -523,7 +623,8 @@ def stage_classmaps(ctx: BuildContext) -> None:
                     perplexity=cfg.analysis.tsne_perplexity)
     w.array(CLASS_MAPS, xy,
             "(N, 2) per-class openTSNE maps: the rows of class c (both domains) are class c's own map, refined "
-            f"from its analysis/tsne.npy positions ({CLASS_MAP_ITERATIONS} iterations); rows = instance ids")
+            f"from its analysis/tsne.npy positions ({CLASS_MAP_ITERATIONS} iterations, fewer for a class of over 2,500 "
+            "instances); rows = instance ids")
     ctx.notes["summary"] = f"{len(np.unique(labels))} class maps of {len(xy)} instances"
 
 
@@ -539,44 +640,114 @@ def stage_pixels(ctx: BuildContext) -> None:
     w.array("analysis/pixel_tsne.npy", xy,
             "(N, 2) openTSNE map of every instance's raw pixels (standardised, PCA to <= 50 dims; "
             f"{PIXEL_ITERATIONS[0]} + {PIXEL_ITERATIONS[1]} iterations), rows = instance ids like analysis/tsne.npy")
+    ctx.notes["tsne"] = tsne_methods(len(xy))
     ctx.notes["summary"] = f"pixel t-SNE of {len(xy)} instances"
 
 
 # --- featvis -------------------------------------------------------------------------
 
-def featvis_neurons(cache: Cache, fraction_all_max: int = 512) -> list[tuple[str, int]]:
-    """Every neuron when the model is small (cheap), else the union of important neurons of both models."""
+#: Below this many analysed neurons (both models' layers summed once) every neuron is rendered: cheap,
+#: and a user browsing a small model (the demo: 336) never meets a missing image.
+FEATVIS_ALL_MAX = 512
+
+
+def featvis_neurons(cache: Cache, fraction_all_max: int = FEATVIS_ALL_MAX) -> list[tuple[str, int]]:
+    """The ``(layer, neuron)`` pairs the views show a feature visualization for, in layer order then index.
+
+    Every neuron when the model is small (at most ``fraction_all_max`` in all); else the union over both
+    models and every class of: the important neurons (the network view's rows, columns, weight ends and
+    similarity cells), the neurons of the discrimination ranking (the features view's list), and the five
+    most similar neurons in the other model of each important neuron (the neuron panel's "most similar").
+    Each pair is rendered in both models, so that the two renders can be compared."""
     total = sum(int(d["neurons"]) for d in cache.layer_info["detail"])
     if total <= fraction_all_max:
         return [(d["name"], n) for d in cache.layer_info["detail"] for n in range(int(d["neurons"]))]
     out: list[tuple[str, int]] = []
+    ranked = _ranked_neurons(cache)
     for layer in cache.layers:
-        ids: set[int] = set()
-        for which in MODELS:
+        ids: set[int] = set(ranked.get(layer, ()))
+        for which, direction in (("source", "s2t"), ("target", "t2s")):
             imp = np.asarray(cache.array(f"analysis/neurons/{which}/{layer}.npy"))
             ids |= {int(v) for v in imp.ravel() if v >= 0}
+            ids |= _similar_of(cache, layer, direction, imp)
         out += [(layer, n) for n in sorted(ids)]
     return out
 
 
+def _ranked_neurons(cache: Cache) -> dict[str, set[int]]:
+    """Per layer, the neurons of either model's discrimination ranking (any class); empty without one."""
+    out: dict[str, set[int]] = {}
+    for which in MODELS:
+        rel = f"analysis/discriminability/{which}/neurons.parquet"
+        if not cache.has(rel):
+            continue
+        t = cache.table(rel)
+        for layer, n in zip(t["layer"].astype(str), t["neuron"].astype(int)):
+            out.setdefault(layer, set()).add(int(n))
+    return out
+
+
+def _similar_of(cache: Cache, layer: str, direction: str, important: np.ndarray) -> set[int]:
+    """The other model's five most similar neurons of each (class, important neuron) of ``important``."""
+    rel = f"analysis/similarity/{layer}_{direction}_idx.npy"
+    if not cache.has(rel):
+        return set()
+    idx = np.asarray(cache.array(rel))  # (class, neuron, 5)
+    rows, cols = np.nonzero(important >= 0)
+    return {int(v) for v in idx[rows, important[rows, cols]].ravel() if v >= 0}
+
+
+def featvis_scale(size: int) -> int:
+    """The nearest-neighbour upscale of a ``size`` px render in its PNG (tiny renders stay legible)."""
+    return max(1, 64 // size)
+
+
+#: Neurons per checkpointed chunk of the featvis stage: about a minute at Office-31's ~5 neurons a second.
+FEATVIS_CHUNK = 256
+
+
 def stage_featvis(ctx: BuildContext) -> None:
+    """Renders :func:`featvis_neurons` in both models. Under torchrun the neurons are split across the
+    ranks in contiguous blocks of chunks (``ctx.rows``); each rank renders its block, rank 0 merges the
+    images and writes every artifact. A neuron's image depends only on ``(seed, layer, index)``, never on
+    its batch, so the result equals the single-process build's."""
     c, w, cfg = ctx.cache, ctx.writer, ctx.config
     fv = cfg.featvis
     neurons = featvis_neurons(c)
+    total = sum(int(d["neurons"]) for d in c.layer_info["detail"])
     size = fv.size or cfg.model.input_size
-    renders = {}
+    renders: dict[str, np.ndarray] = {}
     for which, model in ctx.models().items():
-        bar = ctx.bar(len(neurons), f"feature visualization ({which})", "neuron")
-        renders[which] = render_neurons(model, neurons, size=size, steps=fv.steps, lr=fv.lr, seed=cfg.seed,
-                                        mean=cfg.model.mean, std=cfg.model.std, device=ctx.device,
-                                        progress=progress_to(bar))
-        bar.close()
-        scale = max(1, 64 // size)
-        w.png_dir(f"featvis/{which}", ((f"{layer}/{n}", png_bytes(img, scale)) for (layer, n), img
+        def render(rows: range, model: torch.nn.Module = model) -> dict[str, np.ndarray]:
+            return {"image": render_neurons(model, neurons[rows.start:rows.stop], size=size, steps=fv.steps,
+                                            lr=fv.lr, seed=cfg.seed, mean=cfg.model.mean, std=cfg.model.std,
+                                            device=ctx.device)}
+
+        merged = ctx.rows(f"render-{which}", len(neurons), render, rows_per_chunk=FEATVIS_CHUNK,
+                          desc=f"feature visualization ({which})", unit="neuron")
+        if merged is not None:  # rank 0 (or the only process): every rank's images in neuron order
+            renders[which] = np.asarray(merged.get("image", np.zeros((0, size, size, 3), np.uint8)))
+    if not ctx.dist.is_main:
+        return
+    for which in MODELS:
+        w.png_dir(f"featvis/{which}", ((f"{layer}/{n}", png_bytes(img, featvis_scale(size))) for (layer, n), img
                                        in zip(neurons, renders[which])),
                   f"feature visualization of each rendered {which}-model neuron, '<layer>/<neuron>.png'")
+    change = write_featvis_change(w, neurons, renders["source"], renders["target"],
+                                  {"size": size, "steps": fv.steps, "lr": fv.lr})
+    rule = "all: a small model" if len(neurons) == total else "important, ranked and their most similar ones"
+    ctx.notes["summary"] = f"{len(neurons)} of {total} neurons ({rule}) x 2 models at {size} px, {fv.steps} steps"
+    ctx.notes["rendered"], ctx.notes["neurons_total"] = len(neurons), total
+    ctx.notes["most_changed"] = {layer: [int(neurons[i][1]) for i in pos] for layer, pos in change.most_changed.items()}
+
+
+def write_featvis_change(w: CacheWriter, neurons: list[tuple[str, int]], source: np.ndarray, target: np.ndarray,
+                         settings: dict[str, Any]) -> ChangeResult:
+    """Writes ``featvis/change.parquet`` and ``featvis/meta.json`` for the neurons rendered in both models
+    (``source[i]`` and ``target[i]`` the renders of ``neurons[i]``); the build's stage and ``transferviz
+    featvis`` (which adds neurons later and recomputes both over all of them) share it."""
     layers = [layer for layer, _ in neurons]
-    change = compare_renders(renders["source"], renders["target"], layers, top=5)
+    change = compare_renders(source, target, layers, top=5)
     rank = np.full(len(neurons), -1, dtype=np.int64)
     for layer, pos in change.most_changed.items():
         rank[pos] = np.arange(len(pos))
@@ -587,10 +758,9 @@ def stage_featvis(ctx: BuildContext) -> None:
     w.table("featvis/change.parquet", table,
             "per rendered neuron: cosine similarity of the embeddings of its source and target visualizations, "
             "colourfulness, gray flags, rank among the layer's five most changed (-1: not)")
-    w.json("featvis/meta.json", {"size": size, "steps": fv.steps, "lr": fv.lr, "gray_cutoff": change.cutoff,
-                                 "n_neurons": len(neurons)}, "feature visualization settings and the gray cut-off")
-    ctx.notes["summary"] = f"{len(neurons)} neurons x 2 models at {size} px, {fv.steps} steps"
-    ctx.notes["most_changed"] = {layer: [int(neurons[i][1]) for i in pos] for layer, pos in change.most_changed.items()}
+    w.json("featvis/meta.json", {**settings, "gray_cutoff": change.cutoff, "n_neurons": len(neurons)},
+           "feature visualization settings and the gray cut-off")
+    return change
 
 
 # --- timeline -------------------------------------------------------------------------
@@ -623,7 +793,6 @@ def stage_timeline(ctx: BuildContext) -> None:
     c, w, cfg = ctx.cache, ctx.writer, ctx.config
     df = c.table("data/base.parquet")
     emb_layer = c.layer_info["embedding_layer"]
-    x = ctx.inputs()
     epochs = c.epochs("target")
     reference = c.model("source")  # the weights of epoch 0 (training writes target_000 from them)
     if epochs:
@@ -633,20 +802,28 @@ def stage_timeline(ctx: BuildContext) -> None:
         last = hist.loc[hist.model == "target", "epoch"]
         epochs = [int(last.max()) if len(last) else 1]
         models = [(epochs[0], c.model("target"))]
-    placer = MapPlacer(np.asarray(c.array("analysis/embedding/target.npy")), np.asarray(c.tsne()), seed=cfg.seed)
+    main = ctx.dist.is_main
+    placer = MapPlacer(np.asarray(c.array("analysis/embedding/target.npy")), np.asarray(c.tsne()),
+                       seed=cfg.seed) if main else None
     n = len(df)
     positions = np.zeros((len(epochs), n, 2), dtype=np.float32)
     pred = np.zeros((len(epochs), n), dtype=np.int16)
     unchanged = []
     drift_parts = []
     for e, (k, model) in enumerate(models):
-        logits, emb = embed(model, emb_layer, x, ctx.device)
+        # the epoch's forward passes are split across a torchrun build's processes; rank 0 places and measures
+        outputs = forward_rows(ctx, f"epoch{k:04d}", {"target": model}, emb_layer, f"epoch {k} forward passes")
+        if outputs is None or placer is None:
+            continue
+        logits, emb = outputs["target"]
         pred[e] = logits.argmax(1).numpy().astype(np.int16)
         emb_np = emb.numpy()
         unchanged.append(int(placer.unchanged(emb_np).sum()))
         positions[e] = placer.place(emb_np)
         # drift now, then let the model go: holding every epoch's model (31 AlexNets on Office-31) costs GBs
         drift_parts.append(layer_drift(reference, k, model.cpu(), c.layers))
+    if not main:
+        return  # another rank of a torchrun build: rank 0 writes the artifacts
     drift = pd.concat(drift_parts, ignore_index=True)
     acc = accuracy_table(pred, df["label"].to_numpy(), df["domain"].to_numpy(), epochs, len(c.classes),
                          df["split"].to_numpy())

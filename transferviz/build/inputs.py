@@ -170,7 +170,7 @@ def load_domain(spec: DomainSpec, image_size: int, seed: int) -> data.DomainData
 
 def _read_domain(spec: DomainSpec, image_size: int, seed: int) -> data.DomainData:
     if spec.kind == "synthetic_digits":
-        return data.synthetic_digits(spec.n_per_class, image_size, seed, grayscale=spec.grayscale)
+        return data.synthetic_digits(spec.n_per_class, image_size, seed, grayscale=spec.grayscale, style=spec.style)
     if spec.kind == "sklearn_digits":
         return data.sklearn_digits(image_size)
     if spec.kind == "image_folder":
@@ -533,18 +533,45 @@ def embed(model: torch.nn.Module, layer: str, x: torch.Tensor, device: torch.dev
     return torch.cat(logits), torch.cat(captured)
 
 
+#: Instances per checkpointed chunk of the forward passes (a multiple of ``embed``'s batch, so a split
+#: build computes every instance in the same batch as a single process: bitwise equal results).
+FORWARD_CHUNK = 4096
+
+
+def forward_rows(ctx: BuildContext, name: str, models: dict[str, torch.nn.Module], layer: str,
+                 desc: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
+    """Logits and ``layer``'s input (the embedding) of every instance for each of ``models``, computed in
+    checkpointed chunks split across the build's processes; on rank 0, None on the others."""
+    x = ctx.inputs()
+
+    def chunk(rows: range) -> dict[str, np.ndarray]:
+        out = {}
+        for which, model in models.items():
+            logits, emb = embed(model, layer, x[rows.start:rows.stop], ctx.device)
+            out[f"{which}/logits"], out[f"{which}/embedding"] = logits.numpy(), emb.numpy()
+        return out
+
+    merged = ctx.rows(name, len(x), chunk, rows_per_chunk=FORWARD_CHUNK, desc=desc, unit="inst")
+    if merged is None:
+        return None
+    return {which: (torch.from_numpy(np.asarray(merged[f"{which}/logits"])),
+                    torch.from_numpy(np.asarray(merged[f"{which}/embedding"]))) for which in models}
+
+
 def stage_forward(ctx: BuildContext) -> None:
     c, w = ctx.cache, ctx.writer
     df = c.table("data/base.parquet")
     classes = c.json("data/meta.json")["classes"]
-    x = ctx.inputs()
     y = torch.tensor(df["label"].to_numpy(), dtype=torch.long)
     models = ctx.models()
     # the architecture stage records it in models/layers.json; chosen here the same way, since this stage
     # does not depend on the analysed layers (changing analysis.layers keeps the forward stage)
     emb_layer = choose_embedding_layer(ctx.config, model_graph(ctx.config, models["target"]))
+    outputs = forward_rows(ctx, "forward", {str(k): m for k, m in models.items()}, emb_layer, "forward passes")
+    if outputs is None:
+        return  # another rank of a torchrun build: rank 0 writes the artifacts
     for which in MODELS:
-        logits, emb = embed(models[which], emb_layer, x, ctx.device)
+        logits, emb = outputs[which]
         prob = logits.softmax(1)
         df[f"{which}_pred"] = logits.argmax(1).numpy().astype(np.int64)
         df[f"{which}_loss"] = F.cross_entropy(logits, y, reduction="none").numpy().astype(np.float32)

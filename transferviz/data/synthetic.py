@@ -283,7 +283,32 @@ def _renderer(canvas: int) -> _Renderer:
     return _Renderer(canvas)
 
 
-def synthetic_digits(n_per_class: int, image_size: int, seed: int, grayscale: bool = False) -> DomainData:
+#: Handwritten-style renders (``style="handwritten"``): strength of the elastic distortion (displacement in
+#: canvas pixels before smoothing) and the smoothing's width as a share of the canvas -- Simard et al.'s
+#: (2003) MNIST augmentation, alpha 34 and sigma 4 on 28 px, scaled to the canvas.
+_ELASTIC_ALPHA, _ELASTIC_SIGMA = 34.0 / 28.0, 4.0 / 28.0
+
+
+def _handwritten(r: _Renderer, rng: np.random.Generator, digit: int) -> np.ndarray:
+    """One ``C x C`` float32 grey image (0..255) of ``digit`` in the style of scanned handwriting: the printed
+    glyph (a random font, weight, slant, partly visible neighbours as in the printed domain) elastically
+    distorted, bright ink on black -- the strokes and contrast of MNIST rather than of a street sign."""
+    from scipy.ndimage import gaussian_filter, map_coordinates  # scipy ships with scikit-learn
+
+    C = r.C
+    mask = np.asarray(r.digit_mask(rng, digit), dtype=np.float32) / 255.0
+    sigma = _ELASTIC_SIGMA * C
+    alpha = _ELASTIC_ALPHA * C * rng.uniform(0.6, 1.2)
+    dy = gaussian_filter(rng.uniform(-1.0, 1.0, (C, C)), sigma, mode="constant") * alpha
+    dx = gaussian_filter(rng.uniform(-1.0, 1.0, (C, C)), sigma, mode="constant") * alpha
+    yy, xx = np.meshgrid(np.arange(C), np.arange(C), indexing="ij")
+    warped = map_coordinates(mask, (yy + dy, xx + dx), order=1, mode="constant").astype(np.float32)
+    ink = rng.uniform(0.75, 1.0) * 255.0
+    return warped * ink
+
+
+def synthetic_digits(n_per_class: int, image_size: int, seed: int, grayscale: bool = False,
+                     style: str = "printed") -> DomainData:
     """``10 * n_per_class`` printed digits (classes ``"0"``..``"9"``), ``uint8 (N, S, S, 3)``.
 
     Instances are interleaved by class (labels 0, 1, ..., 9, 0, 1, ...).  See the
@@ -291,7 +316,11 @@ def synthetic_digits(n_per_class: int, image_size: int, seed: int, grayscale: bo
     converted to its luma (ITU-R 601, as Pillow's ``"L"``) repeated in the three channels --
     the same draws, so instance ``k`` is the grey version of the coloured instance ``k``;
     the colours were drawn with a luminance contrast of at least 0.35, so the digit stays legible.
+    ``style="handwritten"``: the same glyphs elastically distorted, bright ink on a black background, always
+    grey (a distorted, handwritten-looking target for a printed source: configs/scale.yaml); its own draws.
     """
+    if style not in ("printed", "handwritten"):
+        raise ValueError(f"style must be 'printed' or 'handwritten', got {style!r}")
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
     if image_size < 8:
@@ -304,7 +333,10 @@ def synthetic_digits(n_per_class: int, image_size: int, seed: int, grayscale: bo
     for d in range(10):
         rng = np.random.default_rng([seed, d])  # one stream per class: n=100 is a prefix of n=200
         for k in range(n_per_class):
-            pil = r.render(rng, d)
+            if style == "handwritten":
+                pil = Image.fromarray(np.clip(_handwritten(r, rng, d) + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+            else:
+                pil = r.render(rng, d)
             if canvas != image_size:
                 pil = pil.resize((image_size, image_size), Image.Resampling.BOX)
             if rng.random() < 0.4:
@@ -313,7 +345,8 @@ def synthetic_digits(n_per_class: int, image_size: int, seed: int, grayscale: bo
             sigma = rng.uniform(0.0, 9.0)
             if sigma > 1.0:
                 a = a + rng.normal(0.0, sigma, a.shape).astype(np.float32)
-            if grayscale:  # after blur and noise: every draw is the coloured image's, only the colour goes
+            # after blur and noise: every draw is the coloured image's, only the colour goes
+            if grayscale or style == "handwritten":
                 a = (a @ _LUMA)[..., None]
             images[10 * k + d] = np.clip(a + 0.5, 0, 255).astype(np.uint8)
     origins = tuple(f"synthetic[{d},{k}]" for k in range(n_per_class) for d in range(10))

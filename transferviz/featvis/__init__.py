@@ -5,6 +5,8 @@
   optimised together as one batch; deterministic per ``(seed, layer, index)``.
 * :mod:`~transferviz.featvis.compare` -- colourfulness, gray detection, embedding similarity
   and the most changed neurons per layer (:func:`compare_renders`).
+* :mod:`~transferviz.featvis.extend` -- ``transferviz featvis``: neurons the build left out, rendered
+  into a new build of the run and published like one (imported on its own: it uses the build package).
 
 Typical use by the cache stage::
 
