@@ -116,9 +116,11 @@ def run_once(driver, url: str) -> dict[str, float]:
     driver.get(url)
     # navigation start is performance.now() == 0
     out["first load"] = settle(driver, 0.0, min_requests=1)
-    radios = driver.find_elements(By.CSS_SELECTOR, f"#{sl.TABLE} input[type=radio]")
-    checked = next((k for k, r in enumerate(radios) if r.is_selected()), 0)
-    t0 = _click(driver, f"#{sl.TABLE} input[type=radio]", (checked + 1) % max(1, len(radios)))
+    # the confusion grid (dash-ag-grid): a click on a row's class cell selects the class
+    rows = f"#{sl.TABLE} .ag-center-cols-container .ag-row"
+    classes = driver.find_elements(By.CSS_SELECTOR, rows)
+    checked = next((k for k, r in enumerate(classes) if "ag-row-selected" in (r.get_attribute("class") or "")), 0)
+    t0 = _click(driver, f"{rows} [col-id='class']", (checked + 1) % max(1, len(classes)))
     out["class change"] = settle(driver, t0)
     handles = driver.find_elements(By.CSS_SELECTOR, f"#{nl.LAYERS} [role=slider]")
     if handles:

@@ -201,8 +201,13 @@ class Scenario:
         table = {
             (ids.URL, "search"): f"?class={names[c]}" if self.i % 3 else "",
             (ids.SELECTED_CLASS, "data"): c,
-            (stats.TABLE, "selected_rows"): [c],
-            (stats.TABLE, "active_cell"): {"row": c, "column": 1, "column_id": "class", "row_id": c},
+            (stats.TABLE, "selectedRows"): [{"class_index": c, "id": c}],  # the confusion grid's click
+            # the instance grid's block: a 100-row block of a scroll, sorted, one column filtered
+            ("table-instances", "getRowsRequest"): {
+                "startRow": 100 * (self.i % 20), "endRow": 100 * (self.i % 20) + 100,
+                "sortModel": [{"colId": "target_loss", "sort": "desc"}] if self.i % 2 else [],
+                "filterModel": {"domain": {"filterType": "text", "type": "equals", "filter": "target"}}
+                if self.i % 3 == 0 else {}},
             (inst.CLASSES, "value"): list(self.space.default_classes(c)),
             (inst.SCATTER, "hoverData"): {"points": [{"curveNumber": 0, "pointNumber": 0, "customdata":
                                                       self.ids_of_class(c, 1)[0],

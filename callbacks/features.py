@@ -3,7 +3,8 @@ and its thumbnail tooltip.
 
 What the outputs show is built in :mod:`dashboard.views.features`; here is only what depends
 on Dash: which input fired, what to leave as ``no_update`` and when to write the URL.
-Checklist values are ``"layer:index"`` strings, the URL's ``neurons`` format.
+The ranking grid's row ids are ``"layer:index"`` strings, the URL's ``neurons`` format: the functions
+here take and give those keys; :func:`register` turns them into the grid's ``selectedRows`` and back.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dashboard.routes import UrlFor, no_prefix
 from dashboard.urlstate import StateSpace, parse_state, space_of, update_search
 from dashboard.views.features.data import neuron_key, ranked_count, valid_model, warm
 from dashboard.views.features.figures import biplot_figure, ring_update
+from dashboard.views.features.hist_route import register_hist_route
 from dashboard.views.features.markup import (
     MAX_ROWS,
     checked_neurons,
@@ -30,6 +32,7 @@ from dashboard.views.features.markup import (
     more_label,
     ranking,
 )
+from dashboard.views.features.ranking_grid import keys_of_selection, selection
 from layouts import features as ly
 from layouts import ids
 from transferviz.cache import Cache
@@ -50,7 +53,7 @@ def tooltip(cache: Cache, hover_data: dict | None, class_index: Any = None, mode
 def feature_controls(cache: Cache, space: StateSpace, triggered: set[str], search: str | None, class_index: Any,
                      model: Any, order: Any, value: Sequence[str] | None,
                      url_for: UrlFor = no_prefix) -> tuple[Any, Any, Any, Any, Any, Any]:
-    """:func:`paged_controls` less its paging outputs: ``(search, model, order, options, value, status)``."""
+    """:func:`paged_controls` less its paging outputs: ``(search, model, order, rows, value, status)``."""
     out = paged_controls(cache, space, triggered, search, class_index, model, order, value, None, url_for)
     return out[0], out[1], out[2], out[3], out[4], out[5]
 
@@ -67,7 +70,8 @@ def paged_controls(cache: Cache, space: StateSpace, triggered: set[str], search:
     The list shows ``shown`` rows (a page, ``MAX_ROWS``, when None); "show more" (``ly.MORE``) adds a
     page (a ``Patch`` appending its rows where the list grows at its end; the whole list where a checked
     row below the pages must move into order), a new list (class, model, order) starts again at one page.
-    Returns ``(search, model, order, options, value, status, shown, more text, more style)``,
+    Returns ``(search, model, order, rows, value, status, shown, more text, more style)`` (rows: the grid's
+    ``rowData``, value: the checked keys),
     ``no_update`` wherever nothing changes.
     """
     state, _ = parse_state(search, space)
@@ -112,7 +116,7 @@ def paged_controls(cache: Cache, space: StateSpace, triggered: set[str], search:
     out_search: Any = no_update
     if not url_fired and c is not None and state.cls == c:
         default = default_checked(cache, c, new_model, new_order)
-        # as a set: the checklist appends in click order, the default is in rank order
+        # as a set: the grid reports its selection in its own order, the default is in rank order
         neurons = () if set(current) == set(default) else tuple(
             (k.rpartition(":")[0], int(k.rpartition(":")[2])) for k in current)
         if (new_model, new_order, neurons) != (state.model, state.order, state.neurons):
@@ -154,14 +158,15 @@ def highlight_patch(cache: Cache, highlight: Sequence[int] | None, class_index: 
 def register(app: dash.Dash, cache: Cache) -> None:
     """Wires the view's callbacks to ``app`` over ``cache``, parsing Algorithm 1's tables now, once."""
     warm(cache)
+    register_hist_route(app, cache)  # the grid rows' histogram images
     space = space_of(cache)  # the valid URL values never change under an app
 
     @app.callback(
         Output(ids.URL, "search", allow_duplicate=True),
         Output(ly.MODEL, "value"),
         Output(ly.ORDER, "value"),
-        Output(ly.RANKING, "options"),
-        Output(ly.RANKING, "value"),
+        Output(ly.RANKING, "rowData"),
+        Output(ly.RANKING, "selectedRows"),
         Output(ly.STATUS, "children"),
         Output(ly.SHOWN, "data"),
         Output(ly.MORE, "children"),
@@ -170,35 +175,36 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Input(ids.SELECTED_CLASS, "data"),
         Input(ly.MODEL, "value"),
         Input(ly.ORDER, "value"),
-        Input(ly.RANKING, "value"),
+        Input(ly.RANKING, "selectedRows"),
         Input(ly.MORE, "n_clicks"),
         State(ly.SHOWN, "data"),
         prevent_initial_call="initial_duplicate",
     )
-    def _controls(search, cls, model, order, value, _more, shown):
-        return paged_controls(cache, space, triggered_components(), search, cls, model, order, value, shown,
-                              app.get_relative_path)
+    def _controls(search, cls, model, order, selected, _more, shown):
+        out = paged_controls(cache, space, triggered_components(), search, cls, model, order,
+                             keys_of_selection(selected), shown, app.get_relative_path)
+        return (*out[:4], out[4] if out[4] is no_update else selection(out[4]), *out[5:])
 
     @app.callback(
         Output(ly.BIPLOT, "figure"),
         Input(ids.SELECTED_CLASS, "data"),
         Input(ly.MODEL, "value"),
-        Input(ly.RANKING, "value"),
+        Input(ly.RANKING, "selectedRows"),
         State(ids.HIGHLIGHT, "data"),
     )
-    def _biplot(cls, model, checked, highlight):
-        return biplot_figure(cache, cls, model, checked, highlight)
+    def _biplot(cls, model, selected, highlight):
+        return biplot_figure(cache, cls, model, keys_of_selection(selected), highlight)
 
     @app.callback(
         Output(ly.BIPLOT, "figure", allow_duplicate=True),
         Input(ids.HIGHLIGHT, "data"),
         State(ids.SELECTED_CLASS, "data"),
         State(ly.MODEL, "value"),
-        State(ly.RANKING, "value"),
+        State(ly.RANKING, "selectedRows"),
         prevent_initial_call=True,
     )
-    def _highlight(highlight, cls, model, checked):
-        return highlight_patch(cache, highlight, cls, model, checked)
+    def _highlight(highlight, cls, model, selected):
+        return highlight_patch(cache, highlight, cls, model, keys_of_selection(selected))
 
     @app.callback(
         Output(ly.TOOLTIP, "show"),

@@ -1,43 +1,37 @@
-"""Instance-table callbacks: rows, the validated filter box, the image pool, focus on click.
+"""Instance-table callbacks: the grid's blocks, the validated filter box, the image pool, focus on click.
 
-Thin controllers, called by the tests without a browser; the rows and the filter box's
-column specs come from :mod:`dashboard.views.instance_table.data` (built once per cache
-object, at registration), the pool's markup from ``markup.pool_view``, and the box's text is
-checked by ``filterexpr.validate``. Filtering, sorting and paging run in the browser
-(DataTable's native actions); the "k of N match" line is a clientside callback over the
-table's ``derived_virtual_indices`` so the filtered rows never travel to the server.
+Thin controllers, called by the tests without a browser. The grid (dash-ag-grid, infinite row
+model) asks for a block with ``getRowsRequest``; :func:`rows_for_request` answers it from
+:mod:`dashboard.views.instance_table.rows` (filter box AND column filters, sort, slice: only
+the block travels) together with the "k of N match" line. The box's text is checked by
+``filterexpr.validate`` and its canonical query kept in ``ly.BOX_QUERY``; a clientside
+callback then makes the grid drop its blocks and ask again (``purgeInfiniteCache``).
 
-Ticks and the image pool (``ids.POOL``, also written by the timeline's clicks and its
-"clear trails") are kept in step: the ticked rows are always the rows whose ids are in the
-pool. Ticking a row adds it to the pool as its latest; unticking it takes it out (the
-earlier rule, "unticking leaves the pool alone", would leave a pooled row shown unticked,
-which is what the ticks are there to show); a pool changed anywhere else (cleared,
-trimmed to its :data:`dashboard.pool.POOL_SIZE`, a timeline click) re-ticks the rows
-(:func:`ticks_for_pool`). No loop: the re-ticking also writes the remembered selection
-(``PREV_SELECTION``), so the tick callback it triggers finds nothing new and leaves the pool.
-
-A click on a cell focuses its row's instance (``ids.FOCUS``) every time: the callback
-clears ``active_cell`` after reading it, since DataTable only reports a change, and a
-second click on the same cell would otherwise say nothing (plotly/dash-table#398). The
-focused instance's row is highlighted instead (:func:`row_styles`), whoever set the focus. A click on an image of the
-pool focuses its instance too (:func:`pool_focus`; pattern-matching ids, as the confusion
-grid's thumbnails).
+The tick column and the image pool (``ids.POOL``, also written by the timeline's clicks and
+its "clear trails") cannot disagree: each row carries ``pooled`` from the pool itself, and a
+pool changed anywhere makes the grid reload its loaded blocks (``refreshInfiniteCache``).
+Likewise the focused instance's row (``focused``). A click on the tick cell adds the row's
+instance to the pool as its latest, or takes it out; a click on any other cell focuses the
+instance (``ids.FOCUS``), every click (``cellClicked`` carries a timestamp, so the same cell
+clicked twice is two changes). A click on an image of the pool focuses its instance too
+(:func:`pool_focus`; pattern-matching ids, as the confusion grid's thumbnails).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
 from dash import ALL, Input, Output, State
 
-from callbacks.common import clicked_focus, fired_click, first_open
+from callbacks.common import clicked_focus, fired_click
 from dashboard.export import csv_download
 from dashboard.pool import add_to_pool, as_ids, focus_id
 from dashboard.views.instance_table import data
-from dashboard.views.instance_table.filterexpr import cells_can_show, validate
+from dashboard.views.instance_table.filterexpr import EXAMPLE, validate
 from dashboard.views.instance_table.markup import filter_message, pool_view
+from dashboard.views.instance_table.rows import answer, matching_ids
 from layouts import ids
 from layouts import instance_table as ly
 from transferviz.cache import Cache
@@ -47,92 +41,57 @@ NO = dash.no_update
 
 # --- rows ---------------------------------------------------------------------------------
 
-def rows_for_tab(cache: Cache, tab: str | None, loaded: bool | None) -> tuple[Any, Any]:
-    """``(rows, loaded flag)``: the rows once the diagnosis tab is first opened, then never again."""
-    if not first_open(tab, ids.TAB_DIAGNOSIS, loaded):
+def rows_for_request(cache: Cache, request: Any, box_query: Any, pool: Any, focus: Any) -> tuple[Any, Any]:
+    """``(getRowsResponse, count line)`` for one block the grid asked for; a refused request gets no
+    rows (the grid stops waiting) and the reason in the count line, never an error."""
+    if request is None:
         return NO, NO
-    return data.table_records(cache), True
+    ans = answer(cache, request, box_query, pool if isinstance(pool, list) else [], focus)
+    return ans.response, (ans.count if ans.ok else filter_message(ans.count))
 
 
 # --- filter box ---------------------------------------------------------------------------
 
-def apply_filter(cache: Cache, text: str | None) -> tuple[Any, Any, str, Any]:
-    """``(filter_query, box text, message, pending query)`` for text typed in the box (or a chip's).
-
-    A refused text leaves the table's query alone and the text in the box for editing. A
-    query the column cells cannot show is applied in two steps, "" first (which empties the
-    cells) then the query (via the pending store), so no stale cell is left over to be
-    merged into the next cell edit.
-    """
+def apply_filter(cache: Cache, text: Any) -> tuple[Any, Any, str]:
+    """``(box query, box text, message)`` for text typed in the box (or a chip's). A refused text
+    leaves the query alone and the text in the box for editing."""
+    if text is not None and not isinstance(text, str):
+        return NO, NO, f"Refused: the filter must be text. A valid example: {EXAMPLE}"
     res = validate(text, data.column_specs(cache))
     if not res.ok:
-        return NO, NO, res.message, NO
-    if res.query and not cells_can_show(res.query):
-        return "", res.query, res.message, res.query
-    return res.query, res.query, res.message, None
+        return NO, NO, res.message
+    return res.query, res.query, res.message
 
 
-def sync_from_table(query: str | None, pending: str | None) -> tuple[Any, Any, Any, Any]:
-    """The table's query changed without the box: a column filter cell (the box shows it) or
-    the second step of a box query (nothing to do)."""
-    q = query or ""
-    if pending and q == pending:
-        return NO, NO, NO, NO
-    return NO, q, (f"Column filters: {q}" if q else "Filter cleared: every instance is shown."), None
-
-
-def filter_event(cache: Cache, trigger: Any, text: str | None, table_query: str | None,
-                 pending: str | None = None) -> tuple[Any, Any, Any, Any]:
-    """Dispatches the filter callback on what fired it: a chip, the box (Enter/Apply) or the table."""
+def filter_event(cache: Cache, trigger: Any, text: Any) -> tuple[Any, Any, Any]:
+    """Dispatches the filter callback on what fired it: a chip or the box (Enter/Apply)."""
     if isinstance(trigger, dict) and trigger.get("type") == ly.CHIP:
         i = trigger.get("index")
         if not isinstance(i, int) or not 0 <= i < len(ly.CHIPS):
-            return NO, NO, NO, NO
+            return NO, NO, NO
         return apply_filter(cache, ly.CHIPS[i][1])
-    if trigger == ly.TABLE:
-        return sync_from_table(table_query, pending)
     return apply_filter(cache, text)
 
 
-# --- image pool ---------------------------------------------------------------------------
+# --- clicks: ticks (the pool) and focus -------------------------------------------------------
 
-def pool_after_selection(pool: Sequence[Any] | None, selected: Sequence[Any] | None,
-                         previous: Sequence[Any] | None) -> tuple[list[int], list[int]]:
-    """``(pool, selection to remember)``: the ids ticked since the last selection join the pool
-    as its latest, the ids unticked since then leave it (the ticks mirror the pool)."""
-    sel = as_ids(selected)
-    now, before = set(sel), set(as_ids(previous))
-    new = [i for i in sel if i not in before]
-    gone = before - now
-    kept = [i for i in as_ids(pool) if i not in gone]
-    return (add_to_pool(kept, new) if new else kept), sel
+def toggle_in_pool(pool: Sequence[Any] | None, instance_id: int) -> list[int]:
+    """The pool with ``instance_id`` taken out if it was in, else added as the latest."""
+    now = as_ids(pool)
+    return [i for i in now if i != instance_id] if instance_id in now else add_to_pool(now, [instance_id])
 
 
-def ticks_for_pool(cache: Cache, pool: Sequence[Any] | None, loaded: bool | None) -> tuple[Any, Any]:
-    """``(selected_rows, selection to remember)`` showing ``pool`` as ticks: the table's row
-    indices of the pooled ids (pool order) and those ids; nothing before the rows are loaded."""
-    if not loaded:
+def cell_click(cache: Cache, clicked: Any, pool: Any) -> tuple[Any, Any]:
+    """``(pool, focus)`` after a click on a cell: the tick cell toggles the row's instance in the pool,
+    any other cell focuses it. Anything malformed changes nothing."""
+    if not isinstance(clicked, Mapping):
         return NO, NO
-    row_of = data.row_index(cache)
-    ids_ = [i for i in as_ids(pool) if i in row_of]
-    return [row_of[i] for i in ids_], ids_
-
-
-def focus_from_cell(cache: Cache, active_cell: dict | None) -> Any:
-    """The clicked row's instance id for ``ids.FOCUS`` (the table's rows carry ``id`` as row id)."""
-    if not active_cell:
-        return NO
-    fid = focus_id(active_cell.get("row_id"), len(cache.instances))
-    return NO if fid is None else fid
-
-
-def cell_click(cache: Cache, active_cell: dict | None) -> tuple[Any, Any, Any]:
-    """``(focus, active_cell, selected_cells)`` after a click: the row's instance, and the click
-    forgotten so that the next click on the same cell is a change again. Our own reset (None)
-    changes nothing."""
-    if not active_cell:
-        return NO, NO, NO
-    return focus_from_cell(cache, active_cell), None, []
+    fid = focus_id(clicked.get("rowId"), len(cache.instances))
+    if fid is None:
+        return NO, NO
+    if clicked.get("colId") == ly.POOLED:
+        return toggle_in_pool(pool if isinstance(pool, list) else [], fid), NO
+    return NO, fid
 
 
 def pool_focus(triggered: Any, n_clicks: Any) -> Any:
@@ -140,99 +99,79 @@ def pool_focus(triggered: Any, n_clicks: Any) -> Any:
     return clicked_focus(triggered, n_clicks, ly.POOL_ITEM)
 
 
-#: Background of the focused instance's row (neutral: red/blue mean source/target).
-FOCUS_ROW_COLOR = "#fff1b8"
+# --- export -------------------------------------------------------------------------------
 
-
-def row_styles(focus: Any, n_instances: int) -> list[dict]:
-    """The table's conditional styles with the focused instance's row highlighted (first, so
-    the per-column colours of domain and mispredictions still show on it)."""
-    fid = focus_id(focus, n_instances)
-    row = ([{"if": {"filter_query": f"{{id}} = {fid}"}, "backgroundColor": FOCUS_ROW_COLOR}]
-           if fid is not None else [])
-    return row + ly.style_data_conditional()
+def export_rows(cache: Cache, trigger: Any, request: Any, box_query: Any, pool: Any) -> Any:
+    """The CSV download for the button that fired: the rows the box and the column filters keep, in the
+    grid's sort (from its last ``getRowsRequest``; every row before it asked), or the image pool."""
+    if trigger == ly.POOL_EXPORT:
+        return csv_download(cache, as_ids(pool), "pool") if as_ids(pool) else NO
+    if trigger == ly.EXPORT:
+        row_ids = matching_ids(cache, request or {}, box_query)
+        return NO if row_ids is None else csv_download(cache, row_ids, "instances")
+    return NO
 
 
 # --- wiring -------------------------------------------------------------------------------
 
-_COUNT_JS = """
-function(indices, rows) {
-    const n = (rows || []).length;
-    if (!n) { return "Loading the instances…"; }
-    const k = (indices || []).length;
-    return `${k.toLocaleString("en")} of ${n.toLocaleString("en")} instances match`;
+#: A new box query: drop every block and start from the top; a new pool or focus: reload the
+#: loaded blocks where they are (their ``pooled``/``focused`` flags changed).
+_REFRESH_JS = """
+function(_query, _pool, _focus) {
+    const trig = (dash_clientside.callback_context.triggered || []).map(t => t.prop_id);
+    const purge = trig.some(p => p.startsWith("%(box)s."));
+    dash_ag_grid.getApiAsync("%(grid)s").then(api => {
+        if (purge) { api.purgeInfiniteCache(); api.ensureIndexVisible(0, "top"); }
+        else { api.refreshInfiniteCache(); }
+    }).catch(() => null);
+    return Date.now();
 }
 """
-
-
-def export_rows(cache: Cache, trigger: Any, row_ids: Sequence[Any] | None, pool: Any) -> Any:
-    """The CSV download for the button that fired: the table's rows as the filter and the sort show them
-    (``derived_virtual_row_ids``; all rows before the table reported any), or the image pool."""
-    if trigger == ly.POOL_EXPORT:
-        return csv_download(cache, as_ids(pool), "pool") if as_ids(pool) else NO
-    if trigger == ly.EXPORT:
-        return csv_download(cache, row_ids, "instances")
-    return NO
 
 
 def register(app: dash.Dash, cache: Cache) -> None:
     prefix = app.config.requests_pathname_prefix
     data.warm(cache)
 
-    @app.callback(Output(ly.TABLE, "data"), Output(ly.LOADED, "data"), Input(ids.TABS, "value"),
-                  State(ly.LOADED, "data"))
-    def _rows(tab, loaded):
-        return rows_for_tab(cache, tab, loaded)
-
-    app.clientside_callback(_COUNT_JS, Output(ly.COUNT, "children"),
-                            Input(ly.TABLE, "derived_virtual_indices"), Input(ly.TABLE, "data"))
+    @app.callback(Output(ly.TABLE, "getRowsResponse"), Output(ly.COUNT, "children"),
+                  Input(ly.TABLE, "getRowsRequest"), State(ly.BOX_QUERY, "data"), State(ids.POOL, "data"),
+                  State(ids.FOCUS, "data"), prevent_initial_call=True)
+    def _rows(request, box_query, pool, focus):
+        return rows_for_request(cache, request, box_query, pool, focus)
 
     @app.callback(
-        Output(ly.TABLE, "filter_query"), Output(ly.FILTER_INPUT, "value"), Output(ly.FILTER_MSG, "children"),
-        Output(ly.PENDING_QUERY, "data"),
+        Output(ly.BOX_QUERY, "data"), Output(ly.FILTER_INPUT, "value"), Output(ly.FILTER_MSG, "children"),
         Input(ly.FILTER_APPLY, "n_clicks"), Input(ly.FILTER_INPUT, "n_submit"),
-        Input({"type": ly.CHIP, "index": ALL}, "n_clicks"), Input(ly.TABLE, "filter_query"),
-        State(ly.FILTER_INPUT, "value"), State(ly.PENDING_QUERY, "data"),
+        Input({"type": ly.CHIP, "index": ALL}, "n_clicks"),
+        State(ly.FILTER_INPUT, "value"),
         prevent_initial_call=True,
     )
-    def _filter(_apply, _submit, chips, table_query, text, pending):
+    def _filter(_apply, _submit, chips, text):
         trig = dash.ctx.triggered_id
         if isinstance(trig, dict) and not any(chips or []):
-            return NO, NO, NO, NO  # chips re-rendered, nothing clicked
-        query, box, msg, pending = filter_event(cache, trig, text, table_query, pending)
-        return query, box, filter_message(msg), pending
+            return NO, NO, NO  # chips re-rendered, nothing clicked
+        query, box, msg = filter_event(cache, trig, text)
+        return query, box, filter_message(msg)
 
-    @app.callback(Output(ly.TABLE, "filter_query", allow_duplicate=True), Input(ly.PENDING_QUERY, "data"),
-                  prevent_initial_call=True)
-    def _second_step(pending):
-        return pending if pending else NO
+    app.clientside_callback(_REFRESH_JS % {"box": ly.BOX_QUERY, "grid": ly.TABLE}, Output(ly.REFRESH, "data"),
+                            Input(ly.BOX_QUERY, "data"), Input(ids.POOL, "data"), Input(ids.FOCUS, "data"),
+                            prevent_initial_call=True)
 
-    @app.callback(
-        Output(ids.POOL, "data", allow_duplicate=True), Output(ly.PREV_SELECTION, "data"),
-        Input(ly.TABLE, "selected_row_ids"), State(ly.PREV_SELECTION, "data"), State(ids.POOL, "data"),
-        prevent_initial_call=True,
-    )
-    def _select(selected, previous, pool):
-        new_pool, sel = pool_after_selection(pool, selected, previous)
-        return (NO if new_pool == as_ids(pool) else new_pool), sel
-
-    @app.callback(
-        Output(ly.TABLE, "selected_rows"), Output(ly.PREV_SELECTION, "data", allow_duplicate=True),
-        Input(ids.POOL, "data"), Input(ly.LOADED, "data"),
-        prevent_initial_call=True,
-    )
-    def _ticks(pool, loaded):
-        return ticks_for_pool(cache, pool, loaded)
+    @app.callback(Output(ids.POOL, "data", allow_duplicate=True), Output(ids.FOCUS, "data", allow_duplicate=True),
+                  Input(ly.TABLE, "cellClicked"), State(ids.POOL, "data"), prevent_initial_call=True)
+    def _click(clicked, pool):
+        return cell_click(cache, clicked, pool)
 
     @app.callback(Output(ids.POOL, "data", allow_duplicate=True), Input(ly.POOL_CLEAR, "n_clicks"),
                   prevent_initial_call=True)
     def _clear(_n):
-        return []  # the ticks follow (_ticks)
+        return []  # the ticks follow (the grid reloads its blocks)
 
     @app.callback(Output(ly.DOWNLOAD, "data"), Input(ly.EXPORT, "n_clicks"), Input(ly.POOL_EXPORT, "n_clicks"),
-                  State(ly.TABLE, "derived_virtual_row_ids"), State(ids.POOL, "data"), prevent_initial_call=True)
-    def _export(_table, _pool, row_ids, pool):
-        return export_rows(cache, dash.ctx.triggered_id, row_ids, pool)
+                  State(ly.TABLE, "getRowsRequest"), State(ly.BOX_QUERY, "data"), State(ids.POOL, "data"),
+                  prevent_initial_call=True)
+    def _export(_table, _pool, request, box_query, pool):
+        return export_rows(cache, dash.ctx.triggered_id, request, box_query, pool)
 
     @app.callback(Output(ly.POOL_VIEW, "children"), Output(ly.POOL_TITLE, "children"), Input(ids.POOL, "data"))
     def _pool(pool):
@@ -242,13 +181,3 @@ def register(app: dash.Dash, cache: Cache) -> None:
                   Input({"type": ly.POOL_ITEM, "index": ALL}, "n_clicks"), prevent_initial_call=True)
     def _pool_click(_):
         return pool_focus(*fired_click())
-
-    @app.callback(Output(ids.FOCUS, "data", allow_duplicate=True), Output(ly.TABLE, "active_cell"),
-                  Output(ly.TABLE, "selected_cells"), Input(ly.TABLE, "active_cell"), prevent_initial_call=True)
-    def _focus(active_cell):
-        return cell_click(cache, active_cell)
-
-    # FOCUS starts empty (layouts/page.py): the layout's styles hold until something sets it
-    @app.callback(Output(ly.TABLE, "style_data_conditional"), Input(ids.FOCUS, "data"), prevent_initial_call=True)
-    def _focus_row(focus):
-        return row_styles(focus, len(cache.instances))

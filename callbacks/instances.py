@@ -11,10 +11,11 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, State
 
+from callbacks.common import triggered_components
 from dashboard.highlight import highlight_ids
 from dashboard.lookups import instance_records, selected_ids
-from dashboard.views.instances.data import match_classes
-from dashboard.views.instances.figures import scatter_figure
+from dashboard.views.instances.data import match_classes, projection_frame
+from dashboard.views.instances.figures import ring_trace, scatter_figure
 from dashboard.views.instances.markup import (
     class_key,
     class_options,
@@ -45,15 +46,25 @@ def _classes(values: Sequence[Any] | None, n: int) -> list[int]:
 
 
 def update_scatter(cache: Cache, classes: Sequence[Any] | None, highlight: Sequence[Any] | None = None,
-                   trigger: str | None = None) -> tuple[go.Figure, Any, Any, Any, str]:
+                   trigger: str | None = None) -> tuple[go.Figure | dash.Patch, Any, Any, Any, Any]:
     """``(figure, selectedData, summary, class key, class key's title)`` for the checked classes,
     with rings around the ``highlight`` instances on the map. The lasso selection is cleared
     (``None``) when the classes change, because its points belong to the previous map, and kept
-    when only the highlight changed (``trigger == ids.HIGHLIGHT``)."""
+    when only the highlight changed (``trigger == ids.HIGHLIGHT``): then the answer is a ``dash.Patch`` of
+    the map's ring trace (its last) and nothing else changes."""
     chosen = _classes(classes, len(cache.classes))
-    fig, df = scatter_figure(cache, chosen, highlight_ids(highlight).tolist())
-    selected = NO if trigger == ids.HIGHLIGHT else None
-    return fig, selected, scatter_summary(df, len(chosen)), class_key(cache, chosen), f"class colours ({len(chosen)})"
+    found = highlight_ids(highlight).tolist()
+    if trigger == ids.HIGHLIGHT:
+        # only the find rings move: one dash.Patch of the map's last trace (its ring trace), not the map's
+        # thousands of points again; a map without points (no class checked) has no ring trace to patch
+        df = projection_frame(cache, chosen)
+        if not len(df):
+            return NO, NO, NO, NO, NO
+        patch = dash.Patch()
+        patch["data"][-1] = ring_trace(df, found)
+        return patch, NO, NO, NO, NO
+    fig, df = scatter_figure(cache, chosen, found)
+    return fig, None, scatter_summary(df, len(chosen)), class_key(cache, chosen), f"class colours ({len(chosen)})"
 
 
 def picker_options(cache: Cache, options: list[dict], query: str | None) -> list[dict]:
@@ -103,7 +114,9 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Input(ids.HIGHLIGHT, "data"),
     )
     def _scatter(classes, highlight):
-        return update_scatter(cache, classes, highlight, dash.ctx.triggered_id)
+        # a patch only when the find box alone fired (both at once, e.g. a link: the whole map)
+        fired = triggered_components()
+        return update_scatter(cache, classes, highlight, ids.HIGHLIGHT if fired == {ids.HIGHLIGHT} else None)
 
     @app.callback(Output(inst_layout.CLASSES, "options"), Input(inst_layout.SEARCH, "value"),
                   prevent_initial_call=True)

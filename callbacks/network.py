@@ -157,6 +157,10 @@ def register(app: dash.Dash, cache: Cache) -> None:
     def _correspondence(cls, layer_range):
         return correspondence_view(cache, cls, layer_range)
 
+    @app.callback(Output(ly.CKA, "figure"), Input(ly.CKA_DOMAIN, "value"), prevent_initial_call=True)
+    def _cka(domain):
+        return ly.cka_figure(cache, domain)  # the layout drew the target data's; a toggle redraws
+
     app.clientside_callback(RELABEL_JS, Output(ly.RELABEL, "data"), Input(ly.GRAPH, "relayoutData"),
                             State(ly.GRAPH, "id"), prevent_initial_call=True)
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import dash
 from dash import Input, Output
 
+from callbacks.statistics import classes_of_selection, selection_for
 from dashboard.components import notice_alert
 from dashboard.lookups import find_instances, layer_tag
 from dashboard.urlstate import TABS, State, StateSpace, parse_state, space_of, to_search, update_search, with_changes
@@ -87,7 +88,8 @@ def sync_state(space: StateSpace, trigger: str | None, search: str | None, table
         trigger: id of the component that fired (``ids.URL``, the table, the checklist) or
             ``None`` on the initial call (treated as a URL change).
         search: ``dcc.Location.search``.
-        table_rows: the table's ``selected_rows`` (row index = class index).
+        table_rows: the class indices selected in the confusion table (its ``selectedRows`` converted
+            by ``callbacks.statistics.classes_of_selection``).
         checklist: the instance view's selected class indices.
         current_cls: ``SELECTED_CLASS.data`` (an input: other views may set it too).
         check: a further check of a link that changed (:func:`neuron_check`), its notices shown
@@ -174,15 +176,19 @@ def register(app: dash.Dash, cache: Cache) -> None:
         Output(ids.URL, "search"),
         Output(ids.SELECTED_CLASS, "data"),
         Output(ids.NOTICE, "children"),
-        Output(stats_layout.TABLE, "selected_rows"),
+        Output(stats_layout.TABLE, "selectedRows"),
         Output(inst_layout.CLASSES, "value"),
         Input(ids.URL, "search"),
-        Input(stats_layout.TABLE, "selected_rows"),
+        Input(stats_layout.TABLE, "selectedRows"),
         Input(inst_layout.CLASSES, "value"),
         Input(ids.SELECTED_CLASS, "data"),
     )
-    def _sync_state(search, table_rows, checklist, current_cls):
-        return sync_state(space, dash.ctx.triggered_id, search, table_rows, checklist, current_cls, check)
+    def _sync_state(search, table_selection, checklist, current_cls):
+        # the confusion grid speaks row data / row ids, the state logic class indices
+        search_, cls, notice, rows, classes = sync_state(space, dash.ctx.triggered_id, search,
+                                                         classes_of_selection(table_selection), checklist,
+                                                         current_cls, check)
+        return search_, cls, notice, selection_for(rows), classes
 
     @app.callback(
         Output(ids.FOCUS, "data", allow_duplicate=True),

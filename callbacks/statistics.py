@@ -1,59 +1,52 @@
-"""View A callbacks: the confusion table follows and drives the selected class.
+"""View A callbacks: the confusion table's selection, converted for the selected-class state.
 
-The score and the accuracy chart are static (built in ``layouts/statistics.py``); the row
-selection itself is synchronised with the URL by ``callbacks/page.py``. Here:
-
-* the selected class's row is highlighted (the radio button alone is easy to miss), and
-* clicking any cell of a row selects that row, not only its radio button.
+The score and the accuracy chart are static (built in ``layouts/statistics.py``). The table
+is a dash-ag-grid ``AgGrid``: a click on any cell selects its row (``enableClickSelection``)
+and the selected row is highlighted by the grid itself, so no callback of its own is needed
+here; ``callbacks/page.py`` keeps the selection in step with the URL and the other views,
+through the two conversions below (the state logic speaks class indices, the grid speaks
+row data and row ids).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 import dash
-from dash import Input, Output, State
 
-from layouts import ids
 from layouts import statistics as stats_layout
 from transferviz.cache import Cache
 
 NO = dash.no_update
 
 
-def highlight_rows(selected_class: Any) -> list[dict[str, Any]]:
-    """``style_data_conditional`` of the table for the selected class (None: no highlight)."""
-    try:
-        cls = int(selected_class) if selected_class is not None else None
-    except (TypeError, ValueError):
-        cls = None
-    return stats_layout.selected_row_style(cls)
+def classes_of_selection(selected: Any) -> list[int]:
+    """Class indices of the grid's ``selectedRows``: the rows' data the grid reports after a click
+    (``[{"class_index": 3, ...}]``) or the ``{"ids": ["3"]}`` the server last set. Junk gives []."""
+    if isinstance(selected, Mapping):
+        raw = selected.get("ids")
+        items = raw if isinstance(raw, list) else []
+    elif isinstance(selected, list):
+        items = [r.get("class_index") if isinstance(r, Mapping) else None for r in selected]
+    else:
+        return []
+    out = []
+    for v in items:
+        try:
+            out.append(int(v))
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
-def row_from_cell(active_cell: dict | None, selected_rows: Sequence[int] | None) -> Any:
-    """``selected_rows`` after a click on a cell: the clicked row's class (row id = class index).
-
-    ``active_cell["row"]`` counts rows in the *sorted* view, so the row id is used instead.
-    """
-    if not active_cell or active_cell.get("row_id") is None:
+def selection_for(rows: Any) -> Any:
+    """The grid's ``selectedRows`` for the state callback's ``[class index]`` answer (or no_update)."""
+    if rows is NO:
         return NO
-    row = int(active_cell["row_id"])
-    return NO if list(selected_rows or []) == [row] else [row]
+    classes = classes_of_selection({"ids": rows}) if isinstance(rows, list) else []
+    return stats_layout.selection(classes[0] if classes else None)
 
 
 def register(app: dash.Dash, cache: Cache) -> None:
-    @app.callback(
-        Output(stats_layout.TABLE, "style_data_conditional"),
-        Input(ids.SELECTED_CLASS, "data"),
-    )
-    def _highlight(selected_class):
-        return highlight_rows(selected_class)
-
-    @app.callback(
-        Output(stats_layout.TABLE, "selected_rows", allow_duplicate=True),
-        Input(stats_layout.TABLE, "active_cell"),
-        State(stats_layout.TABLE, "selected_rows"),
-        prevent_initial_call=True,
-    )
-    def _select_clicked_row(active_cell, selected_rows):
-        return row_from_cell(active_cell, selected_rows)
+    """Nothing to register: the grid selects and highlights on its own (see the module's docstring)."""

@@ -39,7 +39,7 @@ from dashboard.views.timeline.figures import (
     epoch_column,
     epoch_line,
     map_fields,
-    timeline_map,
+    map_figure,
 )
 from dashboard.views.timeline.markup import MISSING, summary
 from layouts import ids
@@ -109,8 +109,7 @@ def scrub(cache: Cache, epoch: Any, domain: Any, pool: Any, acc_domain: Any, acc
     if class_only:
         map_out = NO
     elif first:
-        map_out = timeline_map(map_fields(td, i, domain, pool, rings_on, highlight), td.groups, td.class_colors,
-                               td.class_names, td.ranges, height=MAP_HEIGHT)
+        map_out = map_figure(td, i, domain, pool, rings_on, highlight)  # with its "showing k of N" note
     else:
         fields = map_fields(td, i, domain, pool, rings_on, highlight)
         map_out = map_patch(fields, {len(fields) - 1} if found_only else None)  # the find rings are last

@@ -1,7 +1,9 @@
 """``python -m dashboard [--cache DIR] [--host 127.0.0.1] [--port 8050]``.
 
 With no ``--cache`` it serves the embedded demo (``cache/digits``), building it
-first from ``configs/digits.yaml`` when it is absent.
+first from ``configs/digits.yaml`` when it is absent. ``--cache`` names one run
+(``cache/digits``: its analysis, as before) or a folder of runs (``cache/``: the run
+hub, each run's analysis under ``/run/<name>/``; see :mod:`dashboard.hub.app`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from werkzeug.serving import WSGIRequestHandler
 
 from dashboard.app import create_app
+from dashboard.hub.app import serve
 from transferviz.cache import current_build
 from transferviz.errors import TransferVizError
 
@@ -46,14 +49,19 @@ class QuietServerHandler(WSGIRequestHandler):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dashboard", description="Serve the transferviz dashboard.")
-    p.add_argument("--cache", type=Path, help="a built cache folder (default: the demo, built if absent)")
+    p.add_argument("--cache", type=Path, help="a run's cache folder (cache/digits), or a folder of runs (cache/: "
+                   "the run hub); default: the demo, built if absent")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--debug", action="store_true", help="Dash debug mode (hot reload, error pop-ups)")
     args = p.parse_args(argv)
     try:
-        cache_dir = args.cache if args.cache is not None else ensure_demo_cache(REPO / "cache")
-        app = create_app(cache_dir)
+        if args.cache is None:
+            cache_dir = ensure_demo_cache(REPO / "cache")
+            app = create_app(cache_dir)
+        else:
+            cache_dir = args.cache
+            app = serve(cache_dir)
     except TransferVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import dash
@@ -26,8 +27,9 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash:
-    """Builds the dashboard for the cache at ``cache_dir``.
+def create_app(cache_dir: str | Path, url_base_pathname: str = "/", hub_href: str | None = None) -> dash.Dash:
+    """Builds the dashboard for the cache at ``cache_dir`` (``hub_href``: the run hub's URL, when the run is
+    served by one: the page's title links back to it).
 
     The cache is handed to every view's ``register(app, cache)`` (never the global
     ``@dash.callback``), so two apps in one process stay independent.
@@ -56,6 +58,7 @@ def create_app(cache_dir: str | Path, url_base_pathname: str = "/") -> dash.Dash
         return response
 
     install_guards(app, cache)  # the cache checked; no 500 from a callback or a malformed request
-    live.install(app, page_layout)  # the layout, built once per build; page loads switch to a new build
+    page = page_layout if hub_href is None else partial(page_layout, hub_href=hub_href)
+    live.install(app, page)  # the layout, built once per build; page loads switch to a new build
     register_all(app, cache)
     return app

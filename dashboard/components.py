@@ -11,7 +11,8 @@ from dash import html
 from dashboard.routes import thumb_src
 from dashboard.theme import DOMAIN_COLORS
 
-__all__ = ["ERROR_ALERT", "DataAttrs", "Title", "error_alert", "featvis_img", "notice_alert", "thumb_img"]
+__all__ = ["ERROR_ALERT", "DataAttrs", "Title", "error_alert", "featvis_img", "featvis_missing", "notice_alert",
+           "thumb_img"]
 
 #: The page's one alert for a view that could not be updated (set by :mod:`dashboard.guards`).
 ERROR_ALERT = "view-error"
@@ -56,6 +57,17 @@ def featvis_img(src: str, px: int, native_px: int | None, *, alt: str, title: st
                     style={"width": f"{px}px", "height": f"{px}px", "minWidth": f"{px}px", "maxWidth": f"{px}px",
                            "flex": "none", "objectFit": "contain",
                            "imageRendering": "auto" if shrunk else "pixelated", **style})
+
+
+def featvis_missing(px: int, command: str) -> html.Span:
+    """In place of a feature visualization the build did not render (it renders the neurons the views pick):
+    a ``px`` box that says so, the command that renders it on hover."""
+    text = "not rendered" if px >= 48 else "–"  # a ranking row's 28 px cell: the hover says it
+    return html.Span(text, title=f"not rendered: {command}", className="tv-featvis-missing text-muted",
+                     style={"width": f"{px}px", "height": f"{px}px", "minWidth": f"{px}px", "flex": "none",
+                            "display": "inline-flex", "alignItems": "center", "justifyContent": "center",
+                            "textAlign": "center", "fontSize": "9px", "lineHeight": "1", "border": "1px dashed #bbb",
+                            "borderRadius": 2, "background": "#f7f7f7"})
 
 
 def build_warning_alert(warnings: Sequence[str]) -> dbc.Alert | None:

@@ -40,10 +40,12 @@ _BODY_TYPES: dict[str, tuple[type, ...]] = {"output": (str,), "outputs": (dict, 
                                             "state": (list,), "changedPropIds": (list,)}
 
 
-def install_guards(app: dash.Dash, cache: Cache) -> None:
-    """Checks ``cache`` (raising one :class:`TransferVizError` line when it is damaged) and guards every
-    callback of ``app`` and its callback endpoint; call it before the callbacks are registered or after."""
-    cache.verify()
+def install_guards(app: dash.Dash, cache: Cache | None) -> None:
+    """Checks ``cache`` (raising one :class:`TransferVizError` line when it is damaged; None: an app over no
+    single cache, the run hub) and guards every callback of ``app`` and its callback endpoint; call it before
+    the callbacks are registered or after."""
+    if cache is not None:
+        cache.verify()
     # Dash >= 2.18 calls the app's on_error for an exception in any callback without its own; it is a
     # constructor argument only, and create_app builds the app before it is guarded
     if not hasattr(app, "_on_error"):

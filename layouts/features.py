@@ -1,9 +1,9 @@
 """View D, the feature view (paper 5.4.2): components and their ids.
 
 A model switch (source / target) and an order switch (most / least discriminative) in the
-title bar; the ranking list of the neurons of Algorithm 1 (one checkbox row per neuron:
-layer, index, discriminability, feature visualization when the cache has one, mirrored
-conductance histogram of the class's source instances above and target instances below);
+title bar; the ranking list of the neurons of Algorithm 1 (a dash-ag-grid grid, one checkbox
+row per neuron: layer, index, discriminability, feature visualization when the cache has one,
+mirrored conductance histogram of the class's source instances above and target instances below);
 the domain discrimination biplot with an axis per checked neuron and a thumbnail tooltip.
 The list's rows, the biplot and the tooltip are built at run time by
 :mod:`dashboard.views.features`.
@@ -19,16 +19,8 @@ from dash import dcc, html
 from dashboard.theme import DOMAIN_COLORS, empty_figure, graph_config
 from dashboard.views.features.data import has_stability
 from dashboard.views.features.figures import BIPLOT_HEIGHT
-from dashboard.views.features.markup import (
-    COL_IMAGE,
-    COL_LABEL,
-    COL_STABILITY,
-    COL_VALUE,
-    HIST_STYLE,
-    MAX_ROWS,
-    label_width,
-)
-from transferviz.analysis.discriminability import STABLE, TOP_STABLE
+from dashboard.views.features.markup import MAX_ROWS, label_px
+from dashboard.views.features.ranking_grid import ranking_grid
 from transferviz.cache import Cache
 
 MODEL = "features-model"
@@ -53,33 +45,6 @@ def _switch(id_: str, options: list[tuple[str, Any]], value: str, label: str) ->
     ], className="d-flex align-items-center me-2")
 
 
-def ranking_header(with_images: bool = False, label: str = COL_LABEL, with_stability: bool = False) -> html.Div:
-    """Column captions of the ranking list (aligned with the fixed widths of the rows that
-    :func:`dashboard.views.features.markup.ranking` builds; ``label``: the label column's,
-    :func:`dashboard.views.features.markup.label_width`; ``with_stability``: the bootstrap-stability column)."""
-    cell = "small text-muted d-inline-block"
-    image = [html.Span("", style={"width": COL_IMAGE, "flex": "0 0 auto"}, className=cell)] if with_images else []
-    stability = [html.Span("s", title=f"bootstrap stability: the share of resamples of the instances in which "
-                                          f"the neuron is among the top {TOP_STABLE} by |u| with the same sign; "
-                                          f"neurons below {STABLE:.0%} are greyed",
-                           style={"width": COL_STABILITY, "flex": "0 0 auto"}, className=cell + " text-center")
-                 ] if with_stability else []
-    return html.Div([
-        html.Span("", style={"width": "1.7rem", "flex": "0 0 auto"}, className="d-inline-block"),
-        html.Span("neuron", style={"width": label, "flex": "0 0 auto"}, className=cell),
-        html.Span("u", title="discriminability: the regularised domain classifier's weight of the neuron "
-                             "(three significant figures; compare values with each other)",
-                  style={"width": COL_VALUE, "flex": "0 0 auto"}, className=cell + " text-end pe-1"),
-        *stability,
-        *image,
-        html.Span([html.Span("source ↑", className="tv-source"), " ",
-                   html.Span("target ↓", className="tv-target")], style={**HIST_STYLE, "height": "auto"},
-                  className=cell + " text-nowrap overflow-hidden",
-                  title="histogram of the neuron's Layer Conductance over the class's source instances "
-                        "(above the axis) and target instances (below), each normalised to its domain size"),
-    ], className="tv-ranking-header d-flex align-items-center")
-
-
 def layout(cache: Cache) -> html.Div:
     title_bar = html.Div([
         html.Span("Features", className="tv-card-title me-2"),
@@ -88,13 +53,7 @@ def layout(cache: Cache) -> html.Div:
         _switch(ORDER, [("most", "most"), ("least", "least")], "most", "discriminative first"),
     ], className="d-flex flex-wrap align-items-center gap-1 mb-1")
     ranking = html.Div([
-        ranking_header(with_images=cache.has_featvis, label=label_width(cache), with_stability=has_stability(cache)),
-        # dbc's Checklist, not dcc's: Dash 4.4's dcc.Checklist reuses stale component labels when
-        # its options are replaced (React "reading 'props'" errors and rows that do not update)
-        html.Div(dbc.Checklist(id=RANKING, options=[], value=[], class_name="tv-ranking",
-                               label_style={"display": "flex", "alignItems": "center", "width": "100%"},
-                               input_class_name="mt-0", style={"paddingLeft": "0.2rem"}),
-                 className="tv-scroll", style={"maxHeight": "15.5rem"}),
+        ranking_grid(RANKING, label_px(cache), with_images=cache.has_featvis, with_stability=has_stability(cache)),
         html.Button("", id=MORE, n_clicks=0, className="btn btn-link btn-sm p-0 small", style={"display": "none"},
                     title="list the next page of neurons in this order"),
         dcc.Store(id=SHOWN, data=MAX_ROWS),

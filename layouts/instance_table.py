@@ -1,36 +1,28 @@
-"""Instance table (issue 6, item 2): every instance with both models' predictions, a
-filter-expression box, and the image pool of the latest selected rows.
+"""Instance table (issue 6, item 2; issue 13, item 4): every instance with both models' predictions,
+a filter-expression box, and the image pool of the ticked rows.
 
-The table sorts (several columns at once), filters per column and pages in the browser
-(DataTable's native actions); its rows are loaded by ``callbacks/instance_table.py`` when the
-"Instance diagnosis" tab is first opened, so the first page stays light. The box writes
-the table's ``filter_query`` only after :mod:`dashboard.views.instance_table.filterexpr` has validated the text
-(it is never evaluated). How the box and the per-column filter cells share that one query:
+The table is a dash-ag-grid ``AgGrid`` with the infinite row model: the grid asks the server
+for blocks of 100 rows (``getRowsRequest``: the block, its ``sortModel`` and ``filterModel``)
+and ``callbacks/instance_table.py`` answers with only those rows, filtered and sorted in pandas
+(``dashboard/views/instance_table/rows.py``), so the page stays light at 100k instances. The
+box's expression (validated by :mod:`dashboard.views.instance_table.filterexpr`, never
+evaluated as code) and the column filters of the grid's filter row combine with AND: the
+box says what crosses columns (``{source_loss} > {target_loss}``, ``||``, ``!( )``), the
+column filters refine one column each; the box keeps its chips and the "k of N match" line.
 
-* the box always shows the active query, whoever set it (box, chip or column cell);
-* a box query made of ``&&``-joined conditions, one per column (``{domain} = target &&
-  {target_loss} > 2``, ``{target_pred} != {label}``) also fills the column cells, and
-  editing a cell edits that query (the box follows, e.g. ``{target_loss} s> 2``: the
-  cells write a case flag, which the box accepts);
-* a query the cells cannot show (``||``, ``!``, parentheses, a column used twice) empties
-  the cells (DataTable would otherwise keep showing the previous cell values); typing
-  into a cell then starts a new query from the cells alone, which replaces the box's
-  query (the box shows the new one).
-
-The ticked rows are the image pool (``ids.POOL``, shared with other views): ticking adds a
-row, unticking removes it, and a pool changed elsewhere re-ticks the rows. Clicking a cell
-focuses its instance (``ids.FOCUS``), every click, and the focused instance's row is
-highlighted (see ``callbacks/instance_table.py``).
+The tick column (☑) is the image pool (``ids.POOL``, shared with other views): a click on a
+tick adds or removes the row's instance, and a pool changed elsewhere re-ticks the rows (the
+rows carry ``pooled``, refreshed when the pool changes). A click on any other cell focuses
+its instance (``ids.FOCUS``), every click; the focused instance's row is highlighted.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any
 
+import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
-from dash.dash_table.DataTable import DataTable  # dash.dash_table's computed __all__ hides it from mypy
-from dash.dash_table.Format import Format, Scheme
 
 from dashboard.pool import POOL_SIZE
 from dashboard.theme import MISPREDICTED_COLOR, SOURCE_COLOR, SOURCE_LIGHT, TARGET_COLOR, TARGET_LIGHT
@@ -53,11 +45,18 @@ POOL_CLEAR = "table-pool-clear"
 EXPORT = "table-export"            # the CSV of the rows the filter and the sort show
 POOL_EXPORT = "table-pool-export"  # the CSV of the image pool
 DOWNLOAD = "table-download"
-PREV_SELECTION = "table-prev-selection"  # dcc.Store: the row selection last seen (to find new ones)
-PENDING_QUERY = "table-pending-query"    # dcc.Store: a box query waiting for its second step (see callbacks)
-LOADED = "table-loaded"                  # dcc.Store: True once the rows were sent (they are sent once)
+BOX_QUERY = "table-box-query"  # dcc.Store: the box's validated (canonical) query, read by the row source
+REFRESH = "table-refresh"      # dcc.Store: written by the clientside refresh of the grid's blocks (never read)
 
-PAGE_SIZE = 12
+#: Rows per block the grid asks for (one getRowsRequest); the table shows about 13 at a time.
+BLOCK_SIZE = 100
+#: Blocks the grid keeps (the oldest are dropped): a new pool or focus reloads the kept blocks, so few.
+MAX_BLOCKS = 10
+ROW_HEIGHT = 24
+#: Column id of the tick column (the image pool).
+POOLED = "pooled"
+#: Background of the focused instance's row (neutral: red/blue mean source/target).
+FOCUS_ROW_COLOR = "#fff1b8"
 #: The box's own cut (``maxLength``), well above the language's limit
 #: (:data:`~dashboard.views.instance_table.filterexpr.MAX_LENGTH`): a text over that limit reaches the
 #: validator whole (or still over the limit, if cut here) and is refused as too long, never cut to
@@ -74,82 +73,95 @@ CHIPS: tuple[tuple[str, str], ...] = (
     ("target domain, wrong", "{domain} = target && {target_pred} != {label}"),
 )
 
-_FORMATS = {"source_conf": Format(precision=3, scheme=Scheme.fixed),
-            "target_conf": Format(precision=3, scheme=Scheme.fixed),
-            "source_loss": Format(precision=3, scheme=Scheme.fixed),
-            "target_loss": Format(precision=3, scheme=Scheme.fixed)}
 _MISPREDICTED = {"backgroundColor": "#e4e4e4", "color": MISPREDICTED_COLOR, "fontWeight": 700}
+# the filter row's cells take the whole width (the full filter, with its other options, opens from the
+# header's menu): typing a value there means "equals" for text and "greater than" for numbers
+_TEXT_FILTER = {"filter": "agTextColumnFilter", "floatingFilter": True, "suppressFloatingFilterButton": True,
+                # categorical columns: match a value (or a part of one), as DataTable's filter cells did
+                "filterParams": {"filterOptions": ["equals", "notEqual", "contains", "notContains", "startsWith"],
+                                 "maxNumConditions": 1}}
+_NUMBER_FILTER = {"filter": "agNumberColumnFilter", "floatingFilter": True, "suppressFloatingFilterButton": True,
+                  "filterParams": {"filterOptions": ["greaterThan", "greaterThanOrEqual", "lessThan",
+                                                     "lessThanOrEqual", "equals", "notEqual", "inRange", "blank"],
+                                   "maxNumConditions": 2}}
+#: Narrowest widths that show the header and a typical value (the grid's flex shares the rest).
+_WIDTHS = {"id": 58, "domain": 84, "split": 64, "label": 70, "pred_changed": 86}
+_TOOLTIPS = {"pred_changed": "does the target model predict another class than the source model?",
+             "source_loss": "cross-entropy of the true label", "target_loss": "cross-entropy of the true label"}
 
 
-def table_columns() -> list[DataTable.Columns]:
-    cols: list[DataTable.Columns] = []
+def _cell_style(cid: str) -> dict[str, Any] | None:
+    """Per-column colours: the domain, a wrong prediction, a changed prediction."""
+    if cid == "domain":
+        return {"styleConditions": [
+            {"condition": "params.value === 'source'",
+             "style": {"color": SOURCE_COLOR, "backgroundColor": SOURCE_LIGHT, "fontWeight": 600}},
+            {"condition": "params.value === 'target'",
+             "style": {"color": TARGET_COLOR, "backgroundColor": TARGET_LIGHT, "fontWeight": 600}}]}
+    if cid in ("source_pred", "target_pred"):
+        return {"styleConditions": [{"condition": "params.data && params.value !== params.data.label",
+                                     "style": _MISPREDICTED}]}
+    if cid == "pred_changed":
+        return {"styleConditions": [{"condition": "params.value === 'yes'", "style": {"fontWeight": 700}}]}
+    return None
+
+
+def _column(cid: str, name: str, kind: str, dom: dict[str, str]) -> dict[str, Any]:
+    numeric = kind == "numeric"
+    col: dict[str, Any] = {"field": cid, "colId": cid, "headerName": name, "sortable": True,
+                           **(_NUMBER_FILTER if numeric else _TEXT_FILTER),
+                           "type": "rightAligned" if numeric else None, "minWidth": _WIDTHS.get(cid, 64)}
+    if cid in ("source_conf", "target_conf", "source_loss", "target_loss"):
+        col["valueFormatter"] = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
+    if cid == "domain":
+        col["headerTooltip"] = f"source = {dom.get('source', 'source')}, target = {dom.get('target', 'target')}"
+    elif cid in _TOOLTIPS:
+        col["headerTooltip"] = _TOOLTIPS[cid]
+    if (style := _cell_style(cid)) is not None:
+        col["cellStyle"] = style
+    return {k: v for k, v in col.items() if v is not None}
+
+
+def column_defs(cache: Cache) -> list[dict[str, Any]]:
+    """The grid's columns: the tick column, then :data:`COLUMNS` with each model's three under its group."""
+    dom = cache.domains
+    out: list[dict[str, Any]] = [{
+        "field": POOLED, "colId": POOLED, "headerName": "", "width": 38, "maxWidth": 38, "sortable": False,
+        "filter": False, "resizable": False, "headerTooltip": "tick a row to add its image to the pool",
+        "valueFormatter": {"function": "params.value ? '\u2611' : '\u2610'"},
+        "cellStyle": {"fontSize": "1rem", "textAlign": "center", "cursor": "pointer", "padding": 0},
+    }]
+    groups: dict[str, dict[str, Any]] = {}
     for cid, group, name, kind in COLUMNS:
-        col: DataTable.Columns = {"id": cid, "name": [group, name], "type": kind}
-        if cid in _FORMATS:
-            # Format is Dash's builder of the column format dict (serialised by its to_plotly_json), which
-            # the generated TypedDict names without it
-            col["format"] = cast("DataTable.ColumnsFormat", _FORMATS[cid])
-        cols.append(col)
-    return cols
-
-
-def style_data_conditional() -> list[dict]:
-    """Per-column colours (domain, mispredictions); ``callbacks/instance_table.py`` adds the focused row."""
-    return [
-        {"if": {"filter_query": '{domain} = "source"', "column_id": "domain"},
-         "color": SOURCE_COLOR, "backgroundColor": SOURCE_LIGHT, "fontWeight": 600},
-        {"if": {"filter_query": '{domain} = "target"', "column_id": "domain"},
-         "color": TARGET_COLOR, "backgroundColor": TARGET_LIGHT, "fontWeight": 600},
-        {"if": {"filter_query": "{source_pred} != {label}", "column_id": "source_pred"}, **_MISPREDICTED},
-        {"if": {"filter_query": "{target_pred} != {label}", "column_id": "target_pred"}, **_MISPREDICTED},
-        {"if": {"filter_query": '{pred_changed} = "yes"', "column_id": "pred_changed"}, "fontWeight": 700},
-        {"if": {"state": "active"}, "backgroundColor": "rgba(0, 0, 0, 0.05)", "border": "1px solid #8a8a8a"},
-    ]
-
-
-def _header_styles() -> list[dict]:
-    out = []
-    for cid, group, _, _ in COLUMNS:
-        if group:
+        col = _column(cid, name, kind, dom)
+        if not group:
+            out.append(col)
+            continue
+        if group not in groups:
             color = SOURCE_COLOR if group.startswith("source") else TARGET_COLOR
-            out.append({"if": {"column_id": cid, "header_index": 0}, "color": color, "fontWeight": 600})
+            groups[group] = {"headerName": group, "children": [], "headerStyle": {"color": color},
+                             "headerClass": f"tv-group-{group.split()[0]}"}
+            out.append(groups[group])
+        groups[group]["children"].append(col)
     return out
 
 
-def instance_table(cache: Cache) -> DataTable:
-    dom = cache.domains
-    return DataTable(
+def instance_table(cache: Cache) -> dag.AgGrid:
+    return dag.AgGrid(
         id=TABLE,
-        columns=table_columns(),
-        data=[],  # filled when the tab opens (callbacks/instance_table.py)
-        page_action="native",
-        page_size=PAGE_SIZE,
-        sort_action="native",
-        sort_mode="multi",
-        filter_action="native",
-        filter_query="",
-        row_selectable="multi",
-        selected_rows=[],
-        merge_duplicate_headers=True,
-        tooltip_header={"domain": f"source = {dom.get('source', 'source')}, target = {dom.get('target', 'target')}",
-                        "pred_changed": "does the target model predict another class than the source model?",
-                        "source_loss": "cross-entropy of the true label",
-                        "target_loss": "cross-entropy of the true label"},
-        tooltip_delay=300,
-        style_table={"overflowX": "auto"},
-        style_cell={"fontSize": "0.74rem", "padding": "0 5px", "fontFamily": "inherit",
-                    "textAlign": "right", "minWidth": 44},
-        style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"}
-                                for c in ("domain", "split", "label", "source_pred", "target_pred", "pred_changed")],
-        style_header={"fontWeight": 600, "backgroundColor": "#f4f5f7", "padding": "1px 5px"},
-        style_header_conditional=_header_styles(),
-        style_filter={"backgroundColor": "#fbfbfc"},
-        style_data_conditional=style_data_conditional(),
-        css=[{"selector": ".dash-spreadsheet-menu", "rule": "display: none"},
-             # compact rows: a page must fit beside the pool on a 768 px high screen
-             {"selector": "tr", "rule": "height: 23px; min-height: 23px"},
-             # the per-cell case toggle ("Aa") crowds narrow columns; cells filter case-sensitively
-             {"selector": ".dash-filter--case", "rule": "display: none"}],
+        rowModelType="infinite",
+        columnDefs=column_defs(cache),
+        defaultColDef={"resizable": True, "suppressHeaderMenuButton": False, "flex": 1},
+        # one block in flight at a time: dash-ag-grid answers the latest request with each response
+        dashGridOptions={"cacheBlockSize": BLOCK_SIZE, "maxConcurrentDatasourceRequests": 1,
+                         "infiniteInitialRowCount": 1, "maxBlocksInCache": MAX_BLOCKS, "rowHeight": ROW_HEIGHT,
+                         "headerHeight": 26, "groupHeaderHeight": 22, "floatingFiltersHeight": 28,
+                         "tooltipShowDelay": 300, "animateRows": False, "suppressCellFocus": True},
+        getRowId="params.data.id + ''",  # AG Grid wants string ids
+        getRowStyle={"styleConditions": [{"condition": "params.data && params.data.focused",
+                                          "style": {"backgroundColor": FOCUS_ROW_COLOR}}]},
+        style={"height": 13 * ROW_HEIGHT + 80, "fontSize": "0.74rem"},
+        className="tv-grid",
     )
 
 
@@ -167,7 +179,8 @@ def layout(cache: Cache) -> html.Div:
             html.Span("Instance table", className="tv-card-title"),
             html.Span([" every instance; ", html.Span("source", style={"color": SOURCE_COLOR}), " / ",
                        html.Span("target", style={"color": TARGET_COLOR}),
-                       " domain; grey bold prediction = mispredicted; tick rows to add them to the image pool"],
+                       " domain; grey bold prediction = mispredicted; tick (\u2610) rows to add them to the "
+                       "image pool; shift-click headers to sort by several columns"],
                       className="text-muted small ms-1"),
         ]),
         dbc.InputGroup([
@@ -177,7 +190,8 @@ def layout(cache: Cache) -> html.Div:
         ], size="sm", className="mt-1"),
         _chips(),
         html.Div(id=FILTER_MSG, className="small text-muted", style={"minHeight": 18, "lineHeight": 1.25},
-                 children="Type a filter in the table's language ({column} op value, && ||, !( )) and press Enter."),
+                 children="Type a filter across columns ({column} op value, && ||, !( )) and press Enter; "
+                          "the grid's filter row refines single columns."),
         html.Div([
             html.Div(id=COUNT, className="small fw-semibold", style={"minHeight": 18},
                      children="Loading the instances…"),
@@ -186,9 +200,8 @@ def layout(cache: Cache) -> html.Div:
         ], className="d-flex align-items-center"),
         dcc.Download(id=DOWNLOAD),
         instance_table(cache),
-        dcc.Store(id=PREV_SELECTION, data=[]),
-        dcc.Store(id=PENDING_QUERY),
-        dcc.Store(id=LOADED, data=False),
+        dcc.Store(id=BOX_QUERY, data=""),
+        dcc.Store(id=REFRESH),
         html.Div([
             html.Span(id=POOL_TITLE, children=f"Image pool (0/{POOL_SIZE})", className="tv-card-title"),
             dbc.Button("clear", id=POOL_CLEAR, n_clicks=0, size="sm", color="link", className="py-0 ms-2"),

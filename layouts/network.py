@@ -20,6 +20,7 @@ per drawn layer pair: observed share vs the same-index reference vs the permutat
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -28,6 +29,8 @@ from dashboard.components import DataAttrs
 from dashboard.lookups import layer_tag, layer_title
 from dashboard.theme import NETWORK_CONFIG, empty_figure
 from dashboard.urlstate import DEFAULT_LAYER_COUNT, DEFAULT_SHOWN, SCALES, SHOWN_CHOICES
+from dashboard.views.network.data import cka_matrix
+from dashboard.views.network.figures import cka_heatmap
 from dashboard.views.network.markup import hint
 from transferviz.cache import Cache
 
@@ -43,6 +46,8 @@ DETAIL = "network-detail"
 SCROLL = "network-scroll"
 CORRESPONDENCE = "network-correspondence"  # the strip: observed share vs same-index reference vs chance
 CORRESPONDENCE_SUMMARY = "network-correspondence-summary"  # the line under the matrices
+CKA = "network-cka"  # issue 14: layers x layers CKA of the source vs the target model
+CKA_DOMAIN = "network-cka-domain"  # whose data the CKA is measured on
 
 
 #: The figure's box: at most 78 % of the window high, as narrow as its column allows, and
@@ -147,4 +152,31 @@ def layout(cache: Cache) -> html.Div:
         dcc.Graph(id=CORRESPONDENCE, figure=empty_figure("Loading…", height=150),
                   config={"displayModeBar": False, "responsive": False}, style=GRAPH_STYLE),
     ], className="mt-1 tv-network-correspondence")
-    return html.Div([title_bar, body, correspondence], className="tv-card tv-view-network")
+    return html.Div([title_bar, body, html.Div([correspondence, cka_box(cache)],
+                                               className="d-flex flex-wrap align-items-start gap-2")],
+                    className="tv-card tv-view-network")
+
+
+def cka_figure(cache: Cache, domain: str) -> Any:
+    """The CKA heatmap of ``cache`` on ``domain``'s data, its layers named by their tags."""
+    m = cka_matrix(cache, domain)
+    names = m.layers if m is not None else []
+    return cka_heatmap(m, [layer_tag(cache, n) for n in names], [layer_title(cache, n) for n in names])
+
+
+def cka_box(cache: Cache) -> html.Div:
+    """Beside the correspondence strip: how similar each source layer's representation is to each target
+    layer's (linear CKA), on the target or the source data, with the line that says how to read it."""
+    return html.Div([
+        html.Div([
+            html.Span("Layer similarity (CKA)", className="small fw-semibold me-2"),
+            dcc.RadioItems(id=CKA_DOMAIN, value="target", inline=True, className="small",
+                           options=[{"label": " target data", "value": "target"},
+                                    {"label": " source data", "value": "source"}],
+                           inputClassName="ms-2 me-1"),
+        ], className="d-flex align-items-center flex-wrap"),
+        dcc.Graph(id=CKA, figure=cka_figure(cache, "target"), config={"displayModeBar": False, "responsive": False},
+                  style=GRAPH_STYLE),
+        html.Div("The diagonal (outlined) is each layer before vs after fine-tuning: 1 = kept, lower = changed.",
+                 className="small text-muted tv-network-cka-reading", style={"maxWidth": "300px"}),
+    ], className="mt-1 tv-network-cka")

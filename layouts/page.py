@@ -33,10 +33,14 @@ def _tab(label: str, value: str, children: Component) -> dcc.Tab:
     return dcc.Tab(label=label, value=value, children=children, style=_TAB_STYLE, selected_style=_TAB_SELECTED_STYLE)
 
 
-def page_layout(cache: Cache) -> html.Div:
+def page_layout(cache: Cache, hub_href: str | None = None) -> html.Div:
+    """The run's page; ``hub_href``: the run hub serving it (the brand links back to its table of runs)."""
     dom = cache.domains
+    brand = (html.A("transferviz", href=hub_href, className="navbar-brand fw-bold", id="hub-home",
+                    title="all runs (the hub)") if hub_href
+             else html.Span("transferviz", className="navbar-brand fw-bold"))
     header = dbc.Navbar(dbc.Container([
-        html.Span("transferviz", className="navbar-brand fw-bold"),
+        brand,
         html.Span([f"{cache.name}: ", html.Span(dom["source"], className="tv-source fw-semibold"), " \u2192 ",
                    html.Span(dom["target"], className="tv-target fw-semibold")], className="text-light small"),
         html.Div([

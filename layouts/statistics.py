@@ -1,17 +1,17 @@
 """View A, statistics (paper section 5.1): transferability score, accuracy chart, confusion table.
 
 The score and the chart depend only on the run, so they are built once here rather than
-by a callback (nothing to wait for on page load). The table's row selection selects a
-class in every other view through the URL state (``callbacks/page.py``).
+by a callback (nothing to wait for on page load). The table is a dash-ag-grid ``AgGrid``
+(client-side rows: one per class); a click on a row selects its class in every other view
+through the URL state (``callbacks/page.py``, with the conversions of ``callbacks/statistics.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
+import dash_ag_grid as dag
 from dash import dcc, html
-from dash.dash_table.DataTable import DataTable  # dash.dash_table's computed __all__ hides it from mypy
-from dash.dash_table.Format import Format, Scheme, Sign
 from dash.development.base_component import Component
 
 from dashboard.theme import (
@@ -78,40 +78,53 @@ def _accuracy(cache: Cache) -> dcc.Graph:
                      style={"height": BAND_HEIGHT})
 
 
-def table_columns() -> list[DataTable.Columns]:
-    """DataTable columns: numbers stay numbers (so native sorting is numeric) with a display format."""
-    acc = Format(precision=2, scheme=Scheme.fixed)
-    fmt = {"source_acc": acc, "target_acc": acc, "diff": Format(precision=2, scheme=Scheme.fixed, sign=Sign.positive)}
-    cols: list[DataTable.Columns] = []
+_HEADER_TIPS = {
+    "n": "instances of the class in the target validation set",
+    "source_acc": "source model's accuracy on the class's target validation instances",
+    "target_acc": "target model's accuracy on the class's target validation instances",
+    "diff": "target minus source accuracy",
+    **{cid: f"classes the {model} model predicts for the class's target validation instances "
+            "(most frequent first); sort to group the classes by it"
+       for cid, model in data.MISTAKE_COLUMNS.items()},
+}
+_MODEL_COLOR = {"source_acc": SOURCE_COLOR, "target_acc": TARGET_COLOR, "source_mistaken_for": SOURCE_COLOR,
+                "mistaken_for": TARGET_COLOR}
+
+
+def column_defs() -> list[dict[str, Any]]:
+    """The grid's columns: numbers stay numbers (numeric sort) with a display format; widths that fit the
+    card at 1366 x 768 with both models' mistakes (long lists end in an ellipsis, the tooltip has them)."""
+    cols: list[dict[str, Any]] = []
     for cid, name in data.TABLE_COLUMNS:
-        col: DataTable.Columns = {"id": cid, "name": name}
-        col["type"] = "numeric" if cid in fmt or cid == "n" else "text"
-        if cid in fmt:
-            # Format is Dash's builder of the column format dict (serialised by its to_plotly_json), which
-            # the generated TypedDict names without it
-            col["format"] = cast("DataTable.ColumnsFormat", fmt[cid])
-        cols.append(col)
+        col: dict[str, Any] = {"field": cid, "colId": cid, "headerName": name, "headerTooltip": _HEADER_TIPS.get(cid),
+                               "sortable": True}
+        if cid in ("source_acc", "target_acc", "diff", "n"):
+            # the numeric headers ("source acc") wrap onto two lines instead of being cut
+            col.update(type="rightAligned", width={"n": 46, "diff": 72}.get(cid, 60), minWidth=40, flex=0)
+        if cid in ("source_acc", "target_acc"):
+            col["valueFormatter"] = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
+        if cid == "diff":
+            col["valueFormatter"] = {"function": "params.value == null ? '' : d3.format('+.2f')(params.value)"}
+            col["cellStyle"] = {"styleConditions": [
+                {"condition": "params.value > 0", "style": {"color": POSITIVE_COLOR, "fontWeight": 600}},
+                {"condition": "params.value < 0", "style": {"color": NEGATIVE_COLOR, "fontWeight": 600}}]}
+        if cid in _MODEL_COLOR:
+            col["headerStyle"] = {"color": _MODEL_COLOR[cid]}
+            if cid.endswith("_acc"):
+                col["cellStyle"] = {"color": _MODEL_COLOR[cid]}
+        if cid == "class":
+            col.update(width=70, minWidth=50, flex=0, cellStyle={"fontWeight": 600})
+        if cid in data.MISTAKE_COLUMNS:
+            model = data.MISTAKE_COLUMNS[cid]
+            tip = f"'{model} model: ' + (params.value || '')"
+            col.update(minWidth=100, flex=1, tooltipValueGetter={"function": tip})
+        cols.append({k: v for k, v in col.items() if v is not None})
     return cols
 
 
-def selected_row_style(class_index: int | None) -> list[dict[str, Any]]:
-    """Conditional styles: signed difference colours, plus the selected class's row highlight."""
-    styles: list[dict[str, Any]] = [
-        {"if": {"filter_query": "{diff} > 0", "column_id": "diff"}, "color": POSITIVE_COLOR, "fontWeight": 600},
-        {"if": {"filter_query": "{diff} < 0", "column_id": "diff"}, "color": NEGATIVE_COLOR, "fontWeight": 600},
-        {"if": {"column_id": "source_acc"}, "color": SOURCE_COLOR},
-        {"if": {"column_id": "target_acc"}, "color": TARGET_COLOR},
-    ]
-    if class_index is not None:
-        styles.append({"if": {"filter_query": f"{{class_index}} = {int(class_index)}"},
-                       "backgroundColor": SELECTED_ROW_BG})
-    return styles
-
-
-def mistake_tooltips(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per row, the full text of both "mistakes" cells (an ellipsis cuts long lists in the cell)."""
-    return [{cid: {"type": "text", "value": f"{model} model: {r.get(cid) or ''}"}
-             for cid, model in data.MISTAKE_COLUMNS.items()} for r in rows]
+def selection(class_index: int | None) -> dict[str, list[str]]:
+    """The grid's ``selectedRows`` for a class (its row id is the class index); none: no row."""
+    return {"ids": [] if class_index is None else [str(int(class_index))]}
 
 
 def _table(cache: Cache) -> html.Div:
@@ -119,67 +132,25 @@ def _table(cache: Cache) -> html.Div:
     # the table is always rendered (the state callback reads and writes its selection); an empty
     # one says why above it
     # start on the default class so a plain link renders without waiting for the state callback
-    start = [default_state(cache).cls] if rows else []
+    start = default_state(cache).cls if rows else None
     note: list[Component] = [] if rows else [
         html.Div("This cache has no confusion table (its forward stage did not run).", className="text-muted p-2")]
-    return html.Div(note + [DataTable(
+    return html.Div(note + [dag.AgGrid(
         id=TABLE,
-        columns=table_columns(),
-        # the generated type wants rows of dict[str | float | int, str | number | bool]: dict keys are
-        # invariant, so no dict[str, ...] fits, and it leaves out None, the empty cell of a missing value
-        data=cast(Any, rows),
-        sort_action="native",
-        sort_mode="single",
-        row_selectable="single",
-        selected_rows=start,
-        page_action="none",
-        fixed_rows={"headers": True},
-        cell_selectable=True,
-        style_table={"maxHeight": TABLE_MAX_HEIGHT, "overflowY": "auto", "overflowX": "auto"},
-        # DataTable's own font is monospace; use the figures' font so the band reads as one
-        style_cell={"fontFamily": FONT_FAMILY, "fontSize": "0.8rem", "padding": "1px 6px", "textAlign": "right",
-                    "minWidth": 40, "whiteSpace": "nowrap", "cursor": "pointer"},
-        style_data={"lineHeight": "20px"},
-        # widths that fit the card at 1366 x 768 with both models' mistakes: the numeric headers
-        # ("source acc") need ~52 px to wrap onto two lines instead of being cut; long mistake
-        # lists end in an ellipsis (the cell's tooltip has them whole)
-        style_cell_conditional=[
-            {"if": {"column_id": "class"}, "textAlign": "left", "fontWeight": 600, "minWidth": 56},
-        ] + [{"if": {"column_id": cid}, "minWidth": w} for cid, w in (("source_acc", 52), ("target_acc", 52),
-                                                                        ("diff", 70))]
-          + [{"if": {"column_id": cid}, "textAlign": "left", "minWidth": 104, "width": 130, "maxWidth": 150,
-              "overflow": "hidden", "textOverflow": "ellipsis"} for cid in data.MISTAKE_COLUMNS],
-        style_header={"fontWeight": 600, "backgroundColor": "#f3f4f6", "fontSize": "0.75rem",
-                      "whiteSpace": "normal", "lineHeight": "14px", "height": "auto", "padding": "3px 6px"},
-        style_header_conditional=[
-            {"if": {"column_id": "source_acc"}, "color": SOURCE_COLOR},
-            {"if": {"column_id": "target_acc"}, "color": TARGET_COLOR},
-            {"if": {"column_id": "source_mistaken_for"}, "color": SOURCE_COLOR},
-            {"if": {"column_id": "mistaken_for"}, "color": TARGET_COLOR},
-        ],
-        style_data_conditional=selected_row_style(start[0] if start else None),
-        tooltip_header={
-            "n": "instances of the class in the target validation set",
-            "source_acc": "source model's accuracy on the class's target validation instances",
-            "target_acc": "target model's accuracy on the class's target validation instances",
-            "diff": "target minus source accuracy",
-            **{cid: f"classes the {model} model predicts for the class's target validation instances "
-                    "(most frequent first); sort to group the classes by it"
-               for cid, model in data.MISTAKE_COLUMNS.items()},
-        },
-        # (the generated type's dict keys are invariant, as for ``data``)
-        tooltip_data=cast(Any, mistake_tooltips(rows)),
-        tooltip_delay=300,
-        tooltip_duration=None,
-        # the active-cell outline is DataTable's pink; keep the focus cue but in the neutral palette
-        css=[{"selector": "td.cell--selected, td.focused",
-              "rule": "background-color: transparent !important; border: 1px solid #9e9e9e !important;"},
-             {"selector": ".dash-spreadsheet-container .dash-spreadsheet-inner input[type=radio]",
-              "rule": "cursor: pointer; margin: 0;"},
-             # compact rows: a dozen classes fit the band without scrolling at 1366 x 768
-             {"selector": "tr", "rule": "height: 24px !important; min-height: 24px !important;"},
-             {"selector": "td.dash-cell, td.dash-select-cell",
-              "rule": "height: 24px !important; padding-top: 0 !important; padding-bottom: 0 !important;"}],
+        rowData=rows,
+        columnDefs=column_defs(),
+        getRowId="params.data.id + ''",  # row id = class index (AG Grid wants string ids)
+        selectedRows=selection(start),
+        # a click anywhere on a row selects its class (one at a time; not unselectable by a second click)
+        dashGridOptions={"rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+                         "rowHeight": 24, "headerHeight": 34, "tooltipShowDelay": 300, "animateRows": False,
+                         "suppressCellFocus": True},
+        defaultColDef={"resizable": True, "wrapHeaderText": True, "autoHeaderHeight": True,
+                       "suppressHeaderMenuButton": True},
+        # the figures' font so the band reads as one; the selected class's row in pale amber
+        style={"height": TABLE_MAX_HEIGHT, "fontFamily": FONT_FAMILY, "fontSize": "0.8rem",
+               "--ag-selected-row-background-color": SELECTED_ROW_BG, "--ag-font-family": FONT_FAMILY,
+               "--ag-font-size": "12.5px", "--ag-cell-horizontal-padding": "6px", "cursor": "pointer"},
     )])
 
 

@@ -27,6 +27,7 @@ from layouts import hard_examples as hard_ly
 from layouts import image_query as query_ly
 from layouts import instance_table as table_ly
 from layouts import timeline as tl_ly
+from tests.browser.grid_helpers import cell_at, column, loaded
 from tests.browser.helpers import (
     assert_no_console_errors,
     click_at,
@@ -115,10 +116,13 @@ def test_focus_and_pool_link_the_diagnosis_views_and_the_timeline(dash_duo, demo
     fbox.send_keys("{target_loss} > 2", Keys.ENTER)
     n_hard = int((np.round(df["target_loss"].to_numpy(dtype=float), 4) > 2).sum())
     wait_until("the filtered count", lambda: d.find_element(By.ID, table_ly.COUNT).text.startswith(f"{n_hard:,} of"))
-    boxes = d.find_elements(By.CSS_SELECTOR, f"#{table_ly.TABLE} td.dash-select-cell input")[:2]
-    for b in boxes:
-        scroll_to(d, b)
-        b.click()
+    wait_until("the hard rows", lambda: loaded(d, table_ly.TABLE) and all(
+        float(v) > 2 for v in column(d, table_ly.TABLE, "target_loss") if v))
+    for k in range(2):  # the tick cells of the first two rows (the grid's row-index order)
+        tick = cell_at(d, table_ly.TABLE, k, table_ly.POOLED)
+        scroll_to(d, tick)
+        tick.click()
+        wait_until(f"tick {k + 1}", lambda k=k: cell_at(d, table_ly.TABLE, k, table_ly.POOLED).text == "\u2611")
     pooled = wait_until("two pooled images", lambda: (lambda p: p if len(p) == 2 else None)(pool_ids(d)))
     assert all(float(df.loc[df["id"] == i, "target_loss"].iloc[0]) > 2 - 1e-4 for i in pooled)
 

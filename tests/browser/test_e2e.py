@@ -22,6 +22,7 @@ from selenium.webdriver.common.by import By
 from layouts import ids
 from layouts import instances as inst_layout
 from layouts import statistics as stats_layout
+from tests.browser.grid_helpers import selected_ids
 from tests.browser.helpers import TIMEOUT, assert_no_console_errors, image_loaded, scroll_to, wait_until
 
 NETWORK_GRAPH = "network-graph"  # layouts/network.py
@@ -72,9 +73,8 @@ def checked_classes(driver) -> set[int]:
 # reading positions right after a smooth scroll sees the page mid-animation.
 
 def select_class_in_table(driver, name: str) -> None:
-    # with fixed header rows DataTable also renders hidden copies of the rows in the header
-    # quadrant (to size the columns); the body quadrant is .cell-1-1
-    cells = driver.find_elements(By.CSS_SELECTOR, f"#{stats_layout.TABLE} .cell-1-1 td[data-dash-column='class']")
+    # the confusion grid's row id is the class index; a click on any cell selects the row
+    cells = driver.find_elements(By.CSS_SELECTOR, f"#{stats_layout.TABLE} .ag-center-cols-container [col-id='class']")
     cell = next(c for c in cells if c.text.strip() == name)
     scroll_to(driver, cell)
     cell.click()
@@ -140,8 +140,7 @@ def test_page_loads_and_a_class_selection_updates_every_view(dash_duo, demo_cach
     expected = set(space.default_classes(target))
     wait_until("the checklist to follow", lambda: checked_classes(d) == expected)
     wait_until("the scatter to show the class", lambda: scatter_classes(d) == expected)
-    wait_until("the table's radio", lambda: d.find_elements(
-        By.CSS_SELECTOR, f"#{stats_layout.TABLE} input[type=radio]")[target].is_selected())
+    wait_until("the table's selected row", lambda: selected_ids(d, stats_layout.TABLE) == [str(target)])
     wait_until("the network view's class selector", lambda: d.find_element(
         By.CSS_SELECTOR, f"#{NETWORK_CLASS}").text.strip().startswith(name))
     for gid in (NETWORK_GRAPH, FEATURE_BIPLOT):
@@ -179,7 +178,7 @@ def test_links_carry_the_state_and_bad_links_open_defaults_with_a_notice(dash_du
     d.get(f"{base}/?class={space.classes[c]}&classes={','.join(space.classes[i] for i in classes)}")
     wait_page_ready(dash_duo)
     wait_until("the linked classes in the scatter", lambda: scatter_classes(d) == set(classes))
-    assert d.find_elements(By.CSS_SELECTOR, f"#{stats_layout.TABLE} input[type=radio]")[c].is_selected()
+    wait_until("the linked class selected in the table", lambda: selected_ids(d, stats_layout.TABLE) == [str(c)])
     assert not d.find_elements(By.CSS_SELECTOR, f"#{ids.NOTICE} .alert")
 
     d.get(f"{base}/?class=no-such-class&layers=conv99&model=teacher&neurons=x:1")

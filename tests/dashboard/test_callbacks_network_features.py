@@ -11,6 +11,7 @@ without target instances).
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,17 +21,21 @@ from dash import html, no_update
 
 from callbacks import features as cf
 from callbacks import network as cn
+from dashboard.routes import featvis_command
 from dashboard.theme import SOURCE_COLOR, TARGET_COLOR, is_empty_figure
 from dashboard.urlstate import DEFAULT_LAYER_COUNT
 from dashboard.views.features import data as fd
 from dashboard.views.features import figures as ff
 from dashboard.views.features import markup as fm
+from dashboard.views.features import ranking_grid as rg
+from dashboard.views.features.hist_route import register_hist_route
 from dashboard.views.network import data as nd
 from dashboard.views.network import figures as nf
 from dashboard.views.network import markup as nm
+from dashboard.views.network import similar_grid
 from layouts import features as lf
 from layouts import network as ln
-from tests.components import of_type, texts, traces
+from tests.components import find, of_type, texts, traces
 from tests.conftest import copy_cache, rerecord
 from transferviz.cache import Cache
 
@@ -200,18 +205,22 @@ def test_neuron_click_without_featvis_shows_top_instances_and_similar(plain_cach
     n = int(nd.class_important(cache, "target", layer, c)[0])
     txt = texts(panel)
     assert f"L2 #{n}" in txt and "target model" in txt and "importance rank 1" in txt
-    assert "No feature visualization" in txt
+    command = featvis_command(cache, layer, n, "target")  # what renders it (a plain folder: cache/<run>)
+    assert "Feature visualization not rendered" in txt and command in txt
+    assert command == f"transferviz featvis cache/{cache.name} --layer {layer} --neurons {n}"
     thumbs = [i for i in of_type(panel, html.Img) if "/thumb/" in i.src]
-    rows = [r for r in of_type(panel, html.Tr) if getattr(r, "className", None) == "tv-similar-row"]
+    grid = find(panel, similar_grid.GRID)  # the most similar neurons: a dash-ag-grid grid (issue 13)
+    rows = grid.rowData
     assert len(rows) == 5
     # the five most similar source neurons, from the cache's top-5, most similar first
     idx = np.asarray(cache.array(f"analysis/similarity/{layer}_t2s_idx.npy")[c, n])
     val = np.asarray(cache.array(f"analysis/similarity/{layer}_t2s_val.npy")[c, n])
-    assert [texts(r.children[0]).split(" r")[0].strip() for r in rows] == [f"L2 #{int(j)}" for j in idx]
-    assert [r.children[1].children for r in rows] == [f"{v:.3f}" for v in val]
-    assert rows[0].children[0].children[0].style["color"] == SOURCE_COLOR
-    # top instances: three per domain plus one per similar neuron
-    assert len(thumbs) == 6 + 5
+    assert [r["neuron"] for r in rows] == [f"L2 #{int(j)}" for j in idx]
+    assert [f"{r['similarity']:.3f}" for r in rows] == [f"{v:.3f}" for v in val]
+    assert grid.columnDefs[0]["cellStyle"]["color"] == SOURCE_COLOR
+    # top instances: three per domain as images, plus one per similar neuron in the grid's picture column
+    assert len(thumbs) == 6
+    assert sum("/thumb/" in r["image"] for r in rows) == 5
     top = nd.top_instances(cache, "target", layer, n, c)
     cond = np.asarray(cache.conductance("target", layer)[:, n])
     assert cond[top["target"][0][0]] >= cond[top["target"][1][0]]
@@ -225,7 +234,7 @@ def test_neuron_click_with_featvis(odd_cache):
     imgs = [i.src for i in of_type(panel, html.Img)]
     n = int(nd.class_important(odd_cache, "target", layer, c)[0])
     assert f"/base/featvis/target/{layer}/{n}.png" in imgs
-    assert "No feature visualization" not in texts(panel)
+    assert "not rendered" not in texts(panel)
     # the similar source neurons: their feature visualization where the cache has one, else a thumbnail
     for row in [r for r in of_type(panel, html.Tr) if getattr(r, "className", None) == "tv-similar-row"]:
         j = int(texts(row.children[0]).split("#")[1].split()[0])
@@ -352,21 +361,66 @@ def test_ranking_list_order_and_default_checks(cache):
     least, lvalue, _ = fm.ranking(cache, c, "target", "least", shown=10**6)
     assert [u[o["value"]] for o in least] == sorted(u.values())
     assert lvalue == [o["value"] for o in least][:5]
-    # a row: label coloured by model, signed value, mirrored histogram (red up, blue down)
-    row = options[0]["label"]
-    assert row.children[0].style["color"] == TARGET_COLOR
-    svg = [i for i in of_type(row, html.Img) if i.src.startswith("data:image/svg+xml")]
-    assert len(svg) == 1
-    import base64
+    # a row: label coloured by model (the grid's class rule), signed value, mirrored histogram (red up, blue down)
+    row = options[0]
+    first = d.neurons.iloc[[k == row["value"] for k in order_keys(d)].index(True)]
+    assert row["u_text"] == fm.format_u(first.discriminability) and row["model"] == "target"
+    label = next(col for col in rg.ranking_columns(58, True, True) if col["field"] == "label")
+    assert label["cellClassRules"]["tv-target"] == "params.data.model === 'target'"
+    # the histogram is an image of its own route (the grid's markdown cells show no data: URIs)
+    url = row["hist"].split("](", 1)[1].split(" ", 1)[0]
+    assert url == rg.hist_path("target", c, first.layer, first.neuron)
+    import dash
 
-    body = base64.b64decode(svg[0].src.split(",", 1)[1]).decode()
+    app = dash.Dash(__name__)
+    app.layout = html.Div()  # Dash serves nothing without one
+    register_hist_route(app, cache)
+    got = app.server.test_client().get(url)
+    assert got.status_code == 200 and got.mimetype == "image/svg+xml"
+    body = got.get_data(as_text=True)
+    assert body == fm.row_histograms(cache, "target", c, [(first.layer, first.neuron)])[(first.layer, first.neuron)]
     assert SOURCE_COLOR in body and TARGET_COLOR in body
+    for bad in (url.replace("/target/", "/nope/"), url.replace(f"/{c}/", "/999/"), url.replace(".svg", "9999.svg")):
+        assert app.server.test_client().get(bad).status_code == 404  # only the ranked neurons of a class
     assert "CV accuracy" in texts(status)
     # URL-given checks survive when they name neurons of the list, else the top five
     assert fm.ranking(cache, c, "target", "most", [order[7], "nope:1"])[1] == [order[7]]
     assert fm.ranking(cache, c, "target", "most", ["nope:1"])[1] == order[:5]
     src_opts = fm.ranking(cache, c, "source", "most")[0]
-    assert src_opts[0]["label"].children[0].style["color"] == SOURCE_COLOR
+    assert src_opts[0]["model"] == "source" and "/ranking-hist/source/" in src_opts[0]["hist"]
+
+
+def md_images(markdown: str) -> list[str]:
+    """The URLs of the markdown images ``![alt](url "title")`` in a grid cell's text."""
+    return re.findall(r"!\[[^\]]*\]\((\S+)", markdown)
+
+
+def order_keys(d: fd.Discriminability) -> list[str]:
+    """The neuron keys of a class's ranking, in the table's row order."""
+    return [fd.neuron_key(a, n) for a, n in zip(d.neurons.layer, d.neurons.neuron)]
+
+
+def test_ranking_row_cells():
+    row = {"label": "L2 #7", "layer": "features.3", "neuron": 7, "discriminability": -0.25, "stability": 0.3}
+    cmd = "transferviz featvis c --layer features.3 --neurons 7"
+    cells = fm.grid_row(row, "source", 1, lambda p: "/x" + p, image=False, featvis_cmd=cmd, with_stability=True,
+                        n_bootstrap=50)
+    # a neuron the build did not render: the route's placeholder, the command on hover
+    assert cells["image"] == f'![feature visualization](/x/featvis/source/features.3/7.png "not rendered: {cmd}")'
+    assert cells["hist"].startswith("![conductance histogram of L2 #7](/x/ranking-hist/source/1/features.3/7.svg ")
+    assert cells["value"] == "features.3:7" and cells["u_text"] == "-0.250"
+    assert cells["unstable"] and cells["stability"] == "▂" and "of 50 resamples" in cells["stability_title"]
+    plain = fm.grid_row(row, "source", 1, lambda p: p)  # no image or stability column in this list
+    assert plain["image"] == "" and plain["stability"] == "" and not plain["unstable"]
+
+
+def test_ranking_grid_selection_round_trip():
+    # the server sets {"ids": [...]}, the grid reports its rows' data; junk reads as nothing
+    assert rg.keys_of_selection(rg.selection(["a:1", "b:2"])) == ["a:1", "b:2"]
+    assert rg.keys_of_selection([{"value": "a:1", "label": "L1 #1"}, {"value": "b:2"}]) == ["a:1", "b:2"]
+    for junk in (None, 3, "a:1", {"ids": "a:1"}, [None, {"value": 5}], {"rows": []}):
+        assert rg.keys_of_selection(junk) == []
+    assert [rg.stability_bar(v) for v in (0, 0.5, 1, 1.7, -1)] == ["·", "▄", "█", "█", "·"]
 
 
 def test_mirrored_histogram_svg_directions():
@@ -414,7 +468,7 @@ def test_feature_view_empty_state(odd_cache):
 
 def test_ranking_featvis_thumbnail(odd_cache):
     options, _, _ = fm.ranking(odd_cache, 1, "target", "most", url_for=lambda p: "/x" + p)
-    fv = [i.src for o in options for i in of_type(o["label"], html.Img) if "/featvis/" in i.src]
+    fv = [u for o in options for u in md_images(o["image"]) if "/featvis/" in u]
     assert fv and all(s.startswith("/x/featvis/target/") for s in fv)
     assert any(s.startswith("/x/featvis/target/features.3/") for s in fv)
 

@@ -44,10 +44,11 @@ def test_layouts_hold_the_views_components(tiny_app, tiny_cache, space):
                 inst_layout.SCATTER, inst_layout.TOOLTIP, inst_layout.SELECTION, ids.URL, ids.NOTICE):
         assert find(tiny_app.layout, id_) is not None, id_
     table = find(tiny_app.layout, stats_layout.TABLE)
-    assert table.sort_action == "native" and table.row_selectable == "single"
-    assert [c["id"] for c in table.columns] == [c for c, _ in stats_data.TABLE_COLUMNS]
-    assert [r["id"] for r in table.data] == list(range(len(tiny_cache.classes)))  # row index = class index
-    assert table.selected_rows == [space.default_cls]
+    assert all(c["sortable"] for c in table.columnDefs)
+    assert table.dashGridOptions["rowSelection"]["mode"] == "singleRow"
+    assert [c["field"] for c in table.columnDefs] == [c for c, _ in stats_data.TABLE_COLUMNS]
+    assert [r["id"] for r in table.rowData] == list(range(len(tiny_cache.classes)))  # row id = class index
+    assert table.selectedRows == {"ids": [str(space.default_cls)]}
     # every graph exports from its mode bar
     for gid in (stats_layout.ACCURACY, inst_layout.SCATTER):
         cfg = find(tiny_app.layout, gid).config
@@ -81,19 +82,18 @@ def test_confusion_table_shows_and_sorts_both_models_mistakes(tiny_app, tiny_cac
     """Issue 16 item 5: the source model's confusions are a column of their own (not only a
     tooltip), sortable like the target model's, which keeps its id ``mistaken_for``."""
     table = find(tiny_app.layout, stats_layout.TABLE)
-    cols = {c["id"]: c for c in table.columns}
+    cols = {c["field"]: c for c in table.columnDefs}
     assert "mistaken_for" in cols and "source_mistaken_for" in cols
-    assert "target" in cols["mistaken_for"]["name"] and "source" in cols["source_mistaken_for"]["name"]
-    assert table.sort_action == "native"
+    assert "target" in cols["mistaken_for"]["headerName"] and "source" in cols["source_mistaken_for"]["headerName"]
+    assert cols["mistaken_for"]["sortable"] and cols["source_mistaken_for"]["sortable"]
     raw = tiny_cache.table("analysis/class_table.parquet").sort_values("class_index")
     none = stats_data.NONE_MISTAKEN
-    for r, m, n in zip(table.data, raw.source_mistaken_for, raw.n):
+    for r, m, n in zip(table.rowData, raw.source_mistaken_for, raw.n):
         assert r["source_mistaken_for"] == ((m or none) if n else "")
-    # each cell's full text is one hover away (an ellipsis cuts long lists)
-    tips = table.tooltip_data
-    assert len(tips) == len(table.data)
-    assert all(set(t) == {"mistaken_for", "source_mistaken_for"} for t in tips)
-    assert tips[0]["source_mistaken_for"]["value"].endswith(table.data[0]["source_mistaken_for"])
+    # each cell's full text is one hover away (an ellipsis cuts long lists): the tooltip is the cell's value
+    for cid, model in stats_data.MISTAKE_COLUMNS.items():
+        tip = cols[cid]["tooltipValueGetter"]["function"]
+        assert f"'{model} model: '" in tip and "params.value" in tip
 
 
 def test_class_colours_are_stable_and_distinct(tiny_cache):
@@ -196,13 +196,15 @@ def test_class_chosen_in_another_view_reaches_url_and_table(space):
     assert cls is NO and rows == [3] and parse_state(search, space)[0].cls == 3
 
 
-def test_statistics_callbacks():
-    styles = cb_stats.highlight_rows(4)
-    assert any(s["if"].get("filter_query") == "{class_index} = 4" for s in styles)
-    assert not any("class_index" in s["if"].get("filter_query", "") for s in cb_stats.highlight_rows(None))
-    assert cb_stats.row_from_cell({"row": 0, "column": 1, "column_id": "class", "row_id": 7}, [2]) == [7]
-    assert cb_stats.row_from_cell({"row": 0, "column": 1, "row_id": 7}, [7]) is NO
-    assert cb_stats.row_from_cell(None, [7]) is NO
+def test_confusion_grid_selection_conversions():
+    # what the grid reports after a click (the row's data), and what the server set (row ids)
+    assert cb_stats.classes_of_selection([{"class_index": 7, "class": "7", "id": 7}]) == [7]
+    assert cb_stats.classes_of_selection({"ids": ["4"]}) == [4]
+    for junk in (None, [], "3", 3, {"ids": "3"}, [{"class_index": "x"}], [5], {"function": "x"}):
+        assert cb_stats.classes_of_selection(junk) == []
+    assert cb_stats.selection_for([2]) == {"ids": ["2"]}
+    assert cb_stats.selection_for([]) == {"ids": []}
+    assert cb_stats.selection_for(NO) is NO
 
 
 # --- instances ------------------------------------------------------------------------
@@ -240,11 +242,19 @@ def test_scatter_of_every_class_is_the_global_map(tiny_cache):
 def test_scatter_highlight_keeps_the_lasso_selection(tiny_cache):
     df = tiny_cache.instances
     found = [int(v) for v in df.loc[df.label == 1, "id"][:3]]
-    fig, selected, *_ = cb_inst.update_scatter(tiny_cache, [1, 3], found, ids.HIGHLIGHT)
-    assert selected is NO  # only the rings changed: the user's lasso still points into this map
-    ring = traces(fig, "highlight")
-    assert len(ring) == 1 and sorted(ring[0].customdata) == sorted(found)
-    assert not traces(cb_inst.update_scatter(tiny_cache, [3], found, ids.HIGHLIGHT)[0], "highlight")
+    patch, selected, *rest = cb_inst.update_scatter(tiny_cache, [1, 3], found, ids.HIGHLIGHT)
+    assert selected is NO and all(r is NO for r in rest)  # only the rings changed: the lasso still points here
+    # one dash.Patch of the map's last trace, its ring trace (issue 13: never the points again)
+    (op,) = patch.to_plotly_json()["operations"]
+    assert op["operation"] == "Assign" and op["location"] == ["data", -1]
+    assert op["params"]["value"]["meta"]["role"] == "highlight"
+    assert sorted(op["params"]["value"]["customdata"]) == sorted(found)
+    full = cb_inst.update_scatter(tiny_cache, [1, 3], found)[0]
+    assert full.data[-1].meta["role"] == "highlight" and sorted(full.data[-1].customdata) == sorted(found)
+    # nothing found on the map: the ring trace is patched empty (a map without points is left alone)
+    (op,) = cb_inst.update_scatter(tiny_cache, [3], found, ids.HIGHLIGHT)[0].to_plotly_json()["operations"]
+    assert op["params"]["value"]["customdata"] == []
+    assert cb_inst.update_scatter(tiny_cache, [], found, ids.HIGHLIGHT)[0] is NO
 
 
 def test_scatter_empty_state(tiny_cache):
@@ -285,17 +295,17 @@ def test_selection_lists_thumbnails(tiny_cache):
 
 def test_state_callback_wiring(tiny_app, space):
     outputs = [{"id": ids.URL, "property": "search"}, {"id": ids.SELECTED_CLASS, "property": "data"},
-               {"id": ids.NOTICE, "property": "children"}, {"id": stats_layout.TABLE, "property": "selected_rows"},
+               {"id": ids.NOTICE, "property": "children"}, {"id": stats_layout.TABLE, "property": "selectedRows"},
                {"id": inst_layout.CLASSES, "property": "value"}]
-    output = "..url.search...sel-class.data...url-notice.children...stats-table.selected_rows...inst-classes.value.."
+    output = "..url.search...sel-class.data...url-notice.children...stats-table.selectedRows...inst-classes.value.."
     inputs: list[dict] = [{"id": ids.URL, "property": "search", "value": "?class=bogus"},
-                          {"id": stats_layout.TABLE, "property": "selected_rows", "value": []},
+                          {"id": stats_layout.TABLE, "property": "selectedRows", "value": []},
                           {"id": inst_layout.CLASSES, "property": "value", "value": []},
                           {"id": ids.SELECTED_CLASS, "property": "data", "value": None}]
     resp = dispatch(tiny_app, output, outputs, inputs, ["url.search"])["response"]
     assert resp[ids.SELECTED_CLASS]["data"] == space.default_cls
     assert "bogus" in json.dumps(resp[ids.NOTICE]["children"])
-    assert resp[stats_layout.TABLE]["selected_rows"] == [space.default_cls]
+    assert resp[stats_layout.TABLE]["selectedRows"] == {"ids": [str(space.default_cls)]}
 
 
 def test_scatter_callback_wiring(tiny_app):

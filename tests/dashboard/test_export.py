@@ -36,13 +36,20 @@ def test_csv_download_round_trips(tiny_cache):
 
 
 def test_table_exports_the_rows_the_filter_shows_and_the_pool(tiny_cache):
-    shown = _read(table_cb.export_rows(tiny_cache, table_ly.EXPORT, [9, 1, 5], [2]))
-    assert shown["id"].tolist() == [9, 1, 5]
-    everything = _read(table_cb.export_rows(tiny_cache, table_ly.EXPORT, None, []))
-    assert len(everything) == len(tiny_cache.instances)
-    pool = _read(table_cb.export_rows(tiny_cache, table_ly.POOL_EXPORT, [9], [4, 8]))
+    # the grid's last request: its column filters and sort, with the box's query (issue 13: server-side grid)
+    request = {"startRow": 100, "endRow": 200, "sortModel": [{"colId": "target_loss", "sort": "desc"}],
+               "filterModel": {"split": {"filterType": "text", "type": "equals", "filter": "val"}}}
+    shown = _read(table_cb.export_rows(tiny_cache, table_ly.EXPORT, request, "{id} < 150", [2]))
+    df = tiny_cache.instances
+    want = df[(df["split"] == "val") & (df["id"] < 150)].copy()
+    want["loss"] = want["target_loss"].round(4)
+    assert shown["id"].tolist() == want.sort_values("loss", ascending=False, kind="stable")["id"].tolist()
+    everything = _read(table_cb.export_rows(tiny_cache, table_ly.EXPORT, None, "", []))
+    assert everything["id"].tolist() == df["id"].tolist()
+    assert table_cb.export_rows(tiny_cache, table_ly.EXPORT, {"filterModel": "junk"}, "", []) is dash.no_update
+    pool = _read(table_cb.export_rows(tiny_cache, table_ly.POOL_EXPORT, request, "", [4, 8]))
     assert pool["id"].tolist() == [4, 8]
-    assert table_cb.export_rows(tiny_cache, table_ly.POOL_EXPORT, None, []) is dash.no_update
+    assert table_cb.export_rows(tiny_cache, table_ly.POOL_EXPORT, None, "", []) is dash.no_update
 
 
 def test_hard_examples_export_the_lasso_or_what_the_filters_show(tiny_cache):

@@ -24,9 +24,10 @@ from layouts import features as lf
 from tests.components import of_type, texts, traces
 from transferviz.analysis.discriminability import project_attributions
 
-#: Bytes of one page of the ranking list (20 rows: label, u, a feature visualization URL, an SVG
-#: histogram of ~1.5 KB as a data URI): the 938-row list of before sent ~50 times this.
-PAGE_BYTES = 120_000
+#: Bytes of one page of the ranking grid's rows (20 rows: label, u and their hovers, a feature visualization
+#: URL, a histogram URL; ~0.8 KB a row): the 938-row list of before sent ~200 times this, and the page of
+#: rows with inlined SVG histograms (the checklist's) ~4 times.
+PAGE_BYTES = 30_000
 
 
 def _bytes(value) -> int:
@@ -86,9 +87,10 @@ def test_every_page_until_all_then_the_button_hides(big):
     assert fm.more_label(total, total) == "" and fm.more_label(total - 3, total) == f"show 3 more ({total - 3} of " \
         f"{total} listed)"
     # images only for the listed rows' neurons: a page of them, not the whole list
-    imgs = [i for o in fm.ranking(cache, c, "target", "most")[0] for i in of_type(o["label"], html.Img)
-            if "/featvis/" in str(i.src)]
-    assert len(imgs) <= fm.MAX_ROWS
+    page = fm.ranking(cache, c, "target", "most")[0]
+    imgs = [o["image"] for o in page if "/featvis/" in o["image"]]
+    hists = [o["hist"] for o in page if "/ranking-hist/target/" in o["hist"]]
+    assert len(imgs) <= fm.MAX_ROWS and len(hists) == len(page) == fm.MAX_ROWS
 
 
 def test_a_checked_neuron_below_the_page_is_listed(big):
@@ -135,7 +137,7 @@ def test_the_status_warns_and_sets_the_accuracy_beside_its_null(big):
     assert d.null_mean is not None and 0 <= d.null_mean <= 1 and d.n_permutations > 0
     # no u of a listed row reads as zero
     for o in fm.ranking(cache, c, "target", "most", shown=10**6)[0]:
-        u_text = o["label"].children[1].children
+        u_text = o["u_text"]
         assert u_text == "0" or float(u_text) != 0
 
 

@@ -134,3 +134,137 @@ def test_picker_labels_are_cut_in_their_own_cell(tiny_cache):
         assert name.style["minWidth"] == 0 and name.style["textOverflow"] == "ellipsis"
         assert name.style["whiteSpace"] == "nowrap" and name.style["overflow"] == "hidden"
         assert source.style["flex"].startswith("0 0") and target.style["flex"].startswith("0 0")
+
+
+# --- issue 13, item 4: the maps at many instances (an inflated tiny cache: tools/inflate_cache.py) -----------
+
+SCALE_N = 20_000  # above dashboard.sampling.MAX_POINTS, so every map samples; ~1 s to inflate the tiny cache
+
+
+def _wire(fig) -> dict:
+    """The figure as Dash sends it (its JSON encoder), parsed back."""
+    import json
+
+    from dash._utils import to_json
+
+    return json.loads(to_json(fig))
+
+
+def _typed(v) -> bool:
+    """Whether a figure value travelled as plotly's base64 typed array, not a JSON list of numbers."""
+    return isinstance(v, dict) and set(v) >= {"dtype", "bdata"}
+
+
+def _n(v) -> int:
+    """Points in a figure value from the wire: a typed array's length from its bytes, or a list's."""
+    import base64
+
+    if _typed(v):
+        return len(base64.b64decode(v["bdata"])) // np.dtype(v["dtype"]).itemsize
+    return len(v)
+
+
+def _scale_figures(cache):
+    from callbacks import hard_examples as cb_hard
+    from dashboard.views.timeline.data import timeline_data
+    from dashboard.views.timeline.figures import map_figure
+
+    hidden, pixels, _ = cb_hard.update_maps(cache, "target", "both", [], None, None)
+    inst = cb_inst.update_scatter(cache, list(range(len(cache.classes))))[0]
+    td = timeline_data(cache)
+    timeline = map_figure(td, len(td.epochs) - 1, "both", [])
+    return {"hidden": hidden, "pixels": pixels, "instances": inst, "timeline": timeline}
+
+
+def test_maps_send_typed_arrays_not_float_lists_at_scale(inflated_cache):
+    cache = inflated_cache(SCALE_N)
+    for name, fig in _scale_figures(cache).items():
+        pts = [t for t in _wire(fig)["data"] if (t.get("meta") or {}).get("role") == "instances"
+               or (name == "timeline" and t.get("legendgroup") is None and t.get("x") not in ([None], []))]
+        pts = [t for t in pts if _n(t["x"])]
+        assert pts, name
+        for t in pts:
+            assert _typed(t["x"]) and _typed(t["y"]), (name, type(t["x"]))
+            assert t["x"]["dtype"] in ("f4", "f8")
+        # WebGL: every trace with points
+        assert {t["type"] for t in pts} == {"scattergl"}, name
+    # the loss colours too (a float per point)
+    colors = [t["marker"]["color"] for t in _wire(_scale_figures(cache)["hidden"])["data"]
+              if (t.get("meta") or {}).get("role") == "instances"]
+    assert all(_typed(c) for c in colors)
+
+
+def test_maps_draw_a_stratified_sample_above_the_threshold_and_say_k_of_n(inflated_cache, tiny_cache):
+    from dashboard.sampling import MAX_POINTS
+    from dashboard.views.hard_examples import data as hard_data
+
+    cache = inflated_cache(SCALE_N)
+    figs = _scale_figures(cache)
+    note = f"showing {MAX_POINTS:,} of {SCALE_N:,} instances"
+    for name, fig in figs.items():
+        texts_ = [a.text for a in fig.layout.annotations if a.text]
+        assert any(note in t for t in texts_), (name, texts_)
+    inst = figs["instances"]
+    drawn = np.concatenate([np.asarray(t.customdata) for t in traces(inst, "instances")])
+    assert len(drawn) == MAX_POINTS == len(set(drawn.tolist()))
+    assert inst.layout.meta["drawn"] == MAX_POINTS and inst.layout.meta["total"] == SCALE_N
+    # every class and domain keeps its share (largest remainders: within one point of it)
+    df = cache.instances.set_index("id")
+    full = df.groupby(["label", "domain"]).size()
+    got = df.loc[drawn].groupby(["label", "domain"]).size()
+    assert (np.abs(got - full * MAX_POINTS / SCALE_N) <= 1).all()
+    # the loss maps: always the hardest tenth of the points, whatever the sample
+    d = hard_data.hard_data(cache)
+    hidden = np.concatenate([np.asarray(t.customdata) for t in traces(figs["hidden"], "instances")])
+    assert len(hidden) == MAX_POINTS
+    hardest = np.argsort(-d.loss["target"], kind="stable")[:MAX_POINTS // 10]
+    assert np.isin(d.ids[hardest], hidden).mean() > 0.99  # ties at the cut may swap a few
+    # below the threshold nothing is sampled and no note is shown
+    small = cb_inst.update_scatter(tiny_cache, list(range(len(tiny_cache.classes))))[0]
+    assert sum(len(t.x) for t in traces(small, "instances")) == len(tiny_cache.instances)
+    assert not any("showing" in (a.text or "") for a in small.layout.annotations)
+
+
+def test_stratified_sample_by_hand():
+    from dashboard.sampling import sample_note, stratified_sample
+
+    strata = np.array([0] * 6 + [1] * 3 + [2])
+    priority = np.array([.9, .1, .5, .3, .7, .2, .6, .4, .8, .05])
+    # places 5 of 10: quotas 3, 1.5, 0.5 -> 3, 2 (the remainder's tie goes to the larger stratum), 0;
+    # the empty stratum takes one from the largest -> 2, 2, 1; the lowest priorities of each stratum
+    got = stratified_sample(np.arange(10), strata, priority, 5)
+    assert got.tolist() == [1, 5, 6, 7, 9]
+    # "must" rows are always kept and count towards k
+    got = stratified_sample(np.arange(10), strata, priority, 5, must=np.array([0]))
+    assert 0 in got and len(got) == 5
+    assert stratified_sample(np.arange(4), strata, priority, 5).tolist() == [0, 1, 2, 3]
+    assert sample_note(5, 5) == "" and sample_note(5, 10).startswith("showing 5 of 10 instances")
+
+
+def test_selection_tsne_iterations_are_bounded(monkeypatch):
+    """Counts the optimisation's iterations (openTSNE's per-iteration callback), not time."""
+    from openTSNE import TSNEEmbedding
+
+    from transferviz.analysis.projection import (
+        SELECTION_ITERATION_BUDGET,
+        selection_iterations,
+    )
+
+    assert selection_iterations(480) == 100  # the demo's classes: the full refinement
+    assert selection_iterations(5_000) == SELECTION_ITERATION_BUDGET // 5_000 == 50
+    assert selection_iterations(10**6) == 10 and selection_iterations(3, n_iter=7) == 7
+    counted: list[int] = []
+    original = TSNEEmbedding.optimize
+
+    def counting(self, n_iter, *args, **kwargs):
+        def tick(iteration, error, embedding):
+            counted.append(iteration)
+        return original(self, n_iter, *args, callbacks=tick, callbacks_every_iters=1, **kwargs)
+
+    monkeypatch.setattr(TSNEEmbedding, "optimize", counting)
+    rng = np.random.default_rng(0)
+    x, init = rng.normal(size=(1_200, 10)), rng.normal(size=(1_200, 2))
+    # a budget of 24,000 point-iterations bounds a 1,200-point map to 20 iterations
+    out = selection_map(x, init, 0, perplexity=30, n_iter=100, budget=24_000)
+    assert out.shape == (1_200, 2) and np.isfinite(out).all()
+    assert len(counted) == 20

@@ -26,6 +26,7 @@ from PIL import Image
 from dashboard.lookups import featvis_px, layer_tag, layer_title
 from dashboard.theme import NETWORK_CONFIG
 from dashboard.views.features import markup as fm
+from dashboard.views.features import ranking_grid as rg
 from dashboard.views.models_data.figures import weight_change_chart
 from dashboard.views.models_data.markup import models_table
 from dashboard.views.network import data as nd
@@ -275,23 +276,21 @@ def test_neuron_change_dropdown_short_labels(sixteen):
 
 
 def test_feature_ranking_label_fits_and_names_the_path(sixteen):
-    width = fm.label_width(sixteen)
-    assert width == f"max({fm.COL_LABEL}, 10ch)"  # "L16 #2047" and a space
+    width = fm.label_px(sixteen)
+    assert width == round(7.5 * 9) + 6 > fm.COL_LABEL_PX  # "L16 #2047": nine characters and the padding
     row = {"label": "L16 #2047", "layer": "classifier.1", "neuron": 2047, "discriminability": 0.5}
-    label = fm._row_label(row, "target", fm.mirrored_histogram_svg([], []), None,
-                          title=layer_title(sixteen, "classifier.1"), width=width)
-    tag = label.children[0]
-    assert tag.children == "L16 #2047" and tag.style["width"] == width and tag.style["whiteSpace"] == "nowrap"
-    assert "classifier.1" in tag.title and "2047" in tag.title
-    header = features_layout.ranking_header(True, label=width)
-    assert header.children[1].style["width"] == width  # the caption column stays aligned
+    cells = fm.grid_row(row, "target", 0, lambda p: p, title=layer_title(sixteen, "classifier.1"))
+    assert cells["label"] == "L16 #2047" and cells["value"] == "classifier.1:2047"
+    assert "classifier.1" in cells["title"] and "2047" in cells["title"]  # the label's hover names the path
+    grid = features_layout.layout(sixteen)
+    (ranking,) = [g for g in of_type(grid, "AgGrid") if g.id == features_layout.RANKING]
+    label = next(c for c in ranking.columnDefs if c["field"] == "label")
+    assert label["width"] == width and label["tooltipField"] == "title"
 
 
 def test_feature_ranking_label_width_is_unchanged_for_small_caches(tiny_cache):
-    # seven layers of at most a few hundred neurons: the label column keeps its width
-    assert fm.label_width(tiny_cache).startswith(f"max({fm.COL_LABEL}, ")
-    n = int(fm.label_width(tiny_cache).split(", ")[1].rstrip("ch)"))
-    assert n <= 8  # 8ch of a 13.6 px font is narrower than 4.4rem
+    # seven layers of at most a few hundred neurons ("L7 #255"): the label column keeps its width
+    assert fm.label_px(tiny_cache) == fm.COL_LABEL_PX
 
 
 def test_drift_rows_short_tags_and_path_hover():
@@ -401,11 +400,14 @@ def test_featvis_px_reads_one_header(tiny_cache, big_featvis):
 def test_224px_feature_visualizations_keep_fixed_display_sizes(big_featvis):
     c = _figure_class(big_featvis)
     options, _, _ = fm.ranking(big_featvis, c, "target", "most")
-    imgs = _featvis_imgs([o["label"] for o in options])
+    # the ranking grid's pictures are markdown images: their display size comes from the grid's stylesheet,
+    # which fixes every "feature ..." image of the ranking grid at IMAGE_PX, smoothed (shrunk 8x here)
+    imgs = [o["image"] for o in options if "/featvis/" in o["image"]]
     assert imgs, "the tiny cache has feature visualizations"
-    for img in imgs:
-        _fixed(img, fm.IMAGE_PX)
-        assert img.style["imageRendering"] == "auto"  # shrunk 8x: smoothed, not nearest-neighbour noise
+    assert all(i.startswith("![feature visualization](/featvis/target/") for i in imgs)
+    css = (Path(__file__).parents[2] / "dashboard" / "assets" / "tv-grid.css").read_text()
+    rule = css.split('.tv-ranking-grid .ag-cell img[alt^="feature"]', 1)[1].split("}", 1)[0]
+    assert f"width: {rg.IMAGE_PX}px" in rule and f"height: {rg.IMAGE_PX}px" in rule and "image-rendering: auto" in rule
     L = big_featvis.layers
     n = next(int(x) for x in nd.class_important(big_featvis, "target", L[1], c)
              if int(x) in big_featvis.featvis_neurons("target", L[1]))

@@ -19,7 +19,6 @@ from dashboard.views.instance_table.filterexpr import (
     EXAMPLE,
     MAX_LENGTH,
     ColumnSpec,
-    cells_can_show,
     tokenize,
     validate,
 )
@@ -209,10 +208,11 @@ def test_tokenizer_whitelists_characters():
 
 # --- rows, specs and filter dispatch on the tiny cache ----------------------------------------
 
-def test_records_match_the_cache(tiny_cache):
+def test_frame_matches_the_cache(tiny_cache):
     df = tiny_cache.instances
-    recs = table_data.table_records(tiny_cache)
-    assert len(recs) == len(df)
+    frame = table_data.table_frame(tiny_cache)
+    recs = table_data.page_rows(frame, np.arange(len(frame)))
+    assert len(recs) == len(df) and list(frame.index) == list(range(len(df)))
     names = tiny_cache.classes
     assert [r["id"] for r in recs] == df["id"].tolist()
     cols = {c[0] for c in ly.COLUMNS}
@@ -228,14 +228,41 @@ def test_records_match_the_cache(tiny_cache):
     n_changed = int((df["source_pred"].to_numpy() != df["target_pred"].to_numpy()).sum())
     assert sum(r["pred_changed"] == "yes" for r in recs) == n_changed
     assert all(str(v) != "-0.0" for r in recs for v in r.values())
+    json.dumps(recs)  # plain JSON types only
 
 
-def test_rows_load_once_when_the_tab_opens(tiny_cache):
-    assert cb.rows_for_tab(tiny_cache, ids.TAB_ANALYSIS, False) == (NO, NO)
-    rows, loaded = cb.rows_for_tab(tiny_cache, ids.TAB_DIAGNOSIS, False)
-    assert len(rows) == len(tiny_cache.instances) and loaded is True
-    # later visits to the tab send nothing (and upload nothing: the flag, not the rows, is checked)
-    assert cb.rows_for_tab(tiny_cache, ids.TAB_DIAGNOSIS, True) == (NO, NO)
+def test_a_block_carries_only_its_rows_with_pool_and_focus_flags(tiny_cache):
+    n = len(tiny_cache.instances)
+    req = {"startRow": 10, "endRow": 20, "sortModel": [], "filterModel": {}}
+    resp, count = cb.rows_for_request(tiny_cache, req, "", [12, 3], 15)
+    assert resp["rowCount"] == n and count == f"{n:,} of {n:,} instances match"
+    assert [r["id"] for r in resp["rowData"]] == list(range(10, 20))
+    assert [r["id"] for r in resp["rowData"] if r["pooled"]] == [12]
+    assert [r["id"] for r in resp["rowData"] if r["focused"]] == [15]
+    # the box and a column filter combine with AND; the count is the whole answer's
+    req = {"startRow": 0, "endRow": 5, "sortModel": [{"colId": "target_loss", "sort": "desc"}],
+           "filterModel": {"domain": {"filterType": "text", "type": "equals", "filter": "target"}}}
+    resp, count = cb.rows_for_request(tiny_cache, req, "{target_pred} != {label}", [], None)
+    frame = table_data.table_frame(tiny_cache)
+    want = frame[(frame.domain == "target") & (frame.target_pred != frame.label)]
+    assert resp["rowCount"] == len(want) and count.startswith(f"{len(want):,} of")
+    assert [r["id"] for r in resp["rowData"]] == want.sort_values("target_loss", ascending=False,
+                                                                  kind="stable")["id"].tolist()[:5]
+    assert cb.rows_for_request(tiny_cache, None, "", [], None) == (NO, NO)
+
+
+@pytest.mark.parametrize("request_, box", [
+    ({"startRow": 0, "endRow": 10, "filterModel": {"nope": {"type": "equals", "filter": "x"}}}, ""),
+    ({"startRow": 0, "endRow": 10, "sortModel": "id"}, ""),
+    ({"startRow": 5, "endRow": 2}, ""),
+    ({"startRow": 0, "endRow": 10}, "__import__('os')"),
+    ({"startRow": 0, "endRow": 10}, {"q": 1}),
+    ("junk", ""),
+])
+def test_a_refused_request_answers_no_rows_and_says_why(tiny_cache, request_, box):
+    resp, count = cb.rows_for_request(tiny_cache, request_, box, [], None)
+    assert resp == {"rowData": [], "rowCount": 0}
+    assert "Refused" in str(count.children) and "\n" not in str(count.children)
 
 
 def test_column_specs_come_from_the_cache(tiny_cache):
@@ -249,114 +276,75 @@ def test_column_specs_come_from_the_cache(tiny_cache):
 
 
 def test_filter_event_dispatch(tiny_cache):
-    # a valid box query is written to the table and shown in the box
-    q, box, msg, pending = cb.filter_event(tiny_cache, ly.FILTER_INPUT, "target_loss > 1", "")
-    assert (q, box, pending) == ("{target_loss} > 1", "{target_loss} > 1", None) and "applied" in msg
-    # a refused one leaves the table and the box alone
-    q, box, msg, pending = cb.filter_event(tiny_cache, ly.FILTER_APPLY, "eval(1)", "{id} > 3")
-    assert q is NO and box is NO and pending is NO and msg.startswith("Refused")
-    # a query the column cells cannot show goes in two steps: "" now, the query next
-    q, box, msg, pending = cb.filter_event(tiny_cache, ly.FILTER_INPUT, "{id} < 2 || {id} > 5", "")
-    assert q == "" and pending == box == "{id} < 2 || {id} > 5"
-    # ... and its second step coming back from the table changes nothing
-    assert cb.filter_event(tiny_cache, ly.TABLE, None, pending, pending) == (NO, NO, NO, NO)
-    # a column cell's query is mirrored in the box
-    q, box, msg, pending = cb.filter_event(tiny_cache, ly.TABLE, None, "{id} s> 3", None)
-    assert q is NO and box == "{id} s> 3" and "Column filters" in msg
+    # a valid box query is stored for the row source and shown in the box
+    q, box, msg = cb.filter_event(tiny_cache, ly.FILTER_INPUT, "target_loss > 1")
+    assert (q, box) == ("{target_loss} > 1", "{target_loss} > 1") and "applied" in msg
+    # a refused one leaves the query and the box alone
+    q, box, msg = cb.filter_event(tiny_cache, ly.FILTER_APPLY, "eval(1)")
+    assert q is NO and box is NO and msg.startswith("Refused")
+    q, box, msg = cb.filter_event(tiny_cache, ly.FILTER_APPLY, 42)
+    assert q is NO and box is NO and msg.startswith("Refused") and "text" in msg
     # a chip applies its expression
-    q, box, _, _ = cb.filter_event(tiny_cache, {"type": ly.CHIP, "index": 0}, None, "")
+    q, box, _ = cb.filter_event(tiny_cache, {"type": ly.CHIP, "index": 0}, None)
     assert q == validate(ly.CHIPS[0][1], table_data.column_specs(tiny_cache)).query
-    assert cb.filter_event(tiny_cache, {"type": ly.CHIP, "index": 99}, None, "") == (NO, NO, NO, NO)
-
-
-@pytest.mark.parametrize("query, expected", [
-    ("{id} > 1 && {domain} = \"target\"", True),
-    ("{target_pred} != {label}", True),
-    ("{id} > 1 || {id} < 0", False),
-    ("!({id} = 1)", False),
-    ("({id} = 1)", False),
-    ("{id} > 1 && {id} < 5", False),
-])
-def test_cells_can_show(query, expected):
-    assert cells_can_show(query) is expected
+    assert cb.filter_event(tiny_cache, {"type": ly.CHIP, "index": 99}, None) == (NO, NO, NO)
 
 
 # --- pool and focus ---------------------------------------------------------------------------
 
-def test_pool_after_selection_follows_the_ticks():
-    pool, sel = cb.pool_after_selection([5], [1, 2], [])
-    assert pool == [5, 1, 2] and sel == [1, 2]
-    pool, sel = cb.pool_after_selection(pool, [1, 2, 9], sel)      # one more tick
-    assert pool == [5, 1, 2, 9]
-    pool2, sel = cb.pool_after_selection(pool, [2, 9], sel)        # unticking takes the row out
-    assert pool2 == [5, 2, 9] and sel == [2, 9]
-    pool3, _ = cb.pool_after_selection(pool2, [2, 9, 5], sel)      # ticking a pooled id moves it to the end
-    assert pool3 == [2, 9, 5]
-    many, _ = cb.pool_after_selection([], list(range(40)), [])
-    assert many == list(range(40 - POOL_SIZE, 40))
-    assert cb.pool_after_selection(None, None, None) == ([], [])
-    # the same selection again (the echo of a re-ticking) changes nothing
-    assert cb.pool_after_selection([7, 3], ["3", 7], [7, 3]) == ([7, 3], [3, 7])
+def test_a_click_on_the_tick_cell_toggles_the_pool():
+    assert cb.toggle_in_pool([5, 1], 2) == [5, 1, 2]      # ticked: the latest of the pool
+    assert cb.toggle_in_pool([5, 1, 2], 1) == [5, 2]      # unticked: out of the pool
+    full = list(range(POOL_SIZE))
+    assert cb.toggle_in_pool(full, 99) == list(range(1, POOL_SIZE)) + [99]  # the oldest leaves a full pool
+    assert cb.toggle_in_pool(None, 4) == [4]
 
 
-def test_ticks_follow_a_pool_changed_elsewhere(tiny_cache):
-    recs = table_data.table_records(tiny_cache)
-    n = len(recs)
-    rows, ids_ = cb.ticks_for_pool(tiny_cache, [5, 2, 10 ** 7, "x"], True)
-    assert ids_ == [5, 2] and [recs[r]["id"] for r in rows] == [5, 2]   # row indices of those ids
-    assert cb.ticks_for_pool(tiny_cache, [], True) == ([], [])           # "clear trails": every tick goes
-    assert cb.ticks_for_pool(tiny_cache, None, True) == ([], [])
-    assert cb.ticks_for_pool(tiny_cache, [n - 1], True) == ([n - 1], [n - 1])
-    assert cb.ticks_for_pool(tiny_cache, [5], False) == (NO, NO)        # rows not loaded yet: nothing to tick
+def test_a_click_focuses_or_ticks(tiny_cache):
+    n = len(tiny_cache.instances)
+    tick = {"colId": ly.POOLED, "rowId": "7", "rowIndex": 2, "value": False, "timestamp": 1}
+    assert cb.cell_click(tiny_cache, tick, [3]) == ([3, 7], NO)
+    assert cb.cell_click(tiny_cache, tick, [3, 7]) == ([3], NO)
+    cell = {"colId": "split", "rowId": "7", "rowIndex": 2, "value": "train", "timestamp": 2}
+    # every click focuses (a new timestamp each time, so the same cell twice is two changes)
+    assert cb.cell_click(tiny_cache, cell, []) == (NO, 7)
+    assert cb.cell_click(tiny_cache, dict(cell, timestamp=3), []) == (NO, 7)
+    for bad in (None, "x", {"colId": "split", "rowId": str(n)}, {"colId": "split"}, {"rowId": "-1"}):
+        assert cb.cell_click(tiny_cache, bad, []) == (NO, NO)
 
 
-class _Browser:
-    """The two callbacks' loop as the browser runs it: ticks -> ``_select``; pool -> ``_ticks``,
-    whose ``selected_rows`` come back as ``selected_row_ids`` (the rows' ids)."""
-
-    def __init__(self, cache):
-        self.cache, self.pool, self.prev, self.ticked = cache, [], [], []
-        self.recs = table_data.table_records(cache)
-        self.calls = 0
-
-    def tick(self, selected):            # the user changes the ticks
-        self.ticked = list(selected)
-        self._select()
-
-    def set_pool(self, pool):            # another view writes ids.POOL
-        self.pool = list(pool)
-        self._ticks()
-
-    def _select(self):
-        self.calls += 1
-        assert self.calls < 20, "callback loop"
-        new_pool, self.prev = cb.pool_after_selection(self.pool, self.ticked, self.prev)
-        if new_pool != self.pool:        # the callback answers no_update otherwise
-            self.set_pool(new_pool)
-
-    def _ticks(self):
-        self.calls += 1
-        rows, self.prev = cb.ticks_for_pool(self.cache, self.pool, True)
-        ticked = [self.recs[r]["id"] for r in rows]
-        if set(ticked) != set(self.ticked):  # DataTable reports selected_row_ids only when they change
-            self.ticked = ticked
-            self._select()
+def test_table_wiring(tiny_app):
+    by_out = {c["output"]: c for c in tiny_app._callback_list}
+    rows = next(c for o, c in by_out.items() if f"{ly.TABLE}.getRowsResponse" in o)
+    assert [(i["id"], i["property"]) for i in rows["inputs"]] == [(ly.TABLE, "getRowsRequest")]
+    assert {(s["id"], s["property"]) for s in rows["state"]} == {(ly.BOX_QUERY, "data"), (ids.POOL, "data"),
+                                                                 (ids.FOCUS, "data")}
+    click = next(c for o, c in by_out.items() if any(i["property"] == "cellClicked" for i in c["inputs"]))
+    assert f"{ids.POOL}.data@" in click["output"] and f"{ids.FOCUS}.data@" in click["output"]
+    # the clientside refresh follows the box query, the pool and the focus
+    refresh = next(c for o, c in by_out.items() if ly.REFRESH in o)
+    assert {i["id"] for i in refresh["inputs"]} == {ly.BOX_QUERY, ids.POOL, ids.FOCUS}
+    assert any("purgeInfiniteCache" in js and "refreshInfiniteCache" in js for js in tiny_app._inline_scripts)
 
 
-def test_ticks_and_pool_stay_in_step_without_a_loop(tiny_cache):
-    b = _Browser(tiny_cache)
-    b.tick([1, 2, 3])
-    assert b.pool == [1, 2, 3] and set(b.ticked) == {1, 2, 3}
-    b.set_pool(b.pool + [40])            # a timeline click adds an instance: its row gets ticked
-    assert set(b.ticked) == {1, 2, 3, 40}
-    b.tick([1, 3, 40])                   # unticking a row takes it out of the pool
-    assert b.pool == [1, 3, 40]
-    b.set_pool([])                       # "clear trails" elsewhere: every tick goes
-    assert b.ticked == [] and b.prev == [] and b.pool == []
-    b.tick(list(range(POOL_SIZE)))       # a full pool, then one more tick evicts the oldest and unticks it
-    b.tick(list(range(POOL_SIZE + 1)))
-    assert b.pool == list(range(1, POOL_SIZE + 1)) and sorted(b.ticked) == b.pool
-    assert b.calls < 20
+def test_records_for_keeps_order_and_skips_unknown(tiny_cache):
+    recs = table_data.records_for(tiny_cache, [3, "1", 10 ** 6, -1, 3])
+    assert [r["id"] for r in recs] == [3, 1]
+    assert recs[0] == table_data.page_rows(table_data.table_frame(tiny_cache), np.array([3]))[0]
+
+
+def test_layout_builds(tiny_cache):
+    lay = ly.layout(tiny_cache)
+    grid = ly.instance_table(tiny_cache)
+    assert grid.rowModelType == "infinite"
+    assert grid.dashGridOptions["cacheBlockSize"] == ly.BLOCK_SIZE
+    assert grid.dashGridOptions["maxConcurrentDatasourceRequests"] == 1
+    leaves = [c for top in grid.columnDefs for c in top.get("children", [top])]
+    assert [c["field"] for c in leaves] == [ly.POOLED] + [c[0] for c in ly.COLUMNS]
+    kinds = {c["field"]: c.get("filter") for c in leaves}
+    assert kinds["target_loss"] == "agNumberColumnFilter" and kinds["domain"] == "agTextColumnFilter"
+    assert kinds[ly.POOLED] is False
+    assert lay.id == ly.CARD
 
 
 def test_pool_view_shows_the_pool_newest_first(tiny_cache):
@@ -379,60 +367,6 @@ def test_pool_view_shows_the_pool_newest_first(tiny_cache):
     assert title.startswith("Image pool (0/") and "Empty" in str(empty.children)
 
 
-def test_focus_from_cell(tiny_cache):
-    n = len(tiny_cache.instances)
-    assert cb.focus_from_cell(tiny_cache, {"row": 0, "column": 1, "column_id": "split", "row_id": 3}) == 3
-    assert cb.focus_from_cell(tiny_cache, {"row": 0, "column": 1, "row_id": n}) is NO     # unknown id
-    assert cb.focus_from_cell(tiny_cache, {"row": 0, "column": 1}) is NO
-    assert cb.focus_from_cell(tiny_cache, None) is NO
-
-
-def test_every_click_on_a_cell_focuses_its_instance(tiny_cache):
-    cell = {"row": 4, "column": 2, "column_id": "split", "row_id": 7}
-    # the click is forgotten (active cell and selection cleared) so the same cell clicked again
-    # after the focus moved elsewhere is a change for DataTable and focuses row 7 again
-    assert cb.cell_click(tiny_cache, cell) == (7, None, [])
-    assert cb.cell_click(tiny_cache, dict(cell)) == (7, None, [])
-    assert cb.cell_click(tiny_cache, None) == (NO, NO, NO)       # our own reset echoes back: nothing
-    assert cb.cell_click(tiny_cache, {"row": 0, "column": 0, "row_id": len(tiny_cache.instances)})[0] is NO
-
-
-def test_focused_row_is_highlighted():
-    base = ly.style_data_conditional()
-    styles = cb.row_styles(7, 100)
-    assert styles[1:] == base
-    assert styles[0]["if"] == {"filter_query": "{id} = 7"} and styles[0]["backgroundColor"] == cb.FOCUS_ROW_COLOR
-    for bad in (None, 100, "x", -1, 2.5):
-        assert cb.row_styles(bad, 100) == base
-
-
-def test_table_wiring(tiny_app):
-    by_out = {c["output"]: c for c in tiny_app._callback_list}
-    focus = next(c for o, c in by_out.items() if f"{ly.TABLE}.active_cell" in o)
-    assert f"{ids.FOCUS}.data@" in focus["output"] and focus["prevent_initial_call"]
-    assert [i["property"] for i in focus["inputs"]] == ["active_cell"]
-    ticks = next(c for o, c in by_out.items() if f"{ly.TABLE}.selected_rows" in o)
-    assert {(i["id"], i["property"]) for i in ticks["inputs"]} == {(ids.POOL, "data"), (ly.LOADED, "data")}
-    # selected_rows has one writer (the pool), so nothing else can tick rows out of step
-    assert sum(f"{ly.TABLE}.selected_rows" in o for o in by_out) == 1
-
-
-def test_records_for_keeps_order_and_skips_unknown(tiny_cache):
-    recs = table_data.records_for(tiny_cache, [3, "1", 10 ** 6, -1, 3])
-    assert [r["id"] for r in recs] == [3, 1]
-    assert recs[0] == table_data.table_records(tiny_cache)[3]
-
-
-def test_layout_builds(tiny_cache):
-    lay = ly.layout(tiny_cache)
-    table = ly.instance_table(tiny_cache)
-    assert table.page_size == ly.PAGE_SIZE and table.row_selectable == "multi"
-    assert table.sort_mode == "multi" and table.filter_action == "native"
-    assert [c["id"] for c in table.columns] == [c[0] for c in ly.COLUMNS]
-    assert lay.id == ly.CARD
-    assert np.all([isinstance(c["name"], list) for c in table.columns])
-
-
 def test_a_filter_over_the_limit_is_refused_as_too_long_not_cut(tiny_cache):
     """Issue 16, item 6: the box's maxLength was the language's limit, so a longer text arrived cut
     to a prefix and was refused as "ends too early". The box now lets longer text through (its own
@@ -443,7 +377,7 @@ def test_a_filter_over_the_limit_is_refused_as_too_long_not_cut(tiny_cache):
     assert len(long) > MAX_LENGTH
     typed = long[:box.maxLength] if box.maxLength else long
     assert len(typed) > MAX_LENGTH  # what the browser lets through is still over the limit
-    query, text, message, _ = cb.apply_filter(tiny_cache, typed)
+    query, text, message = cb.apply_filter(tiny_cache, typed)
     assert query is NO and text is NO  # the table's query is untouched, the text stays for editing
     assert message.startswith("Refused") and "too long" in message and str(MAX_LENGTH) in message
     assert f"{len(typed):,} characters" in message and "ends too early" not in message

@@ -73,7 +73,7 @@ def test_junk_in_every_input_of_every_callback_is_no_500(tiny_app, client, kind)
                          ids=["number", "float", "dict", "list", "bool"])
 def test_filter_box_value_of_the_wrong_type(tiny_app, client, value):
     """Issue 15 item 8: the table's filter box value sent as a number, dict, list or bool answered 500."""
-    key = find_callback(tiny_app, f"..{table_layout.TABLE}.filter_query...")
+    key = find_callback(tiny_app, f"..{table_layout.BOX_QUERY}.data...")
     names = [f"{s['id']}.{s['property']}" for s in slots(tiny_app, key)]
     values = {names.index(f"{table_layout.FILTER_APPLY}.n_clicks"): 1,
               names.index(f"{table_layout.FILTER_INPUT}.value"): value}

@@ -1,4 +1,4 @@
-"""Run-time markup of the feature view: the ranking list (its rows, their tiny conductance
+"""Run-time markup of the feature view: the ranking list (its grid rows, their tiny conductance
 histograms, which rows are checked, the status line) and the biplot's thumbnail tooltip.
 
 Images are URLs (:mod:`dashboard.routes`), passed through ``url_for`` so that an app under a
@@ -7,7 +7,6 @@ path prefix can put it in front; the default leaves them as they are.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +15,9 @@ import pandas as pd
 from dash import html
 from numpy.typing import ArrayLike
 
-from dashboard.components import DataAttrs, featvis_img
-from dashboard.lookups import Model, featvis_px, instance_records, layer_title, valid_class
-from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
+from dashboard.components import DataAttrs
+from dashboard.lookups import Model, instance_records, layer_title, valid_class
+from dashboard.routes import UrlFor, featvis_command, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, SOURCE_COLOR, TARGET_COLOR
 from dashboard.views.features.data import (
     Discriminability,
@@ -36,15 +35,14 @@ from dashboard.views.features.data import (
     valid_model,
 )
 from dashboard.views.features.figures import hovered_instance, ranking_rows
+from dashboard.views.features.ranking_grid import hist_path, stability_bar
 from transferviz.analysis.discriminability import STABLE, TOP_STABLE
 from transferviz.cache import Cache
-from transferviz.errors import TransferVizError
 
-__all__ = ["COL_IMAGE", "COL_LABEL", "COL_STABILITY", "COL_VALUE", "HIST_STYLE", "IMAGE_PX", "MAX_ROWS",
-           "TOOLTIP_FLIP_PX", "TOP_CHECKED", "UNSTABLE_OPACITY", "checked_neurons", "default_checked", "format_u",
-           "instance_tooltip", "label_width",
-           "listed_keys", "listed_neurons", "listed_rows", "mirrored_histogram_svg", "more_label", "ranking",
-           "ranking_histograms", "row_histograms", "stability_mark"]
+__all__ = ["COL_LABEL_PX", "MAX_ROWS", "TOOLTIP_FLIP_PX", "TOP_CHECKED", "checked_neurons", "default_checked",
+           "format_u", "grid_row", "instance_tooltip", "label_px", "listed_keys", "listed_neurons", "listed_rows",
+           "mirrored_histogram_svg", "more_label", "ranking", "ranking_histograms", "row_histograms",
+           "stability_cell"]
 
 #: Rows checked when a ranking list is (re)built, as in the paper.
 TOP_CHECKED = 5
@@ -53,19 +51,9 @@ TOP_CHECKED = 5
 #: browser needs ~25 s to build 500 such rows (~1 s for 60, growing faster than the rows), so a page
 #: is kept small and each feature visualization loads only when its page is shown.
 MAX_ROWS = 20
-#: Column widths of a ranking row (label, value, image, histogram), shared with the header
-#: (``layouts.features.ranking_header``).
-COL_LABEL, COL_VALUE, COL_IMAGE = "4.4rem", "4.4rem", "2.2rem"
-#: Width of the bootstrap-stability mark (a small bar, its share on hover), in caches that have one (issue 12):
-#: narrow, so that the row still fits a 1366 px screen's three-column card beside the histogram.
-COL_STABILITY = "0.9rem"
-#: Opacity of the label, u and mark of a neuron whose stability is below ``STABLE`` (greyed, still readable).
-UNSTABLE_OPACITY = 0.45
-#: Display size of a row's feature visualization (in its ``COL_IMAGE`` cell), whatever its pixel size.
-IMAGE_PX = 28
-#: The histogram cell takes what is left of the row: readable from ~330 px columns (1366 px
-#: screens, three columns) to wide ones.
-HIST_STYLE = {"flex": "1 1 0", "minWidth": "70px", "maxWidth": "220px", "height": "30px"}
+#: Narrowest width in pixels of the ranking grid's label column (``L3 #12``; wider for long labels:
+#: :func:`label_px`).
+COL_LABEL_PX = 60
 #: Points further right than this (pixels in the graph) get their tooltip on the left, so it
 #: never runs off the page whichever column the view sits in.
 TOOLTIP_FLIP_PX = 200
@@ -233,75 +221,70 @@ def format_u(u: float) -> str:
     return f"{v:+#.3g}" if 1e-3 <= abs(v) < 1e4 else f"{v:+.2e}"  # "#": -0.180, not -0.18
 
 
-def label_width(cache: Cache) -> str:
-    """The width of the label column: ``COL_LABEL``, or wider where the longest label of the cache
-    (``L16 #2047``: sixteen layers, 2048 neurons) would not fit in it; the header uses the same."""
+def label_px(cache: Cache) -> int:
+    """The width in pixels of the grid's label column: 64, or wider where the longest label of the cache
+    (``L16 #2047``: sixteen layers, 2048 neurons) would not fit in it (~7.5 px a character of the bold
+    0.8rem font, and the cell's padding)."""
     widest = max(cache.layer_sizes.values(), default=1)
     longest = len(f"L{len(cache.layers)} #{max(widest - 1, 0)}")
-    return f"max({COL_LABEL}, {longest + 1}ch)"
+    return max(COL_LABEL_PX, round(7.5 * longest) + 6)
 
 
-def _svg_src(svg: str) -> str:
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
-
-
-def stability_mark(stability: float | None, n_bootstrap: int = 0) -> html.Span:
-    """The ranking row's bootstrap-stability cell: a small bar filled to the share of resamples in which the
-    neuron is among the top ``TOP_STABLE`` by ``|u|`` with the same sign (the share on hover), dark when stable,
-    light below ``STABLE``; "–" without a value."""
-    cell = {"width": COL_STABILITY, "flex": "0 0 auto", "display": "inline-flex", "justifyContent": "center"}
+def stability_cell(stability: float | None, n_bootstrap: int = 0) -> tuple[str, str, bool]:
+    """The ranking row's bootstrap-stability cell ``(bar, title, unstable)``: one block character as high as
+    the share of resamples in which the neuron is among the top ``TOP_STABLE`` by ``|u|`` with the same sign
+    (the share on hover), greyed below ``STABLE``; "–" without a value."""
     if stability is None or not np.isfinite(stability):
-        return html.Span("–", title="no bootstrap stability for this neuron", style=cell, className="small text-muted")
+        return "–", "no bootstrap stability for this neuron", False
     stable = stability >= STABLE
     how = f" of {n_bootstrap}" if n_bootstrap else ""
-    fill = html.Span(style={"position": "absolute", "left": 0, "right": 0, "bottom": 0,
-                            "height": f"{100 * min(max(stability, 0.0), 1.0):.0f}%",
-                            "background": "#444" if stable else "#bbb"})
-    bar = html.Span(fill, style={"position": "relative", "display": "inline-block", "width": "0.45rem",
-                                 "height": "1.1rem", "background": "#eee", "border": "1px solid #ccc"})
-    return html.Span(bar, title=(
+    return stability_bar(stability), (
         f"bootstrap stability {stability:.0%}: among the top {TOP_STABLE} by |u| with the same sign in "
-        f"{stability:.0%}{how} resamples of the instances ({'stable' if stable else f'unstable: < {STABLE:.0%}'})"),
-        style=cell, className="tv-stability" + ("" if stable else " tv-unstable"))
+        f"{stability:.0%}{how} resamples of the instances ({'stable' if stable else f'unstable: < {STABLE:.0%}'})"
+    ), not stable
 
 
-def _row_label(row: dict, model: str, hist_svg: str, image: Any, *, title: str | None = None,
-               width: str = COL_LABEL, with_stability: bool = False, n_bootstrap: int = 0) -> html.Div:
-    """One ranking row; ``image`` None: no feature-visualization column in this list. The label is
-    the short ``L3 #12``; ``title`` (default: the module path) names the layer in full on hover.
-    ``with_stability``: a stability mark after u, and the label and u greyed where it is below ``STABLE``."""
-    u = row["discriminability"]
-    stab = row.get("stability")
-    faded = {"opacity": UNSTABLE_OPACITY} if with_stability and stab is not None and stab < STABLE else {}
-    cells: list[html.Span | html.Img] = [
-        html.Span(row["label"], title=f"{title or row['layer']} · neuron {row['neuron']}",
-                  style={"width": width, "flex": "0 0 auto", "color": DOMAIN_COLORS[model], "whiteSpace": "nowrap",
-                         "overflow": "hidden", "textOverflow": "ellipsis", **faded},
-                  className="fw-semibold"),
-        html.Span(format_u(u), title=f"discriminability u = {u:+.6g} (sign: towards the target domain when positive)",
-                  style={"width": COL_VALUE, "flex": "0 0 auto", **faded},
-                  className="text-end pe-1 font-monospace small"),
-    ]
-    if with_stability:
-        cells.append(stability_mark(stab, n_bootstrap))
+def _md_title(text: str) -> str:
+    """``text`` as a markdown image title (inside double quotes: no quotes or brackets that end it)."""
+    return text.replace('"', "'").replace(")", "]").replace("(", "[")
+
+
+def grid_row(row: dict, model: str, class_index: int, url_for: UrlFor, *, title: str | None = None,
+             image: bool | None = None, featvis_cmd: str = "", with_stability: bool = False,
+             n_bootstrap: int = 0) -> dict[str, Any]:
+    """One row of the ranking grid (:mod:`dashboard.views.features.ranking_grid`). The label is the short
+    ``L3 #12``; ``title`` (default: the module path) names the layer in full on hover. ``image``: None, no
+    feature-visualization column in this list; True, the neuron's visualization; False, not rendered (the
+    route's placeholder, ``featvis_cmd`` on hover). The histogram is an image of its own route."""
+    u = float(row["discriminability"])
+    layer, n = str(row["layer"]), int(row["neuron"])
+    bar, bar_title, unstable = stability_cell(row.get("stability"), n_bootstrap) if with_stability else ("", "", False)
+    picture = ""
     if image is not None:
-        cells.append(html.Span(image, style={"width": COL_IMAGE, "flex": "0 0 auto"}, className="d-inline-block"))
-    # the histogram takes the rest of the row (its SVG stretches), so narrow columns still fit it
-    cells.append(html.Img(src=_svg_src(hist_svg), alt=f"conductance histogram of {row['label']}",
-                          className="tv-mirror", style=HIST_STYLE,
-                          title="conductance over the class's source (red, above) and target (blue, below) "
-                                "instances, each normalised to its domain"))
-    return html.Div(cells, className="d-flex align-items-center tv-ranking-row", style={"width": "100%"})
+        hover = "feature visualization" if image else f"not rendered: {featvis_cmd}"
+        picture = f'![feature visualization]({url_for(featvis_path(model, layer, n))} "{_md_title(hover)}")'
+    hist_title = ("conductance over the class's source (red, above) and target (blue, below) instances, "
+                  "each normalised to its domain")
+    return {
+        "value": neuron_key(layer, n), "model": model, "label": row["label"],
+        "title": f"{title or layer} · neuron {n}",
+        "u_text": format_u(u), "u_title": f"discriminability u = {u:+.6g} (sign: towards the target domain when "
+                                          "positive)",
+        "stability": bar, "stability_title": bar_title, "unstable": unstable, "image": picture,
+        "hist": f'![conductance histogram of {row["label"]}]({url_for(hist_path(model, class_index, layer, n))} '
+                f'"{hist_title}")',
+    }
 
 
 def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Sequence[str] | None = None,
             url_for: UrlFor = no_prefix, shown: int | None = None) -> tuple[list[dict], list[str], Any]:
-    """``(options, value, status)`` of the ranking list.
+    """``(rows, value, status)`` of the ranking list: the grid's row data (:func:`grid_row`, ``"value"`` the
+    neuron's ``"layer:index"`` key and row id), the checked keys and the status line.
 
     ``checked`` (``"layer:index"``; e.g. from the URL) overrides the default top five where
     it names neurons of this list; ``None`` or nothing valid -> the top five of the order.
     ``shown``: rows listed in order (default one page, ``MAX_ROWS``); checked rows below them are
-    listed too. Only the listed rows get a histogram and an image.
+    listed too. Only the listed rows are sent (their pictures load by URL as the grid shows them).
     """
     c = valid_class(cache, class_index)
     m = valid_model(model)
@@ -314,26 +297,15 @@ def ranking(cache: Cache, class_index: Any, model: Any, order: Any, checked: Seq
     rows = _ordered_rows(cache, d, valid_model(model), c, order)
     value = checked_neurons(cache, c, m, order, checked or ())
     listed = listed_rows(rows, value, shown)
-    try:
-        hists = row_histograms(cache, m, c, [(r["layer"], r["neuron"]) for r in listed])
-    except TransferVizError:  # a partial cache without conductance: empty histograms
-        hists = {}
     # reserve the image column only when the cache has feature visualizations for this list
     with_images = any(int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) for r in rows)
-    native = featvis_px(cache) if with_images else None
-    width = label_width(cache)
     with_stability = d.n_bootstrap > 0
     options = []
     for r in listed:
-        image = None
-        if with_images:
-            image = (featvis_img(url_for(featvis_path(m, r["layer"], r["neuron"])), IMAGE_PX, native,
-                                 alt="feature visualization")
-                     if int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) else "")
-        svg = hists.get((r["layer"], int(r["neuron"]))) or mirrored_histogram_svg([], [])
-        options.append({"label": _row_label(r, m, svg, image, title=layer_title(cache, r["layer"]), width=width,
-                                            with_stability=with_stability, n_bootstrap=d.n_bootstrap),
-                        "value": neuron_key(r["layer"], r["neuron"])})
+        rendered = int(r["neuron"]) in cache.featvis_neurons(m, r["layer"]) if with_images else None
+        cmd = featvis_command(cache, r["layer"], r["neuron"], m) if rendered is False else ""
+        options.append(grid_row(r, m, c, url_for, title=layer_title(cache, r["layer"]), image=rendered,
+                                featvis_cmd=cmd, with_stability=with_stability, n_bootstrap=d.n_bootstrap))
     return options, value, _status(cache, d, m, c, order, len(listed), len(rows))
 
 

@@ -16,10 +16,11 @@ import numpy as np
 from dashboard.highlight import highlight_ids
 from dashboard.lookups import MODELS
 from dashboard.pool import as_ids, focus_id
+from dashboard.sampling import MAX_POINTS, priorities, stratified_sample
 from transferviz.cache import Cache
 
-__all__ = ["DEFAULTS", "DOMAINS", "MAPS", "MAP_KEYS", "WRONG_ONLY", "HardData", "brushed_ids", "focus_point",
-           "highlight_points", "hard_data", "row_of", "selection", "visible_rows", "warm"]
+__all__ = ["DEFAULTS", "DOMAINS", "MAPS", "MAP_KEYS", "WRONG_ONLY", "HardData", "brushed_ids", "drawn_rows",
+           "focus_point", "highlight_points", "hard_data", "row_of", "selection", "visible_rows", "warm"]
 
 DOMAINS = ("both", "source", "target")
 #: The controls' initial values, also what an unknown value falls back to.
@@ -42,6 +43,8 @@ class HardData:
     loss: dict[str, np.ndarray]              # model -> loss
     wrong: dict[str, np.ndarray]             # model -> prediction != label
     hover: dict[str, np.ndarray]             # model -> hover text: domain, true label, that model's answer
+    strata: np.ndarray | None = None         # class x domain code of each row (the maps' sample keeps their shares)
+    priority: np.ndarray | None = None       # fixed random order of the rows (dashboard.sampling.priorities)
 
 
 def warm(cache: Cache) -> None:
@@ -93,7 +96,23 @@ def _hard_data(cache: Cache) -> HardData:
     return HardData(
         ids=df["id"].to_numpy(dtype=np.int64), domain=text(df["domain"]),
         maps={"hidden": positions(hidden), "pixels": positions(cache.pixel_tsne())},
-        loss=loss, wrong=wrong, hover=hover)
+        loss=loss, wrong=wrong, hover=hover,
+        strata=label * 2 + (text(df["domain"]) == "target").astype(np.int64), priority=priorities(n))
+
+
+def drawn_rows(d: HardData, keep: np.ndarray, model: str, limit: int = MAX_POINTS) -> np.ndarray:
+    """The rows a map draws of those ``keep`` selects: all up to ``limit``, else a stratified sample
+    (:func:`dashboard.sampling.stratified_sample`, class x domain) that always includes the
+    ``limit // 10`` highest losses of ``model`` -- the hard examples this view is for."""
+    rows = np.flatnonzero(keep)
+    if len(rows) <= limit:
+        return rows
+    loss = np.nan_to_num(d.loss[model][rows], nan=-np.inf)
+    top = limit // 10
+    hardest = rows[np.argpartition(-loss, top - 1)[:top]] if top else None
+    strata = d.strata if d.strata is not None else np.zeros(len(d.ids), np.int64)
+    priority = d.priority if d.priority is not None else priorities(len(d.ids))
+    return stratified_sample(rows, strata, priority, limit, must=hardest)
 
 
 def selection(model: Any, domain: Any, wrong_only: Any) -> tuple[str, str, bool]:

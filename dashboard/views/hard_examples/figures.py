@@ -27,6 +27,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.highlight import highlight_trace
+from dashboard.sampling import MAX_POINTS, sample_annotation, sample_note
 from dashboard.theme import DOMAIN_SYMBOLS, TEMPLATE, empty_figure
 from dashboard.views.hard_examples import data
 from transferviz.cache import Cache
@@ -127,7 +128,7 @@ def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus
              brushed: Iterable[int] | None = None, height: int = 270, show_colorbar: bool = False,
              loss_name: str = "loss", uirevision: str = "hard",
              highlight: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-             empty_message: str = "No instances match the filters") -> go.Figure:
+             empty_message: str = "No instances match the filters", note: str = "") -> go.Figure:
     """WebGL map of instances coloured by loss (darker = higher, log scale over ``color_range``).
 
     ``df`` columns: ``id``, ``x``, ``y``, ``domain`` (``'source'``/``'target'``), ``loss`` and
@@ -138,6 +139,8 @@ def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus
     fades all). ``highlight = (ids, x, y)``: the find box's instances, ringed (trace
     :data:`HIGHLIGHT_TRACE`). Always four traces, :data:`TRACE_ORDER` (a domain without rows is an empty
     trace); no rows at all gives ``layout.meta = {"empty": True, "message": ...}`` and the message.
+    ``note``: a line in the map's bottom-left corner ("showing k of N ...": the map draws a sample), also
+    ``layout.meta["note"]``.
     """
     lo, hi = color_range
     vals, text = _ticks(lo, hi)
@@ -164,11 +167,11 @@ def loss_map(df: pd.DataFrame | None, *, color_range: tuple[float, float], focus
         hovermode="closest",
         # zoom, pan and the user's own lasso survive re-renders of the same map
         uirevision=uirevision,
-        meta={"empty": not rows, "message": "" if rows else empty_message},
+        meta={"empty": not rows, "message": "" if rows else empty_message, "note": note},
     )
     layout["annotations"] = [focus_label(focus)] + ([] if rows else [
         dict(text=empty_message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-             font=dict(size=13, color="#666666"))])
+             font=dict(size=13, color="#666666"))]) + ([sample_annotation(note)] if note and rows else [])
     # one constructor call, no validation, the template passed in: thousands of points stay cheap
     return go.Figure(data=traces, layout=layout, _validate=False)
 
@@ -228,7 +231,9 @@ def loss_maps(cache: Cache, model: Any, domain: Any, wrong_only: Any, focus: Any
     """
     model, domain, wrong_only = data.selection(model, domain, wrong_only)
     d = data.hard_data(cache)
-    keep = data.visible_rows(d, model, domain, wrong_only)
+    visible = data.visible_rows(d, model, domain, wrong_only)
+    keep = data.drawn_rows(d, visible, model)  # all, or a sample above dashboard.sampling.MAX_POINTS
+    note = sample_note(len(keep), int(visible.sum()))
     brushed = data.brushed_ids(brush)
     frame = pd.DataFrame({"id": d.ids[keep], "domain": d.domain[keep], "loss": d.loss[model][keep],
                           "hover": d.hover[model][keep]})
@@ -243,6 +248,7 @@ def loss_maps(cache: Cache, model: Any, domain: Any, wrong_only: Any, focus: Any
                              brushed=brushed if brushed is not None and brush["source"] != key else None,
                              height=MAP_HEIGHT, show_colorbar=key == "pixels", loss_name=f"{model} model loss",
                              uirevision=f"hard-{key}", highlight=data.highlight_points(d, key, highlight),
+                             note=note + (f"<br>incl. the {MAX_POINTS // 10:,} highest losses" if note else ""),
                              empty_message="No instances match the filters" if len(d.ids) else
                              "This cache has no instances")
     return figs

@@ -31,8 +31,11 @@ def summary_line(cache: Cache, model: Any, domain: Any, wrong_only: Any, brush: 
     n_t = int((keep & (d.domain == "target")).sum())
     wrong = int((keep & d.wrong[model]).sum())
     lo, hi = color_range(cache, model)
+    drawn = len(data.drawn_rows(d, keep, model))
+    # past dashboard.sampling.MAX_POINTS the maps draw a sample: the counts are of every instance the filters keep
+    shown = f"{n_s + n_t} shown: " if drawn == n_s + n_t else f"{n_s + n_t:,} match ({drawn:,} drawn): "
     parts: list[Any] = [
-        f"{n_s + n_t} shown: ", html.Span(f"{n_s} source \u00d7", style={"color": SOURCE_COLOR}), ", ",
+        shown, html.Span(f"{n_s} source \u00d7", style={"color": SOURCE_COLOR}), ", ",
         html.Span(f"{n_t} target \u25cb", style={"color": TARGET_COLOR}), "; ",
         html.Span(f"{wrong} mispredicted", style={"color": MISPREDICTED_COLOR, "fontWeight": 600}),
         f" by the {model} model. Colour: its loss, log scale from {lo:g} to {hi:.3g} "

@@ -1,10 +1,12 @@
-"""Validates the instance table's filter-expression box against DataTable's filter language.
+"""Validates the instance table's filter-expression box (dash-table's filter language, kept for the box).
 
-The box's text is **never evaluated** (neither here nor anywhere in Python): it is split
+The box's text is **never evaluated as code** (neither here nor anywhere in Python): it is split
 into tokens by a whitelist tokenizer, checked by a small recursive-descent parser, and
-only then rewritten as a canonical ``filter_query`` string that the DataTable evaluates
-in the browser with its own interpreter. Anything else is refused with a one-line
-message naming the problem and showing a valid example.
+only then rewritten as a canonical query string, which the server turns into a pandas
+mask (:mod:`dashboard.views.instance_table.boxquery`, over the same tokens). Anything else
+is refused with a one-line message naming the problem and showing a valid example. The
+language stayed that of dash-table's ``filter_query`` when the table moved to dash-ag-grid
+(issue 13), so the chips, saved habits and shared expressions keep working.
 
 The grammar is the subset of dash-table's query language (dash 4.4.1,
 ``dash-table/syntax-tree``) that makes sense for the instance table::
@@ -20,15 +22,13 @@ The grammar is the subset of dash-table's query language (dash 4.4.1,
                   (the i/s case flag as the column filter cells write it: s> ieq icontains)
     test       := nil | blank | num | str | bool | even | odd | prime
 
-DataTable's own lexer has two positional rules kept here: ``!`` must be followed by
+dash-table's lexer has two positional rules kept here: ``!`` must be followed by
 ``(`` (or another ``!``) and may not follow ``(``. Its quirks are smoothed out in the
 rewrite: text values are always quoted (``{label} != 3`` would otherwise compare the
 text "3" with the number 3 and match every row), ``contains`` on a numeric column
 gets a quoted value (it only matches text), and ``and``/``or`` become ``&&``/``||``.
 ``datestartswith`` exists in the language but the table has no date column.
 
-:func:`cells_can_show` says whether a canonical query can also be shown in the table's
-per-column filter cells.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["EXAMPLE", "MAX_LENGTH", "ColumnSpec", "FilterResult", "cells_can_show", "validate"]
+__all__ = ["EXAMPLE", "MAX_LENGTH", "ColumnSpec", "FilterError", "FilterResult", "Token", "tokenize", "validate"]
 
 EXAMPLE = "{domain} = target && {target_loss} > 2"
 MAX_LENGTH = 400
@@ -396,12 +396,3 @@ def validate(text: str | None, columns: Mapping[str, ColumnSpec] | Iterable[Colu
     except FilterError as exc:
         return FilterResult(False, "", f"Refused: {exc}. A valid example: {EXAMPLE}")
     return FilterResult(True, query, f"Filter applied: {query}")
-
-
-def cells_can_show(query: str) -> bool:
-    """Whether DataTable can spread ``query`` over its column filter cells: ``&&``-joined
-    conditions, one per column (what its MultiColumnsSyntaxTree accepts). Errs towards "no"."""
-    if any(tok in query for tok in ("||", "!(", "(")):
-        return False
-    left = re.findall(r"(?:^|&& )\{(\w+)\}", query)
-    return len(left) == len(set(left))

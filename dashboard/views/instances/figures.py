@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 
 from dashboard.highlight import highlight_ids, highlight_trace
 from dashboard.lookups import PALETTE_SIZE, class_colors, distinct_class_palette, many_class_palette
+from dashboard.sampling import MAX_POINTS, priorities, sample_annotation, sample_note, stratified_sample
 from dashboard.theme import (
     DOMAIN_SYMBOLS,
     MISPREDICTED_COLOR,
@@ -29,8 +30,8 @@ from dashboard.theme import (
 from dashboard.views.instances.data import projection_frame
 from transferviz.cache import Cache
 
-__all__ = ["PALETTE_SIZE", "SCATTER_HEIGHT", "TIER_SYMBOLS", "class_color_map", "class_style",
-           "many_class_palette", "scatter_figure", "tsne_scatter"]
+__all__ = ["PALETTE_SIZE", "SCATTER_HEIGHT", "TIER_SYMBOLS", "class_color_map", "class_style", "drawn_frame",
+           "many_class_palette", "ring_trace", "scatter_figure", "tsne_scatter"]
 
 #: Height of the scatter in px (the layout reserves it).
 SCATTER_HEIGHT = 340
@@ -274,6 +275,25 @@ def tsne_scatter(
     return fig
 
 
+def ring_trace(df: pd.DataFrame, highlight: Collection[int] | None) -> dict:
+    """The find box's ring trace over the instances of ``highlight`` in the projection frame ``df``
+    (an empty ring trace when none is there): the last trace of :func:`scatter_figure`'s map."""
+    return _highlight_trace(df, highlight) or highlight_trace([], [], [])
+
+
+def drawn_frame(cache: Cache, df: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
+    """The rows of a projection frame the map draws: all up to ``limit``, else a stratified sample
+    (class x domain, :func:`dashboard.sampling.stratified_sample`; the same instances for the same
+    classes, and a class keeps its drawn points as others are added)."""
+    if len(df) <= limit:
+        return df
+    ids_ = df["id"].to_numpy(dtype=np.int64)
+    strata = df["label"].to_numpy(dtype=np.int64) * 2 + (df["domain"].to_numpy() == "target")
+    prio = cache.memo(("sampling.priorities",), lambda: priorities(len(cache.instances)))[ids_]
+    pos = stratified_sample(np.arange(len(df)), strata, prio, limit)
+    return df.iloc[pos].reset_index(drop=True)
+
+
 def scatter_figure(cache: Cache, chosen: Sequence[int],
                    highlight: Collection[int] | None = None) -> tuple[go.Figure, pd.DataFrame]:
     """The scatter of the ``chosen`` classes (positioned by
@@ -284,9 +304,19 @@ def scatter_figure(cache: Cache, chosen: Sequence[int],
     """
     df = projection_frame(cache, chosen)
     names = dict(enumerate(cache.classes))
-    fig = tsne_scatter(df, class_colors(cache), class_names=names, height=SCATTER_HEIGHT,
+    drawn = drawn_frame(cache, df)
+    fig = tsne_scatter(drawn, class_colors(cache), class_names=names, height=SCATTER_HEIGHT,
                        empty_message="Select one or more classes above to project their instances",
-                       highlight=highlight)
+                       highlight=None)
+    # the find box's rings cover every found instance, drawn or not (a found point must never be missing);
+    # always the last trace of a map with points (empty when nothing is found), so a new find patches it alone
+    if len(df):
+        fig.add_trace(ring_trace(df, highlight))
+    note = sample_note(len(drawn), len(df))
+    if note:
+        fig.add_annotation(sample_annotation(note))
+    if len(df):  # (an empty figure's meta holds its message)
+        fig.layout.meta = {**(fig.layout.meta or {}), "note": note, "drawn": len(drawn), "total": len(df)}
     for t in fig.data:
         if isinstance(t.meta, dict) and t.meta.get("role") == "instances":
             # no per-point hover text either: it is never shown, and it was half the payload

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.lookups import MODELS, Model, featvis_px, layer_title
+from dashboard.routes import featvis_command
 from dashboard.urlstate import DEFAULT_LAYER_COUNT
 from dashboard.urlstate import MAX_LAYERS as URL_MAX_LAYERS
 from transferviz.cache import Cache
@@ -27,7 +28,7 @@ from transferviz.errors import TransferVizError
 __all__ = ["MAX_LAYERS", "Histogram", "LayerBlock", "ModelWeights", "NeuronBoxes", "NeuronDetail", "PairBlock",
            "WeightDetail", "class_important", "layer_block", "layers_from_range", "link_line", "network_inputs",
            "neuron_detail", "pair_block", "pair_link", "range_from_layers", "top_instances", "warm", "weight_detail",
-           "correspondence_rows", "correspondence_choices"]
+           "correspondence_rows", "correspondence_choices", "CkaMatrix", "cka_matrix"]
 
 #: At most this many consecutive layers at once (``dashboard.urlstate.MAX_LAYERS``, which a link
 #: is checked against): each more layer adds ~25 ms of figure building and serialising (p95
@@ -443,6 +444,7 @@ class NeuronDetail:
     similar: list[dict[str, Any]] = field(default_factory=list)
     layer_title: str = ""  # the layer's full module path, for the hover of its short tag
     featvis_px: int | None = None  # pixel size of the cache's feature visualizations
+    featvis_command: str = ""  # without a feature visualization: the command that renders it
 
 
 def neuron_detail(cache: Cache, class_index: int, model: Model, layer: str, neuron: int) -> NeuronDetail:
@@ -469,13 +471,15 @@ def neuron_detail(cache: Cache, class_index: int, model: Model, layer: str, neur
                 top_id = first[0][0] if first else None
             pos = np.flatnonzero(other_imp == j)
             similar.append(dict(neuron=j, similarity=float(s), has_featvis=fv, top_id=top_id,
-                                rank=int(pos[0]) + 1 if len(pos) else None))
+                                rank=int(pos[0]) + 1 if len(pos) else None,
+                                command="" if fv else featvis_command(cache, layer, j, other)))
     return NeuronDetail(
         model=model, layer=layer, number=cache.layer_numbers[layer], neuron=int(neuron),
         rank=int(hits[0]) + 1 if len(hits) else None, n_neurons=cache.layer_sizes.get(layer),
         has_featvis=has_fv,
         top={} if has_fv else top_instances(cache, model, layer, neuron, class_index),
         similar=similar, layer_title=layer_title(cache, layer), featvis_px=featvis_px(cache),
+        featvis_command="" if has_fv else featvis_command(cache, layer, neuron, model),
     )
 
 
@@ -588,3 +592,27 @@ def correspondence_choices(cache: Cache) -> dict[str, Any]:
     a = (cache.config or {}).get("analysis", {}) or {}
     return {"similarity": a.get("similarity", "cosine"), "matching": a.get("matching", "best"),
             "permutations": int(a.get("correspondence_permutations", 200))}
+
+
+# =======================================================================================
+# Layer-level similarity (issue 14, item 4)
+# =======================================================================================
+@dataclass(frozen=True)
+class CkaMatrix:
+    """Linear CKA between the source model's layer i (row) and the target model's layer j (column) on one
+    domain's data; ``layers`` names both axes (the cka stage's order)."""
+
+    values: np.ndarray
+    layers: list[str]
+    domain: str
+
+
+def cka_matrix(cache: Cache, domain: Any) -> CkaMatrix | None:
+    """The cache's CKA matrix on ``domain``'s data ("target" for anything else a request sends); None for a
+    cache built before the cka stage."""
+    d = domain if domain in ("source", "target") else "target"
+    values = cache.cka(d)
+    if values is None:
+        return None
+    layers = cache.cka_layers or list(cache.layers)
+    return CkaMatrix(np.asarray(values, dtype=float), list(layers), d)

@@ -65,6 +65,7 @@ from dashboard.theme import (
 )
 from dashboard.urlstate import DEFAULT_SHOWN
 from dashboard.views.network.data import (
+    CkaMatrix,
     Histogram,
     LayerBlock,
     ModelWeights,
@@ -76,7 +77,7 @@ from dashboard.views.network.data import (
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
-__all__ = ["COLOR_SCALES", "FIT_PX", "kernel_heatmap", "label_step", "network_figure", "normalise_click",
+__all__ = ["COLOR_SCALES", "FIT_PX", "cka_heatmap", "kernel_heatmap", "label_step", "network_figure", "normalise_click",
            "parse_click", "relation_matrices", "similarity_color_axis", "top_neurons"]
 
 
@@ -1238,4 +1239,49 @@ def correspondence_strip(rows: Any, tags: Sequence[str], matching: str = "best",
                 yaxis=dict(title=dict(text="share", font=dict(size=10)), range=[0, min(1.05, top * 1.25)],
                            tickfont=dict(size=9)),
                 xaxis=dict(tickfont=dict(size=10)), meta={"kind": "network-correspondence"})
+    return fig
+
+
+# =======================================================================================
+# Layer-level similarity beside the relation matrices (issue 14, item 4)
+# =======================================================================================
+#: The CKA heatmap's size: beside the correspondence strip, under the matrices.
+CKA_PX = (300, 290)
+#: The outline of the diagonal cells (orange: red and blue mean the source and target models).
+CKA_DIAGONAL_COLOR = "#ff7f0e"
+
+
+def cka_heatmap(m: CkaMatrix | None, tags: Sequence[str], titles: Sequence[str],
+                size: tuple[int, int] = CKA_PX) -> go.Figure:
+    """Layers x layers linear CKA: source model's layers as rows (top: the first), target model's as columns,
+    greys from white (0) to black (1) as the similarity matrices; the diagonal (the same layer before and
+    after fine-tuning) outlined.
+
+    Args:
+        m: :func:`dashboard.views.network.data.cka_matrix` (None: a cache built before the cka stage).
+        tags: the layers' short labels (``L1``), one per row/column.
+        titles: the layers' hover names (``L1 = features.0 (Conv2d, 16 neurons)``), one per row/column.
+        size: ``(width, height)`` in pixels.
+    """
+    if m is None:
+        return empty_figure("no CKA in this cache (built before the cka stage; rebuild to add it)",
+                            width=size[0], height=size[1])
+    n = len(m.layers)
+    v = np.asarray(m.values, dtype=float)[:n, :n]
+    hover = [[f"source {titles[i]}<br>target {titles[j]}" for j in range(n)] for i in range(n)]
+    fig = go.Figure(go.Heatmap(
+        z=v, x=list(range(n)), y=list(range(n)), customdata=hover, zmin=0.0, zmax=1.0,
+        colorscale=SIMILARITY_COLORSCALE, text=[[_fmt(x, 2) for x in row] for row in v],
+        texttemplate="%{text}" if n <= 10 else None, textfont=dict(size=9), xgap=1, ygap=1,
+        colorbar=dict(thickness=8, len=0.9, tickfont=dict(size=9), title=dict(text="CKA", font=dict(size=10))),
+        hovertemplate="%{customdata}<br>CKA %{z:.3f}<extra></extra>",
+    ))
+    shapes = [dict(type="rect", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5, y1=i + 0.5, xref="x", yref="y",
+                   line=dict(color=CKA_DIAGONAL_COLOR, width=1.5), fillcolor="rgba(0,0,0,0)") for i in range(n)]
+    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=list(tags), tickfont=dict(size=9))
+    apply_theme(fig, width=size[0], height=size[1], margin=dict(l=52, r=8, t=8, b=40), shapes=shapes,
+                xaxis=dict(title=dict(text="target model layer", font=dict(size=10)), showgrid=False, **ticks),
+                yaxis=dict(title=dict(text="source model layer", font=dict(size=10)), autorange="reversed",
+                           showgrid=False, scaleanchor="x", constrain="domain", **ticks),
+                meta={"kind": "network-cka", "domain": m.domain})
     return fig

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from dash import dcc, html
 
-from dashboard.components import DataAttrs, Title, featvis_img
+from dashboard.components import DataAttrs, Title, featvis_img, featvis_missing
 from dashboard.lookups import Model, featvis_px, layer_tag, layer_title, valid_class
-from dashboard.routes import UrlFor, featvis_path, no_prefix, thumb_path
+from dashboard.routes import UrlFor, featvis_command, featvis_path, no_prefix, thumb_path
 from dashboard.theme import DOMAIN_COLORS, GRAPH_CONFIG
 from dashboard.views.network.data import (
     NeuronDetail,
@@ -31,6 +31,7 @@ from dashboard.views.network.data import (
     weight_detail,
 )
 from dashboard.views.network.figures import correspondence_strip, kernel_heatmap, normalise_click, parse_click
+from dashboard.views.network.similar_grid import similar_grid
 from transferviz.cache import Cache
 from transferviz.errors import TransferVizError
 
@@ -70,7 +71,7 @@ def _neuron_tag(model: str, number: int, neuron: int, title: str = "") -> html.S
 
 
 def _top_block(url_for: UrlFor, top: dict[str, list[tuple[int, float]]], class_name: str,
-               domain_names: dict[str, str]) -> html.Div:
+               domain_names: dict[str, str], command: str = "") -> html.Div:
     rows = []
     for domain in ("source", "target"):
         items = top.get(domain) or []
@@ -82,8 +83,11 @@ def _top_block(url_for: UrlFor, top: dict[str, list[tuple[int, float]]], class_n
         rows.append(html.Div([label] + [_thumb(url_for, i, 40, f"instance {i}: conductance {v:.3g}")
                                         for i, v in items], className="d-flex align-items-center mb-1"))
     return html.Div([
-        html.Div(f"No feature visualization in the cache. Instances of class '{class_name}' with the "
-                 "highest conductance for this neuron:", className="small text-muted mb-1"),
+        # the build renders the neurons the views pick; any other one is a command away
+        html.Div(["Feature visualization not rendered",
+                  *((": ", html.Code(command, className="tv-featvis-command user-select-all")) if command else ()),
+                  f". Instances of class '{class_name}' with the highest conductance for this neuron:"],
+                 className="small text-muted mb-1"),
         *rows,
     ], className="tv-top-instances")
 
@@ -95,30 +99,9 @@ def neuron_panel(d: NeuronDetail, class_name: str, domain_names: dict[str, str],
     rank = (f"importance rank {d.rank}" + (f" of {d.n_neurons}" if d.n_neurons else "") + f" for class '{class_name}'"
             if d.rank else f"not among the important neurons of class '{class_name}'")
     image = (_featvis(url_for, d.model, d.layer, d.neuron, native_px=d.featvis_px) if d.has_featvis
-             else _top_block(url_for, d.top, class_name, domain_names))
-    sim_rows = []
-    for s in d.similar:
-        img: html.Img | html.Span
-        if s["has_featvis"]:
-            img = _featvis(url_for, other, d.layer, s["neuron"], size=36, native_px=d.featvis_px)
-        elif s["top_id"] is not None:
-            img = _thumb(url_for, s["top_id"], 36, "the class's instance with the highest conductance")
-        else:
-            img = html.Span()
-        bar = html.Div(style={"width": f"{max(0.0, min(1.0, s['similarity'])) * 40:.0f}px", "height": "6px",
-                              "background": "#444"}, className="tv-sim-bar",
-                       title="similarity: cosine of the two neurons' attributions over the class's target instances")
-        rank_note = html.Sup(f" r{s['rank']}", className="text-muted",
-                             title=f"importance rank {s['rank']} in the {other} model") if s["rank"] else ""
-        sim_rows.append(html.Tr([
-            html.Td([_neuron_tag(other, d.number, s["neuron"], d.layer_title), rank_note], className="text-nowrap"),
-            html.Td(f"{s['similarity']:.3f}", className="text-end"),
-            html.Td(bar, style={"verticalAlign": "middle"}),
-            html.Td(img),
-        ], className="tv-similar-row"))
-    similar = (html.Table([html.Thead(html.Tr([html.Th("neuron"), html.Th("sim."), html.Th(""), html.Th("")])),
-                           html.Tbody(sim_rows)], className="table table-sm small mb-0 tv-similar")
-               if sim_rows else html.Div("No similarity data for this layer.", className="small text-muted"))
+             else _top_block(url_for, d.top, class_name, domain_names, d.featvis_command))
+    similar = (similar_grid(d.similar, other, d.layer, d.number, d.layer_title, url_for) if d.similar
+               else html.Div("No similarity data for this layer.", className="small text-muted"))
     return html.Div([
         # the short tag, the full module path on hover and, cut to the panel's width, after it
         html.Div([html.Span(f"{d.model} model · ", style={"color": DOMAIN_COLORS[d.model]}),
@@ -184,9 +167,11 @@ def neuron_image(cache: Cache, model: Model, layer: str, n: int, class_index: in
         return _featvis(url_for, model, layer, n, size=size, native_px=featvis_px(cache))
     top = top_instances(cache, model, layer, n, class_index, n=1)
     first = top.get("target") or top.get("source")
+    command = featvis_command(cache, layer, n, model)
     if not first:
-        return html.Span()
-    return _thumb(url_for, first[0][0], 48, "the class's instance with the highest conductance")
+        return featvis_missing(48, command)
+    return _thumb(url_for, first[0][0], 48, "the class's instance with the highest conductance (feature "
+                  f"visualization not rendered: {command})")
 
 
 def similarity_panel(cache: Cache, class_index: int, layer: str, number: int, s_neuron: int, t_neuron: int,

@@ -33,7 +33,7 @@ NONE_MISTAKEN = "\u2014"
 
 def class_table_records(cache: Cache) -> list[dict[str, Any]]:
     """The confusion table rows in class order; row ``i`` is class ``i`` and carries ``id = i``
-    (DataTable's row id, so selections survive sorting)."""
+    (the grid's row id, so selections survive sorting)."""
     if not cache.has_class_table:
         return []
     t = cache.class_table.sort_values("class_index")

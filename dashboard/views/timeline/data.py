@@ -11,6 +11,7 @@ import pandas as pd
 
 from dashboard.lookups import class_colors
 from dashboard.pool import POOL_SIZE, as_ids
+from dashboard.sampling import MAX_POINTS, priorities, sample_note, stratified_sample
 from transferviz.cache import Cache
 
 __all__ = ["DOMAIN_FILTERS", "MapGroup", "TimelineData", "domain_filter", "epoch_index", "map_ranges", "timeline_data",
@@ -61,6 +62,8 @@ class TimelineData:
     drift: pd.DataFrame | None
     layers: list[str]
     in_domain: dict[str, np.ndarray]  # "source"/"target" -> (N,) bool, domains == that domain
+    drawn: np.ndarray | None = None  # (N,) bool: the rows the map draws (None: all; see dashboard.sampling)
+    note: str = ""  # "showing k of N ..." when the map draws a sample
 
 
 def timeline_data(cache: Cache) -> TimelineData | None:
@@ -87,10 +90,17 @@ def _timeline_data(cache: Cache) -> TimelineData | None:
                         dtype=object)
     by_epoch = [" ".join(row) for row in name_arr[pred.T]]
     hover = np.array(by_epoch, dtype=object)
+    # above dashboard.sampling.MAX_POINTS the map draws one fixed stratified sample at every epoch (the
+    # same points move as the slider scrubs; an animation of different samples would flicker)
+    n = len(labels)
+    strata = labels * 2 + in_domain["target"]
+    drawn_rows = stratified_sample(np.arange(n), strata, priorities(n), MAX_POINTS)
+    drawn = np.zeros(n, dtype=bool)
+    drawn[drawn_rows] = True
     groups = []
     for lab in range(len(names)):
         for dom in ("source", "target"):
-            rows = np.flatnonzero((labels == lab) & in_domain[dom])
+            rows = np.flatnonzero((labels == lab) & in_domain[dom] & drawn)
             if len(rows):
                 groups.append(MapGroup(lab, dom, rows, hover[rows], (epochs[0], epochs[-1])))
     return TimelineData(
@@ -98,6 +108,7 @@ def _timeline_data(cache: Cache) -> TimelineData | None:
         groups=groups, ranges=map_ranges(positions), class_names=names, class_colors=class_colors(cache),
         accuracy=cache.timeline_accuracy(), drift=cache.timeline_drift(),
         layers=list(cache.layers), in_domain=in_domain,
+        drawn=None if len(drawn_rows) == n else drawn, note=sample_note(len(drawn_rows), n),
     )
 
 

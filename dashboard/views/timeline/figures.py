@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from dashboard.highlight import highlight_ids, highlight_trace
 from dashboard.pool import POOL_SIZE
+from dashboard.sampling import sample_annotation
 from dashboard.theme import (
     DOMAIN_SYMBOLS,
     MISPREDICTED_COLOR,
@@ -390,11 +391,15 @@ def epoch_column(i: int) -> dict[str, Any]:
 
 def map_fields(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True,
                highlight: Any = None) -> list[dict[str, Any]]:
-    return map_epoch_fields(td.positions[i], td.wrong[i], td.flips[i], td.groups, domain_filter(domain),
+    flips = td.flips[i] if td.drawn is None else td.flips[i] & td.drawn  # rings only on drawn points
+    return map_epoch_fields(td.positions[i], td.wrong[i], flips, td.groups, domain_filter(domain),
                             trails(td, pool, i), POOL_SIZE, show_flips, highlight_ids(highlight))
 
 
 def map_figure(td: TimelineData, i: int, domain: str, pool: Any, show_flips: bool = True,
                highlight: Any = None) -> go.Figure:
-    return timeline_map(map_fields(td, i, domain, pool, show_flips, highlight), td.groups, td.class_colors,
-                        td.class_names, td.ranges, height=MAP_HEIGHT)
+    fig = timeline_map(map_fields(td, i, domain, pool, show_flips, highlight), td.groups, td.class_colors,
+                       td.class_names, td.ranges, height=MAP_HEIGHT)
+    if td.note:  # the map draws a sample (dashboard.sampling): say so on it
+        fig.add_annotation(sample_annotation(td.note))
+    return fig
