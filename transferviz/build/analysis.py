@@ -224,7 +224,9 @@ def stage_abstract(ctx: BuildContext) -> None:
     merged = ctx.rows("weights", len(tasks), weight_tasks, rows_per_chunk=1, desc="important weights", unit="class")
     if merged is None:
         return  # another rank of a torchrun build: rank 0 writes the artifacts
-    tables = iter(merged["table"])  # in task order: model, pair, class
+    # in task order: model, pair, class; no task at all (a network with no layer pair joined by one weight
+    # matrix, e.g. a ResNet's blocks) merges no key
+    tables = iter(merged.get("table", []))
     filtered: set[str] = set()
     for which in MODELS:
         mods = dict(models[which].named_modules())
