@@ -22,7 +22,6 @@ jittered maps) unless ``--cache`` names one. Printed:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,6 +33,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks
+
+from load import bench_callbacks  # noqa: E402 (after the path)
 
 GOAL_P95_MS = 300.0
 GOAL_FIRST_LOAD_S = 3.0
@@ -112,16 +114,6 @@ def selection_tsne(cache_dir: Path, n: int = SELECTION_SIZE) -> dict[str, Any]:
             "iterations": projection.selection_iterations(len(rows))}
 
 
-def _bench_callbacks() -> Any:
-    """benchmarks/callbacks.py under another name (its file name is the dashboard's ``callbacks`` package's)."""
-    spec = importlib.util.spec_from_file_location("bench_callbacks", Path(__file__).with_name("callbacks.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_callbacks"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_line() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min) on {os.cpu_count()} cores"
@@ -172,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if not a.skip_callbacks:
             out = Path(tmp) / "callbacks.json"
             print(f"\nbenchmarks/callbacks.py --repeat {a.repeat} over {cache_dir}:")
-            _bench_callbacks().main(["--cache", str(cache_dir), "--repeat", str(a.repeat), "--json", str(out)])
+            bench_callbacks().main(["--cache", str(cache_dir), "--repeat", str(a.repeat), "--json", str(out)])
             cb = json.loads(out.read_text())
             worst = max(cb["callbacks"], key=lambda r: r["p95_ms"] if r["p95_ms"] == r["p95_ms"] else -1)
             first = cb["first_load"]["first_load_s"]

@@ -47,7 +47,7 @@ GOAL_NEW_SELECTION_P95_MS = 1000.0
 NEW_SELECTION = "class selection (new)"
 
 
-def _bench_callbacks() -> Any:
+def bench_callbacks() -> Any:
     """benchmarks/callbacks.py, loaded under another name: its file name is the dashboard's ``callbacks`` package's."""
     spec = importlib.util.spec_from_file_location("bench_callbacks", Path(__file__).with_name("callbacks.py"))
     assert spec is not None and spec.loader is not None
@@ -85,7 +85,7 @@ def plan_visits(cache_dir: Path, prefix: str, seed: int = 0) -> list[list[Reques
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("transferviz").setLevel(logging.ERROR)
-    bc = _bench_callbacks()
+    bc = bench_callbacks()
     from dashboard.app import create_app
     from dashboard.urlstate import StateSpace
     from layouts import ids
