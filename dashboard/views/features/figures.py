@@ -3,7 +3,6 @@ discriminability biplot, drawn from given values or (:func:`biplot_figure`) from
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ import plotly.graph_objects as go
 
 from dashboard.highlight import highlight_ids, highlight_trace
 from dashboard.lookups import Model, layer_title, valid_class
+from dashboard.lru import LruMemo
 from dashboard.theme import (
     DOMAIN_COLORS,
     DOMAIN_SYMBOLS,
@@ -311,22 +311,8 @@ def _projection(cache: Cache, m: Model, c: int, checked: tuple[str, ...]) -> tup
         return coords.astype(float), axes.astype(float), rows
     # keyed by what the user checked, so unbounded in number: the newest PROJECTION_MEMO are kept (issue 15,
     # a worker's memory must not grow with every check a long session makes)
-    memo: OrderedDict[tuple[str, int, tuple[str, ...]], tuple[np.ndarray, np.ndarray, list[int]]] = \
-        cache.memo(("features.projections",), OrderedDict)
-    key = (str(m), c, checked)
-    try:  # (a threaded server may evict between a membership test and the read: ask once)
-        value = memo[key]
-        memo.move_to_end(key)
-        return value
-    except KeyError:
-        pass
-    value = memo[key] = compute()
-    while len(memo) > PROJECTION_MEMO:
-        try:
-            memo.popitem(last=False)
-        except KeyError:
-            break
-    return value
+    memo: LruMemo[tuple[np.ndarray, np.ndarray, list[int]]] = cache.memo(("features.projections",), LruMemo)
+    return memo.get((str(m), c, checked), compute, size=PROJECTION_MEMO)
 
 
 def biplot_figure(cache: Cache, class_index: Any, model: Any, checked: Sequence[str] | None,

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from dashboard.lru import LruMemo
 
 __all__ = ["MAX_BLOCK", "GridQuery", "GridRequestError", "OrderCache", "column_mask", "parse_request", "row_order"]
 
@@ -186,23 +186,6 @@ def row_order(frame: pd.DataFrame, keep: np.ndarray, sort_model: list[dict[str, 
     return ordered.index.to_numpy(dtype=np.int64)  # the frame's index is its positions (a RangeIndex)
 
 
-class OrderCache:
-    """The row orders of the last few (box query, filterModel, sortModel), least recently used out.
-
-    Scrolling asks for block after block of the same query: each is then a slice. Guarded by a
-    lock (gunicorn threads share it)."""
-
-    def __init__(self, size: int = 8):
-        self.size, self._lock, self._orders = size, threading.Lock(), OrderedDict[tuple, np.ndarray]()
-
-    def get(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        with self._lock:
-            if key in self._orders:
-                self._orders.move_to_end(key)
-                return self._orders[key]
-        order = compute()
-        with self._lock:
-            self._orders[key] = order
-            while len(self._orders) > self.size:
-                self._orders.popitem(last=False)
-        return order
+#: The row orders of the last few (box query, filterModel, sortModel): scrolling asks for block after block of
+#: the same query, each then a slice.
+OrderCache = LruMemo

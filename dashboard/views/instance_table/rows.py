@@ -34,7 +34,7 @@ class Answer:
     ok: bool
 
 
-def _orders(cache: Cache) -> OrderCache:
+def _orders(cache: Cache) -> OrderCache[np.ndarray]:
     return cache.memo(("instance_table.orders",), OrderCache)
 
 
