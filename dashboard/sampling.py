@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_POINTS", "priorities", "sample_annotation", "sample_note", "stratified_sample"]
+__all__ = ["MAX_POINTS", "class_domain_strata", "priorities", "sample_annotation", "sample_note", "stratified_sample"]
 
 #: The most points one scatter map draws (see the module docstring); the demo's 4,797 instances are all drawn.
 MAX_POINTS = 12_000
@@ -26,6 +26,11 @@ MAX_POINTS = 12_000
 def priorities(n: int, seed: int = 0) -> np.ndarray:
     """A fixed random order of ``n`` rows: ``(n,)`` distinct float64 in [0, 1), lowest drawn first."""
     return np.random.default_rng(seed).random(n)
+
+
+def class_domain_strata(labels: np.ndarray, domains: np.ndarray) -> np.ndarray:
+    """The maps' strata: one code per (class, domain) pair, from the labels and the "source"/"target" domains."""
+    return np.asarray(labels, dtype=np.int64) * 2 + (np.asarray(domains) == "target")
 
 
 def stratified_sample(rows: np.ndarray, strata: np.ndarray, priority: np.ndarray, k: int,

@@ -16,7 +16,7 @@ import numpy as np
 from dashboard.highlight import highlight_ids
 from dashboard.lookups import MODELS
 from dashboard.pool import as_ids, focus_id
-from dashboard.sampling import MAX_POINTS, priorities, stratified_sample
+from dashboard.sampling import MAX_POINTS, class_domain_strata, priorities, stratified_sample
 from transferviz.cache import Cache
 
 __all__ = ["DEFAULTS", "DOMAINS", "MAPS", "MAP_KEYS", "WRONG_ONLY", "HardData", "brushed_ids", "drawn_rows",
@@ -97,7 +97,7 @@ def _hard_data(cache: Cache) -> HardData:
         ids=df["id"].to_numpy(dtype=np.int64), domain=text(df["domain"]),
         maps={"hidden": positions(hidden), "pixels": positions(cache.pixel_tsne())},
         loss=loss, wrong=wrong, hover=hover,
-        strata=label * 2 + (text(df["domain"]) == "target").astype(np.int64), priority=priorities(n))
+        strata=class_domain_strata(label, text(df["domain"])), priority=priorities(n))
 
 
 def drawn_rows(d: HardData, keep: np.ndarray, model: str, limit: int = MAX_POINTS) -> np.ndarray:

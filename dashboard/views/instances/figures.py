@@ -20,7 +20,14 @@ import plotly.graph_objects as go
 
 from dashboard.highlight import highlight_ids, highlight_trace
 from dashboard.lookups import PALETTE_SIZE, class_colors, distinct_class_palette, many_class_palette
-from dashboard.sampling import MAX_POINTS, priorities, sample_annotation, sample_note, stratified_sample
+from dashboard.sampling import (
+    MAX_POINTS,
+    class_domain_strata,
+    priorities,
+    sample_annotation,
+    sample_note,
+    stratified_sample,
+)
 from dashboard.theme import (
     DOMAIN_SYMBOLS,
     MISPREDICTED_COLOR,
@@ -288,7 +295,7 @@ def drawn_frame(cache: Cache, df: pd.DataFrame, limit: int = MAX_POINTS) -> pd.D
     if len(df) <= limit:
         return df
     ids_ = df["id"].to_numpy(dtype=np.int64)
-    strata = df["label"].to_numpy(dtype=np.int64) * 2 + (df["domain"].to_numpy() == "target")
+    strata = class_domain_strata(df["label"].to_numpy(), df["domain"].to_numpy())
     prio = cache.memo(("sampling.priorities",), lambda: priorities(len(cache.instances)))[ids_]
     pos = stratified_sample(np.arange(len(df)), strata, prio, limit)
     return df.iloc[pos].reset_index(drop=True)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dashboard.lookups import class_colors
 from dashboard.pool import POOL_SIZE, as_ids
-from dashboard.sampling import MAX_POINTS, priorities, sample_note, stratified_sample
+from dashboard.sampling import MAX_POINTS, class_domain_strata, priorities, sample_note, stratified_sample
 from transferviz.cache import Cache
 
 __all__ = ["DOMAIN_FILTERS", "MapGroup", "TimelineData", "domain_filter", "epoch_index", "map_ranges", "timeline_data",
@@ -93,7 +93,7 @@ def _timeline_data(cache: Cache) -> TimelineData | None:
     # above dashboard.sampling.MAX_POINTS the map draws one fixed stratified sample at every epoch (the
     # same points move as the slider scrubs; an animation of different samples would flicker)
     n = len(labels)
-    strata = labels * 2 + in_domain["target"]
+    strata = class_domain_strata(labels, domains)
     drawn_rows = stratified_sample(np.arange(n), strata, priorities(n), MAX_POINTS)
     drawn = np.zeros(n, dtype=bool)
     drawn[drawn_rows] = True
