@@ -7,6 +7,9 @@ Slow by nature (eight builds): the sizes and counts are the least that still exe
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -24,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
-def arch_cache(request, tmp_path_factory) -> tuple[str, Cache]:
+def arch_cache(request, tmp_path_factory) -> Iterator[tuple[str, Cache]]:
     from transferviz.build import build
     from transferviz.config import parse_config
 
@@ -44,7 +47,9 @@ def arch_cache(request, tmp_path_factory) -> tuple[str, Cache]:
               log=lambda m: None)
     finally:
         torch.set_num_threads(before)
-    return name, Cache.open(root / cfg["name"])
+    yield name, Cache.open(root / cfg["name"])
+    # eight builds of up to 1.6 GB each (VGG-16's weights): one on disk at a time, not all until the session ends
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_every_architecture_builds_and_reads(arch_cache: tuple[str, Cache]) -> None:

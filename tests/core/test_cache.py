@@ -205,3 +205,27 @@ def test_analysis_accessors(tiny_cache: Cache):
     png = c.featvis("target", layer, int(imp[0]))
     assert png is not None and png[:4] == b"\x89PNG"
     assert c.feature_change is not None and len(c.feature_change) > 0
+
+
+def test_identical_weights_are_written_once_and_linked(tmp_path):
+    """The final model repeats its last epoch's checkpoint: one file on disk, two names, same tensors."""
+    from safetensors.torch import load_file
+
+    from transferviz.cache import CacheWriter
+
+    w = CacheWriter(tmp_path)
+    a = {"w": torch.arange(12, dtype=torch.float32).reshape(3, 4), "b": torch.zeros(3, dtype=torch.bfloat16)}
+    w.weights("models/epochs/m_001.safetensors", a, "epoch 1")
+    w.weights("models/m.safetensors", {k: v.clone() for k, v in a.items()}, "final")
+    changed = dict(a, b=torch.ones(3, dtype=torch.bfloat16))
+    w.weights("models/other.safetensors", changed, "differs in one tensor")
+    renamed = {"w2": a["w"], "b": a["b"]}
+    w.weights("models/renamed.safetensors", renamed, "same bytes under another name")
+    ino = {name: (tmp_path / "models" / name).stat().st_ino
+           for name in ("epochs/m_001.safetensors", "m.safetensors", "other.safetensors", "renamed.safetensors")}
+    assert ino["m.safetensors"] == ino["epochs/m_001.safetensors"]
+    assert len({ino["m.safetensors"], ino["other.safetensors"], ino["renamed.safetensors"]}) == 3
+    for name, state in (("m.safetensors", a), ("other.safetensors", changed), ("renamed.safetensors", renamed)):
+        got = load_file(str(tmp_path / "models" / name))
+        assert got.keys() == state.keys() and all(torch.equal(got[k], state[k]) for k in state)
+    assert set(w.artifacts) == {f"models/{n}" for n in ino}
