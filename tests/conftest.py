@@ -18,6 +18,22 @@ REPO = Path(__file__).resolve().parent.parent
 # Two cores: keep torch from oversubscribing when pytest-xdist runs workers side by side.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+#: About the most the suite holds on disk at once (the demo, the 31-class and 100k fixtures, one
+#: architecture build): below it, the header says so before hundreds of setup errors would.
+SUITE_DISK_GB = 5.0
+
+
+def pytest_report_header(config) -> list[str]:
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir())
+    free = shutil.disk_usage(tmp).free / 2**30
+    line = f"transferviz: {free:.1f} GB free under {tmp}"
+    if free < SUITE_DISK_GB:
+        line += (f" -- WARNING: the suite writes up to about {SUITE_DISK_GB:.0f} GB of caches there; free space "
+                 f"or point TMPDIR at a larger disk")
+    return [line]
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
