@@ -15,6 +15,7 @@ jittered maps) unless ``--cache`` names one. Printed:
   in this checkout is touched; ``--before none`` skips it);
 * the class-selection t-SNE (``selection_map``) of 5,000 instances: wall and CPU seconds, iterations.
   Goal < 2 s;
+* the instance CSV exports of every row through their routes (median and p95 ms, bytes sent);
 * ``benchmarks/callbacks.py`` over the cache: every callback's p95 and the server side of the first page
   load. Goals: p95 <= 300 ms, first load <= 3 s.
 """
@@ -114,6 +115,36 @@ def selection_tsne(cache_dir: Path, n: int = SELECTION_SIZE) -> dict[str, Any]:
             "iterations": projection.selection_iterations(len(rows))}
 
 
+def export_routes(cache_dir: Path, repeat: int) -> dict[str, Any]:
+    """The instance CSVs of every row (the table with no filter; the hard-example view's 'both domains'),
+    posted to their routes through Flask's test client as the page posts them, gzip accepted: median and
+    p95 ms, raw and sent bytes. A download a user asked for, not a callback; reported beside them."""
+    import gzip
+    import statistics
+
+    from dashboard.app import create_app
+
+    app = create_app(cache_dir)
+    client = app.server.test_client()
+    states = {"instances": {"what": "shown", "request": None, "box_query": ""},
+              "hard_examples": {"brush": None, "model": "target", "domain": "both", "wrong_only": []}}
+    out: dict[str, Any] = {}
+    for kind, state in states.items():
+        times, r = [], None
+        for _ in range(repeat + 1):
+            t = time.perf_counter()
+            r = client.post(f"/export/{kind}.csv", json=state, headers={"Accept-Encoding": "gzip, deflate, br"})
+            times.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.get_data(as_text=True)
+        assert r is not None
+        times = sorted(times[1:])  # the first warms the route
+        sent = r.get_data()
+        p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+        out[kind] = {"median_ms": statistics.median(times), "p95_ms": p95, "bytes": len(gzip.decompress(sent)),
+                     "sent_bytes": len(sent)}
+    return out
+
+
 def load_line() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min) on {os.cpu_count()} cores"
@@ -160,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nclass-selection t-SNE of {sel['instances']:,} instances: {sel['wall_s']:.2f} s wall, "
               f"{sel['cpu_s']:.2f} s CPU, {sel['iterations']} iterations; < {GOAL_SELECTION_TSNE_S:.0f} s: {ok}")
         print("  " + load_line())
+
+        ex = export_routes(cache_dir, a.repeat)
+        results["exports"] = ex
+        print("\ninstance CSV exports of every row, by their routes (not callbacks; gzip level 1):")
+        for kind, v in ex.items():
+            print(f"  /export/{kind}.csv  median {v['median_ms']:.0f} ms, p95 {v['p95_ms']:.0f} ms; "
+                  f"{v['bytes']:,} bytes of CSV, {v['sent_bytes']:,} sent")
 
         if not a.skip_callbacks:
             out = Path(tmp) / "callbacks.json"

@@ -22,7 +22,7 @@ import dash
 from dash import Input, Output, State
 
 from callbacks.common import triggered_components
-from dashboard.export import csv_download
+from dashboard.export import export_callback_js, register_export
 from dashboard.highlight import highlight_trace
 from dashboard.lookups import selected_ids
 from dashboard.views.hard_examples import data
@@ -121,14 +121,17 @@ def click_focus(click_data: dict | None, n_instances: int) -> Any:
     return clicked[0] if clicked else NO
 
 
-def export_selection(cache: Cache, brush: Any, model: Any, domain: Any, wrong_only: Any) -> Any:
-    """The CSV download of the lasso selection, or, without one, of every instance the filters show."""
-    chosen = data.brushed_ids(brush)
-    if chosen is None:
-        d = data.hard_data(cache)
-        chosen = d.ids[data.visible_rows(d, *data.selection(model, domain, wrong_only))].tolist()
-        return csv_download(cache, chosen, "hard_examples_shown")
-    return csv_download(cache, chosen, "hard_examples_selection")
+def export_selection(cache: Cache, state: dict) -> tuple[list[int], str]:
+    """What the view's CSV button exports (``dashboard.export``'s chooser): the lasso selection
+    (``brush``), or, without one, every instance the filters (``model``, ``domain``, ``wrong_only``) show."""
+    chosen = data.brushed_ids(state.get("brush"))
+    if chosen is not None:
+        return chosen, "hard_examples_selection"
+    wrong = state.get("wrong_only")
+    d = data.hard_data(cache)
+    shown = data.visible_rows(d, *data.selection(state.get("model"), state.get("domain"),
+                                                 wrong if isinstance(wrong, list) else None))
+    return d.ids[shown].tolist(), "hard_examples_shown"
 
 
 def register(app: dash.Dash, cache: Cache) -> None:
@@ -163,11 +166,12 @@ def register(app: dash.Dash, cache: Cache) -> None:
         clicked = click_hidden if dash.ctx.triggered_id == ly.HIDDEN_MAP else click_pixels
         return click_focus(clicked, len(cache.instances))
 
-    @app.callback(Output(ly.DOWNLOAD, "data"), Input(ly.EXPORT, "n_clicks"), State(ly.BRUSH, "data"),
-                  State(ly.MODEL, "value"), State(ly.DOMAIN, "value"), State(ly.WRONG, "value"),
-                  prevent_initial_call=True)
-    def _export(_n, brush, model, domain, wrong_only):
-        return export_selection(cache, brush, model, domain, wrong_only)
+    # the CSV button: the browser posts the view's state to the export route (no callback on the server)
+    url = register_export(app, cache, "hard_examples", export_selection)
+    app.clientside_callback(
+        export_callback_js(url, ["brush", "model", "domain", "wrong_only"]),
+        Output(ly.DOWNLOAD, "data"), Input(ly.EXPORT, "n_clicks"), State(ly.BRUSH, "data"),
+        State(ly.MODEL, "value"), State(ly.DOMAIN, "value"), State(ly.WRONG, "value"), prevent_initial_call=True)
 
     @app.callback(Output(ly.DETAIL, "children"), Input(ids.FOCUS, "data"))
     def _detail(focus):

@@ -26,7 +26,7 @@ import dash
 from dash import ALL, Input, Output, State
 
 from callbacks.common import clicked_focus, fired_click
-from dashboard.export import csv_download
+from dashboard.export import ExportError, export_callback_js, register_export
 from dashboard.pool import add_to_pool, as_ids, focus_id
 from dashboard.views.instance_table import data
 from dashboard.views.instance_table.filterexpr import EXAMPLE, validate
@@ -101,15 +101,19 @@ def pool_focus(triggered: Any, n_clicks: Any) -> Any:
 
 # --- export -------------------------------------------------------------------------------
 
-def export_rows(cache: Cache, trigger: Any, request: Any, box_query: Any, pool: Any) -> Any:
-    """The CSV download for the button that fired: the rows the box and the column filters keep, in the
-    grid's sort (from its last ``getRowsRequest``; every row before it asked), or the image pool."""
-    if trigger == ly.POOL_EXPORT:
-        return csv_download(cache, as_ids(pool), "pool") if as_ids(pool) else NO
-    if trigger == ly.EXPORT:
-        row_ids = matching_ids(cache, request or {}, box_query)
-        return NO if row_ids is None else csv_download(cache, row_ids, "instances")
-    return NO
+def export_rows(cache: Cache, state: dict) -> tuple[list[int], str]:
+    """What a CSV button of the table exports (``dashboard.export``'s chooser): with ``what`` "pool" the
+    image pool; else the rows the box (``box_query``) and the grid's column filters keep, in the grid's
+    sort (``request``: its last ``getRowsRequest``; every row before it asked)."""
+    if state.get("what") == "pool":
+        pool = as_ids(state.get("pool") if isinstance(state.get("pool"), list) else [])
+        if not pool:
+            raise ExportError("the image pool is empty: tick instances in the table to add them")
+        return pool, "pool"
+    row_ids = matching_ids(cache, state.get("request") or {}, state.get("box_query"))
+    if row_ids is None:
+        raise ExportError("the table's filters or sort are not valid: clear them and export again")
+    return row_ids, "instances"
 
 
 # --- wiring -------------------------------------------------------------------------------
@@ -167,11 +171,13 @@ def register(app: dash.Dash, cache: Cache) -> None:
     def _clear(_n):
         return []  # the ticks follow (the grid reloads its blocks)
 
-    @app.callback(Output(ly.DOWNLOAD, "data"), Input(ly.EXPORT, "n_clicks"), Input(ly.POOL_EXPORT, "n_clicks"),
-                  State(ly.TABLE, "getRowsRequest"), State(ly.BOX_QUERY, "data"), State(ids.POOL, "data"),
-                  prevent_initial_call=True)
-    def _export(_table, _pool, request, box_query, pool):
-        return export_rows(cache, dash.ctx.triggered_id, request, box_query, pool)
+    # the CSV buttons: the browser posts the table's state to the export route (no callback on the server)
+    url = register_export(app, cache, "instances", export_rows)
+    app.clientside_callback(
+        export_callback_js(url, ["request", "box_query", "pool"], {ly.EXPORT: "shown", ly.POOL_EXPORT: "pool"}),
+        Output(ly.DOWNLOAD, "data"), Input(ly.EXPORT, "n_clicks"), Input(ly.POOL_EXPORT, "n_clicks"),
+        State(ly.TABLE, "getRowsRequest"), State(ly.BOX_QUERY, "data"), State(ids.POOL, "data"),
+        prevent_initial_call=True)
 
     @app.callback(Output(ly.POOL_VIEW, "children"), Output(ly.POOL_TITLE, "children"), Input(ids.POOL, "data"))
     def _pool(pool):

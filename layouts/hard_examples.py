@@ -92,7 +92,7 @@ def layout(cache: Cache) -> html.Div:
                        style={"fontSize": "0.7rem"},
                        title="download the lasso selection as CSV (without a lasso: every instance the filters "
                              "show)"),
-            dcc.Download(id=DOWNLOAD),
+            dcc.Store(id=DOWNLOAD),  # the last export: {file, bytes} or {error} (dashboard/export.py)
         ], className="d-flex align-items-center"),
         html.Div(id=DETAIL, children=html.Div(DETAIL_HINT, className="text-muted small"),
                  style={"minHeight": 84, "borderTop": "1px solid #eee", "paddingTop": 3}),

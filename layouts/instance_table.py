@@ -198,7 +198,7 @@ def layout(cache: Cache) -> html.Div:
             dbc.Button("CSV", id=EXPORT, n_clicks=0, size="sm", color="link", className="py-0 ms-2",
                        title="download the rows that match the filter, in the table's order, as CSV"),
         ], className="d-flex align-items-center"),
-        dcc.Download(id=DOWNLOAD),
+        dcc.Store(id=DOWNLOAD),  # the last export: {file, bytes} or {error} (dashboard/export.py)
         instance_table(cache),
         dcc.Store(id=BOX_QUERY, data=""),
         dcc.Store(id=REFRESH),

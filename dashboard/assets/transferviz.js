@@ -14,6 +14,36 @@ window.dccFunctions.tvLayerName = function (value) {
     }
 };
 
+/* Saves a blob as a file named `name` (the browser's own download, from an object URL). */
+window.tvSaveBlob = function (blob, name) {
+    var a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+};
+
+/* The instance CSVs (dashboard/export.py): POSTs a view's state to its export route and saves the
+   answer under the name the server gives, so the file never passes through a Dash callback. Resolves
+   to {file, bytes}, or to {error} with the server's one line (a clientside callback's output). */
+window.tvExport = function (url, state) {
+    return fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
+                       body: JSON.stringify(state)})
+        .then(function (r) {
+            if (!r.ok) {
+                return r.text().then(function (t) { return {error: (t || r.statusText).trim()}; });
+            }
+            var m = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+            var name = m ? m[1] : "export.csv";
+            return r.blob().then(function (blob) {
+                window.tvSaveBlob(blob, name);
+                return {file: name, bytes: blob.size};
+            });
+        })
+        .catch(function (e) { return {error: String(e)}; });
+};
+
 /* "Download the data as CSV" in every plot's mode bar (issue 16: any figure's data), beside the
    camera. Plotly has no such button and dcc.Graph's config cannot carry a click function, so the
    button is added to each mode bar as plotly (re)builds it (a MutationObserver), and reads what the
@@ -62,13 +92,7 @@ window.dccFunctions.tvLayerName = function (value) {
     };
     function download(gd) {
         var opts = (gd._context && gd._context.toImageButtonOptions) || {};
-        var blob = new Blob([window.tvFigureCsv(gd)], {type: "text/csv"});
-        var a = document.createElement("a");
-        a.href = URL.createObjectURL(blob);
-        a.download = (opts.filename || "figure") + ".csv";
-        document.body.appendChild(a);
-        a.click();
-        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+        window.tvSaveBlob(new Blob([window.tvFigureCsv(gd)], {type: "text/csv"}), (opts.filename || "figure") + ".csv");
     }
     var ICON = '<svg viewBox="0 0 1000 1000" class="icon" height="1em" width="1em"><path d="M150 100h500l200 ' +
         '200v600h-700z M200 150v700h600v-520h-180v-180z M260 430h480v60h-480z M260 560h480v60h-480z M260 690h480v60' +
