@@ -155,6 +155,18 @@ def highlight_patch(cache: Cache, highlight: Sequence[int] | None, class_index: 
     return patch
 
 
+def biplot_update(cache: Cache, cls: Any, model: Any, selected: Any, highlight: Any, drawn: Any) -> tuple[Any, Any]:
+    """``(figure, drawn key)`` of the biplot, or no update when the figure already shows this class, model
+    and checked neurons: once the server has set the ranking grid's selection, the grid reports it back
+    (``selectedRows`` fires again, the same rows), which would draw the same thousands of points twice on
+    every page load and class change."""
+    checked = keys_of_selection(selected)
+    key = [valid_class(cache, cls), str(valid_model(model)), sorted(checked)]
+    if drawn == key:
+        return no_update, no_update
+    return biplot_figure(cache, cls, model, checked, highlight), key
+
+
 def register(app: dash.Dash, cache: Cache) -> None:
     """Wires the view's callbacks to ``app`` over ``cache``, parsing Algorithm 1's tables now, once."""
     warm(cache)
@@ -187,13 +199,15 @@ def register(app: dash.Dash, cache: Cache) -> None:
 
     @app.callback(
         Output(ly.BIPLOT, "figure"),
+        Output(ly.BIPLOT_DRAWN, "data"),
         Input(ids.SELECTED_CLASS, "data"),
         Input(ly.MODEL, "value"),
         Input(ly.RANKING, "selectedRows"),
         State(ids.HIGHLIGHT, "data"),
+        State(ly.BIPLOT_DRAWN, "data"),
     )
-    def _biplot(cls, model, selected, highlight):
-        return biplot_figure(cache, cls, model, keys_of_selection(selected), highlight)
+    def _biplot(cls, model, selected, highlight, drawn):
+        return biplot_update(cache, cls, model, selected, highlight, drawn)
 
     @app.callback(
         Output(ly.BIPLOT, "figure", allow_duplicate=True),

@@ -28,6 +28,7 @@ ORDER = "features-order"
 RANKING = "features-ranking"
 STATUS = "features-status"
 BIPLOT = "feature-biplot"
+BIPLOT_DRAWN = "feature-biplot-drawn"  # dcc.Store: [class, model, sorted checked keys] the biplot shows
 TOOLTIP = "features-tooltip"
 MORE = "features-more"    # "show more": one more page of the ranking list
 SHOWN = "features-shown"  # dcc.Store: rows the ranking list shows in order (pages of MAX_ROWS)
@@ -57,6 +58,7 @@ def layout(cache: Cache) -> html.Div:
         html.Button("", id=MORE, n_clicks=0, className="btn btn-link btn-sm p-0 small", style={"display": "none"},
                     title="list the next page of neurons in this order"),
         dcc.Store(id=SHOWN, data=MAX_ROWS),
+        dcc.Store(id=BIPLOT_DRAWN),
     ], className="mb-1")
     biplot = html.Div([
         dcc.Graph(id=BIPLOT, figure=empty_figure("Loading…", height=BIPLOT_HEIGHT), config=BIPLOT_CONFIG,

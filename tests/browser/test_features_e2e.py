@@ -77,8 +77,11 @@ def test_ranking_grid_ticks_the_url_and_the_biplot(dash_duo, tiny_cache):
     assert more.text == f"show {len(full) - fm.MAX_ROWS} more ({fm.MAX_ROWS} of {len(full)} listed)"
     scroll_to(d, more)
     more.click()
-    d.execute_script(f"document.querySelector('#{grid} .ag-body-viewport').scrollTop = 1e6;")
-    wait_until("the last row", lambda: full[-1] in _ids(d, grid))
+    def at_the_end() -> bool:  # scrolled again each time: the appended page may arrive after a first scroll
+        d.execute_script(f"document.querySelector('#{grid} .ag-body-viewport').scrollTop = 1e6;")
+        return full[-1] in _ids(d, grid)
+
+    wait_until("the last row", at_the_end)
     wait_until("the more button to hide", lambda: not d.find_element(By.ID, fl.MORE).is_displayed())
     assert sorted(_url_neurons(d)) == want
 

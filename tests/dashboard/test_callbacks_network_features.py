@@ -603,3 +603,21 @@ def test_conductance_slices_and_histograms(cache):
     hists = fm.ranking_histograms(cache, "source", c)
     assert set(hists) == {(str(a), int(k)) for a, k in zip(d.neurons.layer, d.neurons.neuron)}
     assert hists[(layer, n)] == fm.mirrored_histogram_svg(src[3], tgt[3], width=160, height=30)
+
+
+def test_biplot_is_not_drawn_again_when_the_grid_echoes_its_selection(cache):
+    """The server sets the ranking grid's selection, the grid reports it back: the same biplot is not redrawn."""
+    from dashboard.urlstate import default_state
+
+    c = default_state(cache).cls
+    keys = [o["value"] for o in fm.ranking(cache, c, "target", "most")[0]][:3]
+    fig, drawn = cf.biplot_update(cache, c, "target", {"ids": keys}, None, None)
+    assert isinstance(fig, go.Figure) and drawn == [c, "target", sorted(keys)]
+    # the grid's own report of the same rows, in another order: nothing to draw
+    echoed = [{"value": k} for k in reversed(keys)]
+    assert cf.biplot_update(cache, c, "target", echoed, None, drawn) == (no_update, no_update)
+    # another check, model or class is drawn
+    assert isinstance(cf.biplot_update(cache, c, "target", echoed[:2], None, drawn)[0], go.Figure)
+    assert isinstance(cf.biplot_update(cache, c, "source", echoed, None, drawn)[0], go.Figure)
+    other = (c + 1) % len(cache.classes)
+    assert cf.biplot_update(cache, other, "target", echoed, None, drawn)[1][0] == other
