@@ -1,8 +1,10 @@
 """How many points a scatter map draws, and which, when a cache has more instances than a map can show.
 
-A map is a few hundred pixels a side: ~420 x 300 px holds ~10^5 pixels, and markers of 5-9 px cover it
-entirely at ~10^4 points. Past that, more points add no visible information -- only overdraw, megabytes
-of JSON and seconds of WebGL set-up in the browser (100k points froze a tab for seconds; issue 13). So
+A map is a few hundred pixels a side: ~420 x 300 px holds ~1.3 x 10^5 pixels, and markers of 5-9 px
+(20-64 px^2 each) cover it entirely at a few thousand points. Past that, more points add no visible
+information -- only overdraw, megabytes of JSON and WebGL set-up in the browser (100k points froze a tab
+for seconds; issue 13). Measured on the 100k scale cache in headless Chromium (software WebGL, the same
+two cores as the server): the first page load took 3.4-3.5 s at 12,000 points a map, 2.85 s at 6,000. So
 above :data:`MAX_POINTS` a map draws a *stratified sample*: every stratum (class x domain) keeps its
 share of the map, and a note on the map says "showing k of N".
 
@@ -20,7 +22,7 @@ import numpy as np
 __all__ = ["MAX_POINTS", "class_domain_strata", "priorities", "sample_annotation", "sample_note", "stratified_sample"]
 
 #: The most points one scatter map draws (see the module docstring); the demo's 4,797 instances are all drawn.
-MAX_POINTS = 12_000
+MAX_POINTS = 6_000
 
 
 def priorities(n: int, seed: int = 0) -> np.ndarray:
