@@ -68,8 +68,10 @@ def layout(cache: Cache) -> html.Div:
             html.Label("instance", htmlFor=INPUT, className="text-muted me-1 mb-0"),
             # no min/max and step "any": the browser would withhold an out-of-range or fractional
             # value, and the view could not say why nothing happened
+            # wide enough for the placeholder's range and the number spinner (a 100k cache's "0-99999")
             dbc.Input(id=INPUT, type="number", step="any", debounce=INPUT_DEBOUNCE_MS, size="sm",
-                      placeholder=f"0\u2013{max(n - 1, 0)}", style={"width": 78, "height": 24, "padding": "0 4px"},
+                      placeholder=f"0\u2013{max(n - 1, 0)}",
+                      style={"width": max(78, 34 + 8 * len(f"0-{max(n - 1, 0)}")), "height": 24, "padding": "0 4px"},
                       className="me-2"),
             html.Span("neighbours among", className="text-muted me-1"),
             segmented(SCOPE, [{"label": label, "value": v} for v, label in SCOPE_OPTIONS], "all"),
