@@ -193,9 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(timeout=30)
     print(f"cache {args.cache}: click-to-settled seconds in headless Chromium, 1366 x 768, {args.repeat} runs")
-    print(f"{'step':<14} {'median':>7} {'max':>7}  goal")  # a tab's first draw counts as a page load
+    print(f"{'step':<14} {'median':>7} {'max':>7}  goal")
     for step in runs[0]:
         vals = [r[step] for r in runs if step in r]
+        # a tab's first draw counts as a page load
         goal = GOAL_FIRST_LOAD_S if step in ("first load", "diagnosis tab") else GOAL_INTERACTION_S
         ok = "yes" if statistics.median(vals) < goal else "NO"
         print(f"{step:<14} {statistics.median(vals):7.2f} {max(vals):7.2f}  < {goal:.0f} s: {ok}")

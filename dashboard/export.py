@@ -79,7 +79,7 @@ def frame_csv(frame: pd.DataFrame) -> str:
     """``frame`` as CSV text, header first, floats at full (shortest round-trip) precision.
 
     Arrow's C++ writer, not ``DataFrame.to_csv``: pandas formats floats in Python, 0.74 s for the 100k
-    instances of issue 13's scale cache against 0.07 s here, and the export is a callback a user waits on.
+    instances of issue 13's scale cache against 0.07 s here, and a user waits on the download.
     Booleans come out as ``true``/``false``, which pandas, R and spreadsheets all read as booleans.
     """
     import pyarrow as pa
@@ -98,6 +98,7 @@ def csv_response(cache: Cache, ids: Sequence[Any] | None, what: str, accept_enco
     headers = {"Content-Disposition": f'attachment; filename="{_slug(cache.name)}_{_slug(what)}.csv"',
                "Cache-Control": "no-store"}
     if "gzip" in accept_encoding.lower():
+        # by hand: the app's flask-compress fixes its mimetypes when Dash makes the server, without text/csv
         packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: the gzip container
         body = packer.compress(body) + packer.flush()
         headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})

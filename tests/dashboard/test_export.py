@@ -101,10 +101,10 @@ def test_hard_examples_export_the_lasso_or_what_the_filters_show(tiny_app, tiny_
 def test_the_buttons_are_wired_to_the_routes_in_the_browser(tiny_app):
     """Each CSV button is a clientside callback posting to its route: no server callback carries the file."""
     clientside = {cb["output"]: cb for cb in tiny_app._callback_list if cb.get("clientside_function")}
+    js = "\n".join(tiny_app._inline_scripts)
     for download, route in ((table_ly.DOWNLOAD, export_path("instances")),
                             (hard_ly.DOWNLOAD, export_path("hard_examples"))):
         cb = clientside[f"{download}.data"]
-        js = tiny_app._inline_scripts and "\n".join(tiny_app._inline_scripts)
         assert route in js and "tvExport" in js, cb
     rules = {r.rule: r.methods for r in tiny_app.server.url_map.iter_rules()}
     assert "POST" in rules[export_path("instances")] and "POST" in rules[export_path("hard_examples")]
